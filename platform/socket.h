@@ -1,0 +1,79 @@
+// Non-blocking TCP sockets, as values: every expected outcome (would block, end of
+// stream, reset) is an IoResult, never an exception or a raw errno in src/.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace op {
+
+using SocketHandle = std::intptr_t;  // fd on POSIX, SOCKET on Windows
+inline constexpr SocketHandle kInvalidSocket = -1;
+
+enum class IoStatus { Ok, WouldBlock, Eof, Error };
+
+struct IoResult {
+    IoStatus status = IoStatus::Ok;
+    std::size_t bytes = 0;  // when Ok
+    int error = 0;          // platform error code when Error
+};
+
+struct IoSlice {
+    const char* data;
+    std::size_t len;
+};
+
+// An IPv4 or IPv6 socket address, opaque outside platform/.
+struct SockAddr {
+    alignas(8) unsigned char storage[128];
+    unsigned len = 0;
+    std::string to_string() const;  // "1.2.3.4:443" / "[::1]:443"
+    bool is_loopback() const;
+};
+
+namespace net {
+
+// Listening socket bound to host:port ("" = all interfaces, dual-stack when possible),
+// non-blocking, SO_REUSEADDR. Returns kInvalidSocket and sets error text on failure.
+SocketHandle listen_tcp(const std::string& host, std::uint16_t port, int backlog, std::string& error);
+// Non-blocking accept; WouldBlock when none pending; Error with error==EMFILE-class
+// reported via is_fd_exhaustion().
+IoResult accept(SocketHandle listener, SocketHandle* out);
+bool is_fd_exhaustion(int error);
+// Starts a non-blocking connect. Ok = connected or in progress (wait for writable, then
+// connect_result()); Error otherwise.
+IoResult connect_start(const SockAddr& addr, SocketHandle* out);
+// After the socket became writable: 0 on success, else an error code.
+int connect_result(SocketHandle s);
+
+IoResult read(SocketHandle s, char* buf, std::size_t cap);
+IoResult write(SocketHandle s, const char* data, std::size_t len);
+IoResult writev(SocketHandle s, const IoSlice* slices, int count);
+void shutdown_write(SocketHandle s);
+void close(SocketHandle s);
+void set_nodelay(SocketHandle s);
+std::uint16_t local_port(SocketHandle s);
+std::string error_text(int error);
+
+// Blocking name resolution (called on the resolver thread only). Fills up to `cap`
+// addresses with `port`; returns the count, 0 and sets error on failure.
+int resolve(const std::string& host, std::uint16_t port, SockAddr* out, int cap, std::string& error);
+
+}  // namespace net
+
+// Process-level facilities.
+namespace sys {
+void ignore_sigpipe();
+// Calls handler(signal_number) from signal context on SIGINT/SIGTERM; the handler must
+// be async-signal-safe (e.g. Waker::notify).
+void on_terminate_signal(void (*handler)(int));
+void raise_fd_limit();
+std::int64_t monotonic_ms();
+// "YYYY/MM/DD HH:MM:SS" in local time.
+void format_local_time(char out[20]);
+bool file_exists(const std::string& path);
+bool dir_exists(const std::string& path);
+}  // namespace sys
+
+}  // namespace op

@@ -1,0 +1,56 @@
+// A growable byte queue with reader and writer indexes (muduo style):
+//
+//   +-------------------+------------------+------------------+
+//   | consumed (free)   |  readable bytes  |  writable space  |
+//   +-------------------+------------------+------------------+
+//   0             read_index_        write_index_         capacity_
+//
+// Storage is allocated on first use and released whenever the buffer becomes empty
+// and is larger than its initial size, so idle connections hold no buffer memory
+// beyond a small block. Every owner states its own bound (high-water mark); the
+// buffer itself only refuses to grow beyond kMaxCapacity (append() returns false).
+#pragma once
+
+#include <cstddef>
+#include <cstring>
+#include <string_view>
+
+namespace op {
+
+class ByteBuffer {
+public:
+    static constexpr std::size_t kMaxCapacity = 256 * 1024 * 1024;
+
+    ByteBuffer() = default;
+    ~ByteBuffer() { delete[] data_; }
+    ByteBuffer(const ByteBuffer&) = delete;
+    ByteBuffer& operator=(const ByteBuffer&) = delete;
+
+    std::size_t size() const { return write_index_ - read_index_; }
+    bool empty() const { return write_index_ == read_index_; }
+    const char* data() const { return data_ + read_index_; }
+    std::string_view view() const { return {data(), size()}; }
+
+    // Makes room for at least n more bytes and returns where to write them;
+    // nullptr if that would exceed kMaxCapacity.
+    char* prepare(std::size_t n);
+    void commit(std::size_t n) { write_index_ += n; }
+
+    bool append(const char* p, std::size_t n);
+    bool append(std::string_view s) { return append(s.data(), s.size()); }
+
+    // Drops n readable bytes from the front.
+    void consume(std::size_t n);
+    void clear() { consume(size()); }
+    // Frees storage (used when a connection goes idle).
+    void release();
+    std::size_t capacity() const { return capacity_; }
+
+private:
+    char* data_ = nullptr;
+    std::size_t capacity_ = 0;
+    std::size_t read_index_ = 0;
+    std::size_t write_index_ = 0;
+};
+
+}  // namespace op

@@ -1,0 +1,60 @@
+// Incremental decoder for the chunked transfer coding (RFC 9112 section 7.1).
+//
+// A small state machine that never copies payload: each call to feed() looks at the
+// bytes the caller has buffered and returns how many it consumed plus, possibly, a
+// view of payload bytes inside that input. Call feed() again with the remaining
+// input until it answers NeedMore (no more progress possible without more bytes),
+// Done (the last chunk and trailer section have been consumed; bytes after it are not
+// part of this message) or Invalid.
+//
+// Strictness: chunk sizes are 1+ hex digits that fit in 64 bits (leading zeros
+// allowed), chunk extensions are accepted and ignored, chunk data must be followed by
+// CRLF, bare CR in a chunk line is Invalid, bare LF line endings are accepted. Trailer
+// fields are validated like header fields and discarded. A chunk line or trailer line
+// longer than kMaxLine bytes is Invalid, so a hostile peer cannot make it buffer.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+namespace op {
+
+class ChunkedDecoder {
+public:
+    enum class Status { NeedMore, Data, Done, Invalid };
+
+    struct Step {
+        Status status = Status::NeedMore;
+        std::size_t consumed = 0;   // bytes of the input used by this step
+        std::string_view data;      // payload when status == Data (a view into the input)
+        const char* error = "";     // reason when Invalid
+    };
+
+    static constexpr std::size_t kMaxLine = 4096;
+
+    // Consumes at most a prefix of `in`. Returns Data with a non-empty payload view,
+    // or NeedMore after consuming every byte it could (consumed may be > 0, e.g. a
+    // complete chunk-size line), or Done / Invalid.
+    Step feed(std::string_view in);
+
+    bool done() const { return state_ == State::Done; }
+    void reset() { *this = ChunkedDecoder{}; }
+
+private:
+    enum class State { Size, Data, DataCr, DataLf, Trailer, Done, Invalid };
+    State state_ = State::Size;
+    std::uint64_t remaining_ = 0;  // payload bytes left in the current chunk
+    std::size_t line_len_ = 0;     // bytes of the current line seen so far
+    // parse state of the current size line
+    bool size_digits_ = false, in_ext_ = false, saw_cr_ = false, trailer_empty_ = true;
+    std::uint64_t size_ = 0;
+};
+
+// Chunked writer: the framing of one chunk around `payload_len` bytes of payload.
+// Writes "<hex>\r\n" into out (at least 18 bytes) and returns its length.
+std::size_t chunk_header(char* out, std::size_t payload_len);
+inline constexpr std::string_view kChunkTrailerCrlf = "\r\n";
+inline constexpr std::string_view kLastChunk = "0\r\n\r\n";
+
+}  // namespace op

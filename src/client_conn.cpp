@@ -1,0 +1,684 @@
+#include "client_conn.h"
+
+#include <cstdio>
+
+#include "log.h"
+#include "router.h"
+#include "server.h"
+
+namespace op {
+
+namespace {
+
+constexpr std::int64_t kHeaderTimeoutMs = 30'000;     // first byte to complete head
+constexpr std::int64_t kKeepAliveIdleMs = 75'000;     // between requests
+constexpr std::int64_t kDrainTimeoutMs = 30'000;      // flushing a final answer
+constexpr std::int64_t kLingerMs = 2'000;             // discarding input before close
+constexpr std::size_t kPipelineLimit = 64 * 1024;     // buffered bytes of later requests
+
+void append_num(ByteBuffer& b, std::uint64_t v) {
+    char tmp[24];
+    int n = std::snprintf(tmp, sizeof tmp, "%llu", static_cast<unsigned long long>(v));
+    b.append(tmp, static_cast<std::size_t>(n));
+}
+
+void append_field(ByteBuffer& b, std::string_view name, std::string_view value) {
+    b.append(name);
+    b.append(": ", 2);
+    b.append(value);
+    b.append("\r\n", 2);
+}
+
+bool is_absolute_form(std::string_view t) { return !t.empty() && t[0] != '/' && t != "*"; }
+
+// "http://host:port/path?q" -> authority "host:port", path "/path?q".
+void split_absolute(std::string_view t, std::string_view& authority, std::string_view& path) {
+    std::size_t s = t.find("://");
+    std::string_view rest = s == std::string_view::npos ? t : t.substr(s + 3);
+    std::size_t end = rest.find_first_of("/?");
+    authority = rest.substr(0, end);
+    path = end == std::string_view::npos ? std::string_view("/") : rest.substr(end);
+}
+
+}  // namespace
+
+ClientConn::ClientConn(Server& server, SocketHandle fd)
+    : server_(server), fd_(fd), req_chunks_(), resp_chunks_() {
+    net::set_nodelay(fd_);
+    server_.client_opened();
+    interest_ = kReadable;
+    server_.poller().add(fd_, this, interest_);
+    arm_deadline();
+}
+
+ClientConn::~ClientConn() {
+    if (fd_ != kInvalidSocket) {
+        server_.poller().remove(fd_);
+        net::close(fd_);
+    }
+}
+
+void ClientConn::close_client() {
+    if (closed) return;
+    if (up_) {
+        up_->close();  // never pooled: it may still be streaming for us
+        up_ = nullptr;
+    }
+    server_.poller().remove(fd_);
+    net::close(fd_);
+    fd_ = kInvalidSocket;
+    server_.client_closed();
+    server_.destroy_later(this);
+}
+
+// ---- client side -------------------------------------------------------------------
+
+void ClientConn::on_ready(unsigned ready) {
+    if (ready & kReadable) read_client();
+    if (closed) return;
+    if (ready & kWritable) flush_client();
+    if (closed) return;
+    settle();
+}
+
+void ClientConn::read_client() {
+    const std::size_t chunk = server_.config().buffer_size;
+    for (;;) {
+        std::size_t limit = state_ == State::ReadingHead ? 64 * 1024 + chunk
+                            : state_ == State::Exchange && !req_done_ ? kHighWater
+                                                                      : kPipelineLimit;
+        if (lingering_) {
+            char sink[1024];
+            IoResult r = net::read(fd_, sink, sizeof sink);
+            if (r.status == IoStatus::Ok) continue;
+            if (r.status != IoStatus::WouldBlock) close_client();
+            return;
+        }
+        if (in_.size() >= limit) return;
+        char* p = in_.prepare(chunk);
+        if (!p) return;
+        IoResult r = net::read(fd_, p, chunk);
+        if (r.status == IoStatus::Ok) {
+            in_.commit(r.bytes);
+            continue;
+        }
+        if (r.status == IoStatus::WouldBlock) return;
+        // End of stream or reset. Between requests that is a normal close; during an
+        // exchange the client went away: the upstream is closed at once (close_client),
+        // so it stops generating tokens nobody reads.
+        close_client();
+        return;
+    }
+}
+
+void ClientConn::flush_client() {
+    while (!out_.empty()) {
+        IoResult r = net::write(fd_, out_.data(), out_.size());
+        if (r.status == IoStatus::Ok) {
+            out_.consume(r.bytes);
+            continue;
+        }
+        if (r.status == IoStatus::WouldBlock) return;
+        close_client();
+        return;
+    }
+    if (state_ == State::Draining && abort_after_flush_) {
+        close_client();
+        return;
+    }
+    if (state_ == State::Draining && !lingering_) {
+        // Lingering close: shut our side, then discard what the client still sends for
+        // a moment, so unread request bytes do not turn into a reset that destroys the
+        // answer before the client reads it.
+        net::shutdown_write(fd_);
+        lingering_ = true;
+        deadline_ms = server_.now_ms() + kLingerMs;
+    }
+}
+
+void ClientConn::settle() {
+    // Re-entry (an upstream failing synchronously inside acquire_upstream) is left to
+    // the outer call, which sees the changed state and goes round again.
+    if (in_settle_) return;
+    in_settle_ = true;
+    settle_rounds();
+    in_settle_ = false;
+}
+
+void ClientConn::settle_rounds() {
+    for (int round = 0; round < 64 && !closed; ++round) {
+        bool progress = false;
+        if (state_ == State::ReadingHead && !in_.empty()) {
+            std::size_t before = in_.size();
+            parse_next_request();
+            progress = in_.size() != before || state_ != State::ReadingHead;
+        }
+        if (closed) return;
+        if (state_ == State::Exchange) {
+            std::size_t before_in = in_.size(), before_sent = up_sent_;
+            move_request();
+            if (closed) return;
+            progress = progress || in_.size() != before_in || up_sent_ != before_sent;
+        }
+        flush_client();
+        if (closed) return;
+        // Backpressure on the response: read the upstream only while the client keeps up.
+        if (up_ && state_ == State::Exchange) {
+            if (upstream_paused_ && out_.size() <= kLowWater) {
+                upstream_paused_ = false;
+                up_->want_read(true);
+                read_upstream();  // TLS may hold decrypted bytes the socket will not signal
+                if (closed) return;
+                progress = true;
+            } else if (!upstream_paused_ && out_.size() >= kHighWater) {
+                upstream_paused_ = true;
+                up_->want_read(false);
+            }
+        }
+        if (!progress) break;
+    }
+    if (closed) return;
+    update_interest();
+    arm_deadline();
+}
+
+void ClientConn::update_interest() {
+    unsigned want = 0;
+    if (lingering_) {
+        want = kReadable;
+    } else if (state_ == State::ReadingHead) {
+        want = kReadable;
+    } else if (state_ == State::Exchange) {
+        std::size_t limit = req_done_ ? kPipelineLimit : kHighWater;
+        std::size_t pending_up = up_out_.size() - up_sent_;
+        if (in_.size() < limit && (req_done_ || pending_up < kHighWater)) want |= kReadable;
+    }
+    if (!out_.empty()) want |= kWritable;
+    if (want != interest_) {
+        server_.poller().modify(fd_, this, want);
+        interest_ = want;
+    }
+}
+
+void ClientConn::arm_deadline() {
+    if (lingering_) return;  // set when lingering began
+    std::int64_t now = server_.now_ms();
+    switch (state_) {
+        case State::ReadingHead:
+            // The header clock starts with the first byte and is not reset by later
+            // ones, so a client trickling bytes cannot hold the connection forever.
+            if (in_.empty()) {
+                deadline_ms = now + kKeepAliveIdleMs;
+                header_clock_ = false;
+            } else if (!header_clock_) {
+                deadline_ms = now + kHeaderTimeoutMs;
+                header_clock_ = true;
+            }
+            break;
+        case State::Draining:
+            if (!drain_clock_) deadline_ms = now + kDrainTimeoutMs;
+            drain_clock_ = true;
+            break;
+        case State::Exchange:
+            deadline_ms = 0;  // upstream phases carry their own
+            header_clock_ = false;
+            break;
+    }
+}
+
+void ClientConn::on_timeout() {
+    if (state_ == State::ReadingHead && !in_.empty()) {
+        answer_error({408, "invalid_request_error", "request_timeout", "timed out reading the request head"});
+        settle();
+        return;
+    }
+    close_client();
+}
+
+// ---- request side --------------------------------------------------------------------
+
+void ClientConn::parse_next_request() {
+    RequestHead head;
+    HeadLimits limits;
+    ParseResult r = parse_request_head(in_.view(), limits, head);
+    if (r.status == ParseStatus::Incomplete) return;
+    if (r.status == ParseStatus::Invalid) {
+        client_keep_alive_ = false;
+        req_done_ = false;  // whatever follows is not trusted: close after answering
+        answer_error({r.error_status, "invalid_request_error", "invalid_request", r.error});
+        in_.clear();
+        return;
+    }
+    begin_exchange(head, r.consumed);
+}
+
+void ClientConn::begin_exchange(const RequestHead& head, std::size_t head_len) {
+    reset_exchange();
+    state_ = State::Exchange;
+    head_request_ = head.is_head();
+    client_minor_ = head.version_minor;
+    client_keep_alive_ = head.keep_alive();
+    req_kind_ = head.body_kind();
+    req_remaining_ = head.content_length;
+    req_done_ = req_kind_ == BodyKind::None;
+
+    std::string_view x_target;
+    bool has_x_target = false;
+    for (std::size_t i = 0; i < head.field_count; ++i) {
+        if (iequals(head.fields[i].name, "X-Target-Host")) {
+            x_target = head.fields[i].value;
+            has_x_target = true;
+        }
+    }
+    std::string_view host = head.host;
+    std::string_view path = head.target;
+    if (is_absolute_form(head.target) && head.target != "*") {
+        split_absolute(head.target, host, path);  // RFC 9112 3.2.2: its authority wins
+    }
+    RouteResult route = server_.router().route(has_x_target, x_target, host);
+    if (route.outcome == RouteOutcome::BadHeader) {
+        in_.consume(head_len);
+        answer_error({400, "invalid_request_error", "invalid_target_host", route.error});
+        return;
+    }
+    if (route.outcome == RouteOutcome::NoRoute) {
+        in_.consume(head_len);
+        answer_error({404, "invalid_request_error", "unknown_route", route.error});
+        return;
+    }
+    target_ = std::move(route.target);
+    pool_key_ = target_.origin();
+    if (const auto& proxy = server_.config().upstream_proxy) pool_key_ += " via " + proxy->origin();
+
+    std::string_view rest = head.target == "*" ? path : strip_stage_prefix(path);
+    bool need_slash = rest.empty() || rest[0] != '/';
+    if (head.target == "*") need_slash = false;
+
+    // The upstream request head: re-serialised, so nothing malformed passes through.
+    ByteBuffer& o = up_out_;
+    o.append(head.method);
+    o.append(" ", 1);
+    if (need_slash) o.append("/", 1);
+    o.append(rest);
+    o.append(" HTTP/1.1\r\n", 11);
+    append_field(o, "Host", target_.authority);
+    for (std::size_t i = 0; i < head.field_count; ++i) {
+        std::string_view name = head.fields[i].name;
+        if (iequals(name, "Host") || iequals(name, "X-Target-Host") || iequals(name, "Content-Length") ||
+            iequals(name, "Expect") || is_hop_by_hop(name) || named_by_connection(head, name))
+            continue;
+        append_field(o, name, head.fields[i].value);
+    }
+    if (req_kind_ == BodyKind::Chunked) {
+        o.append("Transfer-Encoding: chunked\r\n");
+    } else if (head.has_content_length) {
+        o.append("Content-Length: ");
+        append_num(o, head.content_length);
+        o.append("\r\n", 2);
+    }
+    o.append("\r\n", 2);
+
+    if (server_.config().local_mode) {
+        log_line("Proxying request to: %s%s%.*s", target_.origin().c_str(), need_slash ? "/" : "",
+                 static_cast<int>(rest.size()), rest.data());
+    }
+    if (head.expect_continue && req_kind_ != BodyKind::None && client_minor_ >= 1)
+        out_.append("HTTP/1.1 100 Continue\r\n\r\n");
+
+    in_.consume(head_len);  // `head` views die here
+    acquire_upstream(true);
+}
+
+void ClientConn::acquire_upstream(bool allow_pooled) {
+    UpstreamConn* conn = allow_pooled ? server_.pool().take(pool_key_) : nullptr;
+    if (conn) {
+        up_ = conn;
+        up_->attach(this);
+        return;  // settle() sends the request
+    }
+    up_ = new UpstreamConn(server_, target_, pool_key_, this);
+    server_.track(up_);
+    up_->start();  // may fail at once (upstream_failed) or become ready later
+}
+
+void ClientConn::move_request() {
+    for (int guard = 0; guard < 1024; ++guard) {
+        bool progress = false;
+        // Client bytes -> upstream buffer, re-framed, while the upstream keeps up.
+        while (!req_done_ && !in_.empty() && up_out_.size() - up_sent_ < kHighWater) {
+            if (req_kind_ == BodyKind::ContentLength) {
+                std::size_t n = in_.size();
+                if (n > req_remaining_) n = static_cast<std::size_t>(req_remaining_);
+                if (n > kHighWater) n = kHighWater;
+                up_out_.append(in_.data(), n);
+                in_.consume(n);
+                req_remaining_ -= n;
+                req_done_ = req_remaining_ == 0;
+                progress = true;
+                continue;
+            }
+            ChunkedDecoder::Step step = req_chunks_.feed(in_.view());
+            if (step.status == ChunkedDecoder::Status::Invalid) {
+                abort_midstream(std::string("invalid chunked request body: ") + step.error);
+                if (!closed && !response_started_) {
+                    answer_error({400, "invalid_request_error", "invalid_request", step.error});
+                }
+                return;
+            }
+            if (step.status == ChunkedDecoder::Status::Data) {
+                char hdr[24];
+                up_out_.append(hdr, chunk_header(hdr, step.data.size()));
+                up_out_.append(step.data);
+                up_out_.append(kChunkTrailerCrlf);
+            } else if (step.status == ChunkedDecoder::Status::Done) {
+                up_out_.append(kLastChunk);
+                req_done_ = true;
+            }
+            in_.consume(step.consumed);
+            if (step.consumed > 0) progress = true;
+            if (step.status == ChunkedDecoder::Status::NeedMore) break;
+        }
+        if (replayable_ && up_out_.size() > kReplayLimit) replayable_ = false;
+        // Upstream buffer -> upstream connection.
+        if (up_ && up_->state() == UpstreamConn::State::Ready && up_sent_ < up_out_.size()) {
+            std::size_t n = up_->write(up_out_.data() + up_sent_, up_out_.size() - up_sent_);
+            if (closed) return;
+            if (n > 0) {
+                up_sent_ += n;
+                progress = true;
+            }
+        }
+        if (!replayable_ && up_sent_ > 0) {
+            up_out_.consume(up_sent_);
+            up_sent_ = 0;
+        }
+        if (!progress) return;
+    }
+}
+
+// ---- upstream events ----------------------------------------------------------------
+
+void ClientConn::upstream_ready() { settle(); }
+void ClientConn::upstream_writable() { settle(); }
+
+void ClientConn::upstream_readable() {
+    read_upstream();
+    if (!closed) settle();
+}
+
+void ClientConn::upstream_failed(UpstreamFailure why, const std::string& detail) {
+    up_ = nullptr;  // it closed itself
+    log_line("Error processing request: %s", detail.c_str());
+    ProxyError e{502, "proxy_error", "upstream_unreachable", detail};
+    switch (why) {
+        case UpstreamFailure::Timeout: e.status = 504; e.code = "upstream_timeout"; break;
+        case UpstreamFailure::Resolve: e.code = "upstream_dns_error"; break;
+        case UpstreamFailure::Connect: e.code = "upstream_unreachable"; break;
+        case UpstreamFailure::Proxy: e.code = "upstream_proxy_error"; break;
+        case UpstreamFailure::Tls: e.code = "upstream_tls_error"; break;
+    }
+    if (response_started_) {
+        abort_midstream(detail);
+        return;
+    }
+    answer_error(e);
+    settle();
+}
+
+void ClientConn::read_upstream() {
+    const std::size_t chunk = server_.config().buffer_size;
+    char* buf = server_.scratch(chunk);
+    while (up_ && !closed && state_ == State::Exchange && out_.size() < kHighWater) {
+        IoResult r = up_->read(buf, chunk);
+        if (r.status == IoStatus::WouldBlock) return;
+        if (r.status == IoStatus::Ok) {
+            got_response_byte_ = true;
+            on_response_bytes(buf, r.bytes);
+            continue;
+        }
+        upstream_ended(r.status == IoStatus::Error,
+                       r.status == IoStatus::Error ? up_->error_text() : std::string("connection closed"));
+        return;
+    }
+}
+
+void ClientConn::upstream_ended(bool error, const std::string& detail) {
+    bool head_done = response_started_;
+    if (!head_done) {
+        // A pooled connection the upstream had already closed: replay the request once
+        // on a fresh connection. The client never sees that race.
+        if (up_ && up_->reused() && !retried_ && replayable_ && !got_response_byte_) {
+            up_->close();
+            up_ = nullptr;
+            retried_ = true;
+            up_sent_ = 0;
+            acquire_upstream(false);
+            return;
+        }
+        std::string msg = "upstream " + target_.authority +
+                          (got_response_byte_ ? " sent an incomplete response head" : " closed the connection without a response");
+        if (error) msg += " (" + detail + ")";
+        log_line("Error processing request: %s", msg.c_str());
+        answer_error({502, "proxy_error", "upstream_bad_response", msg});
+        return;
+    }
+    if (resp_kind_ == BodyKind::UntilClose && !error) {
+        response_complete();
+        return;
+    }
+    abort_midstream("upstream " + target_.authority + " closed the connection mid-body" +
+                    (error ? " (" + detail + ")" : ""));
+}
+
+// ---- response side --------------------------------------------------------------------
+
+void ClientConn::on_response_bytes(const char* p, std::size_t n) {
+    if (response_started_) {
+        on_body_bytes(p, n);
+        return;
+    }
+    if (!resp_head_.append(p, n)) {
+        abort_midstream("response head too large");
+        return;
+    }
+    for (;;) {
+        ResponseHead head;
+        HeadLimits limits;
+        ParseResult r = parse_response_head(resp_head_.view(), limits, head);
+        if (r.status == ParseStatus::Incomplete) return;
+        if (r.status == ParseStatus::Invalid) {
+            std::string msg = "invalid response from upstream " + target_.authority + ": " + r.error;
+            log_line("Error processing request: %s", msg.c_str());
+            release_upstream(false);
+            answer_error({502, "proxy_error", "upstream_bad_response", msg});
+            return;
+        }
+        if (head.status < 200) {
+            if (head.status == 101) {
+                std::string msg = "upstream " + target_.authority + " switched protocols, which is not supported";
+                release_upstream(false);
+                answer_error({502, "proxy_error", "upstream_bad_response", msg});
+                return;
+            }
+            resp_head_.consume(r.consumed);  // interim response (100, 103): not relayed
+            continue;
+        }
+        // Bytes after a head that ends its message mean the upstream is out of step.
+        resp_extra_ = resp_head_.size() > r.consumed;
+        start_response(head);
+        if (state_ == State::Exchange) resp_extra_ = false;
+        resp_head_.consume(r.consumed);
+        break;
+    }
+    if (state_ == State::Exchange && !resp_head_.empty()) {
+        // Body bytes that arrived with the head.
+        ByteBuffer rest;
+        rest.append(resp_head_.view());
+        resp_head_.release();
+        on_body_bytes(rest.data(), rest.size());
+    } else {
+        resp_head_.release();
+    }
+}
+
+void ClientConn::start_response(const ResponseHead& head) {
+    response_started_ = true;
+    resp_kind_ = head.body_kind(head_request_);
+    resp_keep_alive_ = head.keep_alive();
+    resp_remaining_ = head.content_length;
+    client_chunked_ = false;
+    bool pass_length = false;
+    if (resp_kind_ == BodyKind::Chunked || resp_kind_ == BodyKind::UntilClose) {
+        if (client_minor_ >= 1) client_chunked_ = true;
+        else close_after_ = true;  // HTTP/1.0: the close delimits the body
+    } else if (resp_kind_ == BodyKind::ContentLength) {
+        pass_length = true;
+    } else if (head.has_content_length && (head_request_ || head.status == 304)) {
+        pass_length = true;  // describes the representation, not this (empty) body
+    }
+    if (!client_keep_alive_ || !req_done_) close_after_ = true;
+
+    ByteBuffer& o = out_;
+    char line[64];
+    int n = std::snprintf(line, sizeof line, "HTTP/1.1 %d ", head.status);
+    o.append(line, static_cast<std::size_t>(n));
+    o.append(head.reason);
+    o.append("\r\n", 2);
+    for (std::size_t i = 0; i < head.field_count; ++i) {
+        std::string_view name = head.fields[i].name;
+        if (iequals(name, "Content-Length") || is_hop_by_hop(name) || named_by_connection(head, name)) continue;
+        append_field(o, name, head.fields[i].value);
+    }
+    if (pass_length) {
+        o.append("Content-Length: ");
+        append_num(o, head.content_length);
+        o.append("\r\n", 2);
+    }
+    if (client_chunked_) o.append("Transfer-Encoding: chunked\r\n");
+    if (close_after_) o.append("Connection: close\r\n");
+    else if (client_minor_ == 0) o.append("Connection: keep-alive\r\n");
+    o.append("\r\n", 2);
+
+    if (resp_kind_ == BodyKind::None) response_complete();
+}
+
+void ClientConn::emit_body(const char* p, std::size_t n) {
+    if (n == 0) return;
+    if (client_chunked_) {
+        char hdr[24];
+        out_.append(hdr, chunk_header(hdr, n));
+        out_.append(p, n);
+        out_.append(kChunkTrailerCrlf);
+    } else {
+        out_.append(p, n);
+    }
+}
+
+void ClientConn::on_body_bytes(const char* p, std::size_t n) {
+    switch (resp_kind_) {
+        case BodyKind::ContentLength: {
+            std::size_t take = n < resp_remaining_ ? n : static_cast<std::size_t>(resp_remaining_);
+            emit_body(p, take);
+            resp_remaining_ -= take;
+            if (take < n) resp_extra_ = true;
+            if (resp_remaining_ == 0) response_complete();
+            return;
+        }
+        case BodyKind::UntilClose: emit_body(p, n); return;
+        case BodyKind::Chunked: {
+            std::string_view in(p, n);
+            while (!in.empty()) {
+                ChunkedDecoder::Step step = resp_chunks_.feed(in);
+                if (step.status == ChunkedDecoder::Status::Invalid) {
+                    log_line("Error processing request: invalid chunked body from upstream %s: %s",
+                             target_.authority.c_str(), step.error);
+                    abort_midstream("invalid chunked body");
+                    return;
+                }
+                if (step.status == ChunkedDecoder::Status::Data) emit_body(step.data.data(), step.data.size());
+                in.remove_prefix(step.consumed);
+                if (step.status == ChunkedDecoder::Status::Done) {
+                    if (!in.empty()) resp_extra_ = true;
+                    response_complete();
+                    return;
+                }
+                if (step.status == ChunkedDecoder::Status::NeedMore) {
+                    if (!in.empty()) resp_extra_ = true;  // cannot happen: NeedMore consumes all
+                    return;
+                }
+            }
+            return;
+        }
+        case BodyKind::None: resp_extra_ = true; return;
+    }
+}
+
+void ClientConn::response_complete() {
+    if (client_chunked_) out_.append(kLastChunk);
+    bool all_sent = req_done_ && up_sent_ == up_out_.size();
+    bool reusable = resp_keep_alive_ && all_sent && !resp_extra_ && resp_kind_ != BodyKind::UntilClose;
+    release_upstream(reusable);
+    if (!req_done_) close_after_ = true;  // the rest of the request body was never read
+    bool close = close_after_ || !client_keep_alive_;
+    reset_exchange();
+    state_ = close ? State::Draining : State::ReadingHead;
+    if (close) in_.clear();
+}
+
+void ClientConn::release_upstream(bool reusable) {
+    if (!up_) return;
+    if (reusable && !server_.stopping() && up_->state() == UpstreamConn::State::Ready && !up_->has_buffered_input()) {
+        up_->make_idle();
+        server_.give_back(up_);
+    } else {
+        up_->close();
+    }
+    up_ = nullptr;
+}
+
+void ClientConn::answer_error(const ProxyError& e) {
+    // Only before any byte of the response went out; afterwards abort_midstream().
+    release_upstream(false);
+    // The connection stays open only when the whole request was read and the client
+    // wants more; after a malformed request nothing that follows is trusted.
+    bool close = !req_done_ || !client_keep_alive_ || e.status == 408;
+    out_.append(render_error_response(e, close));
+    reset_exchange();
+    state_ = close ? State::Draining : State::ReadingHead;
+    if (close) in_.clear();
+}
+
+void ClientConn::abort_midstream(const std::string& why) {
+    (void)why;
+    // Whatever arrived is delivered, but the message never looks complete: no last
+    // chunk, fewer bytes than Content-Length, then the connection closes (no linger:
+    // the client is waiting for more and must learn of the failure at once).
+    release_upstream(false);
+    reset_exchange();
+    state_ = State::Draining;
+    abort_after_flush_ = true;
+    in_.clear();
+    flush_client();
+}
+
+void ClientConn::reset_exchange() {
+    if (up_) release_upstream(false);
+    up_out_.clear();
+    up_sent_ = 0;
+    replayable_ = true;
+    retried_ = false;
+    upstream_paused_ = false;
+    req_chunks_.reset();
+    resp_chunks_.reset();
+    resp_head_.release();
+    got_response_byte_ = false;
+    response_started_ = false;
+    resp_keep_alive_ = false;
+    resp_extra_ = false;
+    resp_kind_ = BodyKind::None;
+    resp_remaining_ = 0;
+    client_chunked_ = false;
+    close_after_ = false;
+}
+
+}  // namespace op

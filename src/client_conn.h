@@ -1,0 +1,127 @@
+// One client connection and the exchange it is in: the per-connection state machine.
+//
+//   ReadingHead --head parsed--> Exchange --response complete--> ReadingHead (keep-alive)
+//        |                          |                             or Draining (close)
+//        +--bad request / error-----+--------------------------> Draining --> closed
+//
+// Requests are handled one at a time in arrival order; pipelined requests wait in the
+// input buffer, so answers go out in order. The relay owns the backpressure rule:
+// it stops reading the client while the bytes not yet accepted by the upstream are
+// above kHighWater, and stops reading the upstream while the bytes not yet accepted
+// by the client are above kHighWater; each resumes below kLowWater. Memory per
+// exchange is therefore bounded whatever the body sizes.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "byte_buffer.h"
+#include "chunked_decoder.h"
+#include "error_response.h"
+#include "http_head.h"
+#include "pollable.h"
+#include "socket.h"
+#include "target.h"
+#include "upstream_conn.h"
+
+namespace op {
+
+class Server;
+
+class ClientConn final : public Pollable, public UpstreamOwner {
+public:
+    static constexpr std::size_t kHighWater = 64 * 1024;
+    static constexpr std::size_t kLowWater = 16 * 1024;
+    // While the whole request (head and body) fits in this many bytes it is kept
+    // until the first response byte, so it can be replayed on a fresh connection
+    // when a pooled one turns out to have been closed by the upstream.
+    static constexpr std::size_t kReplayLimit = 64 * 1024;
+
+    ClientConn(Server& server, SocketHandle fd);
+    ~ClientConn() override;
+
+    void on_ready(unsigned ready) override;
+    void on_timeout() override;
+
+    void upstream_ready() override;
+    void upstream_readable() override;
+    void upstream_writable() override;
+    void upstream_failed(UpstreamFailure why, const std::string& detail) override;
+
+    // Shutdown: a connection between requests is closed at once.
+    bool close_if_idle() override {
+        if (state_ != State::ReadingHead || !in_.empty()) return false;
+        close_client();
+        return true;
+    }
+
+private:
+    enum class State { ReadingHead, Exchange, Draining };
+
+    void settle();  // the one place that advances state after any event
+    void settle_rounds();
+    void read_client();
+    void flush_client();
+    void parse_next_request();
+    void begin_exchange(const RequestHead& head, std::size_t head_len);
+    void move_request();
+    void acquire_upstream(bool allow_pooled);
+    void read_upstream();
+    void on_response_bytes(const char* p, std::size_t n);
+    void start_response(const ResponseHead& head);
+    void on_body_bytes(const char* p, std::size_t n);
+    void emit_body(const char* p, std::size_t n);
+    void response_complete();
+    void upstream_ended(bool error, const std::string& detail);
+    void answer_error(const ProxyError& e);
+    void abort_midstream(const std::string& why);
+    void release_upstream(bool reusable);
+    void reset_exchange();
+    void close_client();
+    void update_interest();
+    void arm_deadline();
+
+    Server& server_;
+    SocketHandle fd_;
+    State state_ = State::ReadingHead;
+    unsigned interest_ = 0;
+    ByteBuffer in_;   // bytes from the client not yet consumed
+    ByteBuffer out_;  // bytes for the client not yet written
+    bool lingering_ = false;  // Draining: output done, write side shut, discarding input
+    bool abort_after_flush_ = false;  // Draining after a failure: close as soon as flushed
+    bool in_settle_ = false;
+    bool header_clock_ = false;
+    bool drain_clock_ = false;
+
+    // The exchange in progress.
+    bool head_request_ = false;
+    int client_minor_ = 1;
+    bool client_keep_alive_ = true;
+    bool close_after_ = false;
+    Target target_;
+    std::string pool_key_;
+    std::string log_url_;
+    UpstreamConn* up_ = nullptr;
+    bool upstream_paused_ = false;
+    bool retried_ = false;
+
+    BodyKind req_kind_ = BodyKind::None;
+    std::uint64_t req_remaining_ = 0;
+    ChunkedDecoder req_chunks_;
+    bool req_done_ = true;
+    ByteBuffer up_out_;        // request bytes for the upstream; [0, up_sent_) already sent
+    std::size_t up_sent_ = 0;
+    bool replayable_ = true;
+
+    ByteBuffer resp_head_;     // response head bytes until the head is complete
+    bool got_response_byte_ = false;
+    bool response_started_ = false;  // anything of the final response sent to the client
+    bool resp_keep_alive_ = false;
+    bool resp_extra_ = false;        // upstream sent bytes beyond the message
+    BodyKind resp_kind_ = BodyKind::None;
+    std::uint64_t resp_remaining_ = 0;
+    ChunkedDecoder resp_chunks_;
+    bool client_chunked_ = false;
+};
+
+}  // namespace op

@@ -1,0 +1,67 @@
+// The proxy's configuration: an immutable value built once from the command line and
+// the environment, then passed by const reference. Never a global.
+//
+// Command line: Go `flag` package syntax, as the original: "-name=value",
+// "-name value", "--name=value", "--name value"; boolean flags take no value
+// ("-flag", or "-flag=true/false"). "--" ends the flags; a positional argument is an
+// error. Environment variables are read through an injected lookup so tests can
+// supply their own.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "target.h"
+
+namespace op {
+
+struct ListenAddress {
+    std::string host;          // "" = all interfaces (IPv4 and IPv6), else a literal or name
+    std::uint16_t port = 9001;
+    std::string text;          // as given, for the start log line
+};
+
+struct Config {
+    ListenAddress listen;                                  // -listen / OPENAI_PROXY_LISTEN
+    std::vector<std::pair<std::string, Target>> targets;   // -targets + OPENAI_PROXY_TARGETS
+    std::optional<Target> default_target;                  // -default-target / OPENAI_PROXY_DEFAULT_TARGET;
+                                                           // api.openai.com when no targets at all
+    std::string ca_file;                                   // -ca-file
+    std::optional<Target> upstream_proxy;                  // -upstream-proxy, or local mode's proxy
+    bool local_mode = false;                               // ENV=local
+
+    std::size_t buffer_size = 1024;                        // -buffer-size: bytes per read
+    std::size_t pool_max_idle = 100;                       // -pool-max-idle
+    std::size_t pool_max_idle_per_host = 20;               // -pool-max-idle-per-host
+    std::chrono::seconds pool_idle_timeout{90};            // -pool-idle-timeout
+    std::chrono::seconds connect_timeout{10};              // -connect-timeout
+};
+
+using EnvLookup = std::function<const char*(const char* name)>;
+
+struct ConfigResult {
+    Config config;
+    std::vector<std::string> errors;  // every problem found, one line each; empty = OK
+    bool show_help = false;           // -h / -help / --help
+    bool show_version = false;        // -version / --version
+};
+
+// Parses argv[1..argc) and the environment. Never exits, never prints.
+ConfigResult parse_config(int argc, const char* const* argv, const EnvLookup& env);
+
+// The -h text: every option with its env var and default, one per line.
+std::string usage_text(const char* program_name);
+
+// The version string printed by --version, e.g. "openai-proxy 1.0.0".
+const char* version_text();
+
+// Parses "host:port", ":port", "[v6]:port" (Go's net.Listen syntax).
+bool parse_listen_address(std::string_view text, ListenAddress& out, std::string& error);
+
+}  // namespace op

@@ -1,0 +1,84 @@
+// Client-side TLS over memory buffers: the engine never owns a socket, so the same
+// code serves every event-loop backend. The owner moves ciphertext between the socket
+// and the engine: bytes read from the socket go in with feed_ciphertext(); bytes to
+// send come out with take_ciphertext(). Plaintext goes through read()/write().
+//
+// Verification is always on: certificate chain against the trust store, and the
+// peer's name (DNS name or IP address) against `server_name`, which is also sent as
+// SNI when it is a DNS name. Sessions are resumed per "host:port" from a cache in the
+// TlsClientContext (TLS 1.2 sessions and TLS 1.3 tickets alike).
+//
+// The implementation (OpenSSL today, mbedTLS for small builds) lives in one file,
+// tls_openssl.cpp; nothing else includes the library's headers.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace op {
+
+enum class TlsStatus {
+    Ok,          // progress made (bytes moved, or handshake finished)
+    WantRead,    // needs more ciphertext from the peer (feed_ciphertext)
+    Closed,      // peer sent close_notify (clean end of stream)
+    Error,       // fatal: verification failure, protocol error; see error()
+};
+
+struct TrustSettings {
+    std::string ca_file;        // -ca-file; wins over everything when non-empty
+    std::string env_cert_file;  // SSL_CERT_FILE (may be empty)
+    std::string env_cert_dir;   // SSL_CERT_DIR (may be empty)
+};
+
+class TlsClientContext {
+public:
+    // Builds a context with the trust store chosen by `choose_trust_store`.
+    // Returns nullptr and sets `error` if no usable trust store could be loaded.
+    static std::unique_ptr<TlsClientContext> create(const TrustSettings& trust, std::string& error);
+    virtual ~TlsClientContext() = default;
+    // Which file or directory the trust store was loaded from (for the start log).
+    virtual const std::string& trust_source() const = 0;
+};
+
+// First match wins: ca_file; SSL_CERT_FILE / SSL_CERT_DIR; the first existing bundle
+// among the usual distro paths (Debian/Ubuntu, RHEL/Fedora, Alpine, OpenWrt, SUSE,
+// Android). `exists` is injectable for tests. Sets is_dir when the result is a
+// directory of hashed certificates. Returns "" when nothing is found.
+struct TrustChoice {
+    std::string file;
+    std::string dir;
+};
+TrustChoice choose_trust_store(const TrustSettings& trust,
+                               bool (*file_exists)(const std::string&),
+                               bool (*dir_exists)(const std::string&));
+
+class TlsSession {
+public:
+    static std::unique_ptr<TlsSession> create(TlsClientContext& ctx, std::string_view server_name,
+                                              unsigned short port);
+    virtual ~TlsSession() = default;
+
+    // Ciphertext side.
+    virtual void feed_ciphertext(const char* data, std::size_t len) = 0;
+    virtual std::size_t pending_ciphertext() const = 0;                 // bytes waiting to be sent
+    virtual std::size_t take_ciphertext(char* out, std::size_t cap) = 0; // moves up to cap bytes out
+
+    // Drives the handshake; Ok once it has completed (then call no more).
+    virtual TlsStatus handshake() = 0;
+    virtual bool handshake_done() const = 0;
+    virtual bool session_reused() const = 0;
+
+    // Plaintext side. read(): Ok with *n > 0, WantRead, Closed or Error.
+    // write(): Ok with *n == len (the engine buffers ciphertext), or Error.
+    virtual TlsStatus read(char* out, std::size_t cap, std::size_t* n) = 0;
+    virtual TlsStatus write(const char* data, std::size_t len, std::size_t* n) = 0;
+    // Bytes of plaintext already decrypted or ciphertext buffered and not yet read.
+    virtual bool has_buffered_input() const = 0;
+
+    // The last error as one line, without library internals beyond the reason.
+    virtual const std::string& error() const = 0;
+};
+
+}  // namespace op

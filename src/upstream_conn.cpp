@@ -1,0 +1,409 @@
+#include "upstream_conn.h"
+
+#include <cstdio>
+
+#include "http_head.h"
+#include "log.h"
+#include "server.h"
+
+namespace op {
+
+namespace {
+// Outgoing bytes buffered (ciphertext with TLS) before write() reports "full".
+constexpr std::size_t kOutHighWater = 64 * 1024;
+// Socket read size for TLS records (a record carries up to 16 KiB of plaintext).
+constexpr std::size_t kCipherRead = 16 * 1024 + 512;
+}  // namespace
+
+UpstreamConn::UpstreamConn(Server& server, const Target& target, std::string pool_key, UpstreamOwner* owner)
+    : server_(server), target_(target), pool_key_(std::move(pool_key)), owner_(owner), id_(server.next_id()) {}
+
+UpstreamConn::~UpstreamConn() {
+    if (fd_ != kInvalidSocket) {
+        if (registered_) server_.poller().remove(fd_);
+        net::close(fd_);
+    }
+    server_.forget_resolution(id_);
+}
+
+void UpstreamConn::start() {
+    uses_ = 1;
+    deadline_ms = server_.now_ms() + server_.config().connect_timeout.count() * 1000;
+    const auto& proxy = server_.config().upstream_proxy;
+    const std::string& host = proxy ? proxy->host : target_.host;
+    std::uint16_t port = proxy ? proxy->port : target_.port;
+    Resolution res;
+    if (server_.resolver().lookup(id_, host, port, server_.now_ms(), res) == Resolver::Answer::Ready) {
+        on_resolved(std::move(res.addresses), res.error);
+        return;
+    }
+    server_.expect_resolution(id_, this);
+}
+
+void UpstreamConn::on_resolved(std::vector<SockAddr> addresses, const std::string& error) {
+    server_.forget_resolution(id_);
+    if (state_ != State::Resolving) return;
+    if (addresses.empty()) {
+        const auto& proxy = server_.config().upstream_proxy;
+        fail(UpstreamFailure::Resolve,
+             "cannot resolve " + (proxy ? "upstream proxy " + proxy->host : target_.host) + ": " + error);
+        return;
+    }
+    addresses_ = std::move(addresses);
+    next_address_ = 0;
+    state_ = State::Connecting;
+    connect_next();
+}
+
+void UpstreamConn::connect_next() {
+    std::string last_error = "no address";
+    while (next_address_ < addresses_.size()) {
+        const SockAddr& addr = addresses_[next_address_++];
+        if (fd_ != kInvalidSocket) {
+            if (registered_) server_.poller().remove(fd_);
+            registered_ = false;
+            net::close(fd_);
+            fd_ = kInvalidSocket;
+        }
+        IoResult r = net::connect_start(addr, &fd_);
+        if (r.status == IoStatus::Ok) {
+            interest_ = kWritable;
+            registered_ = server_.poller().add(fd_, this, interest_);
+            if (registered_) return;
+            last_error = "cannot register socket";
+            continue;
+        }
+        last_error = addr.to_string() + ": " + net::error_text(r.error);
+    }
+    fail(UpstreamFailure::Connect, "cannot connect to " + target_.authority + " (" + last_error + ")");
+}
+
+void UpstreamConn::connected() {
+    addresses_.clear();
+    addresses_.shrink_to_fit();
+    const auto& proxy = server_.config().upstream_proxy;
+    if (proxy) {
+        state_ = State::ProxyConnect;
+        std::string hostport = target_.host.find(':') != std::string::npos
+                                   ? "[" + target_.host + "]:" + std::to_string(target_.port)
+                                   : target_.host + ":" + std::to_string(target_.port);
+        std::string req = "CONNECT " + hostport + " HTTP/1.1\r\nHost: " + hostport + "\r\n\r\n";
+        out_.append(req);
+        if (!flush_out()) fail(UpstreamFailure::Proxy, "upstream proxy closed the connection: " + error_);
+        else update_interest();
+        return;
+    }
+    start_tls();
+}
+
+void UpstreamConn::start_tls() {
+    if (!target_.tls) {
+        state_ = State::Ready;
+        deadline_ms = 0;
+        update_interest();
+        if (owner_) owner_->upstream_ready();
+        return;
+    }
+    tls_ = TlsSession::create(server_.tls(), target_.host, target_.port);
+    if (!tls_) {
+        fail(UpstreamFailure::Tls, "cannot create TLS session");
+        return;
+    }
+    state_ = State::TlsHandshake;
+    drive_handshake();
+}
+
+void UpstreamConn::drive_handshake() {
+    TlsStatus st = tls_->handshake();
+    if (!flush_out()) {
+        fail(UpstreamFailure::Tls, "TLS handshake with " + target_.authority + " failed: " + error_);
+        return;
+    }
+    if (st == TlsStatus::Ok) {
+        state_ = State::Ready;
+        deadline_ms = 0;
+        update_interest();
+        if (owner_) owner_->upstream_ready();
+        return;
+    }
+    if (st == TlsStatus::WantRead) {
+        if (socket_eof_) {
+            fail(UpstreamFailure::Tls, "TLS handshake with " + target_.authority + " failed: connection closed");
+            return;
+        }
+        update_interest();
+        return;
+    }
+    fail(UpstreamFailure::Tls, "TLS handshake with " + target_.authority + " failed: " + tls_->error());
+}
+
+void UpstreamConn::proxy_connect_readable() {
+    for (;;) {
+        char* p = in_.prepare(1024);
+        IoResult r = net::read(fd_, p, 1024);
+        if (r.status == IoStatus::WouldBlock) break;
+        if (r.status != IoStatus::Ok) {
+            fail(UpstreamFailure::Proxy, "upstream proxy closed the connection during CONNECT");
+            return;
+        }
+        in_.commit(r.bytes);
+        ResponseHead head;
+        HeadLimits limits;
+        ParseResult pr = parse_response_head(in_.view(), limits, head);
+        if (pr.status == ParseStatus::Incomplete) continue;
+        if (pr.status == ParseStatus::Invalid) {
+            fail(UpstreamFailure::Proxy, std::string("invalid answer from upstream proxy: ") + pr.error);
+            return;
+        }
+        if (head.status / 100 != 2) {
+            fail(UpstreamFailure::Proxy, "upstream proxy refused CONNECT with status " + std::to_string(head.status));
+            return;
+        }
+        if (pr.consumed != in_.size()) {
+            fail(UpstreamFailure::Proxy, "upstream proxy sent bytes before the tunnel was used");
+            return;
+        }
+        in_.release();
+        start_tls();
+        return;
+    }
+    update_interest();
+}
+
+void UpstreamConn::attach(UpstreamOwner* owner) {
+    owner_ = owner;
+    state_ = State::Ready;
+    owner_wants_read_ = true;
+    ++uses_;
+    update_interest();
+}
+
+void UpstreamConn::make_idle() {
+    owner_ = nullptr;
+    state_ = State::Idle;
+    in_.release();
+    out_.release();
+    update_interest();
+}
+
+void UpstreamConn::close() {
+    if (closed) return;
+    if (state_ == State::Idle) server_.pool().remove(pool_key_, this);
+    owner_ = nullptr;
+    if (fd_ != kInvalidSocket) {
+        if (registered_) server_.poller().remove(fd_);
+        registered_ = false;
+        net::close(fd_);
+        fd_ = kInvalidSocket;
+    }
+    server_.destroy_later(this);
+}
+
+void UpstreamConn::fail(UpstreamFailure why, const std::string& detail) {
+    state_ = State::Failed;
+    UpstreamOwner* owner = owner_;
+    close();
+    if (owner) owner->upstream_failed(why, detail);
+}
+
+IoResult UpstreamConn::read(char* buf, std::size_t cap) {
+    if (state_ != State::Ready) return {IoStatus::WouldBlock, 0, 0};
+    if (!tls_) {
+        IoResult r = net::read(fd_, buf, cap);
+        if (r.status == IoStatus::Error) error_ = net::error_text(r.error);
+        if (r.status == IoStatus::WouldBlock && broken_) return {IoStatus::Error, 0, 0};
+        return r;
+    }
+    for (;;) {
+        std::size_t n = 0;
+        TlsStatus st = tls_->read(buf, cap, &n);
+        if (tls_->pending_ciphertext() > 0 && !flush_out()) return {IoStatus::Error, 0, 0};
+        if (st == TlsStatus::Ok) return {IoStatus::Ok, n, 0};
+        if (st == TlsStatus::Closed) return {IoStatus::Eof, 0, 0};
+        if (st == TlsStatus::Error) {
+            error_ = tls_->error();
+            return {IoStatus::Error, 0, 0};
+        }
+        if (socket_eof_) return {IoStatus::Eof, 0, 0};  // peer closed without close_notify
+        char cipher[kCipherRead];
+        IoResult r = net::read(fd_, cipher, sizeof cipher);
+        if (r.status == IoStatus::Ok) {
+            tls_->feed_ciphertext(cipher, r.bytes);
+            continue;
+        }
+        if (r.status == IoStatus::Eof) {
+            socket_eof_ = true;
+            continue;
+        }
+        if (r.status == IoStatus::Error) error_ = net::error_text(r.error);
+        if (r.status == IoStatus::WouldBlock && broken_) return {IoStatus::Error, 0, 0};
+        return r;
+    }
+}
+
+std::size_t UpstreamConn::write(const char* data, std::size_t len) {
+    if (state_ != State::Ready || len == 0) return 0;
+    if (broken_) return len;  // discarded: the exchange is failing, read() says why
+    if (out_.size() >= kOutHighWater) {
+        write_blocked_ = true;
+        update_interest();
+        return 0;
+    }
+    std::size_t take = len;
+    if (!tls_) {
+        if (out_.empty()) {
+            IoResult r = net::write(fd_, data, len);
+            if (r.status == IoStatus::Ok) {
+                if (r.bytes == len) return len;
+                data += r.bytes;
+                len -= r.bytes;
+            } else if (r.status == IoStatus::Error || r.status == IoStatus::Eof) {
+                // Reported to the owner by read(), after any response bytes already here.
+                error_ = net::error_text(r.error);
+                broken_ = true;
+                return take;
+            }
+        }
+        if (len > kOutHighWater - out_.size()) {
+            take -= len - (kOutHighWater - out_.size());
+            len = kOutHighWater - out_.size();
+        }
+        out_.append(data, len);
+    } else {
+        if (take > kOutHighWater) take = kOutHighWater;
+        std::size_t n = 0;
+        if (tls_->write(data, take, &n) != TlsStatus::Ok) {
+            error_ = tls_->error();
+            broken_ = true;
+            return take;
+        }
+        take = n;
+    }
+    if (!flush_out()) {
+        broken_ = true;
+        return take;
+    }
+    update_interest();
+    return take;
+}
+
+bool UpstreamConn::flush_out() {
+    for (;;) {
+        if (out_.empty() && tls_ && tls_->pending_ciphertext() > 0) {
+            char* p = out_.prepare(16 * 1024);
+            out_.commit(tls_->take_ciphertext(p, 16 * 1024));
+        }
+        if (out_.empty()) return true;
+        IoResult r = net::write(fd_, out_.data(), out_.size());
+        if (r.status == IoStatus::Ok) {
+            out_.consume(r.bytes);
+            continue;
+        }
+        if (r.status == IoStatus::WouldBlock) return true;
+        error_ = r.status == IoStatus::Error ? net::error_text(r.error) : "connection closed";
+        return false;
+    }
+}
+
+bool UpstreamConn::has_buffered_input() const { return tls_ && tls_->has_buffered_input(); }
+
+void UpstreamConn::want_read(bool on) {
+    if (owner_wants_read_ == on) return;
+    owner_wants_read_ = on;
+    update_interest();
+}
+
+void UpstreamConn::update_interest() {
+    if (fd_ == kInvalidSocket || !registered_) return;
+    unsigned want = 0;
+    bool pending_out = !out_.empty() || (tls_ && tls_->pending_ciphertext() > 0);
+    switch (state_) {
+        case State::Connecting: want = kWritable; break;
+        case State::ProxyConnect:
+        case State::TlsHandshake: want = kReadable | (pending_out ? kWritable : 0u); break;
+        case State::Ready:
+            want = (owner_wants_read_ && !socket_eof_ ? kReadable : 0u) |
+                   (!broken_ && (pending_out || write_blocked_) ? kWritable : 0u);
+            break;
+        case State::Idle: want = kReadable; break;
+        default: break;
+    }
+    if (want != interest_) {
+        server_.poller().modify(fd_, this, want);
+        interest_ = want;
+    }
+}
+
+void UpstreamConn::on_ready(unsigned ready) {
+    switch (state_) {
+        case State::Connecting: {
+            int err = net::connect_result(fd_);
+            if (err != 0) {
+                std::string why = net::error_text(err);
+                if (next_address_ < addresses_.size()) {
+                    connect_next();
+                    return;
+                }
+                fail(UpstreamFailure::Connect, "cannot connect to " + target_.authority + ": " + why);
+                return;
+            }
+            connected();
+            return;
+        }
+        case State::ProxyConnect:
+            if ((ready & kWritable) && !flush_out()) {
+                fail(UpstreamFailure::Proxy, "upstream proxy closed the connection: " + error_);
+                return;
+            }
+            if (ready & kReadable) proxy_connect_readable();
+            else update_interest();
+            return;
+        case State::TlsHandshake:
+            if (ready & kReadable) {
+                char cipher[kCipherRead];
+                IoResult r = net::read(fd_, cipher, sizeof cipher);
+                if (r.status == IoStatus::Ok) tls_->feed_ciphertext(cipher, r.bytes);
+                else if (r.status == IoStatus::Eof) socket_eof_ = true;
+                else if (r.status == IoStatus::Error) {
+                    fail(UpstreamFailure::Tls,
+                         "TLS handshake with " + target_.authority + " failed: " + net::error_text(r.error));
+                    return;
+                }
+            }
+            drive_handshake();
+            return;
+        case State::Ready:
+            if (ready & kWritable) {
+                bool ok = flush_out();
+                bool drained = out_.empty() && !(tls_ && tls_->pending_ciphertext() > 0);
+                if (!ok) {
+                    broken_ = true;
+                    out_.clear();
+                    ready |= kReadable;  // the owner's next read reports the error
+                }
+                if (ok && drained) write_blocked_ = false;
+                update_interest();
+                if (owner_ && ok && drained) owner_->upstream_writable();
+                if (closed) return;
+            }
+            if ((ready & kReadable) && owner_) owner_->upstream_readable();
+            return;
+        case State::Idle:
+            // An idle connection that turns readable is closing (or sent junk): drop it.
+            close();
+            return;
+        default:
+            return;
+    }
+}
+
+void UpstreamConn::on_timeout() {
+    if (state_ == State::Resolving || state_ == State::Connecting || state_ == State::ProxyConnect ||
+        state_ == State::TlsHandshake) {
+        const char* phase = state_ == State::TlsHandshake ? "TLS handshake with " : "connecting to ";
+        fail(UpstreamFailure::Timeout, std::string(phase) + target_.authority + " timed out after " +
+                                           std::to_string(server_.config().connect_timeout.count()) + "s");
+    }
+}
+
+}  // namespace op

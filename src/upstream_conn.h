@@ -1,0 +1,114 @@
+// One connection to an upstream origin: resolve, TCP connect, optional HTTP CONNECT
+// tunnel through an upstream proxy, optional TLS, then plaintext I/O for the exchange
+// that owns it, or idle in the pool.
+//
+//   Resolving -> Connecting -> [ProxyConnect] -> [TlsHandshake] -> Ready <-> Idle
+//        any failure -> Failed (owner told once), then closed
+//
+// The owner (the client side of an exchange) is told about progress through
+// UpstreamOwner; it pulls plaintext with read() and pushes it with write(). The
+// connection never reads from its socket while the owner does not want input
+// (backpressure), except while idle, when any readability means the peer closed or
+// sent junk, and the connection is dropped from the pool.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "byte_buffer.h"
+#include "pollable.h"
+#include "socket.h"
+#include "target.h"
+#include "tls.h"
+
+namespace op {
+
+class Server;
+
+enum class UpstreamFailure {
+    Resolve,      // name did not resolve
+    Connect,      // refused, unreachable
+    Timeout,      // connect/handshake took longer than -connect-timeout
+    Proxy,        // the upstream proxy refused the CONNECT tunnel
+    Tls,          // handshake or verification failed
+};
+
+class UpstreamOwner {
+public:
+    virtual ~UpstreamOwner() = default;
+    virtual void upstream_ready() = 0;     // handshake done: write the request
+    virtual void upstream_readable() = 0;  // read() may return data, Eof or an error
+    virtual void upstream_writable() = 0;  // write() accepts bytes again
+    virtual void upstream_failed(UpstreamFailure why, const std::string& detail) = 0;
+};
+
+class UpstreamConn final : public Pollable {
+public:
+    enum class State { Resolving, Connecting, ProxyConnect, TlsHandshake, Ready, Idle, Failed };
+
+    // `pool_key` identifies the origin (and proxy) for the idle pool.
+    UpstreamConn(Server& server, const Target& target, std::string pool_key, UpstreamOwner* owner);
+    ~UpstreamConn() override;
+
+    void start();                       // begins resolving (owner set)
+    void attach(UpstreamOwner* owner);  // taken from the pool: state Idle -> Ready
+    void make_idle();                   // given back to the pool: Ready -> Idle
+    void close();                       // closes the socket now; destroyed after the batch
+
+    // Plaintext. read(): Ok with bytes, WouldBlock, Eof, Error (error_text() says why).
+    IoResult read(char* buf, std::size_t cap);
+    // Accepts up to len bytes; 0 when the outgoing buffer is full (wait for writable).
+    std::size_t write(const char* data, std::size_t len);
+    // Whether plaintext may already be waiting (TLS buffered), so the owner should read
+    // without waiting for socket readiness.
+    bool has_buffered_input() const;
+
+    void want_read(bool on);
+
+    State state() const { return state_; }
+    const std::string& pool_key() const { return pool_key_; }
+    const Target& target() const { return target_; }
+    const std::string& error_text() const { return error_; }
+    bool reused() const { return uses_ > 1; }
+    std::uint64_t id() const { return id_; }
+
+    void on_ready(unsigned ready) override;
+    void on_timeout() override;
+    void on_resolved(std::vector<SockAddr> addresses, const std::string& error);
+
+private:
+    void connect_next();
+    void connected();
+    void start_tls();
+    void drive_handshake();
+    void proxy_connect_readable();
+    bool flush_out();   // sends out_ / TLS ciphertext; false on a socket error
+    bool pull_ciphertext();  // socket -> TLS engine; false on error
+    void fail(UpstreamFailure why, const std::string& detail);
+    void update_interest();
+
+    Server& server_;
+    Target target_;
+    std::string pool_key_;
+    UpstreamOwner* owner_;
+    std::uint64_t id_;
+    State state_ = State::Resolving;
+    SocketHandle fd_ = kInvalidSocket;
+    bool registered_ = false;
+    unsigned interest_ = 0;
+    bool owner_wants_read_ = true;
+    bool socket_eof_ = false;
+    bool write_blocked_ = false;
+    bool broken_ = false;  // a write failed; read() reports it once input is drained
+    int uses_ = 0;
+    std::vector<SockAddr> addresses_;  // only while connecting
+    std::size_t next_address_ = 0;
+    std::unique_ptr<TlsSession> tls_;
+    ByteBuffer out_;   // bytes waiting for the socket (ciphertext with TLS)
+    ByteBuffer in_;    // plain: unused; CONNECT: the proxy's response head
+    std::string error_;
+};
+
+}  // namespace op

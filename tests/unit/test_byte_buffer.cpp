@@ -1,0 +1,50 @@
+#include <string>
+
+#include "byte_buffer.h"
+#include "doctest/doctest.h"
+
+using op::ByteBuffer;
+
+TEST_CASE("byte buffer: append, consume and view keep byte order") {
+    ByteBuffer b;
+    CHECK(b.empty());
+    CHECK(b.capacity() == 0);  // no storage until first use
+    b.append("hello ");
+    b.append("world");
+    CHECK(b.view() == "hello world");
+    b.consume(6);
+    CHECK(b.view() == "world");
+    b.consume(100);
+    CHECK(b.empty());
+}
+
+TEST_CASE("byte buffer: grows past its initial block and compacts consumed space") {
+    ByteBuffer b;
+    std::string big(10000, 'x');
+    for (int i = 0; i < 10; ++i) big[static_cast<std::size_t>(i) * 1000] = static_cast<char>('a' + i);
+    REQUIRE(b.append(big));
+    CHECK(b.view() == big);
+    b.consume(9000);
+    CHECK(b.view() == big.substr(9000));
+    std::size_t cap = b.capacity();
+    b.append(std::string(100, 'y'));  // fits after sliding the 1000 live bytes down
+    CHECK(b.capacity() == cap);
+    CHECK(b.view() == big.substr(9000) + std::string(100, 'y'));
+}
+
+TEST_CASE("byte buffer: a large buffer frees its storage once drained") {
+    ByteBuffer b;
+    b.append(std::string(100000, 'z'));
+    CHECK(b.capacity() >= 100000);
+    b.consume(b.size());
+    CHECK(b.capacity() == 0);
+}
+
+TEST_CASE("byte buffer: prepare/commit writes in place") {
+    ByteBuffer b;
+    char* p = b.prepare(4);
+    REQUIRE(p != nullptr);
+    p[0] = 'a'; p[1] = 'b'; p[2] = 'c'; p[3] = 'd';
+    b.commit(3);
+    CHECK(b.view() == "abc");
+}
