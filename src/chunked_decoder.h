@@ -8,7 +8,8 @@
 // part of this message) or Invalid.
 //
 // Strictness: chunk sizes are 1+ hex digits that fit in 64 bits (leading zeros
-// allowed), chunk extensions are accepted and ignored, chunk data must be followed by
+// allowed), whitespace after the size (BWS) and chunk extensions are accepted and
+// ignored (extensions must hold no control bytes), chunk data must be followed by
 // CRLF, bare CR in a chunk line is Invalid, bare LF line endings are accepted. Trailer
 // fields are validated like header fields and discarded. A chunk line or trailer line
 // longer than kMaxLine bytes is Invalid, so a hostile peer cannot make it buffer.
@@ -35,7 +36,10 @@ public:
 
     // Consumes at most a prefix of `in`. Returns Data with a non-empty payload view,
     // or NeedMore after consuming every byte it could (consumed may be > 0, e.g. a
-    // complete chunk-size line), or Done / Invalid.
+    // complete chunk-size line), or Done / Invalid. A Data step's `consumed` covers the
+    // payload plus any framing before it and, when already buffered, the CRLF after
+    // it; a Done step's covers the final empty line and nothing beyond. Once Done or
+    // Invalid, further calls consume nothing and repeat that answer.
     Step feed(std::string_view in);
 
     bool done() const { return state_ == State::Done; }
@@ -43,12 +47,22 @@ public:
 
 private:
     enum class State { Size, Data, DataCr, DataLf, Trailer, Done, Invalid };
+    // Where the current chunk-size line or trailer line has got to.
+    enum class Part { Begin, Digits, Space, Ext, Name, Value };
+
+    // Advance the current line by one byte; false (with error_ set) if it is Invalid.
+    bool size_line_byte(char c);
+    bool trailer_byte(char c);
+    bool fail(const char* why);
+    void start_line(State next);
+
     State state_ = State::Size;
-    std::uint64_t remaining_ = 0;  // payload bytes left in the current chunk
+    Part part_ = Part::Begin;
+    bool saw_cr_ = false;          // last byte of the current line was CR: LF must follow
     std::size_t line_len_ = 0;     // bytes of the current line seen so far
-    // parse state of the current size line
-    bool size_digits_ = false, in_ext_ = false, saw_cr_ = false, trailer_empty_ = true;
-    std::uint64_t size_ = 0;
+    std::uint64_t size_ = 0;       // chunk size parsed so far
+    std::uint64_t remaining_ = 0;  // payload bytes left in the current chunk
+    const char* error_ = "";
 };
 
 // Chunked writer: the framing of one chunk around `payload_len` bytes of payload.

@@ -1,0 +1,15 @@
+#!/bin/sh
+# Builds the libFuzzer targets (clang++-14, libFuzzer + ASan + UBSan) into $1
+# (default /tmp/op-fuzz). The parsers are compiled in directly: they need nothing else.
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(dirname "$here")
+out=${1:-/tmp/op-fuzz}
+cxx=${CXX_FUZZ:-clang++-14}
+mkdir -p "$out"
+flags="-std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -Wall -Wextra -Werror -I$root/src -I$root/platform"
+for target in fuzz_request_head fuzz_response_head fuzz_chunked; do
+    # shellcheck disable=SC2086
+    "$cxx" $flags "$here/$target.cpp" "$root/src/http_head.cpp" "$root/src/chunked_decoder.cpp" -o "$out/$target"
+    echo "built $out/$target"
+done

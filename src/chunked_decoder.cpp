@@ -1,0 +1,227 @@
+// Chunked transfer coding (RFC 9112 section 7.1); the contract is in chunked_decoder.h.
+//
+// Every line (chunk size, trailer field) is parsed one byte at a time with its state
+// kept in the decoder, so feed() never needs a line to arrive whole and never buffers:
+// NeedMore always means "all input consumed". Payload is handed back as a view of the
+// caller's bytes, as large as the chunk and the input allow.
+#include "chunked_decoder.h"
+
+namespace op {
+namespace {
+
+int hex_value(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+bool is_ows(char c) { return c == ' ' || c == '\t'; }
+
+// RFC 9110 section 5.6.2: tchar.
+bool is_tchar(char c) {
+    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return true;
+    switch (c) {
+        case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
+        case '-': case '.': case '^': case '_': case '`': case '|': case '~':
+            return true;
+        default:
+            return false;
+    }
+}
+
+// field-vchar, SP and HTAB: everything but CTLs and DEL (obs-text allowed).
+bool is_value_char(char c) {
+    unsigned char u = static_cast<unsigned char>(c);
+    return u == '\t' || (u >= 0x20 && u != 0x7f);
+}
+
+}  // namespace
+
+bool ChunkedDecoder::fail(const char* why) {
+    state_ = State::Invalid;
+    error_ = why;
+    return false;
+}
+
+void ChunkedDecoder::start_line(State next) {
+    state_ = next;
+    part_ = Part::Begin;
+    saw_cr_ = false;
+    line_len_ = 0;
+    size_ = 0;
+}
+
+// chunk-size [BWS] [chunk-ext] CRLF
+bool ChunkedDecoder::size_line_byte(char c) {
+    if (saw_cr_ && c != '\n') return fail("bare CR in chunk size line");
+    if (c == '\n') {
+        if (part_ == Part::Begin) return fail("missing chunk size");
+        if (size_ == 0) {
+            start_line(State::Trailer);
+        } else {
+            remaining_ = size_;
+            state_ = State::Data;
+        }
+        return true;
+    }
+    if (c == '\r') {
+        saw_cr_ = true;
+        return part_ != Part::Begin || fail("missing chunk size");
+    }
+    if (++line_len_ > kMaxLine) return fail("chunk size line too long");  // CR and LF not counted
+    switch (part_) {
+        case Part::Begin:
+        case Part::Digits: {
+            int d = hex_value(c);
+            if (d >= 0) {
+                if (size_ >> 60 != 0) return fail("chunk size overflows 64 bits");
+                size_ = size_ * 16 + static_cast<unsigned>(d);
+                part_ = Part::Digits;
+                return true;
+            }
+            if (part_ == Part::Begin) return fail("missing chunk size");
+            if (is_ows(c)) {
+                part_ = Part::Space;
+                return true;
+            }
+            if (c == ';') {
+                part_ = Part::Ext;
+                return true;
+            }
+            return fail("invalid chunk size");
+        }
+        case Part::Space:
+            if (is_ows(c)) return true;
+            if (c == ';') {
+                part_ = Part::Ext;
+                return true;
+            }
+            return fail("invalid chunk size");
+        case Part::Ext:
+            return is_value_char(c) || fail("control byte in chunk extension");
+        default:
+            return fail("invalid chunk size");
+    }
+}
+
+// trailer-section = *( field-line CRLF ) CRLF; the fields are checked, then dropped.
+bool ChunkedDecoder::trailer_byte(char c) {
+    if (saw_cr_ && c != '\n') return fail("bare CR in trailer");
+    if (c == '\n') {
+        if (part_ == Part::Begin) {
+            state_ = State::Done;
+        } else if (part_ == Part::Name) {
+            return fail("trailer field without colon");
+        } else {
+            start_line(State::Trailer);
+        }
+        return true;
+    }
+    if (c == '\r') {
+        saw_cr_ = true;
+        return true;
+    }
+    if (++line_len_ > kMaxLine) return fail("trailer line too long");
+    switch (part_) {
+        case Part::Begin:
+            if (is_tchar(c)) {
+                part_ = Part::Name;
+                return true;
+            }
+            if (c == ':') return fail("empty trailer field name");
+            if (is_ows(c)) return fail("obsolete line folding in trailer");
+            return fail("invalid trailer field name");
+        case Part::Name:
+            if (is_tchar(c)) return true;
+            if (c == ':') {
+                part_ = Part::Value;
+                return true;
+            }
+            return fail("invalid trailer field name");
+        case Part::Value:
+            return is_value_char(c) || fail("control byte in trailer field");
+        default:
+            return fail("invalid trailer");
+    }
+}
+
+ChunkedDecoder::Step ChunkedDecoder::feed(std::string_view in) {
+    Step step;
+    std::size_t pos = 0;
+    const std::size_t n = in.size();
+    while (state_ != State::Done && state_ != State::Invalid && pos < n) {
+        switch (state_) {
+            case State::Data: {
+                std::size_t take = n - pos;
+                if (remaining_ < take) take = static_cast<std::size_t>(remaining_);
+                step.status = Status::Data;
+                step.data = in.substr(pos, take);
+                pos += take;
+                remaining_ -= take;
+                if (remaining_ == 0) {
+                    state_ = State::DataCr;
+                    // Take the CRLF now if it is here, sparing the caller a call; a wrong
+                    // byte is left for the next call to report.
+                    if (pos < n && in[pos] == '\r') {
+                        state_ = State::DataLf;
+                        ++pos;
+                    }
+                    if (pos < n && in[pos] == '\n') {
+                        start_line(State::Size);
+                        ++pos;
+                    }
+                }
+                step.consumed = pos;
+                return step;
+            }
+            case State::DataCr:
+                if (in[pos] == '\r') {
+                    state_ = State::DataLf;
+                } else if (in[pos] == '\n') {
+                    start_line(State::Size);
+                } else {
+                    fail("chunk data not followed by CRLF");
+                }
+                break;
+            case State::DataLf:
+                if (in[pos] == '\n') {
+                    start_line(State::Size);
+                } else {
+                    fail("bare CR after chunk data");
+                }
+                break;
+            case State::Size:
+                size_line_byte(in[pos]);
+                break;
+            case State::Trailer:
+                trailer_byte(in[pos]);
+                break;
+            case State::Done:
+            case State::Invalid:
+                break;
+        }
+        if (state_ != State::Invalid) ++pos;
+    }
+    if (state_ == State::Invalid) {
+        step.status = Status::Invalid;
+        step.error = error_;
+        step.consumed = 0;
+        return step;
+    }
+    step.status = state_ == State::Done ? Status::Done : Status::NeedMore;
+    step.consumed = pos;
+    return step;
+}
+
+std::size_t chunk_header(char* out, std::size_t payload_len) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::size_t digits = 1;
+    for (std::size_t v = payload_len >> 4; v != 0; v >>= 4) ++digits;
+    for (std::size_t i = digits; i-- > 0; payload_len >>= 4) out[i] = kHex[payload_len & 0xf];
+    out[digits] = '\r';
+    out[digits + 1] = '\n';
+    return digits + 2;
+}
+
+}  // namespace op

@@ -1,0 +1,467 @@
+// HTTP/1.x head parsing; the contract is in http_head.h.
+//
+// Two passes over the caller's bytes, neither of which allocates:
+//   1. locate_head() finds where the head ends ("\n\n" or "\n\r\n") with memchr and
+//      enforces the size limits on whatever is buffered, so an incomplete head that
+//      is already too big (slowloris) is refused instead of buffered further.
+//   2. Only once the head is complete are its lines parsed and validated.
+// Calling it on every read is therefore cheap while the head is incomplete.
+//
+// What is Invalid, and with which status (responses: every Invalid is 502, because
+// the proxy answers its client with 502 whatever the upstream did wrong):
+//   400  start line: method not a token; not exactly one SP between the parts; no
+//        version (HTTP/0.9); version not "HTTP/" DIGIT "." DIGIT; target bytes outside
+//        0x21-0x7E; target other than origin-form ("/..."), absolute-form
+//        ("http://..." or "https://...", scheme case-insensitive) or "*" with OPTIONS.
+//        CONNECT and its authority-form are refused with 400 (the proxy tunnels
+//        nothing; 405 would oblige an Allow field).
+//        fields: obs-fold, whitespace before the colon, no colon, empty or non-token
+//        name, control bytes other than HTAB in a value (this includes NUL, DEL and a
+//        bare CR), a bare CR anywhere.
+//        framing: Content-Length not 1*DIGIT, a comma list or repeated fields with
+//        differing values, a value above 2^64-1; Content-Length together with
+//        Transfer-Encoding; Transfer-Encoding in an HTTP/1.0 message; a
+//        Transfer-Encoding list that is not exactly one "chunked" but has no other
+//        coding in it ("chunked, chunked", an empty list element, an empty value).
+//        Host: missing in an HTTP/1.1 request, repeated, or holding a byte that
+//        cannot appear in uri-host [":" port].
+//   414  request line longer than max_request_line (checked on incomplete lines too).
+//   431  head longer than max_head_bytes (incomplete prefix included), more than
+//        max_fields fields, one field line longer than max_field_line.
+//   501  request Transfer-Encoding naming any coding other than chunked (gzip,
+//        identity, "chunked;ext", ...): a coding we do not implement.
+//   505  request version "HTTP/x.y" other than 1.0 and 1.1 (the HTTP/2 preface
+//        "PRI * HTTP/2.0" included).
+// Ignored: "Expect: 100-continue" in an HTTP/1.0 request (RFC 9110 section 10.1.1).
+// Accepted leniently: bare LF line endings; empty lines before a request line (RFC
+// 9112 section 2.2; they count in `consumed` and in max_head_bytes); identical
+// repeated Content-Length values ("5, 5"); bytes 0x80-0xFF in values (obs-text); a
+// status line without a reason ("HTTP/1.1 200"); status codes 100-999.
+//
+// On Incomplete or Invalid the contents of `out` are unspecified.
+#include "http_head.h"
+
+#include <cstring>
+
+namespace op {
+namespace {
+
+struct CharClass {
+    bool in[256] = {};
+};
+
+// RFC 9110 section 5.6.2: tchar.
+constexpr CharClass make_tchar() {
+    CharClass t;
+    for (int c = '0'; c <= '9'; ++c) t.in[c] = true;
+    for (int c = 'a'; c <= 'z'; ++c) t.in[c] = true;
+    for (int c = 'A'; c <= 'Z'; ++c) t.in[c] = true;
+    for (char c : std::string_view("!#$%&'*+-.^_`|~")) t.in[static_cast<unsigned char>(c)] = true;
+    return t;
+}
+
+// Bytes that may appear in a Host value: uri-host (reg-name, IP literal) and port.
+constexpr CharClass make_host_char() {
+    CharClass t;
+    for (int c = '0'; c <= '9'; ++c) t.in[c] = true;
+    for (int c = 'a'; c <= 'z'; ++c) t.in[c] = true;
+    for (int c = 'A'; c <= 'Z'; ++c) t.in[c] = true;
+    for (char c : std::string_view("-._~!$&'()*+,;=:[]%")) t.in[static_cast<unsigned char>(c)] = true;
+    return t;
+}
+
+constexpr CharClass kTchar = make_tchar();
+constexpr CharClass kHostChar = make_host_char();
+
+bool is_tchar(char c) { return kTchar.in[static_cast<unsigned char>(c)]; }
+bool is_host_char(char c) { return kHostChar.in[static_cast<unsigned char>(c)]; }
+bool is_ows(char c) { return c == ' ' || c == '\t'; }
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+// field-vchar, SP and HTAB (RFC 9110 section 5.5): everything but CTLs and DEL.
+bool is_value_char(char c) {
+    unsigned char u = static_cast<unsigned char>(c);
+    return u == '\t' || (u >= 0x20 && u != 0x7f);
+}
+
+// True if every byte of v is a field value byte. Eight bytes at a time: a word with
+// no byte below 0x20 and none equal to 0x7f is fine as it is; only a word that has
+// one (usually an HTAB) is looked at byte by byte. Values such as API keys are long,
+// and this is the parser's hottest loop.
+bool all_value_chars(std::string_view v) {
+    constexpr std::uint64_t kOnes = 0x0101010101010101ULL;
+    constexpr std::uint64_t kHigh = 0x8080808080808080ULL;
+    std::size_t i = 0;
+    for (; i + 8 <= v.size(); i += 8) {
+        std::uint64_t w;
+        std::memcpy(&w, v.data() + i, 8);
+        // (x - k) & ~x & high flags (at least) every byte below k, for k <= 0x80,
+        // and never a byte that is not: the classic "has a byte less than" test.
+        std::uint64_t below_space = (w - kOnes * 0x20) & ~w & kHigh;
+        std::uint64_t x = w ^ (kOnes * 0x7f);
+        std::uint64_t is_del = (x - kOnes) & ~x & kHigh;
+        if ((below_space | is_del) == 0) continue;
+        for (std::size_t j = i; j < i + 8; ++j) {
+            if (!is_value_char(v[j])) return false;
+        }
+    }
+    for (; i < v.size(); ++i) {
+        if (!is_value_char(v[i])) return false;
+    }
+    return true;
+}
+
+char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+
+// iequals(), visible to the inliner: the parser compares every field name with a few
+// constants, and most comparisons end at the length check.
+inline bool same_ci(std::string_view a, std::string_view b) {
+    if (a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        if (lower(a[i]) != lower(b[i])) return false;
+    }
+    return true;
+}
+
+std::string_view trim_ows(std::string_view v) {
+    while (!v.empty() && is_ows(v.front())) v.remove_prefix(1);
+    while (!v.empty() && is_ows(v.back())) v.remove_suffix(1);
+    return v;
+}
+
+// Calls f(element) for each OWS-trimmed element of a comma-separated list (RFC 9110
+// section 5.6.1), empty elements included; stops early when f returns false.
+template <typename F>
+void for_each_element(std::string_view list, F f) {
+    for (;;) {
+        std::size_t comma = list.find(',');
+        if (!f(trim_ows(list.substr(0, comma)))) return;
+        if (comma == std::string_view::npos) return;
+        list.remove_prefix(comma + 1);
+    }
+}
+
+bool starts_with_ci(std::string_view s, std::string_view prefix) {
+    return s.size() >= prefix.size() && same_ci(s.substr(0, prefix.size()), prefix);
+}
+
+ParseResult invalid(int status, const char* why) {
+    ParseResult r;
+    r.status = ParseStatus::Invalid;
+    r.error_status = status;
+    r.error = why;
+    return r;
+}
+
+ParseResult incomplete() { return ParseResult{}; }
+
+// A Content-Length value: 1*DIGIT, or a comma list of identical such values.
+bool parse_content_length(std::string_view v, std::uint64_t& out) {
+    bool ok = true, have = false;
+    std::uint64_t first = 0;
+    for_each_element(v, [&](std::string_view e) {
+        std::uint64_t n = 0;
+        ok = !e.empty();
+        for (std::size_t i = 0; ok && i < e.size(); ++i) {
+            if (!is_digit(e[i])) {
+                ok = false;
+                break;
+            }
+            unsigned d = static_cast<unsigned>(e[i] - '0');
+            if (n > (UINT64_MAX - d) / 10) {
+                ok = false;
+                break;
+            }
+            n = n * 10 + d;
+        }
+        if (ok && have && n != first) ok = false;
+        first = n;
+        have = true;
+        return ok;
+    });
+    out = first;
+    return ok;
+}
+
+// Facts gathered across all field lines, judged once the head is complete.
+struct Framing {
+    bool te_seen = false;
+    std::size_t te_chunked = 0;  // "chunked" list elements over all Transfer-Encoding fields
+    std::size_t te_other = 0;    // other codings
+    bool te_empty_element = false;
+};
+
+// Where the head lies in the input: [begin, end), end just past the empty line.
+struct Extent {
+    std::size_t begin = 0;
+    std::size_t end = 0;
+};
+
+// Pass 1 (see the file comment). `first_line_max`/`first_line_status` bound the start
+// line; field lines are bounded by limits.max_field_line (431).
+ParseResult locate_head(std::string_view in, const HeadLimits& limits, bool is_request,
+                        std::size_t first_line_max, int first_line_status, Extent& ext) {
+    const char* p = in.data();
+    const std::size_t window = in.size() < limits.max_head_bytes ? in.size() : limits.max_head_bytes;
+    const std::size_t max_fields = limits.max_fields < kMaxHeaderFields ? limits.max_fields : kMaxHeaderFields;
+    std::size_t pos = 0;
+    if (is_request) {
+        // RFC 9112 section 2.2: a server SHOULD ignore empty lines before a request line.
+        while (pos < window) {
+            if (p[pos] == '\n') {
+                ++pos;
+            } else if (p[pos] == '\r' && pos + 1 < window) {
+                if (p[pos + 1] != '\n') return invalid(400, "bare CR in request");
+                pos += 2;
+            } else {
+                break;  // start of the request line, or a CR that may yet become CRLF
+            }
+        }
+    }
+    ext.begin = pos;
+    std::size_t lines = 0;  // complete lines seen, start line included
+    for (;;) {
+        const void* hit = pos < window ? std::memchr(p + pos, '\n', window - pos) : nullptr;
+        const std::size_t line_end = hit ? static_cast<std::size_t>(static_cast<const char*>(hit) - p) : window;
+        std::size_t len = line_end - pos;
+        if (len > 0 && p[line_end - 1] == '\r') --len;  // the CR of CRLF (or a bare CR, refused later)
+        if (lines == 0 ? len > first_line_max : len > limits.max_field_line) {
+            return lines == 0 ? invalid(first_line_status, first_line_status == 414 ? "request line too long"
+                                                                                    : "start line too long")
+                              : invalid(431, "header field line too long");
+        }
+        if (!hit) {
+            if (in.size() > limits.max_head_bytes) return invalid(431, "header section too large");
+            return incomplete();
+        }
+        if (len == 0) {
+            if (lines == 0) return invalid(400, "empty start line");
+            ext.end = line_end + 1;
+            ParseResult r;
+            r.status = ParseStatus::Complete;
+            r.consumed = ext.end;
+            return r;
+        }
+        ++lines;
+        if (lines - 1 > max_fields) return invalid(431, "too many header fields");
+        pos = line_end + 1;
+    }
+}
+
+// Request line (RFC 9112 section 3): method SP request-target SP HTTP-version.
+ParseResult parse_request_line(std::string_view line, RequestHead& out) {
+    std::size_t i = 0;
+    while (i < line.size() && is_tchar(line[i])) ++i;
+    if (i == 0) return invalid(400, "invalid method");
+    if (i == line.size()) return invalid(400, "request line without target");
+    if (line[i] != ' ') return invalid(400, "invalid method");
+    out.method = line.substr(0, i);
+    const std::size_t target_begin = ++i;
+    while (i < line.size() && line[i] != ' ') {
+        unsigned char c = static_cast<unsigned char>(line[i]);
+        if (c < 0x21 || c > 0x7e) return invalid(400, "invalid byte in request target");
+        ++i;
+    }
+    if (i == target_begin) return invalid(400, "empty request target");
+    if (i == line.size()) return invalid(400, "request line without HTTP version");
+    out.target = line.substr(target_begin, i - target_begin);
+    std::string_view version = line.substr(i + 1);
+    if (version.size() != 8 || version.substr(0, 5) != "HTTP/" || !is_digit(version[5]) || version[6] != '.' ||
+        !is_digit(version[7])) {
+        return invalid(400, "invalid HTTP version");
+    }
+    if (version[5] != '1' || (version[7] != '0' && version[7] != '1')) {
+        return invalid(505, "HTTP version not supported");
+    }
+    out.version_minor = version[7] - '0';
+
+    std::string_view t = out.target;
+    if (t[0] == '/') return ParseResult{};
+    std::size_t scheme = starts_with_ci(t, "http://") ? 7 : starts_with_ci(t, "https://") ? 8 : 0;
+    if (scheme != 0) {
+        if (t.size() == scheme || t[scheme] == '/') return invalid(400, "absolute-form target without host");
+        return ParseResult{};
+    }
+    if (t == "*") {
+        if (out.method == "OPTIONS") return ParseResult{};
+        return invalid(400, "asterisk-form target outside OPTIONS");
+    }
+    if (out.method == "CONNECT") return invalid(400, "CONNECT is not supported");
+    return invalid(400, "invalid request target form");
+}
+
+// Status line (RFC 9112 section 4): HTTP-version SP 3DIGIT SP [reason].
+ParseResult parse_status_line(std::string_view line, ResponseHead& out) {
+    if (line.size() < 12 || line.substr(0, 7) != "HTTP/1." || (line[7] != '0' && line[7] != '1') ||
+        line[8] != ' ') {
+        return invalid(502, "invalid status line");
+    }
+    out.version_minor = line[7] - '0';
+    if (line[9] < '1' || line[9] > '9' || !is_digit(line[10]) || !is_digit(line[11])) {
+        return invalid(502, "invalid status code");
+    }
+    out.status = (line[9] - '0') * 100 + (line[10] - '0') * 10 + (line[11] - '0');
+    if (line.size() == 12) return ParseResult{};  // "HTTP/1.1 200": no SP, no reason
+    if (line[12] != ' ') return invalid(502, "invalid status code");
+    std::string_view reason = line.substr(13);
+    if (!all_value_chars(reason)) return invalid(502, "control byte in reason phrase");
+    out.reason = reason;
+    return ParseResult{};
+}
+
+// One field line (RFC 9112 section 5): stores it and derives the framing facts.
+// `request` is null for responses.
+ParseResult parse_field(std::string_view line, HeadCommon& head, RequestHead* request, Framing& framing) {
+    std::size_t i = 0;
+    while (i < line.size() && is_tchar(line[i])) ++i;
+    if (i == line.size() || line[i] != ':') {
+        if (i == 0 && is_ows(line[0])) return invalid(400, "obsolete line folding");
+        return invalid(400, i < line.size() && is_ows(line[i]) ? "whitespace before colon" : "invalid field name");
+    }
+    if (i == 0) return invalid(400, "empty field name");
+    std::string_view name = line.substr(0, i);
+    std::string_view value = trim_ows(line.substr(i + 1));
+    if (!all_value_chars(value)) return invalid(400, "control byte in field value");
+    // locate_head() already bounded the count, and fields[] holds kMaxHeaderFields.
+    head.fields[head.field_count++] = HeaderField{name, value};
+
+    if (same_ci(name, "Content-Length")) {
+        std::uint64_t n = 0;
+        if (!parse_content_length(value, n)) return invalid(400, "invalid Content-Length");
+        if (head.has_content_length && n != head.content_length) return invalid(400, "conflicting Content-Length");
+        head.has_content_length = true;
+        head.content_length = n;
+    } else if (same_ci(name, "Transfer-Encoding")) {
+        framing.te_seen = true;
+        for_each_element(value, [&](std::string_view e) {
+            if (e.empty()) {
+                framing.te_empty_element = true;
+            } else if (same_ci(e, "chunked")) {
+                ++framing.te_chunked;
+            } else {
+                ++framing.te_other;
+            }
+            return true;
+        });
+    } else if (same_ci(name, "Connection")) {
+        for_each_element(value, [&](std::string_view e) {
+            if (same_ci(e, "close")) head.connection_close = true;
+            if (same_ci(e, "keep-alive")) head.connection_keep_alive = true;
+            return true;
+        });
+    } else if (request != nullptr && same_ci(name, "Host")) {
+        if (request->has_host) return invalid(400, "more than one Host field");
+        for (char c : value) {
+            if (!is_host_char(c)) return invalid(400, "invalid Host");
+        }
+        request->has_host = true;
+        request->host = value;
+    } else if (request != nullptr && same_ci(name, "Expect")) {
+        if (same_ci(value, "100-continue")) request->expect_continue = true;
+    }
+    return ParseResult{};
+}
+
+// The message framing rules of RFC 9112 section 6 that need all fields.
+ParseResult judge_framing(HeadCommon& head, const Framing& framing, bool is_request) {
+    if (!framing.te_seen) return ParseResult{};
+    if (head.has_content_length) return invalid(400, "both Content-Length and Transfer-Encoding");
+    if (head.version_minor == 0) return invalid(400, "Transfer-Encoding in an HTTP/1.0 message");
+    if (framing.te_other > 0) {
+        return invalid(is_request ? 501 : 502, "unsupported transfer coding");
+    }
+    if (framing.te_chunked != 1 || framing.te_empty_element) return invalid(400, "invalid Transfer-Encoding");
+    head.chunked = true;
+    return ParseResult{};
+}
+
+void reset_common(HeadCommon& h) {
+    // fields[] beyond field_count is never read, so it is left as it is (no 3 KB clear per call).
+    h.version_minor = 1;
+    h.field_count = 0;
+    h.has_content_length = false;
+    h.content_length = 0;
+    h.chunked = false;
+    h.connection_close = false;
+    h.connection_keep_alive = false;
+}
+
+// Pass 2: walks the complete head [ext.begin, ext.end) line by line.
+template <typename Head, typename StartLine>
+ParseResult parse_lines(std::string_view in, const Extent& ext, Head& out, RequestHead* request,
+                        StartLine start_line) {
+    Framing framing;
+    std::size_t pos = ext.begin;
+    bool first = true;
+    for (;;) {
+        std::size_t nl = in.find('\n', pos);  // present: locate_head() saw every line end
+        std::string_view line = in.substr(pos, nl - pos);
+        if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+        pos = nl + 1;
+        if (line.empty()) break;  // the empty line that ends the head
+        ParseResult r = first ? start_line(line, out) : parse_field(line, out, request, framing);
+        if (r.status == ParseStatus::Invalid) return r;
+        first = false;
+    }
+    return judge_framing(out, framing, request != nullptr);
+}
+
+}  // namespace
+
+ParseResult parse_request_head(std::string_view in, const HeadLimits& limits, RequestHead& out) {
+    Extent ext;
+    ParseResult found = locate_head(in, limits, true, limits.max_request_line, 414, ext);
+    if (found.status != ParseStatus::Complete) return found;
+    reset_common(out);
+    out.method = out.target = out.host = std::string_view();
+    out.has_host = false;
+    out.expect_continue = false;
+    ParseResult r = parse_lines(in, ext, out, &out, parse_request_line);
+    if (r.status == ParseStatus::Invalid) return r;
+    if (out.version_minor == 1 && !out.has_host) return invalid(400, "missing Host");
+    if (out.version_minor == 0) out.expect_continue = false;  // RFC 9110 section 10.1.1: ignored in HTTP/1.0
+    return found;
+}
+
+ParseResult parse_response_head(std::string_view in, const HeadLimits& limits, ResponseHead& out) {
+    Extent ext;
+    ParseResult r = locate_head(in, limits, false, limits.max_field_line, 502, ext);
+    if (r.status == ParseStatus::Complete) {
+        reset_common(out);
+        out.status = 0;
+        out.reason = std::string_view();
+        ParseResult lines = parse_lines(in, ext, out, nullptr, parse_status_line);
+        if (lines.status == ParseStatus::Invalid) r = lines;
+    }
+    if (r.status == ParseStatus::Invalid) r.error_status = 502;
+    return r;
+}
+
+BodyKind ResponseHead::body_kind(bool request_was_head) const {
+    if (request_was_head || status < 200 || status == 204 || status == 304) return BodyKind::None;
+    if (chunked) return BodyKind::Chunked;
+    if (has_content_length) return content_length > 0 ? BodyKind::ContentLength : BodyKind::None;
+    return BodyKind::UntilClose;
+}
+
+bool iequals(std::string_view a, std::string_view b) { return same_ci(a, b); }
+
+bool is_hop_by_hop(std::string_view name) {
+    return iequals(name, "Connection") || iequals(name, "Keep-Alive") || iequals(name, "Proxy-Connection") ||
+           iequals(name, "TE") || iequals(name, "Trailer") || iequals(name, "Transfer-Encoding") ||
+           iequals(name, "Upgrade");
+}
+
+bool named_by_connection(const HeadCommon& head, std::string_view name) {
+    bool found = false;
+    for (std::size_t i = 0; i < head.field_count && !found; ++i) {
+        if (!iequals(head.fields[i].name, "Connection")) continue;
+        for_each_element(head.fields[i].value, [&](std::string_view e) {
+            found = iequals(e, name);
+            return !found;
+        });
+    }
+    return found;
+}
+
+}  // namespace op
