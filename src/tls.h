@@ -44,8 +44,10 @@ public:
 
 // First match wins: ca_file; SSL_CERT_FILE / SSL_CERT_DIR; the first existing bundle
 // among the usual distro paths (Debian/Ubuntu, RHEL/Fedora, Alpine, OpenWrt, SUSE,
-// Android). `exists` is injectable for tests. Sets is_dir when the result is a
-// directory of hashed certificates. Returns "" when nothing is found.
+// Android), else the first existing directory of hashed certificates. ca_file is taken
+// as given (create() fails naming it if unusable); SSL_CERT_FILE and SSL_CERT_DIR
+// count only when they exist, and may both be used. The existence checks are
+// injectable for tests. Returns an empty file and dir when nothing is found.
 struct TrustChoice {
     std::string file;
     std::string dir;
