@@ -30,13 +30,20 @@ struct SockAddr {
     unsigned len = 0;
     std::string to_string() const;  // "1.2.3.4:443" / "[::1]:443"
     bool is_loopback() const;
+    // Loopback, private (RFC 1918, IPv6 ULA), link-local, CGNAT (100.64/10),
+    // multicast, unspecified, broadcast, or an IPv4-mapped/NAT64-embedded such
+    // address: what a client-chosen upstream must not reach by default.
+    bool is_internal() const;
 };
 
 namespace net {
 
 // Listening socket bound to host:port ("" = all interfaces, dual-stack when possible),
-// non-blocking, SO_REUSEADDR. Returns kInvalidSocket and sets error text on failure.
-SocketHandle listen_tcp(const std::string& host, std::uint16_t port, int backlog, std::string& error);
+// non-blocking, SO_REUSEADDR, and SO_REUSEPORT when `shared` (one listener per worker
+// loop on the same port, the kernel spreading connections). Returns kInvalidSocket and
+// sets error text on failure.
+SocketHandle listen_tcp(const std::string& host, std::uint16_t port, int backlog, bool shared,
+                        std::string& error);
 // Non-blocking accept; WouldBlock when none pending; Error with error==EMFILE-class
 // reported via is_fd_exhaustion().
 IoResult accept(SocketHandle listener, SocketHandle* out);

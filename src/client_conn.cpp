@@ -2,6 +2,7 @@
 
 #include <cstdio>
 
+#include "host_policy.h"
 #include "log.h"
 #include "router.h"
 #include "server.h"
@@ -10,8 +11,6 @@ namespace op {
 
 namespace {
 
-constexpr std::int64_t kHeaderTimeoutMs = 30'000;     // first byte to complete head
-constexpr std::int64_t kKeepAliveIdleMs = 75'000;     // between requests
 constexpr std::int64_t kDrainTimeoutMs = 30'000;      // flushing a final answer
 constexpr std::int64_t kLingerMs = 2'000;             // discarding input before close
 constexpr std::size_t kPipelineLimit = 64 * 1024;     // buffered bytes of later requests
@@ -28,6 +27,8 @@ void append_field(ByteBuffer& b, std::string_view name, std::string_view value) 
     b.append(value);
     b.append("\r\n", 2);
 }
+
+std::int64_t ms(std::chrono::seconds s) { return static_cast<std::int64_t>(s.count()) * 1000; }
 
 bool is_absolute_form(std::string_view t) { return !t.empty() && t[0] != '/' && t != "*"; }
 
@@ -84,7 +85,7 @@ void ClientConn::on_ready(unsigned ready) {
 void ClientConn::read_client() {
     const std::size_t chunk = server_.config().buffer_size;
     for (;;) {
-        std::size_t limit = state_ == State::ReadingHead ? 64 * 1024 + chunk
+        std::size_t limit = state_ == State::ReadingHead ? server_.config().max_header_bytes + chunk
                             : state_ == State::Exchange && !req_done_ ? kHighWater
                                                                       : kPipelineLimit;
         if (lingering_) {
@@ -208,10 +209,10 @@ void ClientConn::arm_deadline() {
             // The header clock starts with the first byte and is not reset by later
             // ones, so a client trickling bytes cannot hold the connection forever.
             if (in_.empty()) {
-                deadline_ms = now + kKeepAliveIdleMs;
+                deadline_ms = now + ms(server_.config().keepalive_timeout);
                 header_clock_ = false;
             } else if (!header_clock_) {
-                deadline_ms = now + kHeaderTimeoutMs;
+                deadline_ms = now + ms(server_.config().header_timeout);
                 header_clock_ = true;
             }
             break;
@@ -220,7 +221,10 @@ void ClientConn::arm_deadline() {
             drain_clock_ = true;
             break;
         case State::Exchange:
-            deadline_ms = 0;  // upstream phases carry their own
+            // Only silence ends an exchange: any event re-arms this. Connecting and the
+            // TLS handshake carry their own, shorter deadlines in UpstreamConn.
+            deadline_ms = now + ms(response_started_ ? server_.config().idle_timeout
+                                                     : server_.config().response_timeout);
             header_clock_ = false;
             break;
     }
@@ -232,6 +236,21 @@ void ClientConn::on_timeout() {
         settle();
         return;
     }
+    if (state_ == State::Exchange && !response_started_) {
+        std::string msg = "upstream " + target_.authority + " sent no response within " +
+                          std::to_string(server_.config().response_timeout.count()) + "s";
+        log_line("Error processing request: %s", msg.c_str());
+        req_done_ = false;  // the request may be half sent: close after answering
+        answer_error({504, "proxy_error", "upstream_timeout", msg});
+        settle();
+        return;
+    }
+    if (state_ == State::Exchange) {
+        log_line("Error processing request: no data from %s or the client for %llds", target_.authority.c_str(),
+                 static_cast<long long>(server_.config().idle_timeout.count()));
+        abort_midstream("idle");
+        return;
+    }
     close_client();
 }
 
@@ -239,7 +258,11 @@ void ClientConn::on_timeout() {
 
 void ClientConn::parse_next_request() {
     RequestHead head;
+    const Config& c = server_.config();
     HeadLimits limits;
+    limits.max_head_bytes = c.max_header_bytes;
+    limits.max_request_line = c.max_request_line;
+    limits.max_fields = c.max_header_count < kMaxHeaderFields ? c.max_header_count : kMaxHeaderFields;
     ParseResult r = parse_request_head(in_.view(), limits, head);
     if (r.status == ParseStatus::Incomplete) return;
     if (r.status == ParseStatus::Invalid) {
@@ -261,6 +284,7 @@ void ClientConn::begin_exchange(const RequestHead& head, std::size_t head_len) {
     req_kind_ = head.body_kind();
     req_remaining_ = head.content_length;
     req_done_ = req_kind_ == BodyKind::None;
+    req_body_bytes_ = 0;
 
     std::string_view x_target;
     bool has_x_target = false;
@@ -284,6 +308,27 @@ void ClientConn::begin_exchange(const RequestHead& head, std::size_t head_len) {
     if (route.outcome == RouteOutcome::NoRoute) {
         in_.consume(head_len);
         answer_error({404, "invalid_request_error", "unknown_route", route.error});
+        return;
+    }
+    const Config& config = server_.config();
+    restricted_ = false;
+    if (route.outcome == RouteOutcome::HeaderChosen) {
+        const char* refusal = nullptr;
+        if (config.disable_target_header) refusal = "X-Target-Host is disabled on this proxy";
+        else if (!config.allow_hosts.empty() && !host_allowed(config.allow_hosts, route.target.host))
+            refusal = "X-Target-Host names a host that is not in -allow-hosts";
+        if (refusal) {
+            in_.consume(head_len);
+            answer_error({403, "invalid_request_error", "target_not_allowed", refusal});
+            return;
+        }
+        restricted_ = !config.allow_private;
+    }
+    if (head.has_content_length && head.content_length > config.max_body_bytes) {
+        in_.consume(head_len);
+        answer_error({413, "invalid_request_error", "request_too_large",
+                      "request body of " + std::to_string(head.content_length) + " bytes exceeds the limit of " +
+                          std::to_string(config.max_body_bytes) + " (-max-body-size)"});
         return;
     }
     target_ = std::move(route.target);
@@ -336,7 +381,7 @@ void ClientConn::acquire_upstream(bool allow_pooled) {
         up_->attach(this);
         return;  // settle() sends the request
     }
-    up_ = new UpstreamConn(server_, target_, pool_key_, this);
+    up_ = new UpstreamConn(server_, target_, pool_key_, this, restricted_);
     server_.track(up_);
     up_->start();  // may fail at once (upstream_failed) or become ready later
 }
@@ -359,13 +404,28 @@ void ClientConn::move_request() {
             }
             ChunkedDecoder::Step step = req_chunks_.feed(in_.view());
             if (step.status == ChunkedDecoder::Status::Invalid) {
-                abort_midstream(std::string("invalid chunked request body: ") + step.error);
-                if (!closed && !response_started_) {
-                    answer_error({400, "invalid_request_error", "invalid_request", step.error});
+                std::string msg = std::string("invalid chunked request body: ") + step.error;
+                if (response_started_) {
+                    abort_midstream(msg);
+                } else {
+                    req_done_ = false;  // close after answering
+                    answer_error({400, "invalid_request_error", "invalid_request", msg});
                 }
                 return;
             }
             if (step.status == ChunkedDecoder::Status::Data) {
+                req_body_bytes_ += step.data.size();
+                if (req_body_bytes_ > server_.config().max_body_bytes) {
+                    std::string msg = "chunked request body exceeds the limit of " +
+                                      std::to_string(server_.config().max_body_bytes) + " bytes (-max-body-size)";
+                    if (response_started_) {
+                        abort_midstream(msg);
+                    } else {
+                        req_done_ = false;
+                        answer_error({413, "invalid_request_error", "request_too_large", msg});
+                    }
+                    return;
+                }
                 char hdr[24];
                 up_out_.append(hdr, chunk_header(hdr, step.data.size()));
                 up_out_.append(step.data);
@@ -416,6 +476,9 @@ void ClientConn::upstream_failed(UpstreamFailure why, const std::string& detail)
         case UpstreamFailure::Connect: e.code = "upstream_unreachable"; break;
         case UpstreamFailure::Proxy: e.code = "upstream_proxy_error"; break;
         case UpstreamFailure::Tls: e.code = "upstream_tls_error"; break;
+        case UpstreamFailure::Forbidden:
+            e = {403, "invalid_request_error", "target_not_allowed", detail};
+            break;
     }
     if (response_started_) {
         abort_midstream(detail);
@@ -428,7 +491,15 @@ void ClientConn::upstream_failed(UpstreamFailure why, const std::string& detail)
 void ClientConn::read_upstream() {
     const std::size_t chunk = server_.config().buffer_size;
     char* buf = server_.scratch(chunk);
-    while (up_ && !closed && state_ == State::Exchange && out_.size() < kHighWater) {
+    while (up_ && !closed && state_ == State::Exchange) {
+        if (out_.size() >= kHighWater) {
+            // The client is behind: stop reading the upstream. settle() resumes below
+            // kLowWater, and then reads what TLS may already hold without waiting for
+            // the socket (which would not signal it).
+            upstream_paused_ = true;
+            up_->want_read(false);
+            return;
+        }
         IoResult r = up_->read(buf, chunk);
         if (r.status == IoStatus::WouldBlock) return;
         if (r.status == IoStatus::Ok) {

@@ -104,9 +104,11 @@ private:
     UpstreamConn* up_ = nullptr;
     bool upstream_paused_ = false;
     bool retried_ = false;
+    bool restricted_ = false;  // client-chosen target: internal addresses refused
 
     BodyKind req_kind_ = BodyKind::None;
     std::uint64_t req_remaining_ = 0;
+    std::uint64_t req_body_bytes_ = 0;  // decoded so far (chunked), against -max-body-size
     ChunkedDecoder req_chunks_;
     bool req_done_ = true;
     ByteBuffer up_out_;        // request bytes for the upstream; [0, up_sent_) already sent

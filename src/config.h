@@ -41,6 +41,28 @@ struct Config {
     std::size_t pool_max_idle_per_host = 20;               // -pool-max-idle-per-host
     std::chrono::seconds pool_idle_timeout{90};            // -pool-idle-timeout
     std::chrono::seconds connect_timeout{10};              // -connect-timeout
+
+    unsigned workers = 0;                                  // -workers: event loops (0 = one per core)
+    std::chrono::seconds shutdown_grace{30};               // -shutdown-grace
+
+    // Limits (each answered with its own status).
+    std::size_t max_connections = 10000;                   // -max-connections: client connections
+    std::uint64_t max_body_bytes = 128ull << 20;           // -max-body-size: request body; beyond: 413
+    std::size_t max_header_bytes = 64 * 1024;              // -max-header-size: request head; beyond: 431
+    std::size_t max_request_line = 8 * 1024;               // -max-request-line: beyond: 414
+    std::size_t max_header_count = 100;                    // -max-header-count: beyond: 431
+
+    // Timeouts: idle and per phase, never a total one.
+    std::chrono::seconds header_timeout{30};               // -header-timeout: client head read
+    std::chrono::seconds keepalive_timeout{75};            // -keepalive-timeout: idle client between requests
+    std::chrono::seconds tls_timeout{10};                  // -tls-timeout: upstream TLS handshake
+    std::chrono::seconds response_timeout{600};            // -response-timeout: waiting for the response head
+    std::chrono::seconds idle_timeout{600};                // -idle-timeout: no byte either way mid-exchange
+
+    // Who may choose an upstream with X-Target-Host.
+    std::vector<std::string> allow_hosts;                  // -allow-hosts: names and *.suffix patterns
+    bool allow_private = false;                            // -allow-private: lift the address rule
+    bool disable_target_header = false;                    // -disable-target-header
 };
 
 using EnvLookup = std::function<const char*(const char* name)>;

@@ -1,8 +1,12 @@
 // openai-proxy: entry point. Parses the configuration (every error at once, exit 2
 // before anything binds), builds the TLS context, binds, and runs the loop.
+#include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
+#include <thread>
+#include <vector>
 
 #include "config.h"
 #include "log.h"
@@ -12,13 +16,17 @@
 
 namespace {
 
-op::Server* g_server = nullptr;  // only for the signal handler
+// Only for the signal handler, which must reach every loop.
+constexpr unsigned kMaxWorkers = 256;
+op::Server* g_servers[kMaxWorkers];
+std::atomic<unsigned> g_server_count{0};
 volatile std::sig_atomic_t g_signals = 0;
 
 void on_terminate(int) {
     // First signal: graceful stop. Second: exit at once.
     if (++g_signals >= 2) std::_Exit(1);
-    if (g_server) g_server->request_stop();
+    unsigned n = g_server_count.load();
+    for (unsigned i = 0; i < n; ++i) g_servers[i]->request_stop();
 }
 
 const char* env_lookup(const char* name) { return std::getenv(name); }
@@ -55,15 +63,30 @@ int main(int argc, char** argv) {
     }
 
     op::sys::raise_fd_limit();
-    op::Server server(config, *tls);
-    if (!server.listen(error)) {
-        op::log_line("Error: cannot listen on %s: %s", config.listen.text.c_str(), error.c_str());
-        return 1;
+    // One event loop per worker, each with its own listener on the same port
+    // (SO_REUSEPORT), idle pool and resolver: nothing shared on the hot path but the
+    // TLS context (thread-safe, and its session cache lets a handshake made by one
+    // worker be resumed by another).
+    unsigned workers = config.workers ? config.workers : std::thread::hardware_concurrency();
+    if (workers == 0) workers = 1;
+    if (workers > kMaxWorkers) workers = kMaxWorkers;
+    std::vector<std::unique_ptr<op::Server>> servers;
+    std::uint16_t port = config.listen.port;
+    for (unsigned i = 0; i < workers; ++i) {
+        servers.push_back(std::make_unique<op::Server>(config, *tls));
+        if (!servers.back()->listen(port, workers > 1, error)) {
+            op::log_line("Error: cannot listen on %s: %s", config.listen.text.c_str(), error.c_str());
+            return 1;
+        }
+        port = servers.back()->port();  // an ephemeral port (0) is chosen once
     }
-    g_server = &server;
+    for (unsigned i = 0; i < workers; ++i) g_servers[i] = servers[i].get();
+    g_server_count.store(workers);
     op::sys::on_terminate_signal(on_terminate);
     op::log_line("Starting proxy server on %s", config.listen.text.c_str());
-    int status = server.run();
-    g_server = nullptr;
+    std::vector<std::thread> threads;
+    for (unsigned i = 1; i < workers; ++i) threads.emplace_back([&servers, i] { servers[i]->run(); });
+    int status = servers[0]->run();
+    for (auto& t : threads) t.join();
     return status;
 }

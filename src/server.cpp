@@ -9,7 +9,6 @@ namespace op {
 namespace {
 constexpr int kTickMs = 250;              // deadline resolution
 constexpr int kAcceptBackoffMs = 100;     // pause after EMFILE/ENFILE
-constexpr std::int64_t kShutdownGraceMs = 30'000;
 
 IdlePool<UpstreamConn>::Limits pool_limits(const Config& c) {
     IdlePool<UpstreamConn>::Limits l;
@@ -62,12 +61,12 @@ Server::~Server() {
     if (listener_) poller_->remove(listener_->fd());
 }
 
-bool Server::listen(std::string& error) {
+bool Server::listen(std::uint16_t port, bool shared, std::string& error) {
     if (!poller_ || !waker_) {
         error = "cannot create the event loop";
         return false;
     }
-    SocketHandle fd = net::listen_tcp(config_.listen.host, config_.listen.port, 1024, error);
+    SocketHandle fd = net::listen_tcp(config_.listen.host, port, 1024, shared, error);
     if (fd == kInvalidSocket) return false;
     listener_ = std::make_unique<Listener>(*this, fd);
     wake_handler_ = std::make_unique<WakeHandler>(*this);
@@ -117,6 +116,14 @@ void Server::give_back(UpstreamConn* conn) {
     for (UpstreamConn* c : evicted) c->close();
 }
 
+void Server::client_closed() {
+    --clients_;
+    if (accept_full_ && clients_ < config_.max_connections && listener_ && !stopping_) {
+        accept_full_ = false;
+        if (!accept_paused_) poller_->modify(listener_->fd(), listener_.get(), kReadable);
+    }
+}
+
 void Server::accept_clients() {
     if (stopping_) return;
     for (int i = 0; i < 64; ++i) {
@@ -136,6 +143,13 @@ void Server::accept_clients() {
         }
         auto* conn = new ClientConn(*this, fd);
         track(conn);
+        if (clients_ >= config_.max_connections) {
+            // At the limit: leave further connections in the kernel's backlog until one
+            // of ours closes (client_closed resumes accepting).
+            poller_->modify(listener_->fd(), listener_.get(), kNone);
+            accept_full_ = true;
+            return;
+        }
     }
 }
 
@@ -157,7 +171,7 @@ void Server::on_wake() {
 
 void Server::begin_shutdown() {
     stopping_ = true;
-    shutdown_deadline_ms_ = now_ms_ + kShutdownGraceMs;
+    shutdown_deadline_ms_ = now_ms_ + static_cast<std::int64_t>(config_.shutdown_grace.count()) * 1000;
     if (listener_) {
         poller_->remove(listener_->fd());
         listener_.reset();
@@ -183,7 +197,7 @@ void Server::check_deadlines() {
     for (UpstreamConn* c : expired) c->close();
     if (accept_paused_ && now_ms_ >= accept_resume_ms_ && listener_) {
         accept_paused_ = false;
-        poller_->modify(listener_->fd(), listener_.get(), kReadable);
+        if (!accept_full_) poller_->modify(listener_->fd(), listener_.get(), kReadable);
     }
 }
 

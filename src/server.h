@@ -33,8 +33,10 @@ public:
     Server(const Server&) = delete;
     Server& operator=(const Server&) = delete;
 
-    // Binds the listening socket. On failure returns false with a message.
-    bool listen(std::string& error);
+    // Binds the listening socket on the configured host and `port` (the configured
+    // port, or the one the first worker got when that was 0); `shared` lets several
+    // workers bind the same port. On failure returns false with a message.
+    bool listen(std::uint16_t port, bool shared, std::string& error);
     std::uint16_t port() const;
     // Runs until stopped; returns the process exit status.
     int run();
@@ -64,7 +66,7 @@ public:
     // Number of client connections open.
     std::size_t client_count() const { return clients_; }
     void client_opened() { ++clients_; }
-    void client_closed() { --clients_; }
+    void client_closed();
 
 private:
     class Listener;
@@ -96,7 +98,8 @@ private:
     std::atomic<int> stop_requests_{0};
     int stop_seen_ = 0;
     bool stopping_ = false;
-    bool accept_paused_ = false;
+    bool accept_paused_ = false;  // out of descriptors: backing off
+    bool accept_full_ = false;    // at -max-connections
     std::int64_t accept_resume_ms_ = 0;
 };
 

@@ -15,8 +15,14 @@ constexpr std::size_t kOutHighWater = 64 * 1024;
 constexpr std::size_t kCipherRead = 16 * 1024 + 512;
 }  // namespace
 
-UpstreamConn::UpstreamConn(Server& server, const Target& target, std::string pool_key, UpstreamOwner* owner)
-    : server_(server), target_(target), pool_key_(std::move(pool_key)), owner_(owner), id_(server.next_id()) {}
+UpstreamConn::UpstreamConn(Server& server, const Target& target, std::string pool_key, UpstreamOwner* owner,
+                           bool restricted)
+    : server_(server),
+      target_(target),
+      pool_key_(std::move(pool_key)),
+      owner_(owner),
+      id_(server.next_id()),
+      restricted_(restricted) {}
 
 UpstreamConn::~UpstreamConn() {
     if (fd_ != kInvalidSocket) {
@@ -48,6 +54,24 @@ void UpstreamConn::on_resolved(std::vector<SockAddr> addresses, const std::strin
         fail(UpstreamFailure::Resolve,
              "cannot resolve " + (proxy ? "upstream proxy " + proxy->host : target_.host) + ": " + error);
         return;
+    }
+    if (restricted_) {
+        // Through an upstream proxy the proxy resolves the name; only what we connect
+        // to ourselves can be checked here (the proxy's address is the operator's).
+        bool via_proxy = server_.config().upstream_proxy.has_value();
+        if (!via_proxy) {
+            std::vector<SockAddr> allowed;
+            for (const SockAddr& a : addresses)
+                if (!a.is_internal()) allowed.push_back(a);
+            if (allowed.empty()) {
+                fail(UpstreamFailure::Forbidden, "X-Target-Host " + target_.host +
+                                                     " resolves to an internal address (" +
+                                                     addresses.front().to_string() +
+                                                     "); see -allow-private");
+                return;
+            }
+            addresses.swap(allowed);
+        }
     }
     addresses_ = std::move(addresses);
     next_address_ = 0;
@@ -110,6 +134,7 @@ void UpstreamConn::start_tls() {
         return;
     }
     state_ = State::TlsHandshake;
+    deadline_ms = server_.now_ms() + server_.config().tls_timeout.count() * 1000;
     drive_handshake();
 }
 
@@ -400,9 +425,10 @@ void UpstreamConn::on_ready(unsigned ready) {
 void UpstreamConn::on_timeout() {
     if (state_ == State::Resolving || state_ == State::Connecting || state_ == State::ProxyConnect ||
         state_ == State::TlsHandshake) {
-        const char* phase = state_ == State::TlsHandshake ? "TLS handshake with " : "connecting to ";
-        fail(UpstreamFailure::Timeout, std::string(phase) + target_.authority + " timed out after " +
-                                           std::to_string(server_.config().connect_timeout.count()) + "s");
+        bool tls = state_ == State::TlsHandshake;
+        auto limit = tls ? server_.config().tls_timeout : server_.config().connect_timeout;
+        fail(UpstreamFailure::Timeout, std::string(tls ? "TLS handshake with " : "connecting to ") + target_.authority +
+                                           " timed out after " + std::to_string(limit.count()) + "s");
     }
 }
 

@@ -33,6 +33,7 @@ enum class UpstreamFailure {
     Timeout,      // connect/handshake took longer than -connect-timeout
     Proxy,        // the upstream proxy refused the CONNECT tunnel
     Tls,          // handshake or verification failed
+    Forbidden,    // a client-chosen target resolved only to internal addresses
 };
 
 class UpstreamOwner {
@@ -48,8 +49,12 @@ class UpstreamConn final : public Pollable {
 public:
     enum class State { Resolving, Connecting, ProxyConnect, TlsHandshake, Ready, Idle, Failed };
 
-    // `pool_key` identifies the origin (and proxy) for the idle pool.
-    UpstreamConn(Server& server, const Target& target, std::string pool_key, UpstreamOwner* owner);
+    // `pool_key` identifies the origin (and proxy) for the idle pool. `restricted`:
+    // the target was chosen by the client (X-Target-Host), so internal addresses
+    // (SockAddr::is_internal) are refused; the check is made on the very addresses
+    // connected to, so there is no DNS-rebinding gap between check and connect.
+    UpstreamConn(Server& server, const Target& target, std::string pool_key, UpstreamOwner* owner,
+                 bool restricted);
     ~UpstreamConn() override;
 
     void start();                       // begins resolving (owner set)
@@ -102,6 +107,7 @@ private:
     bool socket_eof_ = false;
     bool write_blocked_ = false;
     bool broken_ = false;  // a write failed; read() reports it once input is drained
+    bool restricted_ = false;
     int uses_ = 0;
     std::vector<SockAddr> addresses_;  // only while connecting
     std::size_t next_address_ = 0;

@@ -1,0 +1,481 @@
+#include "config.h"
+#include "http_head.h"
+
+#include <cctype>
+#include <cstdlib>
+#include <map>
+
+namespace op {
+
+namespace {
+
+enum class Kind { Text, Bool };
+
+// One command-line option. `apply` parses a value into the config and returns false
+// with a reason (without the flag's name) when the value is bad.
+struct Option {
+    const char* name;
+    const char* env;          // nullptr: flag only
+    Kind kind;
+    const char* placeholder;  // for -h: "-name placeholder"
+    const char* default_text; // for -h; nullptr: no default shown
+    const char* help;
+    bool (*apply)(Config&, std::string_view value, std::string& why);
+};
+
+bool parse_uint(std::string_view s, std::uint64_t max, std::uint64_t& out) {
+    if (s.empty() || s.size() > 20) return false;
+    std::uint64_t v = 0;
+    for (char c : s) {
+        if (c < '0' || c > '9') return false;
+        std::uint64_t d = static_cast<std::uint64_t>(c - '0');
+        if (v > (max - d) / 10) return false;
+        v = v * 10 + d;
+    }
+    out = v;
+    return true;
+}
+
+// "1048576", "64KiB", "100MiB", "1GiB" (K/KB/KiB all mean 1024).
+bool parse_size(std::string_view s, std::uint64_t max, std::uint64_t& out) {
+    std::size_t digits = 0;
+    while (digits < s.size() && s[digits] >= '0' && s[digits] <= '9') ++digits;
+    std::uint64_t v = 0;
+    if (!parse_uint(s.substr(0, digits), max, v)) return false;
+    std::string unit;
+    for (char c : s.substr(digits)) unit += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    std::uint64_t mult = 1;
+    if (unit.empty() || unit == "b") mult = 1;
+    else if (unit == "k" || unit == "kb" || unit == "kib") mult = 1ull << 10;
+    else if (unit == "m" || unit == "mb" || unit == "mib") mult = 1ull << 20;
+    else if (unit == "g" || unit == "gb" || unit == "gib") mult = 1ull << 30;
+    else return false;
+    if (v > max / mult) return false;
+    out = v * mult;
+    return true;
+}
+
+// Go durations ("90s", "1m30s", "1h", "500ms", rounded up to whole seconds) or plain
+// seconds ("90").
+bool parse_seconds(std::string_view s, std::chrono::seconds& out) {
+    std::uint64_t plain = 0;
+    if (parse_uint(s, 100'000'000, plain)) {
+        out = std::chrono::seconds(plain);
+        return true;
+    }
+    if (s.empty()) return false;
+    double total_ms = 0;
+    std::size_t i = 0;
+    while (i < s.size()) {
+        std::size_t start = i;
+        while (i < s.size() && ((s[i] >= '0' && s[i] <= '9') || s[i] == '.')) ++i;
+        if (i == start) return false;
+        double v = std::strtod(std::string(s.substr(start, i - start)).c_str(), nullptr);
+        std::size_t ustart = i;
+        while (i < s.size() && std::isalpha(static_cast<unsigned char>(s[i]))) ++i;
+        std::string_view unit = s.substr(ustart, i - ustart);
+        if (unit == "h") total_ms += v * 3'600'000;
+        else if (unit == "m") total_ms += v * 60'000;
+        else if (unit == "s") total_ms += v * 1000;
+        else if (unit == "ms") total_ms += v;
+        else return false;
+    }
+    if (total_ms > 1e11) return false;
+    out = std::chrono::seconds(static_cast<std::int64_t>((total_ms + 999) / 1000));
+    return true;
+}
+
+bool parse_bool(std::string_view s, bool& out) {
+    if (s == "1" || s == "t" || s == "T" || s == "true" || s == "TRUE" || s == "True") out = true;
+    else if (s == "0" || s == "f" || s == "F" || s == "false" || s == "FALSE" || s == "False") out = false;
+    else return false;
+    return true;
+}
+
+template <typename T, std::uint64_t Min, std::uint64_t Max>
+bool set_number(T& field, std::string_view v, std::string& why) {
+    std::uint64_t n = 0;
+    if (!parse_size(v, Max, n) || n < Min) {
+        why = "must be a whole number from " + std::to_string(Min) + " to " + std::to_string(Max);
+        return false;
+    }
+    field = static_cast<T>(n);
+    return true;
+}
+
+bool set_duration(std::chrono::seconds& field, std::string_view v, std::string& why, bool allow_zero) {
+    std::chrono::seconds s{};
+    if (!parse_seconds(v, s) || (!allow_zero && s.count() == 0)) {
+        why = allow_zero ? "must be a duration such as 90s, 2m or 1h30m"
+                         : "must be a positive duration such as 90s, 2m or 1h30m";
+        return false;
+    }
+    field = s;
+    return true;
+}
+
+bool parse_proxy_url(std::string_view v, Target& out, std::string& why) {
+    std::string spec(v);
+    std::string lower;
+    for (char c : spec) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (lower.rfind("https://", 0) == 0) {
+        why = "only http:// upstream proxies are supported";
+        return false;
+    }
+    if (lower.find("://") == std::string::npos) spec = "http://" + spec;
+    if (!parse_target(spec, out, why)) return false;
+    return true;
+}
+
+const Option kOptions[] = {
+    {"listen", "OPENAI_PROXY_LISTEN", Kind::Text, "address", ":9001",
+     "listen address: :port, host:port or [ipv6]:port",
+     [](Config& c, std::string_view v, std::string& why) { return parse_listen_address(v, c.listen, why); }},
+    {"targets", "OPENAI_PROXY_TARGETS", Kind::Text, "key:domain,...", nullptr,
+     "target map, e.g. oa:api.openai.com,azure:x.openai.azure.com (flag and env are merged)",
+     nullptr},  // handled specially: merged
+    {"default-target", "OPENAI_PROXY_DEFAULT_TARGET", Kind::Text, "target", "api.openai.com when no -targets",
+     "upstream for requests that match no target",
+     [](Config& c, std::string_view v, std::string& why) {
+         Target t;
+         if (!parse_target(v, t, why)) return false;
+         c.default_target = t;
+         return true;
+     }},
+    {"ca-file", "OPENAI_PROXY_CA_FILE", Kind::Text, "path", "SSL_CERT_FILE/SSL_CERT_DIR, then the system bundle",
+     "PEM file of trusted CA certificates for upstream TLS",
+     [](Config& c, std::string_view v, std::string&) {
+         c.ca_file = std::string(v);
+         return true;
+     }},
+    {"upstream-proxy", "OPENAI_PROXY_UPSTREAM_PROXY", Kind::Text, "http://host:port", "none (ENV=local: HTTP_PROXY)",
+     "reach upstreams through this HTTP proxy (CONNECT tunnel; TLS still verified end to end)",
+     [](Config& c, std::string_view v, std::string& why) {
+         Target t;
+         if (!parse_proxy_url(v, t, why)) return false;
+         c.upstream_proxy = t;
+         return true;
+     }},
+    {"workers", "OPENAI_PROXY_WORKERS", Kind::Text, "n", "0 (one per CPU core)",
+     "event-loop threads",
+     [](Config& c, std::string_view v, std::string& why) { return set_number<unsigned, 0, 256>(c.workers, v, why); }},
+    {"buffer-size", nullptr, Kind::Text, "bytes", "1024", "bytes per read when relaying bodies",
+     [](Config& c, std::string_view v, std::string& why) {
+         return set_number<std::size_t, 1, 1048576>(c.buffer_size, v, why);
+     }},
+    {"pool-max-idle", nullptr, Kind::Text, "n", "100", "idle upstream connections kept in total",
+     [](Config& c, std::string_view v, std::string& why) {
+         return set_number<std::size_t, 0, 1000000>(c.pool_max_idle, v, why);
+     }},
+    {"pool-max-idle-per-host", nullptr, Kind::Text, "n", "20", "idle upstream connections kept per upstream",
+     [](Config& c, std::string_view v, std::string& why) {
+         return set_number<std::size_t, 0, 1000000>(c.pool_max_idle_per_host, v, why);
+     }},
+    {"pool-idle-timeout", nullptr, Kind::Text, "duration", "90s", "close idle upstream connections after this",
+     [](Config& c, std::string_view v, std::string& why) { return set_duration(c.pool_idle_timeout, v, why, false); }},
+    {"connect-timeout", nullptr, Kind::Text, "duration", "10s", "upstream TCP connect (and CONNECT tunnel); 504 after",
+     [](Config& c, std::string_view v, std::string& why) { return set_duration(c.connect_timeout, v, why, false); }},
+    {"tls-timeout", nullptr, Kind::Text, "duration", "10s", "upstream TLS handshake; 504 after",
+     [](Config& c, std::string_view v, std::string& why) { return set_duration(c.tls_timeout, v, why, false); }},
+    {"response-timeout", nullptr, Kind::Text, "duration", "10m", "wait for the upstream's response head; 504 after",
+     [](Config& c, std::string_view v, std::string& why) { return set_duration(c.response_timeout, v, why, false); }},
+    {"idle-timeout", nullptr, Kind::Text, "duration", "10m",
+     "end an exchange after this long without a byte in either direction",
+     [](Config& c, std::string_view v, std::string& why) { return set_duration(c.idle_timeout, v, why, false); }},
+    {"header-timeout", nullptr, Kind::Text, "duration", "30s", "time for a client to send a request head; 408 after",
+     [](Config& c, std::string_view v, std::string& why) { return set_duration(c.header_timeout, v, why, false); }},
+    {"keepalive-timeout", nullptr, Kind::Text, "duration", "75s", "close idle client connections after this",
+     [](Config& c, std::string_view v, std::string& why) { return set_duration(c.keepalive_timeout, v, why, false); }},
+    {"shutdown-grace", nullptr, Kind::Text, "duration", "30s",
+     "on SIGTERM/SIGINT, time for requests in flight to finish",
+     [](Config& c, std::string_view v, std::string& why) { return set_duration(c.shutdown_grace, v, why, true); }},
+    {"max-connections", nullptr, Kind::Text, "n", "10000", "client connections served at once",
+     [](Config& c, std::string_view v, std::string& why) {
+         return set_number<std::size_t, 1, 10000000>(c.max_connections, v, why);
+     }},
+    {"max-body-size", nullptr, Kind::Text, "bytes", "128MiB", "largest request body; 413 beyond",
+     [](Config& c, std::string_view v, std::string& why) {
+         return set_number<std::uint64_t, 0, (1ull << 50)>(c.max_body_bytes, v, why);
+     }},
+    {"max-header-size", nullptr, Kind::Text, "bytes", "64KiB", "largest request head; 431 beyond",
+     [](Config& c, std::string_view v, std::string& why) {
+         return set_number<std::size_t, 1024, 1048576>(c.max_header_bytes, v, why);
+     }},
+    {"max-request-line", nullptr, Kind::Text, "bytes", "8KiB", "longest request line; 414 beyond",
+     [](Config& c, std::string_view v, std::string& why) {
+         return set_number<std::size_t, 64, 1048576>(c.max_request_line, v, why);
+     }},
+    {"max-header-count", nullptr, Kind::Text, "n", "100", "most request header fields; 431 beyond",
+     [](Config& c, std::string_view v, std::string& why) {
+         return set_number<std::size_t, 1, kMaxHeaderFields>(c.max_header_count, v, why);
+     }},
+    {"allow-hosts", nullptr, Kind::Text, "name,*.suffix,...", "any",
+     "only these hosts may be chosen with X-Target-Host",
+     [](Config& c, std::string_view v, std::string& why) {
+         c.allow_hosts.clear();
+         while (!v.empty()) {
+             std::size_t comma = v.find(',');
+             std::string_view item = v.substr(0, comma);
+             while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+             while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+             if (!item.empty()) {
+                 std::string_view name = item.substr(0, 2) == "*." ? item.substr(2) : item;
+                 Target t;
+                 if (name.empty() || name.find_first_of("*:/") != std::string_view::npos || !parse_target(name, t, why)) {
+                     why = "\"" + std::string(item) + "\" is not a host name or *.suffix pattern";
+                     return false;
+                 }
+                 c.allow_hosts.emplace_back(item);
+             }
+             if (comma == std::string_view::npos) break;
+             v.remove_prefix(comma + 1);
+         }
+         return true;
+     }},
+    {"allow-private", nullptr, Kind::Bool, nullptr, "false",
+     "let X-Target-Host reach loopback, private, link-local and other internal addresses",
+     [](Config& c, std::string_view v, std::string& why) {
+         if (!parse_bool(v, c.allow_private)) return why = "must be true or false", false;
+         return true;
+     }},
+    {"disable-target-header", nullptr, Kind::Bool, nullptr, "false",
+     "refuse X-Target-Host (403); route by Host and -default-target only",
+     [](Config& c, std::string_view v, std::string& why) {
+         if (!parse_bool(v, c.disable_target_header)) return why = "must be true or false", false;
+         return true;
+     }},
+};
+
+const Option* find_option(std::string_view name) {
+    for (const Option& o : kOptions)
+        if (name == o.name) return &o;
+    return nullptr;
+}
+
+// "key:domain,key2:domain2" into `out` (later keys replace earlier ones).
+void parse_targets(std::string_view list, const char* source, std::map<std::string, Target>& out,
+                   std::vector<std::string>& order, std::vector<std::string>& errors) {
+    while (true) {
+        std::size_t comma = list.find(',');
+        std::string_view entry = list.substr(0, comma);
+        while (!entry.empty() && entry.front() == ' ') entry.remove_prefix(1);
+        while (!entry.empty() && entry.back() == ' ') entry.remove_suffix(1);
+        if (!entry.empty()) {
+            std::size_t colon = entry.find(':');
+            std::string key(entry.substr(0, colon == std::string_view::npos ? 0 : colon));
+            bool key_ok = !key.empty();
+            for (char& ch : key) {
+                ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+                if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '-' && ch != '_') key_ok = false;
+            }
+            std::string why;
+            Target t;
+            if (colon == std::string_view::npos) {
+                errors.push_back(std::string("malformed target \"") + std::string(entry) + "\" in " + source +
+                                 ": expected key:domain");
+            } else if (!key_ok) {
+                errors.push_back(std::string("malformed target \"") + std::string(entry) + "\" in " + source +
+                                 ": the key must be letters, digits, '-' or '_'");
+            } else if (!parse_target(entry.substr(colon + 1), t, why)) {
+                errors.push_back(std::string("malformed target \"") + std::string(entry) + "\" in " + source + ": " +
+                                 why);
+            } else {
+                if (!out.count(key)) order.push_back(key);
+                out[key] = t;
+            }
+        }
+        if (comma == std::string_view::npos) break;
+        list.remove_prefix(comma + 1);
+    }
+}
+
+}  // namespace
+
+bool parse_listen_address(std::string_view text, ListenAddress& out, std::string& error) {
+    ListenAddress a;
+    a.text = std::string(text);
+    std::string_view host, port;
+    if (!text.empty() && text.front() == '[') {
+        std::size_t close = text.find(']');
+        if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') {
+            error = "invalid listen address \"" + std::string(text) + "\": expected [ipv6]:port";
+            return false;
+        }
+        host = text.substr(1, close - 1);
+        port = text.substr(close + 2);
+        if (host.find(':') == std::string_view::npos) {
+            error = "invalid listen address \"" + std::string(text) + "\": not an IPv6 literal";
+            return false;
+        }
+    } else {
+        std::size_t colon = text.rfind(':');
+        if (colon == std::string_view::npos) {
+            error = "invalid listen address \"" + std::string(text) + "\": expected host:port or :port";
+            return false;
+        }
+        host = text.substr(0, colon);
+        port = text.substr(colon + 1);
+        if (host.find(':') != std::string_view::npos) {
+            error = "invalid listen address \"" + std::string(text) + "\": write IPv6 addresses as [addr]:port";
+            return false;
+        }
+    }
+    std::uint64_t p = 0;
+    if (!parse_uint(port, 65535, p)) {
+        error = "invalid listen address \"" + std::string(text) + "\": port must be 0-65535";
+        return false;
+    }
+    for (char c : host) {
+        bool ok = std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == ':' || c == '_';
+        if (!ok) {
+            error = "invalid listen address \"" + std::string(text) + "\": bad host";
+            return false;
+        }
+    }
+    a.host = std::string(host);
+    a.port = static_cast<std::uint16_t>(p);
+    out = a;
+    return true;
+}
+
+ConfigResult parse_config(int argc, const char* const* argv, const EnvLookup& env) {
+    ConfigResult r;
+    Config& c = r.config;
+    std::string why;
+    parse_listen_address(":9001", c.listen, why);
+
+    // Flags are collected first, so that each may override its environment variable.
+    std::map<std::string, std::string> flags;
+    std::string flag_targets;
+    bool have_flag_targets = false;
+    for (int i = 1; i < argc; ++i) {
+        std::string_view arg = argv[i];
+        if (arg == "--") {
+            if (i + 1 < argc) r.errors.push_back("unexpected argument: " + std::string(argv[i + 1]));
+            break;
+        }
+        if (arg.size() < 2 || arg[0] != '-') {
+            r.errors.push_back("unexpected argument: " + std::string(arg) + " (options start with -)");
+            continue;
+        }
+        std::string_view name = arg.substr(arg[1] == '-' ? 2 : 1);
+        std::string_view value;
+        bool has_value = false;
+        if (std::size_t eq = name.find('='); eq != std::string_view::npos) {
+            value = name.substr(eq + 1);
+            name = name.substr(0, eq);
+            has_value = true;
+        }
+        if (name == "h" || name == "help") {
+            r.show_help = true;
+            continue;
+        }
+        if (name == "version" || name == "v") {
+            r.show_version = true;
+            continue;
+        }
+        const Option* opt = find_option(name);
+        if (!opt) {
+            r.errors.push_back("unknown flag: -" + std::string(name));
+            continue;
+        }
+        if (!has_value) {
+            if (opt->kind == Kind::Bool) {
+                value = "true";
+            } else if (i + 1 < argc) {
+                value = argv[++i];
+            } else {
+                r.errors.push_back("flag needs an argument: -" + std::string(name));
+                continue;
+            }
+        }
+        if (name == "targets") {
+            flag_targets += (have_flag_targets ? "," : "") + std::string(value);
+            have_flag_targets = true;
+        } else {
+            flags[std::string(name)] = std::string(value);
+        }
+    }
+
+    for (const Option& o : kOptions) {
+        if (!o.apply) continue;
+        auto f = flags.find(o.name);
+        const char* env_value = o.env ? env(o.env) : nullptr;
+        std::string source;
+        std::string value;
+        if (f != flags.end()) {
+            value = f->second;
+            source = std::string("flag -") + o.name;
+        } else if (env_value && *env_value) {
+            value = env_value;
+            source = o.env;
+        } else {
+            continue;
+        }
+        std::string reason;
+        if (!o.apply(c, value, reason))
+            r.errors.push_back("invalid value \"" + value + "\" for " + source + ": " + reason);
+    }
+
+    // Targets: environment entries first, flag entries after (a flag wins on a key).
+    std::map<std::string, Target> targets;
+    std::vector<std::string> order;
+    if (const char* e = env("OPENAI_PROXY_TARGETS"); e && *e)
+        parse_targets(e, "OPENAI_PROXY_TARGETS", targets, order, r.errors);
+    if (have_flag_targets) parse_targets(flag_targets, "-targets", targets, order, r.errors);
+    for (const auto& key : order) c.targets.emplace_back(key, targets[key]);
+    if (c.targets.empty() && !c.default_target) {
+        Target t;
+        parse_target("api.openai.com", t, why);
+        c.default_target = t;
+    }
+
+    // Local mode (as the original): upstream connections through HTTP_PROXY.
+    if (const char* mode = env("ENV"); mode && std::string_view(mode) == "local") {
+        c.local_mode = true;
+        if (!c.upstream_proxy) {
+            const char* p = env("HTTP_PROXY");
+            if (!p || !*p) p = env("http_proxy");
+            std::string spec = p && *p ? p : "http://127.0.0.1:10809";
+            Target t;
+            std::string reason;
+            if (parse_proxy_url(spec, t, reason)) c.upstream_proxy = t;
+            else r.errors.push_back("invalid value \"" + spec + "\" for HTTP_PROXY: " + reason);
+        }
+    }
+    return r;
+}
+
+std::string usage_text(const char* program_name) {
+    std::string out = std::string("Usage of ") + program_name + ":\n";
+    for (const Option& o : kOptions) {
+        out += "  -";
+        out += o.name;
+        if (o.placeholder) {
+            out += ' ';
+            out += o.placeholder;
+        }
+        out += "\n    \t";
+        out += o.help;
+        if (o.default_text) out += std::string(" (default ") + o.default_text + ")";
+        if (o.env) out += std::string(" (env ") + o.env + ")";
+        out += '\n';
+    }
+    out +=
+        "  -h, --help\n    \tshow this help\n"
+        "  --version\n    \tprint the version\n"
+        "Environment:\n"
+        "  ENV=local\n    \tlocal mode: reach upstreams through HTTP_PROXY, log each request\n"
+        "  HTTP_PROXY, http_proxy\n    \tthe proxy for local mode (default http://127.0.0.1:10809)\n"
+        "  SSL_CERT_FILE, SSL_CERT_DIR\n    \ttrust store when -ca-file is not given\n";
+    return out;
+}
+
+const char* version_text() {
+#ifndef OP_VERSION
+#define OP_VERSION "dev"
+#endif
+    return "openai-proxy " OP_VERSION;
+}
+
+}  // namespace op

@@ -1,0 +1,92 @@
+#include "router.h"
+
+#include <cctype>
+
+namespace op {
+
+namespace {
+std::string lower(std::string_view s) {
+    std::string out(s);
+    for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return out;
+}
+
+bool is_ipv4_literal(std::string_view h) {
+    if (h.empty()) return false;
+    for (char c : h)
+        if (!((c >= '0' && c <= '9') || c == '.')) return false;
+    return true;
+}
+}  // namespace
+
+Router::Router(std::vector<std::pair<std::string, Target>> targets, const Target* default_target)
+    : targets_(std::move(targets)) {
+    for (auto& kv : targets_) kv.first = lower(kv.first);
+    if (default_target) {
+        has_default_ = true;
+        default_ = *default_target;
+    }
+}
+
+std::string_view Router::host_label(std::string_view host) {
+    if (!host.empty() && host.front() == '[') return {};  // IPv6 literal: not a name
+    std::size_t colon = host.rfind(':');
+    if (colon != std::string_view::npos) host = host.substr(0, colon);
+    if (is_ipv4_literal(host)) return {};
+    return host.substr(0, host.find('.'));
+}
+
+RouteResult Router::route(bool has_header, std::string_view x_target_host, std::string_view host) const {
+    RouteResult r;
+    if (has_header) {
+        std::string error;
+        if (!parse_target(x_target_host, r.target, error)) {
+            r.outcome = RouteOutcome::BadHeader;
+            r.error = "invalid X-Target-Host: " + error;
+            return r;
+        }
+        r.outcome = RouteOutcome::HeaderChosen;
+        for (const auto& kv : targets_) {
+            if (kv.second == r.target) {
+                r.outcome = RouteOutcome::Configured;  // names a trusted, configured origin
+                break;
+            }
+        }
+        return r;
+    }
+    std::string label = lower(host_label(host));
+    r.key = label;
+    if (!label.empty()) {
+        std::string before_dash = label.substr(0, label.find('-'));
+        for (const std::string* key : {&label, &before_dash}) {
+            for (const auto& kv : targets_) {
+                if (kv.first == *key) {
+                    r.outcome = RouteOutcome::Configured;
+                    r.target = kv.second;
+                    r.key = *key;
+                    return r;
+                }
+            }
+        }
+    }
+    if (has_default_) {
+        r.outcome = RouteOutcome::Default;
+        r.target = default_;
+        return r;
+    }
+    r.outcome = RouteOutcome::NoRoute;
+    r.error = "no target for host \"" + std::string(host) + "\" (key \"" + label +
+              "\"); configure -targets or -default-target, or send X-Target-Host";
+    return r;
+}
+
+std::string_view strip_stage_prefix(std::string_view path) {
+    for (std::string_view stage : {std::string_view("/release"), std::string_view("/test"), std::string_view("/prepub")}) {
+        if (path.size() >= stage.size() && path.substr(0, stage.size()) == stage &&
+            (path.size() == stage.size() || path[stage.size()] == '/' || path[stage.size()] == '?'))
+            return path.substr(stage.size());
+    }
+    return path;
+}
+
+}  // namespace op
