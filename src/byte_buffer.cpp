@@ -40,8 +40,10 @@ bool ByteBuffer::append(const char* p, std::size_t n) {
 
 void ByteBuffer::consume(std::size_t n) {
     if (n >= size()) {
-        read_index_ = write_index_ = 0;
-        if (capacity_ > kInitialCapacity) release();
+        // Drained: give the storage back. A held stream (SSE) spends nearly all its
+        // life with empty buffers, so this is what keeps memory per stream small; the
+        // allocator makes the next small block cheap.
+        release();
         return;
     }
     read_index_ += n;

@@ -5,9 +5,8 @@
 //   +-------------------+------------------+------------------+
 //   0             read_index_        write_index_         capacity_
 //
-// Storage is allocated on first use and released whenever the buffer becomes empty
-// and is larger than its initial size, so idle connections hold no buffer memory
-// beyond a small block. Every owner states its own bound (high-water mark); the
+// Storage is allocated on first use and released whenever the buffer becomes empty,
+// so idle connections and quiet streams hold no buffer memory. Every owner states its own bound (high-water mark); the
 // buffer itself only refuses to grow beyond kMaxCapacity (append() returns false).
 #pragma once
 

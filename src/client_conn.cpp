@@ -103,7 +103,10 @@ void ClientConn::read_client() {
             in_.commit(r.bytes);
             continue;
         }
-        if (r.status == IoStatus::WouldBlock) return;
+        if (r.status == IoStatus::WouldBlock) {
+            if (in_.empty()) in_.release();
+            return;
+        }
         // End of stream or reset. Between requests that is a normal close; during an
         // exchange the client went away: the upstream is closed at once (close_client),
         // so it stops generating tokens nobody reads.
@@ -503,7 +506,15 @@ void ClientConn::read_upstream() {
         IoResult r = up_->read(buf, chunk);
         if (r.status == IoStatus::WouldBlock) return;
         if (r.status == IoStatus::Ok) {
-            got_response_byte_ = true;
+            if (!got_response_byte_) {
+                got_response_byte_ = true;
+                // No replay once the upstream has answered: drop the kept request copy.
+                if (up_sent_ == up_out_.size()) {
+                    up_out_.clear();
+                    up_sent_ = 0;
+                }
+                replayable_ = false;
+            }
             on_response_bytes(buf, r.bytes);
             continue;
         }

@@ -100,7 +100,6 @@ private:
     bool close_after_ = false;
     Target target_;
     std::string pool_key_;
-    std::string log_url_;
     UpstreamConn* up_ = nullptr;
     bool upstream_paused_ = false;
     bool retried_ = false;

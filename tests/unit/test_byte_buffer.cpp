@@ -48,3 +48,12 @@ TEST_CASE("byte buffer: prepare/commit writes in place") {
     b.commit(3);
     CHECK(b.view() == "abc");
 }
+
+TEST_CASE("byte buffer: even a small buffer holds no storage once drained") {
+    ByteBuffer b;
+    b.append("x");
+    CHECK(b.capacity() > 0);
+    b.consume(1);
+    CHECK(b.capacity() == 0);
+    CHECK(b.empty());
+}
