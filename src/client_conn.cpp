@@ -101,6 +101,7 @@ void ClientConn::read_client() {
         IoResult r = net::read(fd_, p, chunk);
         if (r.status == IoStatus::Ok) {
             in_.commit(r.bytes);
+            if (r.bytes < chunk) return;  // drained; the poller reports more (or EOF)
             continue;
         }
         if (r.status == IoStatus::WouldBlock) {

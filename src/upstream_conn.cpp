@@ -233,9 +233,14 @@ void UpstreamConn::fail(UpstreamFailure why, const std::string& detail) {
 
 IoResult UpstreamConn::read(char* buf, std::size_t cap) {
     if (state_ != State::Ready) return {IoStatus::WouldBlock, 0, 0};
+    // A short read drained the socket: skip the read that would only say EAGAIN until
+    // the poller reports readiness again (level-triggered, so nothing is missed).
+    if (broken_) socket_readable_ = true;
     if (!tls_) {
+        if (!socket_readable_) return {IoStatus::WouldBlock, 0, 0};
         IoResult r = net::read(fd_, buf, cap);
         if (r.status == IoStatus::Error) error_ = net::error_text(r.error);
+        if (r.status == IoStatus::WouldBlock || (r.status == IoStatus::Ok && r.bytes < cap)) socket_readable_ = false;
         if (r.status == IoStatus::WouldBlock && broken_) return {IoStatus::Error, 0, 0};
         return r;
     }
@@ -250,12 +255,15 @@ IoResult UpstreamConn::read(char* buf, std::size_t cap) {
             return {IoStatus::Error, 0, 0};
         }
         if (socket_eof_) return {IoStatus::Eof, 0, 0};  // peer closed without close_notify
+        if (!socket_readable_) return {IoStatus::WouldBlock, 0, 0};
         char cipher[kCipherRead];
         IoResult r = net::read(fd_, cipher, sizeof cipher);
         if (r.status == IoStatus::Ok) {
+            if (r.bytes < sizeof cipher) socket_readable_ = false;
             tls_->feed_ciphertext(cipher, r.bytes);
             continue;
         }
+        if (r.status == IoStatus::WouldBlock) socket_readable_ = false;
         if (r.status == IoStatus::Eof) {
             socket_eof_ = true;
             continue;
@@ -411,6 +419,7 @@ void UpstreamConn::on_ready(unsigned ready) {
                 if (owner_ && ok && drained) owner_->upstream_writable();
                 if (closed) return;
             }
+            if (ready & kReadable) socket_readable_ = true;
             if ((ready & kReadable) && owner_) owner_->upstream_readable();
             return;
         case State::Idle:

@@ -108,6 +108,7 @@ private:
     bool write_blocked_ = false;
     bool broken_ = false;  // a write failed; read() reports it once input is drained
     bool restricted_ = false;
+    bool socket_readable_ = true;  // false after a short read, until the poller says otherwise
     int uses_ = 0;
     std::vector<SockAddr> addresses_;  // only while connecting
     std::size_t next_address_ = 0;
