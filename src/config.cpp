@@ -69,8 +69,10 @@ bool parse_seconds(std::string_view s, std::chrono::seconds& out) {
     while (i < s.size()) {
         std::size_t start = i;
         while (i < s.size() && ((s[i] >= '0' && s[i] <= '9') || s[i] == '.')) ++i;
-        if (i == start) return false;
-        double v = std::strtod(std::string(s.substr(start, i - start)).c_str(), nullptr);
+        std::string number(s.substr(start, i - start));
+        char* number_end = nullptr;
+        double v = std::strtod(number.c_str(), &number_end);
+        if (i == start || number_end != number.c_str() + number.size()) return false;  // "", ".", "1.5.5"
         std::size_t ustart = i;
         while (i < s.size() && std::isalpha(static_cast<unsigned char>(s[i]))) ++i;
         std::string_view unit = s.substr(ustart, i - ustart);
@@ -434,13 +436,14 @@ ConfigResult parse_config(int argc, const char* const* argv, const EnvLookup& en
     if (const char* mode = env("ENV"); mode && std::string_view(mode) == "local") {
         c.local_mode = true;
         if (!c.upstream_proxy) {
-            const char* p = env("HTTP_PROXY");
-            if (!p || !*p) p = env("http_proxy");
+            const char* source = "HTTP_PROXY";
+            const char* p = env(source);
+            if (!p || !*p) p = env(source = "http_proxy");
             std::string spec = p && *p ? p : "http://127.0.0.1:10809";
             Target t;
             std::string reason;
             if (parse_proxy_url(spec, t, reason)) c.upstream_proxy = t;
-            else r.errors.push_back("invalid value \"" + spec + "\" for HTTP_PROXY: " + reason);
+            else r.errors.push_back("invalid value \"" + spec + "\" for " + source + ": " + reason);
         }
     }
     return r;
