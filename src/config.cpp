@@ -120,11 +120,12 @@ bool parse_proxy_url(std::string_view v, Target& out, std::string& why) {
     std::string spec(v);
     std::string lower;
     for (char c : spec) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    if (lower.rfind("https://", 0) == 0) {
+    if (lower.find("://") == std::string::npos) {
+        spec = "http://" + spec;
+    } else if (lower.rfind("http://", 0) != 0) {  // https://, socks5://, ...
         why = "only http:// upstream proxies are supported";
         return false;
     }
-    if (lower.find("://") == std::string::npos) spec = "http://" + spec;
     if (!parse_target(spec, out, why)) return false;
     return true;
 }
@@ -435,7 +436,11 @@ ConfigResult parse_config(int argc, const char* const* argv, const EnvLookup& en
     // Local mode (as the original): upstream connections through HTTP_PROXY.
     if (const char* mode = env("ENV"); mode && std::string_view(mode) == "local") {
         c.local_mode = true;
-        if (!c.upstream_proxy) {
+        // An -upstream-proxy that was given but refused is already reported; falling
+        // back to HTTP_PROXY then would only add a second, confusing line.
+        const char* own = env("OPENAI_PROXY_UPSTREAM_PROXY");
+        bool given = flags.count("upstream-proxy") != 0 || (own && *own);
+        if (!given) {
             const char* source = "HTTP_PROXY";
             const char* p = env(source);
             if (!p || !*p) p = env(source = "http_proxy");

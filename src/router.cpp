@@ -32,7 +32,9 @@ std::string_view Router::host_label(std::string_view host) {
     if (!host.empty() && host.front() == '[') return {};  // IPv6 literal: not a name
     std::size_t colon = host.rfind(':');
     if (colon != std::string_view::npos) host = host.substr(0, colon);
-    if (is_ipv4_literal(host)) return {};
+    // An IPv4 literal, or an unbracketed IPv6 one ("::1" loses its last group to the
+    // port cut above and still has a colon): not a name either.
+    if (is_ipv4_literal(host) || host.find(':') != std::string_view::npos) return {};
     return host.substr(0, host.find('.'));
 }
 

@@ -431,3 +431,30 @@ TEST_CASE("config: version_text") {
     CHECK(v.rfind("openai-proxy ", 0) == 0);
     CHECK(v.size() > std::string("openai-proxy ").size());
 }
+
+TEST_CASE("config: the upstream proxy must be http://, whatever the other scheme") {
+    for (const char* bad : {"https://p:3128", "socks5://p:1080", "HTTPS://p", "ftp://p"}) {
+        INFO("proxy: ", bad);
+        std::string arg = std::string("-upstream-proxy=") + bad;
+        one_error({arg.c_str()}, {"upstream-proxy", bad, "only http://"});
+    }
+    one_error({}, {"OPENAI_PROXY_UPSTREAM_PROXY", "only http://"}, {{"OPENAI_PROXY_UPSTREAM_PROXY", "socks5://p"}});
+    one_error({"-upstream-proxy=http://p/path"}, {"upstream-proxy", "path"});
+    Config env = ok({}, {{"OPENAI_PROXY_UPSTREAM_PROXY", "HTTP://P:8080/"}});
+    REQUIRE(env.upstream_proxy.has_value());
+    CHECK(env.upstream_proxy->host == "p");
+    CHECK(env.upstream_proxy->port == 8080);
+    CHECK(ok({"-upstream-proxy=http://p"}).upstream_proxy->port == 80);
+}
+
+TEST_CASE("config: in local mode a refused -upstream-proxy is one error, not a fallback to HTTP_PROXY") {
+    std::string e = one_error({"-upstream-proxy=socks5://p"}, {"upstream-proxy"},
+                              {{"ENV", "local"}, {"HTTP_PROXY", "also bad"}});
+    CHECK(e.find("HTTP_PROXY") == std::string::npos);
+    one_error({}, {"OPENAI_PROXY_UPSTREAM_PROXY"},
+              {{"ENV", "local"}, {"OPENAI_PROXY_UPSTREAM_PROXY", "https://p"}, {"HTTP_PROXY", "also bad"}});
+    // The variable, when set, takes the place of HTTP_PROXY as the flag does.
+    Config c = ok({}, {{"ENV", "local"}, {"OPENAI_PROXY_UPSTREAM_PROXY", "http://v:1"}, {"HTTP_PROXY", "http://h:2"}});
+    REQUIRE(c.upstream_proxy.has_value());
+    CHECK(c.upstream_proxy->host == "v");
+}

@@ -191,3 +191,10 @@ TEST_CASE("router: strip_stage_prefix leaves everything else unchanged") {
         CHECK(strip_stage_prefix(p) == p);
     }
 }
+
+TEST_CASE("router: an unbracketed IPv6 Host is not a name either") {
+    CHECK(Router::host_label("::1").empty());
+    CHECK(Router::host_label("fe80::1:9001").empty());
+    Router r({{"fe80", target("a.example.com")}}, nullptr);
+    CHECK(by_host(r, "fe80::1").outcome == RouteOutcome::NoRoute);
+}

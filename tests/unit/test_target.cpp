@@ -141,3 +141,39 @@ TEST_CASE("target: the edges of the port range") {
     CHECK(parsed("h:65535").port == 65535);
     CHECK(parsed("h:65535").authority == "h:65535");
 }
+
+TEST_CASE("target: IPv6 literals follow RFC 4291 text form") {
+    for (const char* ok : {"[::]", "[::1]", "[1::]", "[1::2]", "[fe80::1:2]", "[2001:db8:0:0:0:0:0:1]",
+                           "[1:2:3:4:5:6:7::]", "[::2:3:4:5:6:7:8]", "[::ffff:192.0.2.1]",
+                           "[1:2:3:4:5:6:192.0.2.1]", "[ABCD::EF]"}) {
+        INFO("spec: ", ok);
+        Target t = parsed(ok);
+        CHECK(t.authority == "[" + t.host + "]");  // brackets only in the authority
+    }
+    CHECK(parsed("[ABCD::EF]").host == "abcd::ef");
+    for (const char* bad : {"[::::::]", "[1:2]", "[1:2:3:4:5:6:7:8:9]", "[1::2::3]", "[:1::2]", "[1::2:]",
+                            "[12345::1]", "[1.2.3.4]", "[abcd]", "[::1.2.3]", "[::1.2.3.4:5]",
+                            "[1:2:3:4:5:6:7:1.2.3.4]", "[fe80::1%eth0]", "[:]", "[1:::2]",
+                            "[1:2:3:4:5:6:7:8::]"}) {
+        check_rejected(bad);
+    }
+}
+
+TEST_CASE("target: names and IPv4 literals") {
+    CHECK(parsed("10.0.0.1:8080").host == "10.0.0.1");
+    CHECK(parsed("255.255.255.255").host == "255.255.255.255");
+    CHECK(parsed("0.0.0.0").host == "0.0.0.0");
+    CHECK(parsed("_svc.example.com").host == "_svc.example.com");
+    CHECK(parsed("api.openai.com.").host == "api.openai.com.");  // a fully qualified name
+    CHECK(parsed("1e100.net").host == "1e100.net");               // digits are fine before the last label
+    CHECK(parsed("a.b1").host == "a.b1");
+    // A last label of digits only is what inet_aton reads as an address: only a
+    // canonical dotted quad is accepted.
+    for (const char* bad : {"999.1.1.1", "1.2.3", "127.1", "0x7f.1", "010.0.0.1", "1.2.3.4.5", "a.123", "1.2.3.256",
+                            "a..b", "a.-b.com", "x.com.."}) {
+        check_rejected(bad);
+    }
+    const std::string long_label = std::string(64, 'a') + ".com";  // labels are at most 63 bytes
+    check_rejected(long_label.c_str());
+    CHECK(parsed((std::string(63, 'a') + ".com").c_str()).host.size() == 67);
+}
