@@ -116,7 +116,29 @@ bool set_duration(std::chrono::seconds& field, std::string_view v, std::string& 
     return true;
 }
 
-bool parse_proxy_url(std::string_view v, Target& out, std::string& why) {
+std::string base64(std::string_view in) {
+    static const char* kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    std::string out;
+    std::size_t i = 0;
+    for (; i + 2 < in.size(); i += 3) {
+        unsigned v = static_cast<unsigned char>(in[i]) << 16 | static_cast<unsigned char>(in[i + 1]) << 8 |
+                     static_cast<unsigned char>(in[i + 2]);
+        for (int shift = 18; shift >= 0; shift -= 6) out += kAlphabet[(v >> shift) & 63];
+    }
+    if (i < in.size()) {
+        unsigned v = static_cast<unsigned char>(in[i]) << 16;
+        if (i + 1 < in.size()) v |= static_cast<unsigned char>(in[i + 1]) << 8;
+        out += kAlphabet[(v >> 18) & 63];
+        out += kAlphabet[(v >> 12) & 63];
+        out += i + 1 < in.size() ? kAlphabet[(v >> 6) & 63] : '=';
+        out += '=';
+    }
+    return out;
+}
+
+// "http://[user:pass@]host[:port]" (scheme optional). Credentials become the value of
+// the Proxy-Authorization field sent with CONNECT (Basic, as curl and Go do).
+bool parse_proxy_url(std::string_view v, Target& out, std::string& authorization, std::string& why) {
     std::string spec(v);
     std::string lower;
     for (char c : spec) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -125,6 +147,17 @@ bool parse_proxy_url(std::string_view v, Target& out, std::string& why) {
     } else if (lower.rfind("http://", 0) != 0) {  // https://, socks5://, ...
         why = "only http:// upstream proxies are supported";
         return false;
+    }
+    authorization.clear();
+    std::size_t at = spec.rfind('@');
+    if (at != std::string::npos) {
+        std::string userinfo = spec.substr(7, at - 7);
+        if (userinfo.find('/') != std::string::npos) {
+            why = "malformed proxy URL";
+            return false;
+        }
+        authorization = "Basic " + base64(userinfo);
+        spec = "http://" + spec.substr(at + 1);
     }
     if (!parse_target(spec, out, why)) return false;
     return true;
@@ -155,7 +188,7 @@ const Option kOptions[] = {
      "reach upstreams through this HTTP proxy (CONNECT tunnel; TLS still verified end to end)",
      [](Config& c, std::string_view v, std::string& why) {
          Target t;
-         if (!parse_proxy_url(v, t, why)) return false;
+         if (!parse_proxy_url(v, t, c.upstream_proxy_authorization, why)) return false;
          c.upstream_proxy = t;
          return true;
      }},
@@ -447,7 +480,7 @@ ConfigResult parse_config(int argc, const char* const* argv, const EnvLookup& en
             std::string spec = p && *p ? p : "http://127.0.0.1:10809";
             Target t;
             std::string reason;
-            if (parse_proxy_url(spec, t, reason)) c.upstream_proxy = t;
+            if (parse_proxy_url(spec, t, c.upstream_proxy_authorization, reason)) c.upstream_proxy = t;
             else r.errors.push_back("invalid value \"" + spec + "\" for " + source + ": " + reason);
         }
     }

@@ -34,6 +34,7 @@ struct Config {
                                                            // api.openai.com when no targets at all
     std::string ca_file;                                   // -ca-file
     std::optional<Target> upstream_proxy;                  // -upstream-proxy, or local mode's proxy
+    std::string upstream_proxy_authorization;              // "Basic ..." from user:pass@ in its URL
     bool local_mode = false;                               // ENV=local
 
     std::size_t buffer_size = 1024;                        // -buffer-size: bytes per read

@@ -111,7 +111,10 @@ void UpstreamConn::connected() {
         std::string hostport = target_.host.find(':') != std::string::npos
                                    ? "[" + target_.host + "]:" + std::to_string(target_.port)
                                    : target_.host + ":" + std::to_string(target_.port);
-        std::string req = "CONNECT " + hostport + " HTTP/1.1\r\nHost: " + hostport + "\r\n\r\n";
+        std::string req = "CONNECT " + hostport + " HTTP/1.1\r\nHost: " + hostport + "\r\n";
+        const std::string& auth = server_.config().upstream_proxy_authorization;
+        if (!auth.empty()) req += "Proxy-Authorization: " + auth + "\r\n";
+        req += "\r\n";
         out_.append(req);
         if (!flush_out()) fail(UpstreamFailure::Proxy, "upstream proxy closed the connection: " + error_);
         else update_interest();

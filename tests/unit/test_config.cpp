@@ -334,7 +334,7 @@ TEST_CASE("config: local mode takes the upstream proxy from HTTP_PROXY, then htt
 
     one_error({}, {"HTTP_PROXY", "https://p"}, {{"ENV", "local"}, {"HTTP_PROXY", "https://p"}});
     // The message names the variable the value came from.
-    std::string e = one_error({}, {"http_proxy", "u@p"}, {{"ENV", "local"}, {"http_proxy", "http://u@p:1"}});
+    std::string e = one_error({}, {"http_proxy", "99999"}, {{"ENV", "local"}, {"http_proxy", "http://u@p:99999"}});
     CHECK(e.find("HTTP_PROXY") == std::string::npos);
 }
 
@@ -457,4 +457,19 @@ TEST_CASE("config: in local mode a refused -upstream-proxy is one error, not a f
     Config c = ok({}, {{"ENV", "local"}, {"OPENAI_PROXY_UPSTREAM_PROXY", "http://v:1"}, {"HTTP_PROXY", "http://h:2"}});
     REQUIRE(c.upstream_proxy.has_value());
     CHECK(c.upstream_proxy->host == "v");
+}
+
+TEST_CASE("config: upstream proxy credentials become a Basic Proxy-Authorization value") {
+    const char* argv[] = {"openai-proxy", "-upstream-proxy", "http://user:p%40ss@127.0.0.1:3128"};
+    op::ConfigResult r = op::parse_config(3, argv, [](const char*) -> const char* { return nullptr; });
+    REQUIRE(r.errors.empty());
+    REQUIRE(r.config.upstream_proxy.has_value());
+    CHECK(r.config.upstream_proxy->host == "127.0.0.1");
+    CHECK(r.config.upstream_proxy->port == 3128);
+    CHECK(r.config.upstream_proxy_authorization == "Basic dXNlcjpwJTQwc3M=");  // base64("user:p%40ss")
+
+    const char* plain[] = {"openai-proxy", "-upstream-proxy", "127.0.0.1:3128"};
+    op::ConfigResult q = op::parse_config(3, plain, [](const char*) -> const char* { return nullptr; });
+    REQUIRE(q.errors.empty());
+    CHECK(q.config.upstream_proxy_authorization.empty());
 }
