@@ -38,6 +38,11 @@ public:
     bool append(const char* p, std::size_t n);
     bool append(std::string_view s) { return append(s.data(), s.size()); }
 
+    // Keeps only the first n readable bytes (n <= size()).
+    void truncate(std::size_t n) {
+        if (n < size()) write_index_ = read_index_ + n;
+        if (empty()) release();
+    }
     // Drops n readable bytes from the front.
     void consume(std::size_t n);
     void clear() { consume(size()); }

@@ -55,6 +55,7 @@ void ChunkedDecoder::start_line(State next) {
 // chunk-size [BWS] [chunk-ext] CRLF
 bool ChunkedDecoder::size_line_byte(char c) {
     if (saw_cr_ && c != '\n') return fail("bare CR in chunk size line");
+    if (c == '\n' && !saw_cr_) return fail("bare LF in chunk size line");
     if (c == '\n') {
         if (part_ == Part::Begin) return fail("missing chunk size");
         if (size_ == 0) {
@@ -108,6 +109,7 @@ bool ChunkedDecoder::size_line_byte(char c) {
 // trailer-section = *( field-line CRLF ) CRLF; the fields are checked, then dropped.
 bool ChunkedDecoder::trailer_byte(char c) {
     if (saw_cr_ && c != '\n') return fail("bare CR in trailer");
+    if (c == '\n' && !saw_cr_) return fail("bare LF in trailer");
     if (c == '\n') {
         if (part_ == Part::Begin) {
             state_ = State::Done;
@@ -167,7 +169,7 @@ ChunkedDecoder::Step ChunkedDecoder::feed(std::string_view in) {
                         state_ = State::DataLf;
                         ++pos;
                     }
-                    if (pos < n && in[pos] == '\n') {
+                    if (state_ == State::DataLf && pos < n && in[pos] == '\n') {
                         start_line(State::Size);
                         ++pos;
                     }
@@ -179,7 +181,7 @@ ChunkedDecoder::Step ChunkedDecoder::feed(std::string_view in) {
                 if (in[pos] == '\r') {
                     state_ = State::DataLf;
                 } else if (in[pos] == '\n') {
-                    start_line(State::Size);
+                    fail("bare LF after chunk data");
                 } else {
                     fail("chunk data not followed by CRLF");
                 }

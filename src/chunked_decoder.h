@@ -10,7 +10,8 @@
 // Strictness: chunk sizes are 1+ hex digits that fit in 64 bits (leading zeros
 // allowed), whitespace after the size (BWS) and chunk extensions are accepted and
 // ignored (extensions must hold no control bytes), chunk data must be followed by
-// CRLF, bare CR in a chunk line is Invalid, bare LF line endings are accepted. Trailer
+// CRLF, and bare CR or bare LF in chunk lines is Invalid (RFC 9112 7.1; a lenient
+// reading here is a request-smuggling vector between disagreeing peers). Trailer
 // fields are validated like header fields and discarded. A chunk line or trailer line
 // longer than kMaxLine bytes is Invalid, so a hostile peer cannot make it buffer.
 #pragma once

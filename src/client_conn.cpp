@@ -121,6 +121,7 @@ void ClientConn::flush_client() {
         IoResult r = net::write(fd_, out_.data(), out_.size());
         if (r.status == IoStatus::Ok) {
             out_.consume(r.bytes);
+            client_written_ += r.bytes;
             continue;
         }
         if (r.status == IoStatus::WouldBlock) return;
@@ -549,8 +550,22 @@ void ClientConn::upstream_ended(bool error, const std::string& detail) {
         response_complete();
         return;
     }
-    abort_midstream("upstream " + target_.authority + " closed the connection mid-body" +
-                    (error ? " (" + detail + ")" : ""));
+    std::string msg = "upstream " + target_.authority + " closed the connection mid-body" +
+                      (error ? " (" + detail + ")" : "");
+    log_line("Error processing request: %s", msg.c_str());
+    if (retract_response()) answer_error({502, "proxy_error", "upstream_bad_response", msg});
+    else abort_midstream(msg);
+}
+
+bool ClientConn::retract_response() {
+    // Nothing of this response has reached the client yet (its head is still in out_,
+    // e.g. head and a broken first chunk came in one read): take it back, so the
+    // client gets a clean 502 instead of a cut message.
+    if (client_written_ > response_at_) return false;
+    out_.truncate(static_cast<std::size_t>(response_at_ - client_written_));
+    release_upstream(false);
+    response_started_ = false;
+    return true;
 }
 
 // ---- response side --------------------------------------------------------------------
@@ -621,6 +636,7 @@ void ClientConn::start_response(const ResponseHead& head) {
     }
     if (!client_keep_alive_ || !req_done_) close_after_ = true;
 
+    response_at_ = client_written_ + out_.size();
     ByteBuffer& o = out_;
     char line[64];
     int n = std::snprintf(line, sizeof line, "HTTP/1.1 %d ", head.status);
@@ -673,9 +689,10 @@ void ClientConn::on_body_bytes(const char* p, std::size_t n) {
             while (!in.empty()) {
                 ChunkedDecoder::Step step = resp_chunks_.feed(in);
                 if (step.status == ChunkedDecoder::Status::Invalid) {
-                    log_line("Error processing request: invalid chunked body from upstream %s: %s",
-                             target_.authority.c_str(), step.error);
-                    abort_midstream("invalid chunked body");
+                    std::string msg = "invalid chunked body from upstream " + target_.authority + ": " + step.error;
+                    log_line("Error processing request: %s", msg.c_str());
+                    if (retract_response()) answer_error({502, "proxy_error", "upstream_bad_response", msg});
+                    else abort_midstream(msg);
                     return;
                 }
                 if (step.status == ChunkedDecoder::Status::Data) emit_body(step.data.data(), step.data.size());

@@ -75,6 +75,7 @@ private:
     void upstream_ended(bool error, const std::string& detail);
     void answer_error(const ProxyError& e);
     void abort_midstream(const std::string& why);
+    bool retract_response();
     void release_upstream(bool reusable);
     void reset_exchange();
     void close_client();
@@ -123,6 +124,8 @@ private:
     std::uint64_t resp_remaining_ = 0;
     ChunkedDecoder resp_chunks_;
     bool client_chunked_ = false;
+    std::uint64_t client_written_ = 0;  // bytes written to the client socket, ever
+    std::uint64_t response_at_ = 0;     // offset of this response's head in that stream
 };
 
 }  // namespace op

@@ -71,9 +71,10 @@ int main(int argc, char** argv) {
     if (workers == 0) workers = 1;
     if (workers > kMaxWorkers) workers = kMaxWorkers;
     std::vector<std::unique_ptr<op::Server>> servers;
+    std::atomic<std::size_t> open_clients{0};
     std::uint16_t port = config.listen.port;
     for (unsigned i = 0; i < workers; ++i) {
-        servers.push_back(std::make_unique<op::Server>(config, *tls));
+        servers.push_back(std::make_unique<op::Server>(config, *tls, open_clients));
         if (!servers.back()->listen(port, workers > 1, error)) {
             op::log_line("Error: cannot listen on %s: %s", config.listen.text.c_str(), error.c_str());
             return 1;

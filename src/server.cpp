@@ -42,14 +42,15 @@ private:
     Server& server_;
 };
 
-Server::Server(const Config& config, TlsClientContext& tls)
+Server::Server(const Config& config, TlsClientContext& tls, std::atomic<std::size_t>& open_clients)
     : config_(config),
       tls_(tls),
       router_(config.targets, default_target_of(config)),
       poller_(Poller::create()),
       waker_(Waker::create()),
       resolver_(*waker_),
-      pool_(pool_limits(config)) {}
+      pool_(pool_limits(config)),
+      open_clients_(open_clients) {}
 
 Server::~Server() {
     // Close everything still open; deleting a connection touches only its own socket.
@@ -118,7 +119,13 @@ void Server::give_back(UpstreamConn* conn) {
 
 void Server::client_closed() {
     --clients_;
-    if (accept_full_ && clients_ < config_.max_connections && listener_ && !stopping_) {
+    open_clients_.fetch_sub(1, std::memory_order_relaxed);
+    resume_accepting_if_room();  // other workers notice on their next tick
+}
+
+void Server::resume_accepting_if_room() {
+    if (accept_full_ && open_clients_.load(std::memory_order_relaxed) < config_.max_connections && listener_ &&
+        !stopping_) {
         accept_full_ = false;
         if (!accept_paused_) poller_->modify(listener_->fd(), listener_.get(), kReadable);
     }
@@ -127,6 +134,11 @@ void Server::client_closed() {
 void Server::accept_clients() {
     if (stopping_) return;
     for (int i = 0; i < 64; ++i) {
+        if (open_clients_.load(std::memory_order_relaxed) >= config_.max_connections) {
+            poller_->modify(listener_->fd(), listener_.get(), kNone);  // another worker filled it
+            accept_full_ = true;
+            return;
+        }
         SocketHandle fd = kInvalidSocket;
         IoResult r = net::accept(listener_->fd(), &fd);
         if (r.status == IoStatus::WouldBlock) return;
@@ -143,7 +155,7 @@ void Server::accept_clients() {
         }
         auto* conn = new ClientConn(*this, fd);
         track(conn);
-        if (clients_ >= config_.max_connections) {
+        if (open_clients_.load(std::memory_order_relaxed) >= config_.max_connections) {
             // At the limit: leave further connections in the kernel's backlog until one
             // of ours closes (client_closed resumes accepting).
             poller_->modify(listener_->fd(), listener_.get(), kNone);
@@ -195,6 +207,7 @@ void Server::check_deadlines() {
     std::vector<UpstreamConn*> expired;
     pool_.expire(now_ms_, expired);
     for (UpstreamConn* c : expired) c->close();
+    resume_accepting_if_room();
     if (accept_paused_ && now_ms_ >= accept_resume_ms_ && listener_) {
         accept_paused_ = false;
         if (!accept_full_) poller_->modify(listener_->fd(), listener_.get(), kReadable);

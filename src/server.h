@@ -28,7 +28,9 @@ class UpstreamConn;
 
 class Server {
 public:
-    Server(const Config& config, TlsClientContext& tls);
+    // `open_clients` counts client connections across all workers, for
+    // -max-connections (the one counter they share; touched once per connection).
+    Server(const Config& config, TlsClientContext& tls, std::atomic<std::size_t>& open_clients);
     ~Server();
     Server(const Server&) = delete;
     Server& operator=(const Server&) = delete;
@@ -65,7 +67,10 @@ public:
     void give_back(UpstreamConn* conn);
     // Number of client connections open.
     std::size_t client_count() const { return clients_; }
-    void client_opened() { ++clients_; }
+    void client_opened() {
+        ++clients_;
+        open_clients_.fetch_add(1, std::memory_order_relaxed);
+    }
     void client_closed();
 
 private:
@@ -74,6 +79,7 @@ private:
     void accept_clients();
     void on_wake();
     void check_deadlines();
+    void resume_accepting_if_room();
     void begin_shutdown();
     void reap();
 
@@ -94,7 +100,8 @@ private:
     std::int64_t next_tick_ms_ = 0;
     std::int64_t shutdown_deadline_ms_ = 0;
     std::uint64_t last_id_ = 0;
-    std::size_t clients_ = 0;
+    std::size_t clients_ = 0;  // this worker's
+    std::atomic<std::size_t>& open_clients_;
     std::atomic<int> stop_requests_{0};
     int stop_seen_ = 0;
     bool stopping_ = false;

@@ -280,7 +280,11 @@ IoResult UpstreamConn::read(char* buf, std::size_t cap) {
 std::size_t UpstreamConn::write(const char* data, std::size_t len) {
     if (state_ != State::Ready || len == 0) return 0;
     if (broken_) return len;  // discarded: the exchange is failing, read() says why
-    if (out_.size() >= kOutHighWater) {
+    // Everything not yet on the wire counts: our slice and the ciphertext still in the
+    // TLS engine. Counting only the slice let a fast client push a whole upload into
+    // the engine while a slow upstream was not reading.
+    std::size_t pending = out_.size() + (tls_ ? tls_->pending_ciphertext() : 0);
+    if (pending >= kOutHighWater) {
         write_blocked_ = true;
         update_interest();
         return 0;
@@ -306,7 +310,7 @@ std::size_t UpstreamConn::write(const char* data, std::size_t len) {
         }
         out_.append(data, len);
     } else {
-        if (take > kOutHighWater) take = kOutHighWater;
+        if (take > kOutHighWater - pending) take = kOutHighWater - pending;
         std::size_t n = 0;
         if (tls_->write(data, take, &n) != TlsStatus::Ok) {
             error_ = tls_->error();
