@@ -1,0 +1,156 @@
+#!/usr/bin/env python3
+"""Graceful shutdown (issue 3): on SIGTERM the proxy stops accepting at once, lets the
+requests and streams in flight finish for up to -shutdown-grace, then closes them and
+exits 0; a second signal exits at once."""
+import os
+import signal
+import socket
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import Proxy, ProxyTestCase, Resp, main, now, wait_until  # noqa: E402
+
+
+def stream_handler(req):
+    # /stream/<events>/<seconds between events>
+    _, _, n, gap = req.target.split('/')
+    return Resp(200, [('Content-Type', 'text/event-stream')],
+                chunks=[b'data: %d\n\n' % i for i in range(int(n))], delay=float(gap))
+
+
+def connect_refused(port, timeout=1.0):
+    """True if a new connection is refused (or reset before any answer)."""
+    try:
+        s = socket.create_connection(('127.0.0.1', port), timeout=timeout)
+    except ConnectionRefusedError:
+        return True
+    except OSError:
+        return True
+    try:
+        s.sendall(b'GET /v1/models HTTP/1.1\r\nHost: a.example.test\r\n\r\n')
+        s.settimeout(timeout)
+        data = s.recv(100)
+        return data == b''
+    except OSError:
+        return True
+    finally:
+        s.close()
+
+
+class Shutdown(ProxyTestCase):
+    def launch(self, up, extra=()):
+        p = Proxy(self.targets(('a', up)) + list(extra))
+        p.start()
+        self.addCleanup(p.kill)
+        return p
+
+    def open_stream(self, p, n, gap):
+        c = self.client(p, timeout=30)
+        c.request('GET', '/stream/%d/%s' % (n, gap))
+        r = c.read_final_head(now() + 10)
+        self.assertEqual(r.status, 200, r)
+        pieces = c.body_pieces(r, 'GET', now() + 60)
+        first = next(pieces)[1]
+        self.assertEqual(first, b'data: 0\n\n')
+        return c, r, pieces
+
+    def test_sigterm_lets_a_stream_finish_and_refuses_new_connections(self):
+        up = self.start_upstream(stream_handler)
+        p = self.launch(up)
+        c, r, pieces = self.open_stream(p, 7, 0.5)  # ~3 s in all
+        t_signal = now()
+        p.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        self.assertTrue(p.alive(), 'the proxy exited with a stream in flight: %s' % p.stderr())
+        self.assertTrue(connect_refused(p.port), 'a new connection was served during shutdown')
+        body = b'data: 0\n\n' + b''.join(piece for _t, piece in pieces)
+        self.assertTrue(r.complete, 'the stream in flight was cut by SIGTERM: %r' % body)
+        self.assertEqual(body, b''.join(b'data: %d\n\n' % i for i in range(7)))
+        try:
+            p.proc.wait(10)
+        except Exception:
+            pass
+        self.assertEqual(p.proc.returncode, 0, 'exit status %s; stderr:\n%s' % (p.proc.returncode, p.stderr()))
+        self.assertLess(now() - t_signal, 3.0 + 3.0, 'the proxy lingered after the stream ended')
+
+    def test_grace_expiry_cuts_a_long_stream_and_exits_0(self):
+        up = self.start_upstream(stream_handler)
+        p = self.launch(up, ['-shutdown-grace', '1s'])
+        c, r, pieces = self.open_stream(p, 40, 0.5)  # 20 s if nothing stops it
+        t0 = now()
+        p.proc.send_signal(signal.SIGTERM)
+        try:
+            p.proc.wait(10)
+        except Exception:
+            pass
+        elapsed = now() - t0
+        self.assertEqual(p.proc.returncode, 0, 'exit status %s; stderr:\n%s' % (p.proc.returncode, p.stderr()))
+        self.assertGreaterEqual(elapsed, 0.8, 'exited before the grace period')
+        self.assertLess(elapsed, 2.5, 'took %.1f s to exit with -shutdown-grace 1s' % elapsed)
+        for _ in pieces:
+            pass
+        self.assertFalse(r.complete, 'a stream cut at shutdown looked complete')
+        self.assertTrue(wait_until(lambda: up.closed_count == up.accept_count, 5),
+                        'the upstream connection of the cut stream stayed open')
+
+    def test_second_signal_exits_at_once(self):
+        up = self.start_upstream(stream_handler)
+        p = self.launch(up)  # default grace: 30 s
+        c, r, pieces = self.open_stream(p, 60, 0.5)
+        p.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        self.assertTrue(p.alive())
+        t0 = now()
+        p.proc.send_signal(signal.SIGTERM)
+        try:
+            p.proc.wait(5)
+        except Exception:
+            pass
+        elapsed = now() - t0
+        self.assertIsNotNone(p.proc.returncode, 'still running 5 s after the second SIGTERM')
+        self.assertLess(elapsed, 1.0, 'the second signal took %.1f s' % elapsed)
+        self.assertGreaterEqual(p.proc.returncode, 0, 'killed by a signal rather than exiting')
+
+    def test_sigint_then_sigterm_exits_at_once(self):
+        up = self.start_upstream(stream_handler)
+        p = self.launch(up)
+        self.open_stream(p, 60, 0.5)
+        p.proc.send_signal(signal.SIGINT)
+        time.sleep(0.5)
+        self.assertTrue(p.alive())
+        t0 = now()
+        p.proc.send_signal(signal.SIGTERM)
+        try:
+            p.proc.wait(5)
+        except Exception:
+            pass
+        self.assertIsNotNone(p.proc.returncode)
+        self.assertLess(now() - t0, 1.0)
+
+    def test_idle_keepalive_connection_is_closed_at_once_during_shutdown(self):
+        # An idle keep-alive client is closed at once; a request in flight finishes.
+        up = self.start_upstream(stream_handler)
+        p = self.launch(up)
+        idle = self.client(p)
+        idle.request('GET', '/stream/1/0')
+        self.assertEqual(idle.read_response().status, 200)
+        c, r, pieces = self.open_stream(p, 4, 0.5)
+        p.proc.send_signal(signal.SIGTERM)
+        closed, _ = idle.wait_closed(3)
+        self.assertTrue(closed, 'an idle keep-alive connection was kept open during shutdown')
+        for _ in pieces:
+            pass
+        self.assertTrue(r.complete)
+        # After its last response, the stream's connection is closed too (not kept alive).
+        closed, _ = c.wait_closed(3)
+        self.assertTrue(closed)
+        try:
+            p.proc.wait(10)
+        except Exception:
+            pass
+        self.assertEqual(p.proc.returncode, 0)
+
+
+if __name__ == '__main__':
+    main()
