@@ -1,0 +1,101 @@
+# openai-proxy: the front door. CMake is the real build; each target here configures one
+# build tree under build/ and drives it.
+#
+#   make                               ./openai-proxy, optimised (build/release)
+#   make test                          unit + end-to-end tests through ctest (build/test),
+#                                      including the static binary in a chroot (as root)
+#   make test-asan                     the same suite under ASan + UBSan (build/asan)
+#   make fuzz                          each fuzzer for FUZZ_SECONDS (fuzz/run.sh; clang,
+#                                      from scripts/deps.sh --fuzz)
+#   make dist/linux_amd64/openai-proxy static, stripped release binary (static OpenSSL)
+#   make dist/scf.zip                  cloud-function zip: `main` + `scf_bootstrap`
+#   make dist                          every platform this machine can build, and scf.zip
+#   make clean
+#
+# Packages: scripts/deps.sh (Debian/Ubuntu). Variables: JOBS (build parallelism),
+# TEST_JOBS (ctest parallelism), FUZZ_SECONDS, STATIC_TEST=0 to leave out the static build
+# and its chroot test from `make test`.
+
+CMAKE        ?= cmake
+CTEST        ?= ctest
+JOBS         ?= $(shell nproc 2>/dev/null || sysctl -n hw.ncpu 2>/dev/null || echo 2)
+TEST_JOBS    ?= 2
+FUZZ_SECONDS ?= 60
+STATIC_TEST  ?= 1
+
+# Release platforms, as <os>_<arch>. `make dist` builds those it can and names the rest.
+DIST_PLATFORMS := linux_amd64 linux_arm64 darwin_arm64
+
+HOST_OS   := $(shell uname -s | tr A-Z a-z)
+HOST_ARCH := $(subst x86_64,amd64,$(subst aarch64,arm64,$(shell uname -m)))
+
+# The static binary that `make test` runs in a chroot (root only: chroot needs it),
+# built for the host's own Linux platform. Without it that test reports "skipped".
+ifeq ($(HOST_OS)$(STATIC_TEST)$(shell id -u),linux10)
+STATIC_BINARY := dist/linux_$(HOST_ARCH)/openai-proxy
+endif
+
+# CMake's own makefiles run under ours; spare the "Entering directory" lines.
+MAKEFLAGS += --no-print-directory
+
+# Always ask CMake: it knows what is out of date; make does not.
+.PHONY: all test test-asan fuzz dist clean FORCE
+all: openai-proxy
+
+# configure(build dir, cmake args)
+configure = $(CMAKE) -S . -B $(1) $(2)
+
+openai-proxy: FORCE
+	$(call configure,build/release,-DCMAKE_BUILD_TYPE=Release -DOP_TESTS=OFF -DOP_SANITIZE=OFF -DOP_STATIC=OFF)
+	$(CMAKE) --build build/release --target openai-proxy -j $(JOBS)
+	install -m 755 build/release/openai-proxy $@
+	@echo "Built ./$@"
+
+test: $(STATIC_BINARY)
+	$(call configure,build/test,-DCMAKE_BUILD_TYPE=Release -DOP_TESTS=ON -DOP_SANITIZE=OFF -DOP_STATIC=OFF \
+	  -DOP_STATIC_BINARY=$(if $(STATIC_BINARY),$(abspath $(STATIC_BINARY))))
+	$(CMAKE) --build build/test -j $(JOBS)
+	$(CTEST) --test-dir build/test --output-on-failure -j $(TEST_JOBS)
+
+test-asan:
+	$(call configure,build/asan,-DCMAKE_BUILD_TYPE=RelWithDebInfo -DOP_TESTS=ON -DOP_SANITIZE=ON -DOP_STATIC=OFF -DOP_STATIC_BINARY=)
+	$(CMAKE) --build build/asan -j $(JOBS)
+	UBSAN_OPTIONS=print_stacktrace=1 $(CTEST) --test-dir build/asan --output-on-failure -j $(TEST_JOBS)
+
+fuzz:
+	fuzz/run.sh $(FUZZ_SECONDS) $(abspath build/fuzz)
+
+# One rule per platform; scripts/dist.sh explains (exit 3) what a platform lacks here.
+$(foreach p,$(DIST_PLATFORMS),dist/$(p)/openai-proxy): dist/%/openai-proxy: FORCE
+	@JOBS=$(JOBS) scripts/dist.sh $*
+
+# Tencent SCF web function (also Aliyun FC custom runtime): the binary must be called
+# `main` next to `scf_bootstrap`; the zip keeps both execute bits.
+dist/scf.zip: dist/linux_amd64/openai-proxy scf_bootstrap
+	@$(MAKE) _scf_pack
+
+# Packs the linux_amd64 binary already in dist/ (`make dist` has just built it).
+.PHONY: _scf_pack
+_scf_pack:
+	rm -rf build/scf && mkdir -p build/scf
+	install -m 755 dist/linux_amd64/openai-proxy build/scf/main
+	install -m 755 scf_bootstrap build/scf/scf_bootstrap
+	rm -f dist/scf.zip && cd build/scf && zip -q -X ../../dist/scf.zip main scf_bootstrap
+	zipinfo dist/scf.zip
+
+dist:
+	@built=; skipped=; \
+	for p in $(DIST_PLATFORMS); do \
+	  JOBS=$(JOBS) scripts/dist.sh $$p; rc=$$?; \
+	  case $$rc in 0) built="$$built $$p";; 3) skipped="$$skipped $$p";; *) exit $$rc;; esac; \
+	done; \
+	case " $$built " in \
+	  *" linux_amd64 "*) $(MAKE) _scf_pack || exit 1; built="$$built scf.zip";; \
+	  *) skipped="$$skipped scf.zip";; esac; \
+	echo; echo "make dist: built:$${built:- nothing}"; \
+	if [ -n "$$skipped" ]; then echo "make dist: skipped (not buildable on this machine, reasons above):$$skipped"; fi
+
+clean:
+	rm -rf build openai-proxy dist/*/ dist/*.zip
+
+FORCE:

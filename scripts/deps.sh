@@ -1,0 +1,52 @@
+#!/bin/sh
+# Installs the Debian/Ubuntu packages that building and testing openai-proxy need.
+#
+#   scripts/deps.sh            build + `make test` (+ `make test-asan`, `make dist/linux_amd64/...`)
+#   scripts/deps.sh --fuzz     also clang and its fuzzer runtime, for `make fuzz`
+#   scripts/deps.sh --bench    also nginx, haproxy and wrk, for the benchmarks
+#   scripts/deps.sh --all      all of the above
+#
+# Safe to run again: when every package is already installed it changes nothing and
+# needs no network. Runs as root, or through sudo when not root.
+set -eu
+
+packages="build-essential cmake pkg-config libssl-dev doctest-dev python3 openssl zip file ca-certificates"
+for arg in "$@"; do
+    case "$arg" in
+        --fuzz)  packages="$packages clang-14 libclang-rt-14-dev" ;;
+        --bench) packages="$packages nginx haproxy wrk" ;;
+        --all)   packages="$packages clang-14 libclang-rt-14-dev nginx haproxy wrk" ;;
+        -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "deps.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
+    esac
+done
+
+missing=""
+for p in $packages; do
+    dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' ||
+        missing="$missing $p"
+done
+if [ -z "$missing" ]; then
+    echo "deps.sh: all packages already installed"
+    exit 0
+fi
+echo "deps.sh: installing:$missing"
+
+if ! command -v apt-get >/dev/null 2>&1; then
+    echo "deps.sh: apt-get not found; install by hand: $packages" >&2
+    exit 1
+fi
+
+if [ "$(id -u)" -eq 0 ]; then
+    as_root=""
+elif command -v sudo >/dev/null 2>&1; then
+    as_root="sudo"
+else
+    echo "deps.sh: not root and sudo is missing; run as root" >&2
+    exit 1
+fi
+
+# shellcheck disable=SC2086  # word splitting of the package list is intended
+$as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+# shellcheck disable=SC2086
+$as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing

@@ -1,0 +1,109 @@
+#!/bin/bash
+# Builds one release binary: scripts/dist.sh <os>_<arch>  ->  dist/<os>_<arch>/openai-proxy
+#
+#   linux_*   fully static (glibc + static OpenSSL, -DOP_STATIC=ON) and stripped; built
+#             natively when the host matches, else with a cross compiler plus an OpenSSL
+#             built for the target (see need_cross_openssl below).
+#   darwin_*  needs the kqueue backend and Apple's SDK: built only on a Mac.
+#
+# Exit status: 0 built and verified; 3 this platform cannot be built on this machine
+# (a missing toolchain or library, explained on stderr); anything else: the build or
+# its verification failed.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+platform=${1:?usage: scripts/dist.sh <os>_<arch> (linux_amd64, linux_arm64, darwin_arm64, ...)}
+os=${platform%%_*}
+arch=${platform#*_}
+out=dist/$platform/openai-proxy
+build=build/static-$platform
+jobs=${JOBS:-$(nproc 2>/dev/null || sysctl -n hw.ncpu 2>/dev/null || echo 2)}
+
+cannot() {
+    echo "dist/$platform: cannot be built on this machine: $*" >&2
+    exit 3
+}
+
+case "$(uname -s)" in Linux) host_os=linux ;; Darwin) host_os=darwin ;; *) host_os=other ;; esac
+case "$(uname -m)" in x86_64|amd64) host_arch=amd64 ;; aarch64|arm64) host_arch=arm64 ;; *) host_arch=other ;; esac
+
+case "$arch" in
+    amd64) triplet=x86_64-linux-gnu; cpu=x86_64; file_arch="x86-64" ;;
+    arm64) triplet=aarch64-linux-gnu; cpu=aarch64; file_arch="aarch64" ;;
+    *) echo "dist/$platform: unknown architecture '$arch' (amd64 or arm64)" >&2; exit 2 ;;
+esac
+
+cmake_args=(-S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DOP_TESTS=OFF -DOP_SANITIZE=OFF)
+
+case "$os" in
+linux)
+    cmake_args+=(-DOP_STATIC=ON)
+    if [ "$host_os/$host_arch" != "linux/$arch" ]; then
+        # Cross build: a compiler for the target and an OpenSSL built for it, as static
+        # libraries. Debian ships both (g++-aarch64-linux-gnu; libssl-dev:arm64 after
+        # `dpkg --add-architecture arm64`), or point OPENSSL_ROOT_DIR at your own build.
+        cxx=${CROSS_CXX:-$triplet-g++}
+        missing=()
+        command -v "$cxx" >/dev/null 2>&1 ||
+            missing+=("a C++ cross compiler '$cxx' (Debian: apt-get install g++-$triplet)")
+        ssl_lib=""
+        for d in ${OPENSSL_ROOT_DIR:+"$OPENSSL_ROOT_DIR/lib" "$OPENSSL_ROOT_DIR/lib64"} "/usr/lib/$triplet"; do
+            if [ -f "$d/libssl.a" ] && [ -f "$d/libcrypto.a" ]; then ssl_lib=$d; break; fi
+        done
+        [ -n "$ssl_lib" ] || missing+=("static OpenSSL libraries for $triplet (libssl.a, libcrypto.a;\
+ Debian: dpkg --add-architecture $arch && apt-get update && apt-get install libssl-dev:$arch,\
+ or set OPENSSL_ROOT_DIR to an OpenSSL built with ./Configure linux-$cpu no-shared)")
+        if [ ${#missing[@]} -gt 0 ]; then
+            printf -v why '\n  - %s' "${missing[@]}"
+            cannot "a cross build from $host_os/$host_arch needs:$why"
+        fi
+        cmake_args+=(-DCMAKE_SYSTEM_NAME=Linux -DCMAKE_SYSTEM_PROCESSOR="$cpu"
+                     -DCMAKE_CXX_COMPILER="$cxx"
+                     -DCMAKE_FIND_ROOT_PATH_MODE_PROGRAM=NEVER)
+        if [ -n "${OPENSSL_ROOT_DIR:-}" ]; then cmake_args+=(-DOPENSSL_ROOT_DIR="$OPENSSL_ROOT_DIR"); fi
+    fi
+    ;;
+darwin)
+    if [ "$host_os/$host_arch" != "darwin/$arch" ]; then
+        cannot "macOS binaries are built on a Mac (Apple's SDK and linker; osxcross is not\
+ set up here). On an $arch Mac with Homebrew's openssl@3: make dist/$platform/openai-proxy"
+    fi
+    if ! compgen -G 'platform/*/*kqueue*' >/dev/null; then
+        cannot "there is no kqueue event-loop backend in platform/ yet (see platform/README.md)"
+    fi
+    # macOS has no fully static binaries: link OpenSSL statically, libSystem dynamically.
+    cmake_args+=(-DOP_STATIC=OFF -DOPENSSL_USE_STATIC_LIBS=TRUE)
+    ;;
+*)
+    echo "dist/$platform: unknown OS '$os' (linux or darwin)" >&2
+    exit 2
+    ;;
+esac
+
+cmake "${cmake_args[@]}"
+cmake --build "$build" --target openai-proxy -j "$jobs"
+if [ "$os" = linux ]; then
+    echo "note: linker warnings that getaddrinfo, gethostbyname or dlopen need glibc's shared" \
+         "libraries at run time are expected (see OP_STATIC in CMakeLists.txt)"
+fi
+mkdir -p "dist/$platform"
+install -m 755 "$build/openai-proxy" "$out.tmp"
+if [ "$os" = darwin ]; then strip "$out.tmp"; fi
+mv -f "$out.tmp" "$out"
+
+# Verify what we promise: the right architecture, static (Linux), stripped.
+desc=$(file -b "$out")
+echo "$out: $desc"
+fail() { echo "dist/$platform: verification failed: $*" >&2; exit 1; }
+if [ "$os" = linux ]; then
+    case "$desc" in *"$file_arch"*) ;; *) fail "not an $file_arch binary";; esac
+    case "$desc" in *"statically linked"*|*"static-pie linked"*) ;; *) fail "not statically linked";; esac
+    if [ "$host_os/$host_arch" = "linux/$arch" ]; then
+        # ldd exits 1 for static executables; its message is what we check.
+        ldd_out=$(ldd "$out" 2>&1 || true)
+        echo "ldd: $ldd_out"
+        case "$ldd_out" in *"not a dynamic executable"*|*"statically linked"*) ;; *) fail "ldd lists shared libraries";; esac
+    fi
+fi
+case "$desc" in *"not stripped"*) fail "not stripped";; esac
+echo "$out: $(wc -c <"$out") bytes"
