@@ -62,6 +62,9 @@ class Streaming(ProxyTestCase):
         self.assertEqual(len(got), len(EVENTS), 'lost or merged events')
         self.assertEqual(got, EVENTS)
         self.assertEqual(got[-1], b'data: [DONE]\n\n')
+        # The upstream thread records a send after send() returns, which can be after
+        # the proxy has already relayed the bytes: wait for the record, not the bytes.
+        wait_until(lambda: len(resps[0].sent) >= len(EVENTS), 5)
         sent = resps[0].sent
         self.assertEqual([s for _, s in sent], EVENTS)
         late = [(i, round(a - s, 3)) for i, ((a, _), (s, _)) in enumerate(zip(events, sent))
