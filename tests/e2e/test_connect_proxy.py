@@ -28,6 +28,21 @@ class Tunnel(ProxyTestCase):
         self.assertIsNone(up.conns[0].sni)
         self.assertEqual(cp.errors, [])
 
+    def test_proxy_credentials_sent_as_basic_authorization(self):
+        up = self.start_upstream()
+        cp = self.start_connect_proxy()
+        url = 'http://user:s3cret@127.0.0.1:%d' % cp.port
+        p = self.start_proxy(self.targets(('a', up)) + ['-upstream-proxy', url])
+        r = self.get(p, '/v1/models')
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(len(cp.requests), 1)
+        start, headers = cp.requests[0]
+        self.assertEqual(start, 'CONNECT 127.0.0.1:%d HTTP/1.1' % up.port)
+        auth = [v for n, v in headers if n.lower() == 'proxy-authorization']
+        self.assertEqual(auth, ['Basic dXNlcjpzM2NyZXQ='])  # base64("user:s3cret")
+        # The credentials are for the proxy only: never forwarded upstream.
+        self.assertIsNone(up.requests[0].header('Proxy-Authorization'))
+
     def test_tls_verified_through_the_tunnel(self):
         bad = self.start_upstream(cert='other_server')
         wrong = self.start_upstream(cert='wrong')
