@@ -199,11 +199,12 @@ const Option kOptions[] = {
      [](Config& c, std::string_view v, std::string& why) {
          return set_number<std::size_t, 1, 1048576>(c.buffer_size, v, why);
      }},
-    {"pool-max-idle", nullptr, Kind::Text, "n", "100", "idle upstream connections kept in total",
+    {"pool-max-idle", nullptr, Kind::Text, "n", "1024", "idle upstream connections kept in total, per worker",
      [](Config& c, std::string_view v, std::string& why) {
          return set_number<std::size_t, 0, 1000000>(c.pool_max_idle, v, why);
      }},
-    {"pool-max-idle-per-host", nullptr, Kind::Text, "n", "20", "idle upstream connections kept per upstream",
+    {"pool-max-idle-per-host", nullptr, Kind::Text, "n", "512",
+     "idle upstream connections kept per upstream, per worker",
      [](Config& c, std::string_view v, std::string& why) {
          return set_number<std::size_t, 0, 1000000>(c.pool_max_idle_per_host, v, why);
      }},

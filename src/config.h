@@ -38,8 +38,12 @@ struct Config {
     bool local_mode = false;                               // ENV=local
 
     std::size_t buffer_size = 1024;                        // -buffer-size: bytes per read
-    std::size_t pool_max_idle = 100;                       // -pool-max-idle
-    std::size_t pool_max_idle_per_host = 20;               // -pool-max-idle-per-host
+    // Not the original's 100/20: with more than 20 requests in flight to one upstream,
+    // those caps close connections that are needed again a moment later, and every
+    // request past 20 pays a TLS handshake (measured: 3.5k vs 10k req/s at 64
+    // connections, 5,410 vs 64 upstream handshakes in 5 s; see README).
+    std::size_t pool_max_idle = 1024;                      // -pool-max-idle (per worker)
+    std::size_t pool_max_idle_per_host = 512;              // -pool-max-idle-per-host (per worker)
     std::chrono::seconds pool_idle_timeout{90};            // -pool-idle-timeout
     std::chrono::seconds connect_timeout{10};              // -connect-timeout
 

@@ -65,8 +65,8 @@ TEST_CASE("config: defaults") {
     CHECK_FALSE(c.upstream_proxy.has_value());
     CHECK_FALSE(c.local_mode);
     CHECK(c.buffer_size == 1024);
-    CHECK(c.pool_max_idle == 100);
-    CHECK(c.pool_max_idle_per_host == 20);
+    CHECK(c.pool_max_idle == 1024);
+    CHECK(c.pool_max_idle_per_host == 512);
     CHECK(c.pool_idle_timeout.count() == 90);
     CHECK(c.connect_timeout.count() == 10);
     CHECK(c.workers == 0);
@@ -387,8 +387,8 @@ TEST_CASE("config: usage_text lists every option with its default") {
     for (Opt o : {Opt{"listen", ":9001", "OPENAI_PROXY_LISTEN"}, Opt{"targets", nullptr, "OPENAI_PROXY_TARGETS"},
                   Opt{"default-target", "api.openai.com", "OPENAI_PROXY_DEFAULT_TARGET"},
                   Opt{"ca-file", "", nullptr}, Opt{"upstream-proxy", "", nullptr}, Opt{"workers", "0", nullptr},
-                  Opt{"buffer-size", "1024", nullptr}, Opt{"pool-max-idle", "100", nullptr},
-                  Opt{"pool-max-idle-per-host", "20", nullptr}, Opt{"pool-idle-timeout", "90s", nullptr},
+                  Opt{"buffer-size", "1024", nullptr}, Opt{"pool-max-idle", "1024", nullptr},
+                  Opt{"pool-max-idle-per-host", "512", nullptr}, Opt{"pool-idle-timeout", "90s", nullptr},
                   Opt{"connect-timeout", "10s", nullptr}, Opt{"tls-timeout", "", nullptr},
                   Opt{"response-timeout", "", nullptr}, Opt{"idle-timeout", "", nullptr},
                   Opt{"header-timeout", "", nullptr}, Opt{"keepalive-timeout", "", nullptr},
