@@ -82,6 +82,8 @@ _scf_pack:
 	install -m 755 scf_bootstrap build/scf/scf_bootstrap
 	rm -f dist/scf.zip && cd build/scf && zip -q -X ../../dist/scf.zip main scf_bootstrap
 	zipinfo dist/scf.zip
+	@test "$$(zipinfo dist/scf.zip | grep -cE '^-rwxr-xr-x .* (main|scf_bootstrap)$$')" = 2 || \
+	  { echo "dist/scf.zip: main and scf_bootstrap must both be stored executable" >&2; exit 1; }
 
 dist:
 	@built=; skipped=; \

@@ -10,7 +10,7 @@
 # needs no network. Runs as root, or through sudo when not root.
 set -eu
 
-packages="build-essential cmake pkg-config libssl-dev doctest-dev python3 openssl zip file ca-certificates"
+packages="build-essential cmake pkg-config libssl-dev doctest-dev python3 openssl zip unzip file ca-certificates"
 for arg in "$@"; do
     case "$arg" in
         --fuzz)  packages="$packages clang-14 libclang-rt-14-dev" ;;

@@ -62,6 +62,9 @@ int main(int argc, char** argv) {
         return config.ca_file.empty() ? 1 : 2;
     }
 
+    // Installed before binding: a signal that arrives once the port accepts must not
+    // find the default action (seen under ASan's slower start-up).
+    op::sys::on_terminate_signal(on_terminate);
     op::sys::raise_fd_limit();
     // One event loop per worker, each with its own listener on the same port
     // (SO_REUSEPORT), idle pool and resolver: nothing shared on the hot path but the
@@ -83,7 +86,8 @@ int main(int argc, char** argv) {
     }
     for (unsigned i = 0; i < workers; ++i) g_servers[i] = servers[i].get();
     g_server_count.store(workers);
-    op::sys::on_terminate_signal(on_terminate);
+    if (g_signals > 0)  // arrived before the loops existed: stop them now
+        for (auto& s : servers) s->request_stop();
     op::log_line("Starting proxy server on %s", config.listen.text.c_str());
     std::vector<std::thread> threads;
     for (unsigned i = 1; i < workers; ++i) threads.emplace_back([&servers, i] { servers[i]->run(); });
