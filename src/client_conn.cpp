@@ -267,6 +267,7 @@ void ClientConn::parse_next_request() {
     HeadLimits limits;
     limits.max_head_bytes = c.max_header_bytes;
     limits.max_request_line = c.max_request_line;
+    limits.max_field_line = c.max_header_line;
     limits.max_fields = c.max_header_count < kMaxHeaderFields ? c.max_header_count : kMaxHeaderFields;
     ParseResult r = parse_request_head(in_.view(), limits, head);
     if (r.status == ParseStatus::Incomplete) return;

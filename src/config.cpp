@@ -246,6 +246,10 @@ const Option kOptions[] = {
      [](Config& c, std::string_view v, std::string& why) {
          return set_number<std::size_t, 1, kMaxHeaderFields>(c.max_header_count, v, why);
      }},
+    {"max-header-line", nullptr, Kind::Text, "bytes", "16KiB", "longest single request header field line; 431 beyond",
+     [](Config& c, std::string_view v, std::string& why) {
+         return set_number<std::size_t, 64, 1048576>(c.max_header_line, v, why);
+     }},
     {"allow-hosts", nullptr, Kind::Text, "name,*.suffix,...", "any",
      "only these hosts may be chosen with X-Target-Host",
      [](Config& c, std::string_view v, std::string& why) {

@@ -56,6 +56,7 @@ struct Config {
     std::size_t max_header_bytes = 64 * 1024;              // -max-header-size: request head; beyond: 431
     std::size_t max_request_line = 8 * 1024;               // -max-request-line: beyond: 414
     std::size_t max_header_count = 100;                    // -max-header-count: beyond: 431
+    std::size_t max_header_line = 16 * 1024;               // -max-header-line: one field line; beyond: 431
 
     // Timeouts: idle and per phase, never a total one.
     std::chrono::seconds header_timeout{30};               // -header-timeout: client head read

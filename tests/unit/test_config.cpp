@@ -65,6 +65,8 @@ TEST_CASE("config: defaults") {
     CHECK_FALSE(c.upstream_proxy.has_value());
     CHECK_FALSE(c.local_mode);
     CHECK(c.buffer_size == 1024);
+    CHECK(c.max_header_line == 16 * 1024);
+    CHECK(ok({"-max-header-line", "4KiB"}).max_header_line == 4096);
     CHECK(c.pool_max_idle == 1024);
     CHECK(c.pool_max_idle_per_host == 512);
     CHECK(c.pool_idle_timeout.count() == 90);
