@@ -330,8 +330,12 @@ std::size_t UpstreamConn::write(const char* data, std::size_t len) {
 bool UpstreamConn::flush_out() {
     for (;;) {
         if (out_.empty() && tls_ && tls_->pending_ciphertext() > 0) {
-            char* p = out_.prepare(16 * 1024);
-            out_.commit(tls_->take_ciphertext(p, 16 * 1024));
+            // One send for everything the engine holds (bounded by kOutHighWater),
+            // not one per record.
+            std::size_t n = tls_->pending_ciphertext();
+            if (n > kOutHighWater) n = kOutHighWater;
+            char* p = out_.prepare(n);
+            out_.commit(tls_->take_ciphertext(p, n));
         }
         if (out_.empty()) return true;
         IoResult r = net::write(fd_, out_.data(), out_.size());
