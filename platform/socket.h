@@ -29,7 +29,6 @@ struct SockAddr {
     alignas(8) unsigned char storage[128];
     unsigned len = 0;
     std::string to_string() const;  // "1.2.3.4:443" / "[::1]:443"
-    bool is_loopback() const;
     // Loopback, private (RFC 1918, IPv6 ULA), link-local, CGNAT (100.64/10),
     // multicast, unspecified, broadcast, or an IPv4-mapped/NAT64-embedded such
     // address: what a client-chosen upstream must not reach by default.

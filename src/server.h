@@ -65,8 +65,6 @@ public:
     void forget_resolution(std::uint64_t id) { resolving_.erase(id); }
     // Pool an upstream connection, closing whatever the bounds evict.
     void give_back(UpstreamConn* conn);
-    // Number of client connections open.
-    std::size_t client_count() const { return clients_; }
     void client_opened() {
         ++clients_;
         open_clients_.fetch_add(1, std::memory_order_relaxed);

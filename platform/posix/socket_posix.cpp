@@ -55,13 +55,6 @@ std::string SockAddr::to_string() const {
     return "[" + std::string(host) + "]:" + std::to_string(port);
 }
 
-bool SockAddr::is_loopback() const {
-    const sockaddr* s = sa(*this);
-    if (s->sa_family == AF_INET)
-        return (ntohl(reinterpret_cast<const sockaddr_in*>(s)->sin_addr.s_addr) >> 24) == 127;
-    return IN6_IS_ADDR_LOOPBACK(&reinterpret_cast<const sockaddr_in6*>(s)->sin6_addr);
-}
-
 namespace {
 bool ipv4_internal(std::uint32_t a) {  // host byte order
     std::uint8_t b0 = static_cast<std::uint8_t>(a >> 24), b1 = static_cast<std::uint8_t>(a >> 16);
