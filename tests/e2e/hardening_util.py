@@ -16,7 +16,7 @@ import struct
 import threading
 import time
 
-from harness import DEFAULT_TIMEOUT, PeerClosed, Proxy, RawClient, certs, now, wait_until
+from harness import DEFAULT_TIMEOUT, PeerClosed, Proxy, RawClient, certs, now, stop_listening, wait_until
 
 ALLOW_PRIVATE = '-allow-private'
 
@@ -109,18 +109,9 @@ class RawServer:
 
     def close(self):
         self._stop.set()
-        try:
-            self.lsock.close()
-        except OSError:
-            pass
         with self.lock:
             socks = list(self._socks)
-        for s in socks:
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        self._thread.join(2)
+        stop_listening(self.lsock, socks, [self._thread])
 
 
 class Canary(RawServer):

@@ -56,6 +56,22 @@ def wait_until(predicate, timeout=DEFAULT_TIMEOUT, interval=0.01):
         time.sleep(interval)
 
 
+def stop_listening(lsock, socks, threads):
+    """Teardown shared by the test servers: close the listener, shut every open socket
+    (so blocked reads return), then wait a bounded time for the threads."""
+    try:
+        lsock.close()
+    except OSError:
+        pass
+    for s in socks:
+        try:
+            s.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+    for t in threads:
+        t.join(2.0)
+
+
 # --------------------------------------------------------------------------------------
 # Scratch directory and certificates
 # --------------------------------------------------------------------------------------
@@ -494,21 +510,10 @@ class Upstream:
 
     def close(self):
         self._stop.set()
-        try:
-            self.lsock.close()
-        except OSError:
-            pass
         with self.lock:
             conns = list(self.conns)
-        for c in conns:
-            s = c.sock
-            if s is not None and c.closed_at is None:
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-        for t in list(self._threads):
-            t.join(2.0)
+        open_socks = [c.sock for c in conns if c.sock is not None and c.closed_at is None]
+        stop_listening(self.lsock, open_socks, list(self._threads))
 
     # -- internals --
     def _accept_loop(self):
@@ -849,17 +854,7 @@ class ConnectProxy:
 
     def close(self):
         self._stop.set()
-        try:
-            self.lsock.close()
-        except OSError:
-            pass
-        for s in list(self._socks):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        for t in list(self._threads):
-            t.join(2.0)
+        stop_listening(self.lsock, list(self._socks), list(self._threads))
 
     def _accept_loop(self):
         while not self._stop.is_set():
