@@ -6,8 +6,11 @@
 //   0             read_index_        write_index_         capacity_
 //
 // Storage is allocated on first use and released whenever the buffer becomes empty,
-// so idle connections and quiet streams hold no buffer memory. Every owner states its own bound (high-water mark); the
-// buffer itself only refuses to grow beyond kMaxCapacity (append() returns false).
+// so idle connections and quiet streams hold no buffer memory. Released blocks of the
+// initial size go to a small per-thread cache (each worker is one thread), so the
+// allocate/release cycle of every request costs a pointer push and pop, not malloc.
+// Every owner states its own bound (high-water mark); the buffer itself only refuses
+// to grow beyond kMaxCapacity (append() returns false).
 #pragma once
 
 #include <cstddef>
@@ -21,7 +24,7 @@ public:
     static constexpr std::size_t kMaxCapacity = 256 * 1024 * 1024;
 
     ByteBuffer() = default;
-    ~ByteBuffer() { delete[] data_; }
+    ~ByteBuffer() { release(); }
     ByteBuffer(const ByteBuffer&) = delete;
     ByteBuffer& operator=(const ByteBuffer&) = delete;
 
@@ -35,7 +38,13 @@ public:
     char* prepare(std::size_t n);
     void commit(std::size_t n) { write_index_ += n; }
 
-    bool append(const char* p, std::size_t n);
+    bool append(const char* p, std::size_t n) {
+        if (n == 0) return true;
+        if (n > capacity_ - write_index_) return append_slow(p, n);
+        std::memcpy(data_ + write_index_, p, n);  // the common case, inline: it fits
+        write_index_ += n;
+        return true;
+    }
     bool append(std::string_view s) { return append(s.data(), s.size()); }
 
     // Keeps only the first n readable bytes (n <= size()).
@@ -48,9 +57,13 @@ public:
     void clear() { consume(size()); }
     // Frees storage (used when a connection goes idle).
     void release();
+    // Exchanges contents and storage with `other` (no copy).
+    void swap(ByteBuffer& other) noexcept;
     std::size_t capacity() const { return capacity_; }
 
 private:
+    bool append_slow(const char* p, std::size_t n);
+
     char* data_ = nullptr;
     std::size_t capacity_ = 0;
     std::size_t read_index_ = 0;

@@ -15,10 +15,20 @@ constexpr std::int64_t kDrainTimeoutMs = 30'000;      // flushing a final answer
 constexpr std::int64_t kLingerMs = 2'000;             // discarding input before close
 constexpr std::size_t kPipelineLimit = 64 * 1024;     // buffered bytes of later requests
 
+// Decimal digits of v, written backwards from `end`; returns where they start.
+char* format_decimal(char* end, std::uint64_t v) {
+    do {
+        *--end = static_cast<char>('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    return end;
+}
+
 void append_num(ByteBuffer& b, std::uint64_t v) {
-    char tmp[24];
-    int n = std::snprintf(tmp, sizeof tmp, "%llu", static_cast<unsigned long long>(v));
-    b.append(tmp, static_cast<std::size_t>(n));
+    char tmp[20];
+    char* end = tmp + sizeof tmp;
+    char* begin = format_decimal(end, v);
+    b.append(begin, static_cast<std::size_t>(end - begin));
 }
 
 void append_field(ByteBuffer& b, std::string_view name, std::string_view value) {
@@ -303,7 +313,7 @@ void ClientConn::begin_exchange(const RequestHead& head, std::size_t head_len) {
     std::string_view x_target;
     bool has_x_target = false;
     for (std::size_t i = 0; i < head.field_count; ++i) {
-        if (iequals(head.fields[i].name, "X-Target-Host")) {
+        if (head.fields[i].kind == FieldKind::XTargetHost) {
             x_target = head.fields[i].value;
             has_x_target = true;
         }
@@ -346,8 +356,13 @@ void ClientConn::begin_exchange(const RequestHead& head, std::size_t head_len) {
         return;
     }
     target_ = std::move(route.target);
-    pool_key_ = target_.origin();
-    if (const auto& proxy = server_.config().upstream_proxy) pool_key_ += " via " + proxy->origin();
+    // Rebuilt in place: the string keeps its storage from one request to the next.
+    pool_key_.clear();
+    target_.append_origin(pool_key_);
+    if (const auto& proxy = server_.config().upstream_proxy) {
+        pool_key_ += " via ";
+        proxy->append_origin(pool_key_);
+    }
 
     std::string_view rest = head.target == "*" ? path : strip_stage_prefix(path);
     bool need_slash = rest.empty() || rest[0] != '/';
@@ -362,11 +377,16 @@ void ClientConn::begin_exchange(const RequestHead& head, std::size_t head_len) {
     o.append(" HTTP/1.1\r\n", 11);
     append_field(o, "Host", target_.authority);
     for (std::size_t i = 0; i < head.field_count; ++i) {
-        std::string_view name = head.fields[i].name;
-        if (iequals(name, "Host") || iequals(name, "X-Target-Host") || iequals(name, "Content-Length") ||
-            iequals(name, "Expect") || is_hop_by_hop(name) || named_by_connection(head, name))
-            continue;
-        append_field(o, name, head.fields[i].value);
+        const HeaderField& f = head.fields[i];
+        switch (f.kind) {
+            case FieldKind::Host:
+            case FieldKind::XTargetHost:
+            case FieldKind::ContentLength:
+            case FieldKind::Expect: continue;
+            default: break;
+        }
+        if (is_hop_by_hop(f.kind) || named_by_connection(head, f.name)) continue;
+        append_field(o, f.name, f.value);
     }
     if (req_kind_ == BodyKind::Chunked) {
         o.append("Transfer-Encoding: chunked\r\n");
@@ -618,10 +638,10 @@ void ClientConn::on_response_bytes(const char* p, std::size_t n) {
         break;
     }
     if (state_ == State::Exchange && !resp_head_.empty()) {
-        // Body bytes that arrived with the head.
+        // Body bytes that arrived with the head. Moved out first: on_body_bytes may
+        // finish the exchange, which resets resp_head_.
         ByteBuffer rest;
-        rest.append(resp_head_.view());
-        resp_head_.release();
+        rest.swap(resp_head_);
         on_body_bytes(rest.data(), rest.size());
     } else {
         resp_head_.release();
@@ -647,15 +667,15 @@ void ClientConn::start_response(const ResponseHead& head) {
 
     response_at_ = client_written_ + out_.size();
     ByteBuffer& o = out_;
-    char line[64];
-    int n = std::snprintf(line, sizeof line, "HTTP/1.1 %d ", head.status);
-    o.append(line, static_cast<std::size_t>(n));
+    o.append("HTTP/1.1 ", 9);
+    append_num(o, static_cast<std::uint64_t>(head.status));  // 100-999: the parser's range
+    o.append(" ", 1);
     o.append(head.reason);
     o.append("\r\n", 2);
     for (std::size_t i = 0; i < head.field_count; ++i) {
-        std::string_view name = head.fields[i].name;
-        if (iequals(name, "Content-Length") || is_hop_by_hop(name) || named_by_connection(head, name)) continue;
-        append_field(o, name, head.fields[i].value);
+        const HeaderField& f = head.fields[i];
+        if (f.kind == FieldKind::ContentLength || is_hop_by_hop(f.kind) || named_by_connection(head, f.name)) continue;
+        append_field(o, f.name, f.value);
     }
     if (pass_length) {
         o.append("Content-Length: ");

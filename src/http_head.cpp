@@ -323,15 +323,16 @@ ParseResult parse_field(std::string_view line, HeadCommon& head, RequestHead* re
     std::string_view value = trim_ows(line.substr(i + 1));
     if (!all_value_chars(value)) return invalid(400, "control byte in field value");
     // locate_head() already bounded the count, and fields[] holds kMaxHeaderFields.
-    head.fields[head.field_count++] = HeaderField{name, value};
+    const FieldKind kind = classify_field(name);
+    head.fields[head.field_count++] = HeaderField{name, value, kind};
 
-    if (same_ci(name, "Content-Length")) {
+    if (kind == FieldKind::ContentLength) {
         std::uint64_t n = 0;
         if (!parse_content_length(value, n)) return invalid(400, "invalid Content-Length");
         if (head.has_content_length && n != head.content_length) return invalid(400, "conflicting Content-Length");
         head.has_content_length = true;
         head.content_length = n;
-    } else if (same_ci(name, "Transfer-Encoding")) {
+    } else if (kind == FieldKind::TransferEncoding) {
         framing.te_seen = true;
         for_each_element(value, [&](std::string_view e) {
             if (e.empty()) {
@@ -343,20 +344,21 @@ ParseResult parse_field(std::string_view line, HeadCommon& head, RequestHead* re
             }
             return true;
         });
-    } else if (same_ci(name, "Connection")) {
+    } else if (kind == FieldKind::Connection) {
+        ++head.connection_fields;
         for_each_element(value, [&](std::string_view e) {
             if (same_ci(e, "close")) head.connection_close = true;
             if (same_ci(e, "keep-alive")) head.connection_keep_alive = true;
             return true;
         });
-    } else if (request != nullptr && same_ci(name, "Host")) {
+    } else if (request != nullptr && kind == FieldKind::Host) {
         if (request->has_host) return invalid(400, "more than one Host field");
         for (char c : value) {
             if (!is_host_char(c)) return invalid(400, "invalid Host");
         }
         request->has_host = true;
         request->host = value;
-    } else if (request != nullptr && same_ci(name, "Expect")) {
+    } else if (request != nullptr && kind == FieldKind::Expect) {
         if (same_ci(value, "100-continue")) request->expect_continue = true;
     }
     return ParseResult{};
@@ -384,6 +386,7 @@ void reset_common(HeadCommon& h) {
     h.chunked = false;
     h.connection_close = false;
     h.connection_keep_alive = false;
+    h.connection_fields = 0;
 }
 
 // Pass 2: walks the complete head [ext.begin, ext.end) line by line.
@@ -446,16 +449,32 @@ BodyKind ResponseHead::body_kind(bool request_was_head) const {
 
 bool iequals(std::string_view a, std::string_view b) { return same_ci(a, b); }
 
-bool is_hop_by_hop(std::string_view name) {
-    return iequals(name, "Connection") || iequals(name, "Keep-Alive") || iequals(name, "Proxy-Connection") ||
-           iequals(name, "TE") || iequals(name, "Trailer") || iequals(name, "Transfer-Encoding") ||
-           iequals(name, "Upgrade");
+FieldKind classify_field(std::string_view name) {
+    // By length first: nearly every name is settled by one comparison, or none.
+    switch (name.size()) {
+        case 2: return same_ci(name, "TE") ? FieldKind::OtherHopByHop : FieldKind::Other;
+        case 4: return same_ci(name, "Host") ? FieldKind::Host : FieldKind::Other;
+        case 6: return same_ci(name, "Expect") ? FieldKind::Expect : FieldKind::Other;
+        case 7:
+            return same_ci(name, "Trailer") || same_ci(name, "Upgrade") ? FieldKind::OtherHopByHop : FieldKind::Other;
+        case 10:
+            if (same_ci(name, "Connection")) return FieldKind::Connection;
+            return same_ci(name, "Keep-Alive") ? FieldKind::OtherHopByHop : FieldKind::Other;
+        case 13: return same_ci(name, "X-Target-Host") ? FieldKind::XTargetHost : FieldKind::Other;
+        case 14: return same_ci(name, "Content-Length") ? FieldKind::ContentLength : FieldKind::Other;
+        case 16: return same_ci(name, "Proxy-Connection") ? FieldKind::OtherHopByHop : FieldKind::Other;
+        case 17: return same_ci(name, "Transfer-Encoding") ? FieldKind::TransferEncoding : FieldKind::Other;
+        default: return FieldKind::Other;
+    }
 }
+
+bool is_hop_by_hop(std::string_view name) { return is_hop_by_hop(classify_field(name)); }
 
 bool named_by_connection(const HeadCommon& head, std::string_view name) {
     bool found = false;
+    if (head.connection_fields == 0) return false;
     for (std::size_t i = 0; i < head.field_count && !found; ++i) {
-        if (!iequals(head.fields[i].name, "Connection")) continue;
+        if (head.fields[i].kind != FieldKind::Connection) continue;
         for_each_element(head.fields[i].value, [&](std::string_view e) {
             found = iequals(e, name);
             return !found;

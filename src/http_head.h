@@ -21,10 +21,28 @@
 
 namespace op {
 
+// The fields the proxy treats specially, recognised once by the parser so the relay
+// does not compare every name against a list again (RFC 9110 section 7.6.1 for the
+// hop-by-hop ones).
+enum class FieldKind : unsigned char {
+    Other,
+    ContentLength,
+    TransferEncoding,  // hop-by-hop
+    Connection,        // hop-by-hop
+    OtherHopByHop,     // Keep-Alive, Proxy-Connection, TE, Trailer, Upgrade
+    Host,
+    Expect,
+    XTargetHost,
+};
+
 struct HeaderField {
     std::string_view name;
     std::string_view value;  // leading/trailing whitespace already trimmed
+    FieldKind kind = FieldKind::Other;
 };
+
+// The kind of a field name (case-insensitive).
+FieldKind classify_field(std::string_view name);
 
 // Upper bound on fields kept for one head; more is 431 (requests) or 502 (responses).
 inline constexpr std::size_t kMaxHeaderFields = 100;
@@ -63,6 +81,7 @@ struct HeadCommon {
     bool chunked = false;                  // Transfer-Encoding ends in (and is only) chunked
     bool connection_close = false;         // "Connection: close" seen
     bool connection_keep_alive = false;    // "Connection: keep-alive" seen
+    std::size_t connection_fields = 0;     // Connection fields (their tokens name more hop-by-hop fields)
 };
 
 struct RequestHead : HeadCommon {
@@ -101,6 +120,9 @@ bool iequals(std::string_view a, std::string_view b);
 // True for the hop-by-hop fields of RFC 9110 section 7.6.1 that are always dropped
 // (Connection, Keep-Alive, Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade).
 bool is_hop_by_hop(std::string_view name);
+inline bool is_hop_by_hop(FieldKind kind) {
+    return kind == FieldKind::Connection || kind == FieldKind::TransferEncoding || kind == FieldKind::OtherHopByHop;
+}
 
 // True if `name` is listed as a token of any Connection field of `head`.
 bool named_by_connection(const HeadCommon& head, std::string_view name);

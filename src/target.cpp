@@ -115,7 +115,16 @@ bool valid_ipv6(std::string_view h) {
 
 }  // namespace
 
-std::string Target::origin() const { return (tls ? "https://" : "http://") + authority; }
+std::string Target::origin() const {
+    std::string s;
+    append_origin(s);
+    return s;
+}
+
+void Target::append_origin(std::string& out) const {
+    out += tls ? "https://" : "http://";
+    out += authority;
+}
 
 bool parse_target(std::string_view spec, Target& out, std::string& error) {
     std::string_view s = spec;

@@ -16,6 +16,8 @@ struct Target {
 
     // "https://host:port" / "http://host:port": the pool key and for logs.
     std::string origin() const;
+    // The same, appended to `out` (no temporary string).
+    void append_origin(std::string& out) const;
     bool operator==(const Target& o) const {
         return tls == o.tls && host == o.host && port == o.port;
     }

@@ -3,6 +3,7 @@
 // past the end; every invalid head is checked for its status code.
 #include <cstring>
 #include <memory>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -214,6 +215,7 @@ TEST_CASE("request head: connection tokens and keep-alive rules") {
     REQUIRE(parse_req("GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade,\tX-Foo \r\nConnection: CLOSE\r\n\r\n", head)
                 .status == ParseStatus::Complete);
     CHECK(head.connection_close);
+    CHECK(head.connection_fields == 2);
     CHECK_FALSE(head.keep_alive());
     CHECK(op::named_by_connection(head, "x-foo"));
     CHECK(op::named_by_connection(head, "upgrade"));
@@ -550,4 +552,35 @@ TEST_CASE("iequals and is_hop_by_hop") {
     for (const char* name : {"Host", "Content-Length", "Authorization", "TEE", "Trailers", "X-Target-Host"}) {
         CHECK_FALSE(op::is_hop_by_hop(name));
     }
+}
+
+TEST_CASE("classify_field: every special name in any case, and near misses of the same length") {
+    using op::FieldKind;
+    const std::pair<const char*, FieldKind> cases[] = {
+        {"content-length", FieldKind::ContentLength}, {"CONTENT-LENGTH", FieldKind::ContentLength},
+        {"Transfer-Encoding", FieldKind::TransferEncoding}, {"cOnNeCtIoN", FieldKind::Connection},
+        {"keep-alive", FieldKind::OtherHopByHop}, {"Proxy-Connection", FieldKind::OtherHopByHop},
+        {"te", FieldKind::OtherHopByHop}, {"TRAILER", FieldKind::OtherHopByHop}, {"upgrade", FieldKind::OtherHopByHop},
+        {"HOST", FieldKind::Host}, {"expect", FieldKind::Expect}, {"x-target-host", FieldKind::XTargetHost},
+        // same lengths, other names
+        {"Content-Lengtx", FieldKind::Other}, {"Transfer-Encodinx", FieldKind::Other}, {"Connectiox", FieldKind::Other},
+        {"Keep-Alivx", FieldKind::Other}, {"Proxy-Connectiox", FieldKind::Other}, {"TF", FieldKind::Other},
+        {"Trailex", FieldKind::Other}, {"Upgradx", FieldKind::Other}, {"Hosu", FieldKind::Other},
+        {"Expecu", FieldKind::Other}, {"X-Target-Hosu", FieldKind::Other}, {"Authorization", FieldKind::Other},
+        {"", FieldKind::Other}, {"Content-Type", FieldKind::Other},
+    };
+    for (const auto& c : cases) {
+        CAPTURE(c.first);
+        CHECK(op::classify_field(c.first) == c.second);
+    }
+    RequestHead head;
+    REQUIRE(parse_req("POST / HTTP/1.1\r\nhost: h\r\nX-TARGET-HOST: a.b\r\ncontent-length: 1\r\nX-A: 1\r\n\r\nx",
+                      head).status == ParseStatus::Complete);
+    REQUIRE(head.field_count == 4);
+    CHECK(head.fields[0].kind == FieldKind::Host);
+    CHECK(head.fields[1].kind == FieldKind::XTargetHost);
+    CHECK(head.fields[2].kind == FieldKind::ContentLength);
+    CHECK(head.fields[3].kind == FieldKind::Other);
+    CHECK(head.connection_fields == 0);
+    CHECK_FALSE(op::named_by_connection(head, "X-A"));
 }
