@@ -429,6 +429,19 @@ void ClientConn::move_request() {
                 std::size_t n = in_.size();
                 if (n > req_remaining_) n = static_cast<std::size_t>(req_remaining_);
                 if (n > kHighWater) n = kHighWater;
+                if (!replayable_ && up_sent_ == up_out_.size() && up_ &&
+                    up_->state() == UpstreamConn::State::Ready) {
+                    // Nothing queued ahead of these bytes and no copy kept for a replay:
+                    // they go from the client's buffer to the upstream without a copy.
+                    std::size_t w = up_->write(in_.data(), n);
+                    if (closed) return;
+                    if (w == 0) break;  // the upstream is full; its writable event resumes
+                    in_.consume(w);
+                    req_remaining_ -= w;
+                    req_done_ = req_remaining_ == 0;
+                    progress = true;
+                    continue;
+                }
                 up_out_.append(in_.data(), n);
                 in_.consume(n);
                 req_remaining_ -= n;

@@ -1,7 +1,8 @@
 // Client-side TLS over memory buffers: the engine never owns a socket, so the same
 // code serves every event-loop backend. The owner moves ciphertext between the socket
 // and the engine: bytes read from the socket go in with feed_ciphertext(); bytes to
-// send come out with take_ciphertext(). Plaintext goes through read()/write().
+// send are sent straight from the engine's queue (peek_ciphertext/drop_ciphertext).
+// Plaintext goes through read()/write().
 //
 // Verification is always on: certificate chain against the trust store, and the
 // peer's name (DNS name or IP address) against `server_name`, which is also sent as
@@ -13,6 +14,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -64,8 +66,19 @@ public:
 
     // Ciphertext side.
     virtual void feed_ciphertext(const char* data, std::size_t len) = 0;
-    virtual std::size_t pending_ciphertext() const = 0;                 // bytes waiting to be sent
-    virtual std::size_t take_ciphertext(char* out, std::size_t cap) = 0; // moves up to cap bytes out
+    virtual std::size_t pending_ciphertext() const = 0;  // bytes waiting to be sent
+    // Every byte waiting to be sent, contiguous, to hand to send() as it is; then
+    // drop_ciphertext() what was sent. The view is valid until the next call.
+    virtual std::string_view peek_ciphertext() const = 0;
+    virtual void drop_ciphertext(std::size_t n) = 0;
+    // Copies up to cap waiting bytes to `out` and drops them.
+    std::size_t take_ciphertext(char* out, std::size_t cap) {
+        std::string_view c = peek_ciphertext();
+        std::size_t n = c.size() < cap ? c.size() : cap;
+        if (n > 0) std::memcpy(out, c.data(), n);
+        drop_ciphertext(n);
+        return n;
+    }
 
     // Drives the handshake; Ok once it has completed (then call no more).
     virtual TlsStatus handshake() = 0;

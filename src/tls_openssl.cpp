@@ -35,6 +35,12 @@ namespace {
 // stored one is dropped beyond this. A proxy talks to a handful of upstreams.
 constexpr std::size_t kMaxCachedSessions = 256;
 
+// TLS records carry at most 16 KiB of plaintext; what a record adds to it (header,
+// explicit nonce, tag, CBC padding) stays well under 64 bytes for the AEAD suites of
+// TLS 1.2 and 1.3. Only used to size the outgoing queue ahead of a write.
+constexpr std::size_t kMaxRecordPlaintext = 16 * 1024;
+constexpr std::size_t kRecordOverhead = 64;
+
 // ALPN offer, in wire format: we speak HTTP/1.1 only.
 constexpr unsigned char kAlpnHttp11[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
 
@@ -88,17 +94,35 @@ public:
         data_.insert(data_.end(), p, p + n);
     }
 
+    // Makes room for n more bytes at once, so that a large write appends into one
+    // allocation instead of doubling (and copying) its way up record by record.
+    void reserve_more(std::size_t n) {
+        if (data_.capacity() - data_.size() >= n) return;
+        if (head_ > 0) {
+            data_.erase(data_.begin(), data_.begin() + static_cast<std::ptrdiff_t>(head_));
+            head_ = 0;
+        }
+        data_.reserve(data_.size() + n);
+    }
+
+    // Read side used by OpenSSL (the incoming queue): tracks record boundaries.
     std::size_t take(char* out, std::size_t cap) {
         std::size_t n = std::min(cap, size());
         if (n == 0) return 0;
         std::memcpy(out, data_.data() + head_, n);
         records_.consumed(out, n);
-        head_ += n;
+        drop(n);
+        return n;
+    }
+
+    // Read side used by the socket owner (the outgoing queue): no copy.
+    std::string_view peek() const { return {data_.data() + head_, size()}; }
+    void drop(std::size_t n) {
+        head_ += std::min(n, size());
         if (head_ == data_.size()) {
             std::vector<char>().swap(data_);
             head_ = 0;
         }
-        return n;
     }
 
     // Whether everything taken so far ends exactly at a record boundary.
@@ -345,7 +369,8 @@ public:
 
     void feed_ciphertext(const char* data, std::size_t len) override { in_.append(data, len); }
     std::size_t pending_ciphertext() const override { return out_.size(); }
-    std::size_t take_ciphertext(char* out, std::size_t cap) override { return out_.take(out, cap); }
+    std::string_view peek_ciphertext() const override { return out_.peek(); }
+    void drop_ciphertext(std::size_t n) override { out_.drop(n); }
 
     TlsStatus handshake() override {
         if (failed_) return TlsStatus::Error;
@@ -381,7 +406,8 @@ public:
         if (len == 0) return TlsStatus::Ok;
         clear_stale_errors();
         // Partial writes are off and the write BIO never refuses bytes, so success
-        // means every byte is now ciphertext in out_.
+        // means every byte is now ciphertext in out_: room for it is made up front.
+        out_.reserve_more(len + (len / kMaxRecordPlaintext + 1) * kRecordOverhead);
         int rc = SSL_write_ex(ssl_, data, len, n);
         if (rc == 1) return TlsStatus::Ok;
         *n = 0;

@@ -329,18 +329,20 @@ std::size_t UpstreamConn::write(const char* data, std::size_t len) {
 
 bool UpstreamConn::flush_out() {
     for (;;) {
-        if (out_.empty() && tls_ && tls_->pending_ciphertext() > 0) {
-            // One send for everything the engine holds (bounded by kOutHighWater),
-            // not one per record.
-            std::size_t n = tls_->pending_ciphertext();
-            if (n > kOutHighWater) n = kOutHighWater;
-            char* p = out_.prepare(n);
-            out_.commit(tls_->take_ciphertext(p, n));
+        // out_ (plain bytes, the CONNECT request) always precedes what TLS produces.
+        // The engine's ciphertext is sent straight from its queue, all of it in one
+        // send, not one per record and without a copy.
+        std::string_view pending = out_.view();
+        bool from_tls = false;
+        if (pending.empty() && tls_ && tls_->pending_ciphertext() > 0) {
+            pending = tls_->peek_ciphertext();
+            from_tls = true;
         }
-        if (out_.empty()) return true;
-        IoResult r = net::write(fd_, out_.data(), out_.size());
+        if (pending.empty()) return true;
+        IoResult r = net::write(fd_, pending.data(), pending.size());
         if (r.status == IoStatus::Ok) {
-            out_.consume(r.bytes);
+            if (from_tls) tls_->drop_ciphertext(r.bytes);
+            else out_.consume(r.bytes);
             continue;
         }
         if (r.status == IoStatus::WouldBlock) return true;
