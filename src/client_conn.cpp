@@ -297,7 +297,7 @@ void ClientConn::on_timeout() {
 // ---- request side --------------------------------------------------------------------
 
 void ClientConn::parse_next_request() {
-    RequestHead head;
+    RequestHead& head = server_.request_head_scratch();
     const Config& c = server_.config();
     HeadLimits limits;
     limits.max_head_bytes = c.max_header_bytes;
@@ -639,7 +639,7 @@ void ClientConn::on_response_bytes(const char* p, std::size_t n) {
         return;
     }
     for (;;) {
-        ResponseHead head;
+        ResponseHead& head = server_.response_head_scratch();
         HeadLimits limits;
         ParseResult r = parse_response_head(resp_head_.view(), limits, head);
         if (r.status == ParseStatus::Incomplete) return;

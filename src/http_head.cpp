@@ -470,9 +470,8 @@ FieldKind classify_field(std::string_view name) {
 
 bool is_hop_by_hop(std::string_view name) { return is_hop_by_hop(classify_field(name)); }
 
-bool named_by_connection(const HeadCommon& head, std::string_view name) {
+bool named_by_connection_slow(const HeadCommon& head, std::string_view name) {
     bool found = false;
-    if (head.connection_fields == 0) return false;
     for (std::size_t i = 0; i < head.field_count && !found; ++i) {
         if (head.fields[i].kind != FieldKind::Connection) continue;
         for_each_element(head.fields[i].value, [&](std::string_view e) {

@@ -125,6 +125,9 @@ inline bool is_hop_by_hop(FieldKind kind) {
 }
 
 // True if `name` is listed as a token of any Connection field of `head`.
-bool named_by_connection(const HeadCommon& head, std::string_view name);
+bool named_by_connection_slow(const HeadCommon& head, std::string_view name);
+inline bool named_by_connection(const HeadCommon& head, std::string_view name) {
+    return head.connection_fields != 0 && named_by_connection_slow(head, name);  // mostly none
+}
 
 }  // namespace op

@@ -91,6 +91,9 @@ public:
     virtual TlsStatus write(const char* data, std::size_t len, std::size_t* n) = 0;
     // Bytes of plaintext already decrypted or ciphertext buffered and not yet read.
     virtual bool has_buffered_input() const = 0;
+    // Gives the engine's record buffers back if no partial record needs them (for a
+    // connection about to sit idle).
+    virtual void release_buffers() = 0;
 
     // The last error as one line, without library internals beyond the reason.
     virtual const std::string& error() const = 0;

@@ -427,6 +427,8 @@ public:
         return SSL_pending(ssl_) > 0 || SSL_has_pending(ssl_) == 1 || in_.size() > 0;
     }
 
+    void release_buffers() override { release_idle_buffers(); }
+
     const std::string& error() const override { return error_; }
 
 private:

@@ -211,6 +211,10 @@ void UpstreamConn::make_idle() {
     state_ = State::Idle;
     in_.release();
     out_.release();
+    // The first exchange on a connection is where TLS 1.3 session tickets arrive;
+    // reading one inside SSL_read leaves a write buffer behind (see tls_openssl.cpp).
+    // Later exchanges end with no buffers held, and skip the call.
+    if (tls_ && uses_ == 1) tls_->release_buffers();
     update_interest();
 }
 
@@ -248,6 +252,15 @@ IoResult UpstreamConn::read(char* buf, std::size_t cap) {
         return r;
     }
     for (;;) {
+        // Nothing buffered in the engine and the socket has bytes: read the socket
+        // first instead of asking TLS for plaintext it cannot have (the usual case at
+        // the start of every response). When the socket is drained the engine is
+        // still asked, and its WantRead is where it gives back its record buffers.
+        if (socket_readable_ && !socket_eof_ && !tls_->has_buffered_input()) {
+            IoResult r = read_ciphertext();
+            if (r.status == IoStatus::Ok) continue;
+            if (r.status != IoStatus::WouldBlock || broken_) return r;
+        }
         std::size_t n = 0;
         TlsStatus st = tls_->read(buf, cap, &n);
         if (tls_->pending_ciphertext() > 0 && !flush_out()) return {IoStatus::Error, 0, 0};
@@ -259,22 +272,29 @@ IoResult UpstreamConn::read(char* buf, std::size_t cap) {
         }
         if (socket_eof_) return {IoStatus::Eof, 0, 0};  // peer closed without close_notify
         if (!socket_readable_) return {IoStatus::WouldBlock, 0, 0};
-        char cipher[kCipherRead];
-        IoResult r = net::read(fd_, cipher, sizeof cipher);
-        if (r.status == IoStatus::Ok) {
-            if (r.bytes < sizeof cipher) socket_readable_ = false;
-            tls_->feed_ciphertext(cipher, r.bytes);
-            continue;
-        }
-        if (r.status == IoStatus::WouldBlock) socket_readable_ = false;
-        if (r.status == IoStatus::Eof) {
-            socket_eof_ = true;
-            continue;
-        }
-        if (r.status == IoStatus::Error) error_ = net::error_text(r.error);
-        if (r.status == IoStatus::WouldBlock && broken_) return {IoStatus::Error, 0, 0};
+        IoResult r = read_ciphertext();
+        if (r.status != IoStatus::Ok) return r;
+    }
+}
+
+// One socket read into the TLS engine. Ok also stands for "EOF seen, go on": the
+// engine then reports what it still holds, and read() the end.
+IoResult UpstreamConn::read_ciphertext() {
+    char cipher[kCipherRead];
+    IoResult r = net::read(fd_, cipher, sizeof cipher);
+    if (r.status == IoStatus::Ok) {
+        if (r.bytes < sizeof cipher) socket_readable_ = false;
+        tls_->feed_ciphertext(cipher, r.bytes);
         return r;
     }
+    if (r.status == IoStatus::WouldBlock) socket_readable_ = false;
+    if (r.status == IoStatus::Eof) {
+        socket_eof_ = true;
+        return {IoStatus::Ok, 0, 0};
+    }
+    if (r.status == IoStatus::Error) error_ = net::error_text(r.error);
+    if (r.status == IoStatus::WouldBlock && broken_) return {IoStatus::Error, 0, 0};
+    return r;
 }
 
 std::size_t UpstreamConn::write(const char* data, std::size_t len) {

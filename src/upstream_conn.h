@@ -90,7 +90,7 @@ private:
     void drive_handshake();
     void proxy_connect_readable();
     bool flush_out();   // sends out_ / TLS ciphertext; false on a socket error
-    bool pull_ciphertext();  // socket -> TLS engine; false on error
+    IoResult read_ciphertext();  // one socket read into the TLS engine
     void fail(UpstreamFailure why, const std::string& detail);
     void update_interest();
 
