@@ -293,12 +293,23 @@ def fd_limit():
     return resource.getrlimit(resource.RLIMIT_NOFILE)[1]
 
 
+MAX_HOLD = 0  # the largest held-stream count of this run (set in main)
+
+
+def conn_slots():
+    """Connection slots for nginx (worker_connections) and HAProxy (2 x maxconn): what the
+    held streams need, at least 20,000, at most the descriptor limit. Not simply the limit:
+    both size tables by it, and nginx touches every slot at start, so a raised limit
+    (65,536) would inflate its idle RSS."""
+    return min(fd_limit(), max(20000, 2 * MAX_HOLD + 4096))
+
+
 def nginx_common(prefix):
     for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
         os.makedirs(f"{prefix}/tmp/{sub}", exist_ok=True)
     return (f"pid {prefix}/nginx.pid;\nerror_log {prefix}/error.log warn;\n"
             f"worker_processes 1;\nworker_rlimit_nofile {fd_limit()};\n"
-            f"events {{ worker_connections {fd_limit()}; }}\n")
+            f"events {{ worker_connections {conn_slots()}; }}\n")
 
 
 def nginx_temp_paths(prefix):
@@ -392,7 +403,7 @@ def proxy_nginx_conf(prefix, port, up_port, certdir):
 
 def haproxy_conf(port, up_port, certdir):
     # HAProxy refuses to start unless it gets 2 descriptors per maxconn plus a few.
-    maxconn = min(60000, (fd_limit() - 100) // 2)
+    maxconn = min(60000, (conn_slots() - 100) // 2)
     return f"""global
     nbthread 1
     maxconn {maxconn}
@@ -1358,6 +1369,36 @@ def run(args):
         print(f"bench: wrote {args.out}", file=sys.stderr)
 
 
+def raise_fd_limit(need):
+    """Many held streams: the client holds n sockets, each proxy 2n, the SSE server n. Raise
+    RLIMIT_NOFILE, soft and hard, for this process and so for every process it starts, to
+    65,536 (or `need` if larger), at most /proc/sys/fs/nr_open. Raising the hard limit needs
+    CAP_SYS_RESOURCE (root usually has it; some containers drop it): without it, the soft
+    limit goes up to the hard one and the held-stream rows hold what fits."""
+    try:
+        with open("/proc/sys/fs/nr_open") as f:
+            nr_open = int(f.read())
+    except (OSError, ValueError):
+        nr_open = 1 << 20
+    want = min(nr_open, max(need, 65536))
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= want:
+        return
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, max(hard, want)))
+        return
+    except (ValueError, OSError):
+        pass
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ValueError, OSError):
+        pass
+    if hard < need:
+        print(f"bench: warning: open-file limit {hard} < {need} and it cannot be raised here "
+              f"(no CAP_SYS_RESOURCE); held-stream rows hold what fits (raise it: ulimit -Hn {need}, "
+              f"as root, before running)", file=sys.stderr)
+
+
 def default_binary():
     env = os.environ.get("OPENAI_PROXY_BIN")
     if env:
@@ -1428,19 +1469,9 @@ def main():
     for tool in ("nginx", "haproxy", "wrk", "openssl"):
         if not shutil.which(tool):
             die(f"{tool} not found on PATH (Debian: scripts/deps.sh --bench)")
-    # Many held streams: the client holds n sockets, each proxy 2n, the SSE server n.
-    need = max([0] + a.hold) * 2 + 10000
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    try:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, need), max(hard, need)))
-    except (ValueError, OSError):
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-        except (ValueError, OSError):
-            pass
-        if hard < need:
-            print(f"bench: warning: open-file limit {hard} < {need}; held-stream tests may fail "
-                  f"(raise it: ulimit -n {need}, as root)", file=sys.stderr)
+    global MAX_HOLD
+    MAX_HOLD = max([0] + a.hold)
+    raise_fd_limit(MAX_HOLD * 2 + 10000)
 
     def on_signal(signum, _frame):
         raise SystemExit(f"bench: interrupted by signal {signum}")
