@@ -15,14 +15,18 @@
  *       /_bench/stats                          {"accepts":..,"open":..,"streams":..}
  *       Stops on SIGTERM (default action) without winding streams down.
  *
- *   sse_tool client --port P [--ca FILE] --streams N --events E --iv-ms MS --tag T
- *                   [--stagger-ms MS] [--timeout-s S]
- *       Opens N connections (TLS verified against FILE with --ca, else plain HTTP) and
- *       completes every handshake first; then sends one streaming request per connection,
- *       request k at k * stagger (default: MS / N, i.e. spread over one interval), and reads
- *       all streams on one epoll loop. Per event: latency = CLOCK_MONOTONIC when the read
- *       returning its last byte came back - the stamp in the event. Time to first byte:
- *       request written -> first bytes of the answer. Prints one JSON object on stdout.
+ *   sse_tool client --target NAME:PORT[:tls] [--target ...] [--ca FILE] --streams N
+ *                   --events E --iv-ms MS --tag T [--stagger-ms MS] [--timeout-s S]
+ *       Opens N connections to each target (TLS verified against FILE, name localhost, for
+ *       :tls targets; else plain HTTP) and completes every handshake first; then sends one
+ *       streaming request per connection, the targets' streams interleaved, the j-th
+ *       request at j * stagger (default: MS / (N x targets), i.e. all spread over one
+ *       interval, so no two streams' events fall on the same instant), and reads all
+ *       streams on one epoll loop. Per event: latency = CLOCK_MONOTONIC when the read that
+ *       returned its last byte came back - the stamp in the event. Time to first byte:
+ *       request written -> first bytes of the answer. Prints one JSON object on stdout:
+ *       {"targets": [{"name", "streams", "failed", "unfinished", "lost", "lat_ns": [..],
+ *       "ttfb_ns": [..], "why": [..]}, ..]}.
  *
  * Server and client run on the same machine, so CLOCK_MONOTONIC is the same clock in both
  * (and in Python: time.monotonic()).
@@ -639,9 +643,18 @@ static int server_main(int argc, char **argv) {
 enum { S_IDLE, S_HEAD, S_BODY, S_END };
 enum { K_SIZE, K_DATA, K_CRLF, K_TRAILER };
 
+struct target {
+    char name[32];
+    int port, tls;
+    uint64_t *lat;
+    size_t lat_n, lat_cap;
+};
+
 struct stream {
     int fd;
     SSL *ssl;
+    struct target *tg;
+    long k; /* index among its target's streams */
     int state, chunked, cstate;
     size_t csize;
     struct buf head, line, payload;
@@ -651,15 +664,12 @@ struct stream {
     uint64_t t_sent, t_first;
 };
 
-static uint64_t *g_lat;
-static size_t g_lat_n, g_lat_cap;
-
-static void lat_add(uint64_t v) {
-    if (g_lat_n == g_lat_cap) {
-        g_lat_cap = g_lat_cap ? g_lat_cap * 2 : 4096;
-        g_lat = xrealloc(g_lat, g_lat_cap * sizeof *g_lat);
+static void lat_add(struct target *t, uint64_t v) {
+    if (t->lat_n == t->lat_cap) {
+        t->lat_cap = t->lat_cap ? t->lat_cap * 2 : 4096;
+        t->lat = xrealloc(t->lat, t->lat_cap * sizeof *t->lat);
     }
-    g_lat[g_lat_n++] = v;
+    t->lat[t->lat_n++] = v;
 }
 
 static void stream_fail(struct stream *s, int ep, const char *fmt, ...) {
@@ -695,7 +705,7 @@ static void take_events(struct stream *s, uint64_t now) {
             if (t) {
                 uint64_t stamp = strtoull(t + 4, NULL, 10);
                 s->events++;
-                lat_add(now >= stamp ? now - stamp : 0);
+                lat_add(s->tg, now >= stamp ? now - stamp : 0);
             }
         }
         s->payload.off += len + 2;
@@ -814,14 +824,23 @@ static void json_str(const char *s) {
 }
 
 static int client_main(int argc, char **argv) {
-    int port = 0;
     const char *ca = NULL, *tag = "s";
-    long streams = 20, events = 100;
+    long per = 20, events = 100;
     double iv_ms = 20, stagger_ms = -1, timeout_s = 15;
+    struct target tgs[16];
+    int ntg = 0;
     for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--port") && i + 1 < argc) port = atoi(argv[++i]);
+        if (!strcmp(argv[i], "--target") && i + 1 < argc) {
+            if (ntg == 16) die("client: at most 16 targets");
+            struct target *t = &tgs[ntg++];
+            memset(t, 0, sizeof *t);
+            char mode[8] = "";
+            if (sscanf(argv[++i], "%31[^:]:%d:%7s", t->name, &t->port, mode) < 2 || t->port <= 0)
+                die("client: --target NAME:PORT[:tls], not %s", argv[i]);
+            t->tls = !strcmp(mode, "tls");
+        }
         else if (!strcmp(argv[i], "--ca") && i + 1 < argc) ca = argv[++i];
-        else if (!strcmp(argv[i], "--streams") && i + 1 < argc) streams = atol(argv[++i]);
+        else if (!strcmp(argv[i], "--streams") && i + 1 < argc) per = atol(argv[++i]);
         else if (!strcmp(argv[i], "--events") && i + 1 < argc) events = atol(argv[++i]);
         else if (!strcmp(argv[i], "--iv-ms") && i + 1 < argc) iv_ms = atof(argv[++i]);
         else if (!strcmp(argv[i], "--stagger-ms") && i + 1 < argc) stagger_ms = atof(argv[++i]);
@@ -829,13 +848,16 @@ static int client_main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--tag") && i + 1 < argc) tag = argv[++i];
         else die("client: unknown argument %s", argv[i]);
     }
-    if (!port || streams < 1) die("client: needs --port and --streams >= 1");
+    if (!ntg || per < 1) die("client: needs --target and --streams >= 1");
+    long streams = per * ntg;
     if (stagger_ms < 0) stagger_ms = iv_ms / (double)streams;
     signal(SIGPIPE, SIG_IGN);
     prctl(PR_SET_TIMERSLACK, 1UL);
 
     SSL_CTX *ctx = NULL;
-    if (ca) {
+    for (int t = 0; t < ntg; t++) {
+        if (!tgs[t].tls || ctx) continue;
+        if (!ca) die("client: a TLS target needs --ca");
         ctx = SSL_CTX_new(TLS_client_method());
         if (!ctx || SSL_CTX_load_verify_locations(ctx, ca, NULL) != 1) die("CA %s", ca);
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
@@ -846,24 +868,29 @@ static int client_main(int argc, char **argv) {
     struct epoll_event e = {.events = EPOLLIN, .data.ptr = NULL};
     epoll_ctl(ep, EPOLL_CTL_ADD, tfd, &e);
 
+    /* Stream j: target j % ntg, its (j / ntg)-th stream; started j * stagger after the
+     * first, so the targets' streams interleave. */
     struct stream *ss = calloc((size_t)streams, sizeof *ss);
     if (!ss) die("out of memory");
-    /* All connections and TLS handshakes first, so none of them runs during the stream. */
-    for (long k = 0; k < streams; k++) {
-        struct stream *s = &ss[k];
+    /* All connections and TLS handshakes first, so none of them runs during the streams. */
+    for (long j = 0; j < streams; j++) {
+        struct stream *s = &ss[j];
+        s->tg = &tgs[j % ntg];
+        s->k = j / ntg;
         s->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)s->tg->port)};
         sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
         if (s->fd < 0 || connect(s->fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
             stream_fail(s, ep, "connect: %s", strerror(errno));
             continue;
         }
         set_nodelay(s->fd);
-        if (ctx) {
+        if (s->tg->tls) {
             s->ssl = SSL_new(ctx);
             SSL_set_fd(s->ssl, s->fd);
             SSL_set_tlsext_host_name(s->ssl, "localhost");
             SSL_set1_host(s->ssl, "localhost");
+            ERR_clear_error();
             if (SSL_connect(s->ssl) != 1) {
                 unsigned long err = ERR_get_error();
                 stream_fail(s, ep, "TLS handshake: %s", err ? ERR_reason_error_string(err) : "failed");
@@ -879,7 +906,8 @@ static int client_main(int argc, char **argv) {
     long sent = 0, finished = 0;
     uint64_t t0 = now_ns();
     uint64_t stagger = (uint64_t)(stagger_ms * 1e6);
-    uint64_t deadline = t0 + (uint64_t)((double)events * iv_ms * 1e6 + timeout_s * 1e9);
+    uint64_t deadline = t0 + (uint64_t)(stagger_ms * 1e6 * (double)streams) +
+                        (uint64_t)((double)events * iv_ms * 1e6 + timeout_s * 1e9);
     struct epoll_event evs[64];
     for (;;) {
         uint64_t now = now_ns();
@@ -888,11 +916,12 @@ static int client_main(int argc, char **argv) {
             if (s->state != S_IDLE) continue;
             char req[1024];
             int n = snprintf(req, sizeof req,
-                             "POST /v1/chat/completions?n=%ld&iv=%.6f&id=%s-%ld HTTP/1.1\r\n"
+                             "POST /v1/chat/completions?n=%ld&iv=%.6f&id=%s-%s-%ld HTTP/1.1\r\n"
                              "Host: 127.0.0.1:%d\r\nContent-Type: application/json\r\n"
                              "Accept: text/event-stream\r\nAuthorization: Bearer sk-bench-0000000000000000000000000000000000000000000000000000\r\n"
                              "Content-Length: %zu\r\n\r\n%s",
-                             events, iv_ms / 1000.0, tag, sent - 1, port, strlen(body), body);
+                             events, iv_ms / 1000.0, tag, s->tg->name, s->k, s->tg->port,
+                             strlen(body), body);
             ERR_clear_error();
             int w = s->ssl ? SSL_write(s->ssl, req, n) : (int)send(s->fd, req, (size_t)n, 0);
             if (w != n) { stream_fail(s, ep, "request not written at once"); continue; }
@@ -903,7 +932,7 @@ static int client_main(int argc, char **argv) {
             now = now_ns();
         }
         long failed = 0;
-        for (long k = 0; k < streams; k++) failed += ss[k].error[0] != 0;
+        for (long j = 0; j < streams; j++) failed += ss[j].error[0] != 0;
         if (sent == streams && finished + failed >= streams) break;
         if (now >= deadline) break;
         uint64_t wake = sent < streams ? t0 + (uint64_t)sent * stagger : deadline;
@@ -921,31 +950,38 @@ static int client_main(int argc, char **argv) {
         }
     }
 
-    /* Report */
-    long failed = 0, unfinished = 0, lost = 0;
-    for (long k = 0; k < streams; k++) {
-        struct stream *s = &ss[k];
-        if (s->error[0] && !s->done) failed++;
-        else if (!s->done) unfinished++;
-        if (s->events < events) lost += events - s->events;
-    }
-    printf("{\"streams\": %ld, \"failed\": %ld, \"unfinished\": %ld, \"lost\": %ld, \"lat_ns\": [",
-           streams, failed, unfinished, lost);
-    for (size_t k = 0; k < g_lat_n; k++) printf(k ? ",%" PRIu64 : "%" PRIu64, g_lat[k]);
-    printf("], \"ttfb_ns\": [");
-    int first = 1;
-    for (long k = 0; k < streams; k++) {
-        if (!ss[k].t_first || !ss[k].t_sent) continue;
-        printf(first ? "%" PRIu64 : ",%" PRIu64, ss[k].t_first - ss[k].t_sent);
-        first = 0;
-    }
-    printf("], \"why\": [");
-    first = 1;
-    for (long k = 0; k < streams; k++) {
-        if (!ss[k].error[0] || ss[k].done) continue;
-        if (!first) putchar(',');
-        json_str(ss[k].error);
-        first = 0;
+    /* Report: one object per target */
+    printf("{\"targets\": [");
+    for (int t = 0; t < ntg; t++) {
+        struct target *tg = &tgs[t];
+        long failed = 0, unfinished = 0, lost = 0;
+        for (long j = t; j < streams; j += ntg) {
+            struct stream *s = &ss[j];
+            if (s->error[0] && !s->done) failed++;
+            else if (!s->done) unfinished++;
+            if (s->events < events) lost += events - s->events;
+        }
+        printf("%s{\"name\": ", t ? ",\n " : "");
+        json_str(tg->name);
+        printf(", \"streams\": %ld, \"failed\": %ld, \"unfinished\": %ld, \"lost\": %ld, \"lat_ns\": [",
+               per, failed, unfinished, lost);
+        for (size_t k = 0; k < tg->lat_n; k++) printf(k ? ",%" PRIu64 : "%" PRIu64, tg->lat[k]);
+        printf("], \"ttfb_ns\": [");
+        int first = 1;
+        for (long j = t; j < streams; j += ntg) {
+            if (!ss[j].t_first || !ss[j].t_sent) continue;
+            printf(first ? "%" PRIu64 : ",%" PRIu64, ss[j].t_first - ss[j].t_sent);
+            first = 0;
+        }
+        printf("], \"why\": [");
+        first = 1;
+        for (long j = t; j < streams; j += ntg) {
+            if (!ss[j].error[0] || ss[j].done) continue;
+            if (!first) putchar(',');
+            json_str(ss[j].error);
+            first = 0;
+        }
+        printf("]}");
     }
     printf("]}\n");
     return 0;
@@ -955,7 +991,7 @@ int main(int argc, char **argv) {
     if (argc >= 2 && !strcmp(argv[1], "server")) return server_main(argc - 2, argv + 2);
     if (argc >= 2 && !strcmp(argv[1], "client")) return client_main(argc - 2, argv + 2);
     fprintf(stderr, "usage: sse_tool server --port P --cert FILE --key FILE\n"
-                    "       sse_tool client --port P [--ca FILE] --streams N --events E --iv-ms MS"
-                    " --tag T [--stagger-ms MS] [--timeout-s S]\n");
+                    "       sse_tool client --target NAME:PORT[:tls] [--target ...] [--ca FILE]"
+                    " --streams N --events E --iv-ms MS --tag T [--stagger-ms MS] [--timeout-s S]\n");
     return 2;
 }
