@@ -1268,10 +1268,13 @@ def run(args):
                     results = {k: [] for k in sse_kinds}
                     for rnd in range(args.repeats):
                         order = sse_kinds if rnd % 2 == 0 else list(reversed(sse_kinds))
-                        r = sse_latency_run(bench, [(k, services[k]) for k in order], args.sse_streams,
-                                            args.sse_events, args.sse_interval_ms, f"lat{rnd}", args.sse_stagger_ms)
-                        for kind in sse_kinds:
-                            results[kind].append(r[kind])
+                        groups = [[k] for k in order] if args.sse_apart else [order]
+                        for g in groups:
+                            r = sse_latency_run(bench, [(k, services[k]) for k in g], args.sse_streams,
+                                                args.sse_events, args.sse_interval_ms, f"lat{rnd}",
+                                                args.sse_stagger_ms)
+                            for kind in g:
+                                results[kind].append(r[kind])
                     rows = []
                     for kind in sse_kinds:
                         rs = results[kind]
@@ -1285,18 +1288,22 @@ def run(args):
                                      median_range(added99, "{:+.3f}") if kind != "direct" else "—",
                                      median_range([r["ttfb"] for r in rs], "{:.2f}"),
                                      f"{sum(r['errors'] for r in rs)} / {sum(r['lost'] for r in rs)}"])
+                    together = 1 if args.sse_apart else len(sse_kinds)
                     stagger = (args.sse_stagger_ms if args.sse_stagger_ms is not None
-                               else args.sse_interval_ms / (args.sse_streams * len(sse_kinds)))
+                               else args.sse_interval_ms / (args.sse_streams * together))
+                    how = (f"Each row runs on its own, one after the other ({args.sse_streams} streams "
+                           f"started {stagger:g} ms apart)" if args.sse_apart else
+                           f"All {len(sse_kinds)} rows run at the same time from one client, "
+                           f"{args.sse_streams} streams each, the {args.sse_streams * len(sse_kinds)} "
+                           f"streams started {stagger:g} ms apart")
                     rep.add(f"## SSE: {args.sse_streams} concurrent streams × {args.sse_events} events "
                             f"every {args.sse_interval_ms:g} ms\n")
                     rep.table(["proxy", "event latency p50 ms", "p99 ms", "max ms", "added p50 ms vs direct",
                                "added p99 ms vs direct", "time to first byte ms", "errors / events lost"], rows)
                     rep.add(f"(Latency: CLOCK_MONOTONIC when the client's read returned the event minus "
                             f"the stamp the upstream wrote into it just before its SSL_write; client and "
-                            f"upstream are bench/sse_tool.c (C, epoll, OpenSSL). All {len(sse_kinds)} rows "
-                            f"run at the same time from one client, {args.sse_streams} streams each, the "
-                            f"{args.sse_streams * len(sse_kinds)} streams started {stagger:g} ms apart so "
-                            f"no two events fall on the same instant. The direct row is what client and "
+                            f"upstream are bench/sse_tool.c (C, epoll, OpenSSL). {how}, so no two events "
+                            f"fall on the same instant. The direct row is what client and "
                             f"upstream cost themselves; the \"added\" columns subtract it per repeat "
                             f"({args.repeats} repeats). Time to first byte: request written → first bytes "
                             f"of the answer, pools warm.)\n")
@@ -1439,6 +1446,10 @@ def main():
     ap.add_argument("--sse-streams", type=int, default=20, help="(default: %(default)s)")
     ap.add_argument("--sse-events", type=int, default=100, help="(default: %(default)s)")
     ap.add_argument("--sse-interval-ms", type=float, default=20, help="(default: %(default)s)")
+    ap.add_argument("--sse-apart", action="store_true",
+                    help="SSE latency: run the rows one after the other instead of all at once (the "
+                         "rows do not share the cores with each other, but each meets different "
+                         "outside load)")
     ap.add_argument("--sse-stagger-ms", type=float, default=None,
                     help="ms between the SSE streams' starts (default: interval / (streams x rows), so "
                          "no two events fall on the same instant; 0: all on the same tick)")
