@@ -3,16 +3,16 @@
 
 One run: makes a test CA and server certificate (openssl CLI), starts a TLS upstream
 (nginx answering POST /v1/chat/completions with a fixed chat.completion JSON, and an SSE
-server written here that stamps every event with its send time), starts each proxy as a
-reverse proxy to it with upstream TLS verified and a large upstream keep-alive pool, runs
+server, bench/sse_tool.c, that stamps every event with its send time), starts each proxy as
+a reverse proxy to it with upstream TLS verified and a large upstream keep-alive pool, runs
 the workloads and prints a Markdown table (also written to --out).
 
-Python 3 standard library only; needs nginx, haproxy, wrk and openssl on PATH
-(Debian: scripts/deps.sh --bench). See bench/README.md.
+Python 3 standard library; needs nginx, haproxy, wrk and openssl on PATH, and cc with the
+OpenSSL headers to build bench/sse_tool.c (Debian: scripts/deps.sh --bench). See
+bench/README.md.
 """
 
 import argparse
-import asyncio
 import errno
 import http.client
 import json
@@ -65,159 +65,6 @@ PROXY_LABELS = {
     "haproxy": "HAProxy, 1 thread",
     "direct": "direct (no proxy, ceiling)",
 }
-
-
-# --------------------------------------------------------------------------------------
-# SSE upstream server (runs as a separate process: `run.py _sse-server ...`)
-# --------------------------------------------------------------------------------------
-
-def sse_server_main(argv):
-    ap = argparse.ArgumentParser(prog="run.py _sse-server")
-    ap.add_argument("--port", type=int, required=True)
-    ap.add_argument("--cert", required=True)
-    ap.add_argument("--key", required=True)
-    a = ap.parse_args(argv)
-
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.load_cert_chain(a.cert, a.key)
-    closed = {}   # stream id -> time.time() when the upstream saw its connection close
-    waiters = {}  # stream id -> asyncio.Event
-    stats = {"accepts": 0, "open": 0, "streams": 0}
-    head_ok = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
-               b"Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\n")
-
-    def mark_closed(sid):
-        if sid and sid not in closed:
-            closed[sid] = time.time()
-            w = waiters.pop(sid, None)
-            if w:
-                w.set()
-
-    async def read_body(reader, hdrs):
-        if "chunked" in hdrs.get("transfer-encoding", "").lower():
-            while True:
-                line = await reader.readuntil(b"\r\n")
-                size = int(line.split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while (await reader.readuntil(b"\r\n")) != b"\r\n":
-                        pass
-                    return
-                await reader.readexactly(size + 2)
-        n = int(hdrs.get("content-length", "0") or 0)
-        if n:
-            await reader.readexactly(n)
-
-    def respond(writer, status, body, ctype="application/json"):
-        writer.write(b"HTTP/1.1 %d X\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n%s"
-                     % (status, ctype.encode(), len(body), body))
-
-    async def stream(reader, writer, q):
-        n = int(q.get("n", "100"))
-        iv = float(q.get("iv", "0.02"))
-        sid = q.get("id", "")
-        loop = asyncio.get_running_loop()
-        stats["streams"] += 1
-        writer.write(head_ok)
-        # A read that completes only when the peer closes (or sends something): the
-        # moment this connection closes is recorded at once, not at the next write.
-        eof = asyncio.ensure_future(reader.read(1))
-
-        def on_eof(f):
-            if f.cancelled():
-                return
-            f.exception()
-            mark_closed(sid)
-        eof.add_done_callback(on_eof)
-        start = loop.time()
-        for i in range(n):
-            if i:
-                delay = start + i * iv - loop.time()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-            if eof.done():
-                return False
-            ev = (b'data: {"id":"chatcmpl-bench","object":"chat.completion.chunk","t":%.6f,'
-                  b'"i":%d,"choices":[{"index":0,"delta":{"content":" token"},'
-                  b'"finish_reason":null}]}\n\n' % (time.time(), i))
-            writer.write(b"%x\r\n%s\r\n" % (len(ev), ev))
-            if writer.transport.get_write_buffer_size() > (1 << 20):
-                await writer.drain()
-        ev = b"data: [DONE]\n\n"
-        writer.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(ev), ev))
-        if eof.done():
-            return False
-        eof.cancel()
-        try:
-            await eof
-        except asyncio.CancelledError:
-            pass
-        return True
-
-    async def handle(reader, writer):
-        stats["accepts"] += 1
-        stats["open"] += 1
-        sock = writer.get_extra_info("socket")
-        if sock is not None:
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                lines = head.decode("latin-1").split("\r\n")
-                method, target, _ = lines[0].split(" ", 2)
-                hdrs = {}
-                for line in lines[1:]:
-                    if ":" in line:
-                        k, v = line.split(":", 1)
-                        hdrs[k.strip().lower()] = v.strip()
-                await read_body(reader, hdrs)
-                path, _, qs = target.partition("?")
-                q = dict(p.split("=", 1) for p in qs.split("&") if "=" in p)
-                if path == "/_bench/wait-closed":
-                    sid = q.get("id", "")
-                    if sid not in closed:
-                        ev = waiters.setdefault(sid, asyncio.Event())
-                        try:
-                            await asyncio.wait_for(ev.wait(), float(q.get("timeout", "5")))
-                        except asyncio.TimeoutError:
-                            pass
-                    respond(writer, 200, json.dumps({"closed_at": closed.get(sid)}).encode())
-                    keep = True
-                elif path == "/_bench/stats":
-                    respond(writer, 200, json.dumps(stats).encode())
-                    keep = True
-                else:
-                    keep = await stream(reader, writer, q)
-                if not keep or hdrs.get("connection", "").lower() == "close":
-                    break
-        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError,
-                ssl.SSLError, ValueError, OSError):
-            pass
-        finally:
-            stats["open"] -= 1
-            try:
-                writer.close()
-            except Exception:
-                pass
-
-    async def main():
-        loop = asyncio.get_running_loop()
-        loop.set_exception_handler(lambda l, c: None)  # peers closing mid-write is expected
-        srv = await asyncio.start_server(handle, "127.0.0.1", a.port, ssl=ctx, backlog=8192,
-                                         ssl_handshake_timeout=60)
-        stop = asyncio.Event()
-        loop.add_signal_handler(signal.SIGTERM, stop.set)
-        async with srv:
-            await stop.wait()
-
-    try:
-        asyncio.run(main())
-    except KeyboardInterrupt:
-        pass
-    # Thousands of streams may still be open: do not wait for them to wind down.
-    os._exit(0)
 
 
 # --------------------------------------------------------------------------------------
@@ -446,12 +293,23 @@ def fd_limit():
     return resource.getrlimit(resource.RLIMIT_NOFILE)[1]
 
 
+MAX_HOLD = 0  # the largest held-stream count of this run (set in main)
+
+
+def conn_slots():
+    """Connection slots for nginx (worker_connections) and HAProxy (2 x maxconn): what the
+    held streams need, at least 20,000, at most the descriptor limit. Not simply the limit:
+    both size tables by it, and nginx touches every slot at start, so a raised limit
+    (65,536) would inflate its idle RSS."""
+    return min(fd_limit(), max(20000, 2 * MAX_HOLD + 4096))
+
+
 def nginx_common(prefix):
     for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
         os.makedirs(f"{prefix}/tmp/{sub}", exist_ok=True)
     return (f"pid {prefix}/nginx.pid;\nerror_log {prefix}/error.log warn;\n"
             f"worker_processes 1;\nworker_rlimit_nofile {fd_limit()};\n"
-            f"events {{ worker_connections {fd_limit()}; }}\n")
+            f"events {{ worker_connections {conn_slots()}; }}\n")
 
 
 def nginx_temp_paths(prefix):
@@ -545,7 +403,7 @@ def proxy_nginx_conf(prefix, port, up_port, certdir):
 
 def haproxy_conf(port, up_port, certdir):
     # HAProxy refuses to start unless it gets 2 descriptors per maxconn plus a few.
-    maxconn = min(60000, (fd_limit() - 100) // 2)
+    maxconn = min(60000, (conn_slots() - 100) // 2)
     return f"""global
     nbthread 1
     maxconn {maxconn}
@@ -644,11 +502,23 @@ class Bench:
         m = re.search(r"accepts handled requests\s+(\d+)", text)
         return int(m.group(1)) if m else 0
 
+    def sse_tool(self):
+        """bench/sse_tool.c (SSE upstream server and latency client), compiled once per run."""
+        exe = f"{self.tmp}/sse_tool"
+        if not os.path.exists(exe):
+            cc = os.environ.get("CC", "cc")
+            r = subprocess.run([cc, "-O2", "-o", exe, f"{HERE}/sse_tool.c", "-lssl", "-lcrypto"],
+                               capture_output=True, text=True, timeout=120)
+            if r.returncode != 0:
+                die(f"could not build bench/sse_tool.c ({cc}; Debian: build-essential libssl-dev):\n"
+                    f"{r.stderr[-2000:]}")
+        return exe
+
     def start_sse_server(self):
         d = self._dir("sse-server")
         port = free_port()
-        item = PROCS.spawn("sse server", [sys.executable, os.path.abspath(__file__), "_sse-server",
-                                          "--port", str(port), "--cert", f"{self.certdir}/server.pem",
+        item = PROCS.spawn("sse server", [self.sse_tool(), "server", "--port", str(port),
+                                          "--cert", f"{self.certdir}/server.pem",
                                           "--key", f"{self.certdir}/server.key"], f"{d}/log")
         if not wait_listening(port, proc=item["popen"]):
             die(f"SSE server did not start; see {d}/log")
@@ -786,7 +656,9 @@ def run_wrk(bench, svc, conns, seconds, lua, path="/v1/chat/completions"):
 
 
 # --------------------------------------------------------------------------------------
-# SSE clients
+# SSE clients: event latency is measured by bench/sse_tool.c (sse_latency_run); the Python
+# client below opens the held streams and the aborted one, where only counts and one
+# close time matter.
 # --------------------------------------------------------------------------------------
 
 def sse_request(port, n, iv, sid):
@@ -797,12 +669,9 @@ def sse_request(port, n, iv, sid):
             f"Content-Length: {len(body)}\r\n\r\n{body}").encode()
 
 
-T_RE = re.compile(rb'"t":([0-9.]+)')
-
-
 class Stream:
     __slots__ = ("sid", "sock", "state", "buf", "payload", "chunked", "clen", "csize", "cstate",
-                 "events", "lat", "t_sent", "t_first", "t_last", "error", "done", "status")
+                 "events", "t_sent", "t_first", "t_last", "error", "done", "status")
 
     def __init__(self, sid):
         self.sid = sid
@@ -815,7 +684,6 @@ class Stream:
         self.csize = 0
         self.cstate = "size"
         self.events = 0
-        self.lat = []
         self.t_sent = self.t_first = self.t_last = None
         self.error = None
         self.done = False
@@ -823,44 +691,18 @@ class Stream:
 
 
 class StreamClient:
-    """Many SSE streams on one epoll loop; events are timed on arrival (recv return)."""
+    """Many SSE streams on one selectors loop (times: time.monotonic())."""
 
-    def __init__(self, port, tls_ctx, n_events, interval, keep_latency=True):
+    def __init__(self, port, tls_ctx, n_events, interval):
         self.port = port
         self.tls_ctx = tls_ctx
         self.n_events = n_events
         self.interval = interval
-        self.keep_latency = keep_latency
         self.sel = selectors.DefaultSelector()
         self.streams = []
         self.failed = 0
         self.finished = 0
         self.first_events = 0
-
-    def connect(self, sid):
-        """Connect (and TLS handshake) now, blocking; send() the request later."""
-        st = Stream(sid)
-        self.streams.append(st)
-        try:
-            raw = socket.create_connection(("127.0.0.1", self.port), timeout=10)
-            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            st.sock = self.tls_ctx.wrap_socket(raw, server_hostname="localhost") if self.tls_ctx else raw
-        except OSError as e:
-            self._fail(st, f"connect: {e}")
-        return st
-
-    def send(self, st):
-        if st.sock is None:
-            return
-        try:
-            st.sock.sendall(sse_request(self.port, self.n_events, self.interval, st.sid))
-        except OSError as e:
-            self._fail(st, f"send: {e}")
-            return
-        st.t_sent = time.time()
-        st.sock.setblocking(False)
-        st.state = "head"
-        self.sel.register(st.sock, selectors.EVENT_READ, st)
 
     def open(self, sid):
         st = Stream(sid)
@@ -872,7 +714,7 @@ class StreamClient:
                 raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 s = self.tls_ctx.wrap_socket(raw, server_hostname="localhost")
                 s.sendall(req)
-                st.t_sent = time.time()
+                st.t_sent = time.monotonic()
                 s.setblocking(False)
                 st.sock = s
                 st.state = "head"
@@ -928,7 +770,7 @@ class StreamClient:
                 except OSError as e:
                     self._fail(st, f"send: {e}")
                     continue
-                st.t_sent = time.time()
+                st.t_sent = time.monotonic()
                 st.buf = b""
                 st.state = "head"
                 self.sel.modify(st.sock, selectors.EVENT_READ, st)
@@ -949,7 +791,7 @@ class StreamClient:
                 eof = True
                 break
             data += chunk
-        now = time.time()
+        now = time.monotonic()
         if data:
             if st.t_first is None:
                 st.t_first = now
@@ -995,14 +837,11 @@ class StreamClient:
                 st.done = True
                 self.finished += 1
                 continue
-            m = T_RE.search(ev)
-            if m:
+            if b'"t":' in ev:
                 st.events += 1
                 st.t_last = now
                 if st.events == 1:
                     self.first_events += 1
-                if self.keep_latency:
-                    st.lat.append((now - float(m.group(1))) * 1000.0)
 
     def _dechunk(self, st, data):
         buf = st.buf + data
@@ -1034,42 +873,39 @@ class StreamClient:
         return b"".join(out)
 
 
-def sse_latency_run(bench, svc, streams, events, interval_ms, tag):
-    ctx = bench.client_ctx if svc.tls else None
-    iv = interval_ms / 1000.0
-    cl = StreamClient(svc.port, ctx, events, iv)
-    stagger = iv / max(1, streams)
-    # All connections (and, direct, TLS handshakes) first; then the requests, spread over
-    # one interval so the streams' events do not all arrive at the same instant.
-    pending = [cl.connect(f"{tag}-{i}") for i in range(streams)]
-    t0 = time.monotonic()
-    opened = 0
-    deadline = t0 + events * iv + 15
-    try:
-        while time.monotonic() < deadline:
-            while opened < streams and time.monotonic() >= t0 + opened * stagger:
-                cl.send(pending[opened])
-                opened += 1
-            if opened == streams and cl.finished + cl.failed >= streams:
-                break
-            cl.poll(0.002 if opened < streams else 0.05)
-        lat = sorted(x for st in cl.streams for x in st.lat)
-        ttfb = [(st.t_first - st.t_sent) * 1000.0 for st in cl.streams if st.t_first and st.t_sent]
-        lost = sum(max(0, events - st.events) for st in cl.streams)
-        return {
+def sse_latency_run(bench, services, streams, events, interval_ms, tag, stagger_ms=None):
+    """bench/sse_tool.c's client, against every service at once: `streams` streams each,
+    per-event latency (receive time - the upstream's stamp, both CLOCK_MONOTONIC) and time
+    to first byte. Connections and TLS handshakes first; then the requests, one every
+    stagger_ms, the services' streams interleaved (default: all spread over one interval).
+    services: [(kind, Service)]; returns {kind: result}."""
+    argv = [bench.sse_tool(), "client", "--streams", str(streams), "--events", str(events),
+            "--iv-ms", f"{interval_ms:g}", "--tag", tag, "--ca", f"{bench.certdir}/ca.pem"]
+    for kind, svc in services:
+        argv += ["--target", f"{kind}:{svc.port}" + (":tls" if svc.tls else "")]
+    if stagger_ms is not None:
+        argv += ["--stagger-ms", f"{stagger_ms:g}"]
+    r = subprocess.run(argv, capture_output=True, text=True,
+                       timeout=events * interval_ms / 1000.0 + 60)
+    if r.returncode != 0:
+        die(f"SSE client failed: {r.stderr[-1000:]}")
+    out = {}
+    for t in json.loads(r.stdout)["targets"]:
+        lat = sorted(v / 1e6 for v in t["lat_ns"])
+        ttfb = [v / 1e6 for v in t["ttfb_ns"]]
+        out[t["name"]] = {
             "p50": percentile(lat, 50), "p99": percentile(lat, 99), "max": lat[-1] if lat else None,
             "ttfb": statistics.median(ttfb) if ttfb else None,
-            "errors": cl.failed + sum(1 for st in cl.streams if not st.done and st.error is None),
-            "lost": lost, "events": len(lat),
+            "errors": t["failed"] + t["unfinished"], "lost": t["lost"], "events": len(lat),
+            "why": t["why"][:3],
         }
-    finally:
-        cl.close_all()
+    return out
 
 
 def abort_run(bench, svc, tag):
     """Client closes mid-stream; ms until the upstream SSE server sees its connection close."""
     ctx = bench.client_ctx if svc.tls else None
-    cl = StreamClient(svc.port, ctx, 3000, 0.02, keep_latency=False)
+    cl = StreamClient(svc.port, ctx, 3000, 0.02)
     sid = f"{tag}-abort"
     st = cl.open(sid)
     deadline = time.monotonic() + 10
@@ -1078,7 +914,7 @@ def abort_run(bench, svc, tag):
             cl.poll(0.05)
         if st.events < 3:
             return None
-        t_close = time.time()
+        t_close = time.monotonic()  # the SSE server's closed_at is CLOCK_MONOTONIC too
         cl.close(st)
     finally:
         cl.close_all()
@@ -1100,7 +936,7 @@ def hold_run(bench, svc, n, hold_seconds, tag):
     warm.close_all()
     time.sleep(0.3)
     idle_kb = status_kb(pid, "VmRSS")
-    cl = StreamClient(svc.port, None, 100000, 1.0, keep_latency=False)
+    cl = StreamClient(svc.port, None, 100000, 1.0)
     opened = 0
     peak_sampled = idle_kb
     open_limit = 256
@@ -1132,9 +968,9 @@ def hold_run(bench, svc, n, hold_seconds, tag):
                 last_sample = now
         steady_kb = status_kb(pid, "VmRSS")
         hwm_kb = status_kb(pid, "VmHWM")
-        wall = time.time()
+        now = time.monotonic()
         stalled = sum(1 for st in cl.streams if st.error is None and
-                      (st.t_last is None or wall - st.t_last > 2.5))
+                      (st.t_last is None or now - st.t_last > 2.5))
         errors = cl.failed + stalled + (n - opened)
         peak = max(hwm_kb, peak_sampled)
         return {
@@ -1296,7 +1132,7 @@ def run(args):
                 f"by the peer's median from this same run. The machine is shared and noisy: "
                 f"read the ratios, not the absolute figures.\n"
                 f"- client, upstream and proxy share the {facts['nproc']} cores (loopback); upstream: "
-                f"nginx 1 worker (JSON) and a Python asyncio SSE server, both TLS 1.3, ECDSA P-256.\n")
+                f"nginx 1 worker (JSON) and an SSE server in C (bench/sse_tool.c), both TLS 1.3, ECDSA P-256.\n")
 
         # ---------------- static facts ----------------
         if "static" in workloads:
@@ -1414,7 +1250,7 @@ def run(args):
             for svc in services.values():
                 svc.stop()
 
-        # ---------------- SSE latency, abort, hold (Python SSE upstream) ----------------
+        # ---------------- SSE latency, abort, hold (SSE upstream: bench/sse_tool.c) ----------------
         sse_kinds = [k for k in ("op1", "nginx", "haproxy", "direct") if k in proxies or k == "direct"]
         if "sse" in workloads or "abort" in workloads:
             bench.start_sse_server()
@@ -1422,17 +1258,23 @@ def run(args):
             if "sse" in workloads:
                 per = args.sse_events * args.sse_interval_ms / 1000.0 + 1
                 if time_left("SSE latency", len(sse_kinds) * (args.repeats + 1) * per):
+                    # Every row in the same run, their streams interleaved: load from outside the
+                    # benchmark falls on all rows alike, so the "added" columns compare like with like.
+                    warm = sse_latency_run(bench, [(k, services[k]) for k in sse_kinds], args.sse_streams, 5,
+                                           args.sse_interval_ms, "warm", args.sse_stagger_ms)
                     for kind in sse_kinds:  # warm the pools, check it streams
-                        r = sse_latency_run(bench, services[kind], args.sse_streams, 5, args.sse_interval_ms, f"warm-{kind}")
-                        if r["errors"]:
-                            die(f"SSE through {kind} failed")
+                        if warm[kind]["errors"]:
+                            die(f"SSE through {kind} failed: {warm[kind]['why']}")
                     results = {k: [] for k in sse_kinds}
                     for rnd in range(args.repeats):
                         order = sse_kinds if rnd % 2 == 0 else list(reversed(sse_kinds))
-                        for kind in order:
-                            results[kind].append(sse_latency_run(bench, services[kind], args.sse_streams,
-                                                                 args.sse_events, args.sse_interval_ms,
-                                                                 f"lat{rnd}-{kind}"))
+                        groups = [[k] for k in order] if args.sse_apart else [order]
+                        for g in groups:
+                            r = sse_latency_run(bench, [(k, services[k]) for k in g], args.sse_streams,
+                                                args.sse_events, args.sse_interval_ms, f"lat{rnd}",
+                                                args.sse_stagger_ms)
+                            for kind in g:
+                                results[kind].append(r[kind])
                     rows = []
                     for kind in sse_kinds:
                         rs = results[kind]
@@ -1446,14 +1288,25 @@ def run(args):
                                      median_range(added99, "{:+.3f}") if kind != "direct" else "—",
                                      median_range([r["ttfb"] for r in rs], "{:.2f}"),
                                      f"{sum(r['errors'] for r in rs)} / {sum(r['lost'] for r in rs)}"])
+                    together = 1 if args.sse_apart else len(sse_kinds)
+                    stagger = (args.sse_stagger_ms if args.sse_stagger_ms is not None
+                               else args.sse_interval_ms / (args.sse_streams * together))
+                    how = (f"Each row runs on its own, one after the other ({args.sse_streams} streams "
+                           f"started {stagger:g} ms apart)" if args.sse_apart else
+                           f"All {len(sse_kinds)} rows run at the same time from one client, "
+                           f"{args.sse_streams} streams each, the {args.sse_streams * len(sse_kinds)} "
+                           f"streams started {stagger:g} ms apart")
                     rep.add(f"## SSE: {args.sse_streams} concurrent streams × {args.sse_events} events "
                             f"every {args.sse_interval_ms:g} ms\n")
                     rep.table(["proxy", "event latency p50 ms", "p99 ms", "max ms", "added p50 ms vs direct",
                                "added p99 ms vs direct", "time to first byte ms", "errors / events lost"], rows)
-                    rep.add("(Latency: client receive time minus the upstream's send stamp in the event; "
-                            "both clients and the SSE server are Python, so the direct row carries their "
-                            "own scheduling noise, which the \"added\" columns subtract per repeat. "
-                            "Time to first byte: request sent → response head received, pools warm.)\n")
+                    rep.add(f"(Latency: CLOCK_MONOTONIC when the client's read returned the event minus "
+                            f"the stamp the upstream wrote into it just before its SSL_write; client and "
+                            f"upstream are bench/sse_tool.c (C, epoll, OpenSSL). {how}, so no two events "
+                            f"fall on the same instant. The direct row is what client and "
+                            f"upstream cost themselves; the \"added\" columns subtract it per repeat "
+                            f"({args.repeats} repeats). Time to first byte: request written → first bytes "
+                            f"of the answer, pools warm.)\n")
             if "abort" in workloads and time_left("client abort", len(sse_kinds) * args.abort_repeats * 0.5):
                 results = {k: [] for k in sse_kinds}
                 for rnd in range(args.abort_repeats):
@@ -1531,6 +1384,36 @@ def run(args):
         print(f"bench: wrote {args.out}", file=sys.stderr)
 
 
+def raise_fd_limit(need):
+    """Many held streams: the client holds n sockets, each proxy 2n, the SSE server n. Raise
+    RLIMIT_NOFILE, soft and hard, for this process and so for every process it starts, to
+    65,536 (or `need` if larger), at most /proc/sys/fs/nr_open. Raising the hard limit needs
+    CAP_SYS_RESOURCE (root usually has it; some containers drop it): without it, the soft
+    limit goes up to the hard one and the held-stream rows hold what fits."""
+    try:
+        with open("/proc/sys/fs/nr_open") as f:
+            nr_open = int(f.read())
+    except (OSError, ValueError):
+        nr_open = 1 << 20
+    want = min(nr_open, max(need, 65536))
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= want:
+        return
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, max(hard, want)))
+        return
+    except (ValueError, OSError):
+        pass
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ValueError, OSError):
+        pass
+    if hard < need:
+        print(f"bench: warning: open-file limit {hard} < {need} and it cannot be raised here "
+              f"(no CAP_SYS_RESOURCE); held-stream rows hold what fits (raise it: ulimit -Hn {need}, "
+              f"as root, before running)", file=sys.stderr)
+
+
 def default_binary():
     env = os.environ.get("OPENAI_PROXY_BIN")
     if env:
@@ -1563,6 +1446,13 @@ def main():
     ap.add_argument("--sse-streams", type=int, default=20, help="(default: %(default)s)")
     ap.add_argument("--sse-events", type=int, default=100, help="(default: %(default)s)")
     ap.add_argument("--sse-interval-ms", type=float, default=20, help="(default: %(default)s)")
+    ap.add_argument("--sse-apart", action="store_true",
+                    help="SSE latency: run the rows one after the other instead of all at once (the "
+                         "rows do not share the cores with each other, but each meets different "
+                         "outside load)")
+    ap.add_argument("--sse-stagger-ms", type=float, default=None,
+                    help="ms between the SSE streams' starts (default: interval / (streams x rows), so "
+                         "no two events fall on the same instant; 0: all on the same tick)")
     ap.add_argument("--abort-repeats", type=int, default=5, help="(default: %(default)s)")
     ap.add_argument("--hold", default="2000",
                     help="held-stream counts, comma-separated; empty to skip (default: %(default)s)")
@@ -1598,19 +1488,9 @@ def main():
     for tool in ("nginx", "haproxy", "wrk", "openssl"):
         if not shutil.which(tool):
             die(f"{tool} not found on PATH (Debian: scripts/deps.sh --bench)")
-    # Many held streams: the client holds n sockets, each proxy 2n, the SSE server n.
-    need = max([0] + a.hold) * 2 + 10000
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    try:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, need), max(hard, need)))
-    except (ValueError, OSError):
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-        except (ValueError, OSError):
-            pass
-        if hard < need:
-            print(f"bench: warning: open-file limit {hard} < {need}; held-stream tests may fail "
-                  f"(raise it: ulimit -n {need}, as root)", file=sys.stderr)
+    global MAX_HOLD
+    MAX_HOLD = max([0] + a.hold)
+    raise_fd_limit(MAX_HOLD * 2 + 10000)
 
     def on_signal(signum, _frame):
         raise SystemExit(f"bench: interrupted by signal {signum}")
