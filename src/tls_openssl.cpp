@@ -17,7 +17,6 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
-#include <filesystem>
 #include <map>
 #include <mutex>
 #include <vector>
@@ -27,6 +26,8 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+
+#include "socket.h"  // sys::file_exists, sys::dir_exists
 
 namespace op {
 namespace {
@@ -184,16 +185,6 @@ std::string take_openssl_error(const char* fallback) {
     char buf[256];
     ERR_error_string_n(code, buf, sizeof buf);
     return buf;
-}
-
-bool path_is_file(const std::string& path) {
-    std::error_code ec;
-    return std::filesystem::is_regular_file(path, ec);
-}
-
-bool path_is_dir(const std::string& path) {
-    std::error_code ec;
-    return std::filesystem::is_directory(path, ec);
 }
 
 // How a trust file is named in errors: by the setting that chose it.
@@ -464,7 +455,7 @@ int on_new_session(SSL* ssl, SSL_SESSION* session) {
 }  // namespace
 
 std::unique_ptr<TlsClientContext> TlsClientContext::create(const TrustSettings& trust, std::string& error) {
-    TrustChoice choice = choose_trust_store(trust, path_is_file, path_is_dir);
+    TrustChoice choice = choose_trust_store(trust, sys::file_exists, sys::dir_exists);
     if (choice.file.empty() && choice.dir.empty()) {
         error = "no CA certificate bundle found (SSL_CERT_FILE and SSL_CERT_DIR unset or missing, "
                 "none of the usual system paths such as /etc/ssl/certs/ca-certificates.crt or "
