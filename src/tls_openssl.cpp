@@ -215,6 +215,40 @@ bool is_ip_literal(const std::string& host) {
     return true;
 }
 
+// Whether the file holds a PEM block that OpenSSL's bundle loader takes (a certificate,
+// or a CRL): the BEGIN line only, read in chunks until one is found. The cheap start-up
+// check that keeps a wrong file (a key, a DER certificate, a text file) a start-up
+// error, without parsing what it holds.
+bool has_pem_begin_line(std::FILE* f) {
+    static const char* const kBeginLines[] = {
+        "-----BEGIN CERTIFICATE-----", "-----BEGIN TRUSTED CERTIFICATE-----",
+        "-----BEGIN X509 CERTIFICATE-----", "-----BEGIN X509 CRL-----",
+    };
+    constexpr std::size_t kOverlap = 40;  // longer than any of them: a line split by a chunk
+    char buf[8192];
+    std::size_t have = 0;
+    for (;;) {
+        std::size_t n = std::fread(buf + have, 1, sizeof buf - have, f);
+        if (n == 0) return false;
+        have += n;
+        std::string_view text(buf, have);
+        for (const char* line : kBeginLines) {
+            if (text.find(line) != std::string_view::npos) return true;
+        }
+        if (have > kOverlap) {
+            std::memmove(buf, buf + have - kOverlap, kOverlap);
+            have = kOverlap;
+        }
+    }
+}
+
+// The trust store is chosen and checked when the context is created, but OpenSSL's
+// side (library initialisation, which reads openssl.cnf; SSL_CTX_new, which fetches
+// every algorithm from the provider; parsing the CA bundle, some 30 ms and 0.8 MiB for
+// a distro bundle of ~140 certificates with OpenSSL 3.0) is built on first use, once:
+// a proxy that has not yet talked TLS to anyone has paid for none of it, and starts
+// listening in about a millisecond.
+//
 // The session cache: "host:port" -> the latest resumable session (TLS 1.2 session or
 // TLS 1.3 ticket) seen for it. OpenSSL treats a TLS 1.3 ticket as single-use (the
 // object stops being resumable once a handshake has resumed with it); connections
@@ -223,19 +257,28 @@ bool is_ip_literal(const std::string& host) {
 // own SSL_CTX is already thread-safe.
 class OpenSslContext final : public TlsClientContext {
 public:
-    OpenSslContext(SSL_CTX* ctx, std::string source) : ctx_(ctx), trust_source_(std::move(source)) {
-        SSL_CTX_set_app_data(ctx_, this);
-    }
+    OpenSslContext(TrustChoice trust, std::string file_label, std::string source)
+        : trust_(std::move(trust)), file_label_(std::move(file_label)), trust_source_(std::move(source)) {}
 
     ~OpenSslContext() override {
-        // Sessions still alive keep the SSL_CTX (refcounted) but must not call back
-        // into this object: on_new_session checks for null.
-        SSL_CTX_set_app_data(ctx_, nullptr);
         for (auto& entry : cache_) SSL_SESSION_free(entry.second.session);
-        SSL_CTX_free(ctx_);
+        if (ctx_) {
+            // Sessions still alive keep the SSL_CTX (refcounted) but must not call back
+            // into this object: on_new_session checks for null.
+            SSL_CTX_set_app_data(ctx_, nullptr);
+            SSL_CTX_free(ctx_);
+        }
     }
 
     const std::string& trust_source() const override { return trust_source_; }
+
+    bool ready(std::string& error) override {
+        std::call_once(built_, [this] { build(); });
+        if (!ctx_) error = build_error_;
+        return ctx_ != nullptr;
+    }
+
+    // Only after ready() returned true.
     SSL_CTX* ssl_ctx() const { return ctx_; }
 
     // Takes ownership of `session` (one reference), replacing any older one for `key`.
@@ -276,12 +319,18 @@ public:
     }
 
 private:
+    void build();
+
     struct Entry {
         SSL_SESSION* session;
         std::uint64_t stamp;  // larger = stored more recently
     };
-    SSL_CTX* ctx_;
-    std::string trust_source_;
+    const TrustChoice trust_;
+    const std::string file_label_;  // trust_.file as named in errors
+    const std::string trust_source_;
+    std::once_flag built_;
+    SSL_CTX* ctx_ = nullptr;     // set once by build(), when it succeeds
+    std::string build_error_;    // why build() failed
     std::mutex mutex_;
     std::map<std::string, Entry> cache_;
     std::uint64_t clock_ = 0;
@@ -454,26 +503,17 @@ int on_new_session(SSL* ssl, SSL_SESSION* session) {
 
 }  // namespace
 
-std::unique_ptr<TlsClientContext> TlsClientContext::create(const TrustSettings& trust, std::string& error) {
-    TrustChoice choice = choose_trust_store(trust, sys::file_exists, sys::dir_exists);
-    if (choice.file.empty() && choice.dir.empty()) {
-        error = "no CA certificate bundle found (SSL_CERT_FILE and SSL_CERT_DIR unset or missing, "
-                "none of the usual system paths such as /etc/ssl/certs/ca-certificates.crt or "
-                "/etc/pki/tls/certs/ca-bundle.crt exist); pass -ca-file with a PEM bundle";
-        return nullptr;
-    }
-
+void OpenSslContext::build() {
     ERR_clear_error();
     SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
     if (!ctx) {
-        error = "cannot create TLS context: " + take_openssl_error("out of memory");
-        return nullptr;
+        build_error_ = "cannot create TLS context: " + take_openssl_error("out of memory");
+        return;
     }
-    auto fail = [&](std::string message) -> std::unique_ptr<TlsClientContext> {
+    auto fail = [&](std::string message) {
         SSL_CTX_free(ctx);
         ERR_clear_error();
-        error = std::move(message);
-        return nullptr;
+        build_error_ = std::move(message);
     };
 
     if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1) {
@@ -490,36 +530,74 @@ std::unique_ptr<TlsClientContext> TlsClientContext::create(const TrustSettings& 
     SSL_CTX_sess_set_new_cb(ctx, on_new_session);
 
     // Loaded explicitly, never via SSL_CTX_set_default_verify_paths: a static build's
-    // defaults point at its build machine.
-    if (!choice.file.empty()) {
-        std::string what = describe_trust_file(trust, choice.file);
-        if (std::FILE* f = std::fopen(choice.file.c_str(), "rb")) {
+    // defaults point at its build machine. The file was readable at start-up; it is
+    // checked again because it may have gone since.
+    if (!trust_.file.empty()) {
+        if (std::FILE* f = std::fopen(trust_.file.c_str(), "rb")) {
             std::fclose(f);
         } else {
-            return fail("cannot read " + what + ": " + std::strerror(errno));
+            return fail("cannot read " + file_label_ + ": " + std::strerror(errno));
         }
-        if (SSL_CTX_load_verify_locations(ctx, choice.file.c_str(), nullptr) != 1) {
-            return fail(what + " holds no usable PEM certificates (" +
+        if (SSL_CTX_load_verify_locations(ctx, trust_.file.c_str(), nullptr) != 1) {
+            return fail(file_label_ + " holds no usable PEM certificates (" +
                         take_openssl_error("no certificates found") + ")");
         }
     }
-    if (!choice.dir.empty() && SSL_CTX_load_verify_locations(ctx, nullptr, choice.dir.c_str()) != 1) {
-        return fail("cannot use CA directory " + choice.dir + ": " + take_openssl_error("unknown error"));
+    if (!trust_.dir.empty() && SSL_CTX_load_verify_locations(ctx, nullptr, trust_.dir.c_str()) != 1) {
+        return fail("cannot use CA directory " + trust_.dir + ": " + take_openssl_error("unknown error"));
+    }
+    ERR_clear_error();
+    SSL_CTX_set_app_data(ctx, this);
+    ctx_ = ctx;
+}
+
+std::unique_ptr<TlsClientContext> TlsClientContext::create(const TrustSettings& trust, std::string& error) {
+    TrustChoice choice = choose_trust_store(trust, sys::file_exists, sys::dir_exists);
+    if (choice.file.empty() && choice.dir.empty()) {
+        error = "no CA certificate bundle found (SSL_CERT_FILE and SSL_CERT_DIR unset or missing, "
+                "none of the usual system paths such as /etc/ssl/certs/ca-certificates.crt or "
+                "/etc/pki/tls/certs/ca-bundle.crt exist); pass -ca-file with a PEM bundle";
+        return nullptr;
+    }
+    // Only what is cheap is checked here (the file can be read and has a PEM
+    // certificate in it; the directory exists): parsing waits for the first handshake.
+    std::string label;
+    if (!choice.file.empty()) {
+        label = describe_trust_file(trust, choice.file);
+        std::FILE* f = std::fopen(choice.file.c_str(), "rb");
+        if (!f) {
+            error = "cannot read " + label + ": " + std::strerror(errno);
+            return nullptr;
+        }
+        bool pem = has_pem_begin_line(f);
+        bool read_error = std::ferror(f) != 0;
+        int read_errno = errno;
+        std::fclose(f);
+        if (read_error) {
+            error = "cannot read " + label + ": " + std::strerror(read_errno);
+            return nullptr;
+        }
+        if (!pem) {
+            error = label + " holds no usable PEM certificates (no -----BEGIN CERTIFICATE----- line)";
+            return nullptr;
+        }
     }
 
     std::string source = choice.file;
     if (!choice.dir.empty()) source += (source.empty() ? "" : " and ") + choice.dir;
-    ERR_clear_error();
-    return std::make_unique<OpenSslContext>(ctx, std::move(source));
+    return std::make_unique<OpenSslContext>(std::move(choice), std::move(label), std::move(source));
 }
 
 std::unique_ptr<TlsSession> TlsSession::create(TlsClientContext& ctx, std::string_view server_name,
                                                unsigned short port) {
     std::string host = bare_host(server_name);
     if (host.empty()) return nullptr;  // nothing to verify against: never connect unverified
-    auto session = std::make_unique<OpenSslSession>(host + ":" + std::to_string(port));
     // OpenSslContext is the only TlsClientContext: contexts come from create() above.
-    if (!session->init(static_cast<OpenSslContext&>(ctx), host)) return nullptr;
+    auto& context = static_cast<OpenSslContext&>(ctx);
+    std::string error;
+    if (!context.ready(error)) return nullptr;
+    auto session = std::make_unique<OpenSslSession>(host + ":" + std::to_string(port));
+    if (!session->init(context, host)) return nullptr;
     return session;
 }
 

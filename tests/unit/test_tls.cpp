@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <openssl/bio.h>
@@ -718,6 +719,93 @@ TEST_CASE("tls context: a missing or unusable -ca-file fails naming the file") {
     error.clear();
     CHECK(TlsClientContext::create(trust, error) == nullptr);
     CHECK(error.find(garbage.string()) != std::string::npos);
+    CHECK(error.find("holds no usable PEM certificates") != std::string::npos);
+}
+
+namespace {
+
+void write_text(const fs::path& path, const std::string& text) {
+    std::FILE* f = std::fopen(path.string().c_str(), "wb");
+    REQUIRE(f != nullptr);
+    REQUIRE(std::fwrite(text.data(), 1, text.size(), f) == text.size());
+    std::fclose(f);
+}
+
+std::string read_text(const fs::path& path) {
+    std::string text;
+    std::FILE* f = std::fopen(path.string().c_str(), "rb");
+    REQUIRE(f != nullptr);
+    char buf[4096];
+    std::size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
+    std::fclose(f);
+    return text;
+}
+
+}  // namespace
+
+TEST_CASE("tls context: a bundle that only looks like PEM fails on first use, naming the file") {
+    // The BEGIN line passes the start-up check; the certificates are parsed on first
+    // use, and a bundle with none that parses is an error from then on.
+    const fs::path broken = unique_temp_path("-broken.pem");
+    RemoveOnExit cleanup{broken};
+    write_text(broken, "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n");
+    TrustSettings trust;
+    trust.env_cert_file = "";  // the machine's SSL_CERT_* must not matter here
+    trust.env_cert_dir = "";
+    trust.ca_file = broken.string();
+    std::string error;
+    auto ctx = TlsClientContext::create(trust, error);
+    REQUIRE_MESSAGE(ctx != nullptr, error);
+    CHECK(ctx->trust_source() == broken.string());
+
+    CHECK_FALSE(ctx->ready(error));
+    CHECK(error.find("-ca-file " + broken.string()) != std::string::npos);
+    CHECK(error.find("holds no usable PEM certificates") != std::string::npos);
+    CHECK(TlsSession::create(*ctx, "localhost", 443) == nullptr);
+    std::string again;
+    CHECK_FALSE(ctx->ready(again));  // tried once, not on every connection
+    CHECK(again == error);
+}
+
+TEST_CASE("tls context: the PEM check finds a BEGIN line anywhere, also across read chunks") {
+    Pki pki;
+    TestServer server(pki, TLS1_3_VERSION);
+    const std::string pem = read_text(pki.ca_file);
+    // Comments before the certificate, as some bundles have, putting its BEGIN line
+    // across each 8 KiB boundary in turn.
+    for (std::size_t pad : {std::size_t{0}, std::size_t{8170}, std::size_t{8180}, std::size_t{8190},
+                            std::size_t{40000}}) {
+        CAPTURE(pad);
+        const fs::path file = unique_temp_path("-padded.pem");
+        RemoveOnExit cleanup{file};
+        std::string text;
+        while (text.size() + 50 < pad) text += "# a comment line in front of the certificates\n";
+        if (pad > text.size()) text += std::string(pad - text.size() - 1, '#') + "\n";
+        REQUIRE(text.size() == pad);
+        write_text(file, text + pem);
+        auto ctx = client_context(file);
+        ServerConn conn(server);
+        auto client = TlsSession::create(*ctx, "localhost", 443);
+        REQUIRE(client);
+        CHECK(run_handshake(*client, conn) == TlsStatus::Ok);
+    }
+}
+
+TEST_CASE("tls context: loaded once when several threads need it at the same time") {
+    Pki pki;
+    auto ctx = client_context(pki.ca_file);
+    std::vector<std::thread> threads;
+    std::vector<int> ok(8, 0);
+    for (std::size_t i = 0; i < ok.size(); ++i) {
+        threads.emplace_back([&ctx, &ok, i] {
+            std::string error;
+            ok[i] = ctx->ready(error) ? 1 : 0;
+            if (ok[i]) ok[i] = TlsSession::create(*ctx, "localhost", 443) != nullptr ? 1 : 0;
+        });
+    }
+    for (auto& t : threads) t.join();
+    for (int v : ok) CHECK(v == 1);
 }
 
 TEST_CASE("tls context: SSL_CERT_FILE and a hashed SSL_CERT_DIR are loaded and trusted") {
