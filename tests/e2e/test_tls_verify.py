@@ -2,9 +2,9 @@
 """Upstream TLS is always verified: an unknown CA or a certificate for another name is
 refused with 502 (and nothing is sent); the trust store is -ca-file, else SSL_CERT_FILE /
 SSL_CERT_DIR, else the system bundle (first match wins); SNI is sent for names. The
-certificates are parsed on the first upstream TLS connection: a bundle none of whose
-certificates parses is a 502 naming it (a file with no PEM certificate at all is refused
-at start-up: test_cli.py)."""
+bundle is read on the first upstream TLS connection: one whose certificates do not parse
+is a 502 naming it (a file with no PEM certificate at all is refused at start-up:
+test_cli.py)."""
 import os
 import sys
 
