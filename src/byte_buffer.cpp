@@ -6,8 +6,7 @@ namespace {
 constexpr std::size_t kInitialCapacity = 2048;
 }
 
-char* ByteBuffer::prepare(std::size_t n) {
-    if (capacity_ - write_index_ >= n) return data_ + write_index_;
+char* ByteBuffer::make_room(std::size_t n) {
     std::size_t used = size();
     if (read_index_ > 0 && capacity_ - used >= n && used <= capacity_ / 2) {
         // Enough room once the consumed prefix is reclaimed: slide the bytes down.
