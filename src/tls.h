@@ -42,11 +42,11 @@ public:
     virtual ~TlsClientContext() = default;
     // Which file or directory the trust store comes from.
     virtual const std::string& trust_source() const = 0;
-    // Initialises the TLS library and loads the trust store, on the first call only
-    // (a few milliseconds), from whichever thread makes it;
-    // concurrent callers wait for it. false and `error` if that failed, for good: e.g.
-    // "-ca-file x.pem holds no usable PEM certificates (...)". TlsSession::create
-    // calls it; calling it earlier takes the cost off the first handshake.
+    // Initialises the TLS library and loads the trust store, on the first call only (a
+    // few milliseconds), from whichever thread makes it; concurrent callers wait for it.
+    // false and `error` if that failed, for good: e.g. "-ca-file x.pem holds no usable
+    // PEM certificates (...)". TlsSession::create calls it; calling it earlier takes
+    // the cost off the first handshake.
     virtual bool ready(std::string& error) = 0;
 };
 
