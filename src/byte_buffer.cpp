@@ -46,8 +46,7 @@ void free_block(char* p, std::size_t cap) {
 
 }  // namespace
 
-char* ByteBuffer::prepare(std::size_t n) {
-    if (capacity_ - write_index_ >= n) return data_ + write_index_;
+char* ByteBuffer::make_room(std::size_t n) {
     std::size_t used = size();
     if (read_index_ > 0 && capacity_ - used >= n && used <= capacity_ / 2) {
         // Enough room once the consumed prefix is reclaimed: slide the bytes down.
@@ -70,7 +69,7 @@ char* ByteBuffer::prepare(std::size_t n) {
 }
 
 bool ByteBuffer::append_slow(const char* p, std::size_t n) {
-    char* dst = prepare(n);
+    char* dst = make_room(n);
     if (!dst) return false;
     std::memcpy(dst, p, n);
     write_index_ += n;

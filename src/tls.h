@@ -36,12 +36,20 @@ struct TrustSettings {
 
 class TlsClientContext {
 public:
-    // Builds a context with the trust store chosen by `choose_trust_store`.
-    // Returns nullptr and sets `error` if no usable trust store could be loaded.
+    // A context with the trust store chosen by `choose_trust_store`. Only the cheap
+    // checks run here: something was found; a file can be read and holds a PEM
+    // certificate (its BEGIN line); a directory exists. Returns nullptr and sets
+    // `error` otherwise. The TLS library and the certificates are loaded by ready().
     static std::unique_ptr<TlsClientContext> create(const TrustSettings& trust, std::string& error);
     virtual ~TlsClientContext() = default;
-    // Which file or directory the trust store was loaded from (for the start log).
+    // Which file or directory the trust store comes from.
     virtual const std::string& trust_source() const = 0;
+    // Initialises the TLS library and loads the trust store, on the first call only (a
+    // few milliseconds), from whichever thread makes it; concurrent callers wait for it.
+    // false and `error` if that failed, for good: e.g. "-ca-file x.pem holds no usable
+    // PEM certificates (...)". TlsSession::create calls it; calling it earlier takes
+    // the cost off the first handshake.
+    virtual bool ready(std::string& error) = 0;
 };
 
 // First match wins: ca_file; SSL_CERT_FILE / SSL_CERT_DIR; the first existing bundle
@@ -60,6 +68,8 @@ TrustChoice choose_trust_store(const TrustSettings& trust,
 
 class TlsSession {
 public:
+    // nullptr when ctx.ready() fails (ask it for the reason), when `server_name` is
+    // empty, or when the library cannot allocate the session.
     static std::unique_ptr<TlsSession> create(TlsClientContext& ctx, std::string_view server_name,
                                               unsigned short port);
     virtual ~TlsSession() = default;

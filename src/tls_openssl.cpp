@@ -17,16 +17,19 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
-#include <filesystem>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <vector>
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+
+#include "socket.h"  // sys::file_exists, sys::dir_exists
 
 namespace op {
 namespace {
@@ -210,16 +213,6 @@ std::string take_openssl_error(const char* fallback) {
     return buf;
 }
 
-bool path_is_file(const std::string& path) {
-    std::error_code ec;
-    return std::filesystem::is_regular_file(path, ec);
-}
-
-bool path_is_dir(const std::string& path) {
-    std::error_code ec;
-    return std::filesystem::is_directory(path, ec);
-}
-
 // How a trust file is named in errors: by the setting that chose it.
 std::string describe_trust_file(const TrustSettings& trust, const std::string& file) {
     if (file == trust.ca_file) return "-ca-file " + file;
@@ -248,6 +241,222 @@ bool is_ip_literal(const std::string& host) {
     return true;
 }
 
+// Whether the file holds a PEM block that OpenSSL's bundle loader takes (a certificate,
+// or a CRL): the BEGIN line only, read in chunks until one is found. The cheap start-up
+// check that keeps a wrong file (a key, a DER certificate, a text file) a start-up
+// error, without parsing what it holds.
+bool has_pem_begin_line(std::FILE* f) {
+    static const char* const kBeginLines[] = {
+        "-----BEGIN CERTIFICATE-----", "-----BEGIN TRUSTED CERTIFICATE-----",
+        "-----BEGIN X509 CERTIFICATE-----", "-----BEGIN X509 CRL-----",
+    };
+    constexpr std::size_t kOverlap = 40;  // longer than any of them: a line split by a chunk
+    char buf[8192];
+    std::size_t have = 0;
+    for (;;) {
+        std::size_t n = std::fread(buf + have, 1, sizeof buf - have, f);
+        if (n == 0) return false;
+        have += n;
+        std::string_view text(buf, have);
+        for (const char* line : kBeginLines) {
+            if (text.find(line) != std::string_view::npos) return true;
+        }
+        if (have > kOverlap) {
+            std::memmove(buf, buf + have - kOverlap, kOverlap);
+            have = kOverlap;
+        }
+    }
+}
+
+// One element of DER: its tag, and where its contents start and end.
+struct DerElement {
+    unsigned char tag;
+    const unsigned char* body;
+    const unsigned char* next;
+};
+
+bool der_element(const unsigned char* p, const unsigned char* end, DerElement& out) {
+    if (end - p < 2 || (p[0] & 0x1f) == 0x1f) return false;  // no multi-byte tags in a Certificate
+    out.tag = p[0];
+    std::size_t len = p[1];
+    const unsigned char* q = p + 2;
+    if (len & 0x80) {
+        std::size_t n = len & 0x7f;
+        if (n == 0 || n > 4 || static_cast<std::size_t>(end - q) < n) return false;
+        len = 0;
+        for (std::size_t i = 0; i < n; ++i) len = (len << 8) | q[i];
+        q += n;
+    }
+    if (static_cast<std::size_t>(end - q) < len) return false;
+    out.body = q;
+    out.next = q + len;
+    return true;
+}
+
+// The subject Name of a DER Certificate (RFC 5280: tbsCertificate = [0] version,
+// serialNumber, signature, issuer, validity, subject, ...), without decoding the rest.
+bool der_subject(const std::string& der, const unsigned char** name, std::size_t* name_len) {
+    const auto* p = reinterpret_cast<const unsigned char*>(der.data());
+    DerElement cert, tbs, e;
+    if (!der_element(p, p + der.size(), cert) || cert.tag != 0x30) return false;
+    if (!der_element(cert.body, cert.next, tbs) || tbs.tag != 0x30) return false;
+    const unsigned char* q = tbs.body;
+    if (!der_element(q, tbs.next, e)) return false;
+    if (e.tag == 0xa0) {  // explicit version
+        q = e.next;
+        if (!der_element(q, tbs.next, e)) return false;
+    }
+    if (e.tag != 0x02) return false;  // serialNumber
+    q = e.next;
+    for (int i = 0; i < 4; ++i) {  // signature, issuer, validity, subject: SEQUENCEs
+        if (!der_element(q, tbs.next, e) || e.tag != 0x30) return false;
+        if (i < 3) q = e.next;
+    }
+    *name = q;
+    *name_len = static_cast<std::size_t>(e.next - q);
+    return true;
+}
+
+// A PEM CA bundle loaded on demand. OpenSSL 3.0 takes about 0.25 ms to decode one
+// certificate (mostly its public key), so a distro bundle of ~140 costs 30-40 ms and
+// 0.8 MiB as X509 objects, while a verification needs one or two of them. Here the
+// bundle is read once into DER (about 1 KB per certificate) and indexed by the
+// subject-name hash OpenSSL uses for hashed directories (X509_NAME_hash: canonical
+// form, so names that differ in case or spacing match as in X509_NAME_cmp). When the
+// verifier looks for an issuer (X509_STORE's get_issuer), the certificates whose
+// subject has that hash are decoded and added to the store first, once; then the
+// store's own lookup runs as usual. The trusted set is the bundle, exactly: only its
+// certificates ever enter the store, and a certificate that cannot be found or
+// decoded is simply not trusted (verification fails, it never passes by default).
+class CaBundle {
+public:
+    // The whole file; false (errno set) if it cannot be read.
+    static bool read_file(const std::string& path, std::string& out) {
+        std::FILE* f = std::fopen(path.c_str(), "rb");
+        if (!f) return false;
+        char buf[16384];
+        std::size_t n;
+        while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
+        bool ok = std::ferror(f) == 0;
+        int saved = errno;
+        std::fclose(f);
+        errno = saved;
+        return ok;
+    }
+
+    // Indexes the PEM certificates in `text`: false and the reason if there is none,
+    // or one is not well-formed (OpenSSL's own loader rejects such a file too).
+    bool parse(const std::string& text, std::string& error) {
+        static const struct {
+            const char* begin;
+            const char* end;
+            bool aux;  // "TRUSTED CERTIFICATE": OpenSSL's trust settings follow the certificate
+        } kBlocks[] = {
+            {"-----BEGIN CERTIFICATE-----", "-----END CERTIFICATE-----", false},
+            {"-----BEGIN X509 CERTIFICATE-----", "-----END X509 CERTIFICATE-----", false},
+            {"-----BEGIN TRUSTED CERTIFICATE-----", "-----END TRUSTED CERTIFICATE-----", true},
+        };
+        std::size_t pos = 0;
+        for (;;) {
+            std::size_t at = text.find("-----BEGIN ", pos);
+            if (at == std::string::npos) break;
+            const auto* kind = std::find_if(std::begin(kBlocks), std::end(kBlocks), [&](const auto& k) {
+                return text.compare(at, std::strlen(k.begin), k.begin) == 0;
+            });
+            if (kind == std::end(kBlocks)) {  // a CRL, a key...: skipped, as unused for trust
+                pos = at + 1;
+                continue;
+            }
+            std::size_t body = at + std::strlen(kind->begin);
+            std::size_t stop = text.find(kind->end, body);
+            if (stop == std::string::npos) {
+                error = "certificate " + std::to_string(entries_.size() + 1) + " has no END line";
+                return false;
+            }
+            pos = stop + std::strlen(kind->end);
+            Entry entry;
+            entry.aux = kind->aux;
+            if (!base64_decode(text.data() + body, stop - body, entry.der) || !index_subject(entry)) {
+                error = "certificate " + std::to_string(entries_.size() + 1) + " is malformed";
+                return false;
+            }
+            entries_.push_back(std::move(entry));
+        }
+        if (entries_.empty()) {
+            error = "no certificate found";
+            return false;
+        }
+        return true;
+    }
+
+    // Adds to `store` the bundle's certificates that may have issued `cert`.
+    void add_issuers_of(X509* cert, X509_STORE* store) {
+        // In the middle of a handshake: whatever this adds to the thread's error queue is
+        // removed again, and nothing that was there before.
+        ERR_set_mark();
+        unsigned long hash = X509_NAME_hash(X509_get_issuer_name(cert));
+        std::lock_guard<std::mutex> lock(mutex_);
+        // A linear scan: a few hundred entries at most, and only on full handshakes.
+        for (auto it = entries_.begin(); it != entries_.end(); ++it) {
+            if (it->subject_hash != hash || it->added) continue;
+            it->added = true;  // decoded once, whatever the outcome
+            const auto* p = reinterpret_cast<const unsigned char*>(it->der.data());
+            long len = static_cast<long>(it->der.size());
+            X509* x = it->aux ? d2i_X509_AUX(nullptr, &p, len) : d2i_X509(nullptr, &p, len);
+            if (x) {
+                X509_STORE_add_cert(store, x);  // takes its own reference
+                X509_free(x);
+            }
+            it->der = std::string();  // the store has it now (or it is unusable)
+        }
+        ERR_pop_to_mark();
+    }
+
+private:
+    struct Entry {
+        std::string der;
+        unsigned long subject_hash = 0;
+        bool aux = false;
+        bool added = false;
+    };
+
+    static bool base64_decode(const char* in, std::size_t len, std::string& out) {
+        if (len > 1u << 20) return false;  // no certificate is a megabyte
+        out.resize(len);                   // decoding shrinks
+        EVP_ENCODE_CTX* ctx = EVP_ENCODE_CTX_new();
+        if (!ctx) return false;
+        EVP_DecodeInit(ctx);
+        auto* o = reinterpret_cast<unsigned char*>(&out[0]);
+        int n = 0, tail = 0;
+        bool ok = EVP_DecodeUpdate(ctx, o, &n, reinterpret_cast<const unsigned char*>(in), static_cast<int>(len)) >= 0 &&
+                  EVP_DecodeFinal(ctx, o + n, &tail) == 1;
+        EVP_ENCODE_CTX_free(ctx);
+        out.resize(ok ? static_cast<std::size_t>(n + tail) : 0);
+        return ok && !out.empty();
+    }
+
+    static bool index_subject(Entry& entry) {
+        const unsigned char* name_der;
+        std::size_t name_len;
+        if (!der_subject(entry.der, &name_der, &name_len)) return false;
+        X509_NAME* name = d2i_X509_NAME(nullptr, &name_der, static_cast<long>(name_len));
+        if (!name) return false;
+        entry.subject_hash = X509_NAME_hash(name);
+        X509_NAME_free(name);
+        return true;
+    }
+
+    std::mutex mutex_;
+    std::vector<Entry> entries_;  // in file order
+};
+
+// The trust store is chosen and checked when the context is created, but OpenSSL's
+// side (library initialisation, which reads openssl.cnf; SSL_CTX_new, which fetches
+// every algorithm from the provider; indexing the CA bundle, see CaBundle) is built on
+// first use, once: about 3 ms of CPU with a one-certificate -ca-file, 6 ms with a
+// distro bundle. A proxy that has not yet talked TLS to anyone has paid for none of it,
+// and starts listening in about a millisecond.
+//
 // The session cache: "host:port" -> the latest resumable session (TLS 1.2 session or
 // TLS 1.3 ticket) seen for it. OpenSSL treats a TLS 1.3 ticket as single-use (the
 // object stops being resumable once a handshake has resumed with it); connections
@@ -256,20 +465,30 @@ bool is_ip_literal(const std::string& host) {
 // own SSL_CTX is already thread-safe.
 class OpenSslContext final : public TlsClientContext {
 public:
-    OpenSslContext(SSL_CTX* ctx, std::string source) : ctx_(ctx), trust_source_(std::move(source)) {
-        SSL_CTX_set_app_data(ctx_, this);
-    }
+    OpenSslContext(TrustChoice trust, std::string file_label, std::string source)
+        : trust_(std::move(trust)), file_label_(std::move(file_label)), trust_source_(std::move(source)) {}
 
     ~OpenSslContext() override {
-        // Sessions still alive keep the SSL_CTX (refcounted) but must not call back
-        // into this object: on_new_session checks for null.
-        SSL_CTX_set_app_data(ctx_, nullptr);
         for (auto& entry : cache_) SSL_SESSION_free(entry.second.session);
-        SSL_CTX_free(ctx_);
+        if (ctx_) {
+            // Sessions still alive keep the SSL_CTX (refcounted) but must not call back
+            // into this object: on_new_session checks for null.
+            SSL_CTX_set_app_data(ctx_, nullptr);
+            SSL_CTX_free(ctx_);
+        }
     }
 
     const std::string& trust_source() const override { return trust_source_; }
+
+    bool ready(std::string& error) override {
+        std::call_once(built_, [this] { build(); });
+        if (!ctx_) error = build_error_;
+        return ctx_ != nullptr;
+    }
+
+    // Only after ready() returned true.
     SSL_CTX* ssl_ctx() const { return ctx_; }
+    CaBundle* bundle() const { return bundle_.get(); }
 
     // Takes ownership of `session` (one reference), replacing any older one for `key`.
     void store(const std::string& key, SSL_SESSION* session) {
@@ -309,12 +528,19 @@ public:
     }
 
 private:
+    void build();
+
     struct Entry {
         SSL_SESSION* session;
         std::uint64_t stamp;  // larger = stored more recently
     };
-    SSL_CTX* ctx_;
-    std::string trust_source_;
+    const TrustChoice trust_;
+    const std::string file_label_;  // trust_.file as named in errors
+    const std::string trust_source_;
+    std::once_flag built_;
+    std::unique_ptr<CaBundle> bundle_;  // trust_.file, when there is one
+    SSL_CTX* ctx_ = nullptr;     // set once by build(), when it succeeds
+    std::string build_error_;    // why build() failed
     std::mutex mutex_;
     std::map<std::string, Entry> cache_;
     std::uint64_t clock_ = 0;
@@ -489,28 +715,28 @@ int on_new_session(SSL* ssl, SSL_SESSION* session) {
     return 1;
 }
 
+// X509_STORE's get_issuer, called by the verifier for each certificate whose issuer it
+// looks for among the trusted ones: the bundle's candidates go into the store first.
+int get_issuer_from_bundle(X509** issuer, X509_STORE_CTX* store_ctx, X509* cert) {
+    auto* ssl = static_cast<SSL*>(X509_STORE_CTX_get_ex_data(store_ctx, SSL_get_ex_data_X509_STORE_CTX_idx()));
+    auto* ctx = ssl ? static_cast<OpenSslContext*>(SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl))) : nullptr;
+    if (ctx && ctx->bundle()) ctx->bundle()->add_issuers_of(cert, X509_STORE_CTX_get0_store(store_ctx));
+    return X509_STORE_CTX_get1_issuer(issuer, store_ctx, cert);
+}
+
 }  // namespace
 
-std::unique_ptr<TlsClientContext> TlsClientContext::create(const TrustSettings& trust, std::string& error) {
-    TrustChoice choice = choose_trust_store(trust, path_is_file, path_is_dir);
-    if (choice.file.empty() && choice.dir.empty()) {
-        error = "no CA certificate bundle found (SSL_CERT_FILE and SSL_CERT_DIR unset or missing, "
-                "none of the usual system paths such as /etc/ssl/certs/ca-certificates.crt or "
-                "/etc/pki/tls/certs/ca-bundle.crt exist); pass -ca-file with a PEM bundle";
-        return nullptr;
-    }
-
+void OpenSslContext::build() {
     ERR_clear_error();
     SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
     if (!ctx) {
-        error = "cannot create TLS context: " + take_openssl_error("out of memory");
-        return nullptr;
+        build_error_ = "cannot create TLS context: " + take_openssl_error("out of memory");
+        return;
     }
-    auto fail = [&](std::string message) -> std::unique_ptr<TlsClientContext> {
+    auto fail = [&](std::string message) {
         SSL_CTX_free(ctx);
         ERR_clear_error();
-        error = std::move(message);
-        return nullptr;
+        build_error_ = std::move(message);
     };
 
     if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1) {
@@ -527,36 +753,75 @@ std::unique_ptr<TlsClientContext> TlsClientContext::create(const TrustSettings& 
     SSL_CTX_sess_set_new_cb(ctx, on_new_session);
 
     // Loaded explicitly, never via SSL_CTX_set_default_verify_paths: a static build's
-    // defaults point at its build machine.
-    if (!choice.file.empty()) {
-        std::string what = describe_trust_file(trust, choice.file);
-        if (std::FILE* f = std::fopen(choice.file.c_str(), "rb")) {
-            std::fclose(f);
-        } else {
-            return fail("cannot read " + what + ": " + std::strerror(errno));
+    // defaults point at its build machine. The file was readable at start-up; it is
+    // read again here because it may have changed or gone since.
+    if (!trust_.file.empty()) {
+        std::string text, why;
+        if (!CaBundle::read_file(trust_.file, text)) {
+            return fail("cannot read " + file_label_ + ": " + std::strerror(errno));
         }
-        if (SSL_CTX_load_verify_locations(ctx, choice.file.c_str(), nullptr) != 1) {
-            return fail(what + " holds no usable PEM certificates (" +
-                        take_openssl_error("no certificates found") + ")");
+        auto bundle = std::make_unique<CaBundle>();
+        if (!bundle->parse(text, why)) {
+            return fail(file_label_ + " holds no usable PEM certificates (" + why + ")");
         }
+        X509_STORE_set_get_issuer(SSL_CTX_get_cert_store(ctx), get_issuer_from_bundle);
+        bundle_ = std::move(bundle);
     }
-    if (!choice.dir.empty() && SSL_CTX_load_verify_locations(ctx, nullptr, choice.dir.c_str()) != 1) {
-        return fail("cannot use CA directory " + choice.dir + ": " + take_openssl_error("unknown error"));
+    if (!trust_.dir.empty() && SSL_CTX_load_verify_locations(ctx, nullptr, trust_.dir.c_str()) != 1) {
+        return fail("cannot use CA directory " + trust_.dir + ": " + take_openssl_error("unknown error"));
+    }
+    ERR_clear_error();
+    SSL_CTX_set_app_data(ctx, this);
+    ctx_ = ctx;
+}
+
+std::unique_ptr<TlsClientContext> TlsClientContext::create(const TrustSettings& trust, std::string& error) {
+    TrustChoice choice = choose_trust_store(trust, sys::file_exists, sys::dir_exists);
+    if (choice.file.empty() && choice.dir.empty()) {
+        error = "no CA certificate bundle found (SSL_CERT_FILE and SSL_CERT_DIR unset or missing, "
+                "none of the usual system paths such as /etc/ssl/certs/ca-certificates.crt or "
+                "/etc/pki/tls/certs/ca-bundle.crt exist); pass -ca-file with a PEM bundle";
+        return nullptr;
+    }
+    // Only what is cheap is checked here (the file can be read and has a PEM
+    // certificate in it; the directory exists): parsing waits for the first handshake.
+    std::string label;
+    if (!choice.file.empty()) {
+        label = describe_trust_file(trust, choice.file);
+        std::FILE* f = std::fopen(choice.file.c_str(), "rb");
+        if (!f) {
+            error = "cannot read " + label + ": " + std::strerror(errno);
+            return nullptr;
+        }
+        bool pem = has_pem_begin_line(f);
+        bool read_error = std::ferror(f) != 0;
+        int read_errno = errno;
+        std::fclose(f);
+        if (read_error) {
+            error = "cannot read " + label + ": " + std::strerror(read_errno);
+            return nullptr;
+        }
+        if (!pem) {
+            error = label + " holds no usable PEM certificates (no -----BEGIN CERTIFICATE----- line)";
+            return nullptr;
+        }
     }
 
     std::string source = choice.file;
     if (!choice.dir.empty()) source += (source.empty() ? "" : " and ") + choice.dir;
-    ERR_clear_error();
-    return std::make_unique<OpenSslContext>(ctx, std::move(source));
+    return std::make_unique<OpenSslContext>(std::move(choice), std::move(label), std::move(source));
 }
 
 std::unique_ptr<TlsSession> TlsSession::create(TlsClientContext& ctx, std::string_view server_name,
                                                unsigned short port) {
     std::string host = bare_host(server_name);
     if (host.empty()) return nullptr;  // nothing to verify against: never connect unverified
-    auto session = std::make_unique<OpenSslSession>(host + ":" + std::to_string(port));
     // OpenSslContext is the only TlsClientContext: contexts come from create() above.
-    if (!session->init(static_cast<OpenSslContext&>(ctx), host)) return nullptr;
+    auto& context = static_cast<OpenSslContext&>(ctx);
+    std::string error;
+    if (!context.ready(error)) return nullptr;
+    auto session = std::make_unique<OpenSslSession>(host + ":" + std::to_string(port));
+    if (!session->init(context, host)) return nullptr;
     return session;
 }
 

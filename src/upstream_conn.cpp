@@ -93,7 +93,14 @@ void UpstreamConn::connect_next() {
         if (r.status == IoStatus::Ok) {
             interest_ = kWritable;
             registered_ = server_.poller().add(fd_, this, interest_);
-            if (registered_) return;
+            if (registered_) {
+                // The TCP handshake is under way: the first TLS connection of the
+                // process loads the trust store now, while the network works, instead
+                // of after it. Failures are reported by start_tls().
+                std::string ignored;
+                if (target_.tls) server_.tls().ready(ignored);
+                return;
+            }
             last_error = "cannot register socket";
             continue;
         }
@@ -129,6 +136,11 @@ void UpstreamConn::start_tls() {
         deadline_ms = 0;
         update_interest();
         if (owner_) owner_->upstream_ready();
+        return;
+    }
+    std::string error;
+    if (!server_.tls().ready(error)) {
+        fail(UpstreamFailure::Tls, "cannot verify " + target_.authority + ": " + error);
         return;
     }
     tls_ = TlsSession::create(server_.tls(), target_.host, target_.port);

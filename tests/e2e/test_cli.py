@@ -102,6 +102,16 @@ class BadInput(ProxyTestCase):
         missing = os.path.join(certs().dir, 'does-not-exist.pem')
         self.check_refused(['-targets', 'a:127.0.0.1:1', '-ca-file', missing], ['does-not-exist.pem', 'ca-file'])
 
+    def test_ca_file_without_a_pem_certificate(self):
+        # Checked before binding: the file must at least have a PEM certificate's BEGIN
+        # line (the certificates themselves are parsed on the first upstream TLS use).
+        path = os.path.join(certs().dir, 'not-a-bundle-%d.pem' % os.getpid())
+        with open(path, 'w') as f:
+            f.write('not a certificate\n')
+        self.addCleanup(os.unlink, path)
+        self.check_refused(['-targets', 'a:127.0.0.1:1', '-ca-file', path],
+                           ['not-a-bundle-%d.pem holds no usable PEM certificates' % os.getpid()])
+
 
 class StartAndServe(ProxyTestCase):
     def serves(self, proxy, upstream, host=HOST):

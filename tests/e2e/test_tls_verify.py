@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Upstream TLS is always verified: an unknown CA or a certificate for another name is
 refused with 502 (and nothing is sent); the trust store is -ca-file, else SSL_CERT_FILE /
-SSL_CERT_DIR, else the system bundle (first match wins); SNI is sent for names."""
+SSL_CERT_DIR, else the system bundle (first match wins); SNI is sent for names. The
+bundle is read on the first upstream TLS connection: one whose certificates do not parse
+is a 502 naming it (a file with no PEM certificate at all is refused at start-up:
+test_cli.py)."""
 import os
 import sys
 
@@ -66,6 +69,21 @@ class Verification(ProxyTestCase):
         r = self.get(p2, '/v1/models')
         self.assertJsonError(r, 502)
         self.assertEqual(up.request_count, before)
+
+    def test_bundle_with_no_usable_certificate_is_502_naming_it(self):
+        bad = os.path.join(certs().dir, 'broken-bundle-%d.pem' % os.getpid())
+        with open(bad, 'w') as f:
+            f.write('-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n')
+        self.addCleanup(os.unlink, bad)
+        up = self.start_upstream()
+        p = self.start_proxy(self.targets(('a', up)), ca_file=bad)
+        for _ in range(2):  # the same answer each time, not only on the first connection
+            r = self.get(p, '/v1/models')
+            err = self.assertJsonError(r, 502)
+            self.assertEqual(err['code'], 'upstream_tls_error', err)
+            self.assertIn('-ca-file %s holds no usable PEM certificates' % bad, err['message'])
+        self.assertEqual(up.request_count, 0, 'a request was sent without a trust store')
+        self.assertTrue(wait_until(lambda: 'holds no usable PEM certificates' in p.stderr(), 3), p.stderr())
 
     def test_system_store_does_not_trust_the_test_ca(self):
         up = self.start_upstream()

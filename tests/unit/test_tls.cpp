@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <openssl/bio.h>
@@ -718,6 +719,366 @@ TEST_CASE("tls context: a missing or unusable -ca-file fails naming the file") {
     error.clear();
     CHECK(TlsClientContext::create(trust, error) == nullptr);
     CHECK(error.find(garbage.string()) != std::string::npos);
+    CHECK(error.find("holds no usable PEM certificates") != std::string::npos);
+}
+
+namespace {
+
+void write_text(const fs::path& path, const std::string& text) {
+    std::FILE* f = std::fopen(path.string().c_str(), "wb");
+    REQUIRE(f != nullptr);
+    REQUIRE(std::fwrite(text.data(), 1, text.size(), f) == text.size());
+    std::fclose(f);
+}
+
+std::string read_text(const fs::path& path) {
+    std::string text;
+    std::FILE* f = std::fopen(path.string().c_str(), "rb");
+    REQUIRE(f != nullptr);
+    char buf[4096];
+    std::size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
+    std::fclose(f);
+    return text;
+}
+
+}  // namespace
+
+TEST_CASE("tls context: a bundle that only looks like PEM fails on first use, naming the file") {
+    // The BEGIN line passes the start-up check; the certificates are parsed on first
+    // use, and a bundle with none that parses is an error from then on.
+    const fs::path broken = unique_temp_path("-broken.pem");
+    RemoveOnExit cleanup{broken};
+    write_text(broken, "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n");
+    TrustSettings trust;
+    trust.env_cert_file = "";  // the machine's SSL_CERT_* must not matter here
+    trust.env_cert_dir = "";
+    trust.ca_file = broken.string();
+    std::string error;
+    auto ctx = TlsClientContext::create(trust, error);
+    REQUIRE_MESSAGE(ctx != nullptr, error);
+    CHECK(ctx->trust_source() == broken.string());
+
+    CHECK_FALSE(ctx->ready(error));
+    CHECK(error.find("-ca-file " + broken.string()) != std::string::npos);
+    CHECK(error.find("holds no usable PEM certificates") != std::string::npos);
+    CHECK(TlsSession::create(*ctx, "localhost", 443) == nullptr);
+    std::string again;
+    CHECK_FALSE(ctx->ready(again));  // tried once, not on every connection
+    CHECK(again == error);
+}
+
+TEST_CASE("tls context: the PEM check finds a BEGIN line anywhere, also across read chunks") {
+    Pki pki;
+    TestServer server(pki, TLS1_3_VERSION);
+    const std::string pem = read_text(pki.ca_file);
+    // Comments before the certificate, as some bundles have, putting its BEGIN line
+    // across each 8 KiB boundary in turn.
+    for (std::size_t pad : {std::size_t{0}, std::size_t{8170}, std::size_t{8180}, std::size_t{8190},
+                            std::size_t{40000}}) {
+        CAPTURE(pad);
+        const fs::path file = unique_temp_path("-padded.pem");
+        RemoveOnExit cleanup{file};
+        std::string text;
+        while (text.size() + 50 < pad) text += "# a comment line in front of the certificates\n";
+        if (pad > text.size()) text += std::string(pad - text.size() - 1, '#') + "\n";
+        REQUIRE(text.size() == pad);
+        write_text(file, text + pem);
+        auto ctx = client_context(file);
+        ServerConn conn(server);
+        auto client = TlsSession::create(*ctx, "localhost", 443);
+        REQUIRE(client);
+        CHECK(run_handshake(*client, conn) == TlsStatus::Ok);
+    }
+}
+
+TEST_CASE("tls context: loaded once when several threads need it at the same time") {
+    Pki pki;
+    auto ctx = client_context(pki.ca_file);
+    std::vector<std::thread> threads;
+    std::vector<int> ok(8, 0);
+    for (std::size_t i = 0; i < ok.size(); ++i) {
+        threads.emplace_back([&ctx, &ok, i] {
+            std::string error;
+            ok[i] = ctx->ready(error) ? 1 : 0;
+            if (ok[i]) ok[i] = TlsSession::create(*ctx, "localhost", 443) != nullptr ? 1 : 0;
+        });
+    }
+    for (auto& t : threads) t.join();
+    for (int v : ok) CHECK(v == 1);
+}
+
+namespace {
+
+// A CA certificate named `cn` for `key`, signed by `issuer` (self-signed when null).
+X509* make_ca(EVP_PKEY* key, const char* cn, X509* issuer, EVP_PKEY* issuer_key) {
+    static long serial = 1000;
+    X509* cert = X509_new();
+    REQUIRE(cert != nullptr);
+    X509_set_version(cert, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(cert), serial++);
+    X509_gmtime_adj(X509_getm_notBefore(cert), -3600);
+    X509_gmtime_adj(X509_getm_notAfter(cert), 24 * 3600);
+    X509_set_pubkey(cert, key);
+    X509_NAME* name = X509_get_subject_name(cert);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>(cn), -1, -1, 0);
+    X509_set_issuer_name(cert, issuer ? X509_get_subject_name(issuer) : name);
+    X509V3_CTX v3;
+    X509V3_set_ctx_nodb(&v3);
+    X509V3_set_ctx(&v3, issuer ? issuer : cert, cert, nullptr, nullptr, 0);
+    add_ext(cert, &v3, NID_basic_constraints, "critical,CA:TRUE");
+    add_ext(cert, &v3, NID_key_usage, "critical,keyCertSign,cRLSign");
+    REQUIRE(X509_sign(cert, issuer ? issuer_key : key, EVP_sha256()) > 0);
+    return cert;
+}
+
+std::string pem_of(X509* cert, bool trusted_form = false) {
+    BIO* b = BIO_new(BIO_s_mem());
+    REQUIRE(b != nullptr);
+    REQUIRE((trusted_form ? PEM_write_bio_X509_AUX(b, cert) : PEM_write_bio_X509(b, cert)) == 1);
+    char* data = nullptr;
+    long n = BIO_get_mem_data(b, &data);
+    std::string text(data, static_cast<std::size_t>(n));
+    BIO_free(b);
+    return text;
+}
+
+// Unrelated CAs, to make a bundle of many certificates around the ones that matter.
+struct Strangers {
+    std::vector<EVP_PKEY*> keys;
+    std::vector<X509*> certs;
+    std::string pem;
+    explicit Strangers(int n) {
+        for (int i = 0; i < n; ++i) {
+            keys.push_back(EVP_EC_gen("P-256"));
+            REQUIRE(keys.back() != nullptr);
+            std::string cn = "stranger CA " + std::to_string(i);
+            certs.push_back(make_ca(keys.back(), cn.c_str(), nullptr, nullptr));
+            pem += pem_of(certs.back());
+        }
+    }
+    ~Strangers() {
+        for (X509* c : certs) X509_free(c);
+        for (EVP_PKEY* k : keys) EVP_PKEY_free(k);
+    }
+};
+
+// A handshake of a fresh session on `ctx` against `server`, verifying "localhost".
+TlsStatus handshake_localhost(TlsClientContext& ctx, TestServer& server, std::string* error = nullptr) {
+    ServerConn conn(server);
+    auto client = TlsSession::create(ctx, "localhost", 443);
+    REQUIRE(client);
+    TlsStatus st = run_handshake(*client, conn);
+    if (error) *error = client->error();
+    return st;
+}
+
+// A context trusting exactly `pem` (written to a temporary -ca-file).
+struct BundleContext {
+    fs::path file = unique_temp_path("-bundle.pem");
+    std::unique_ptr<TlsClientContext> ctx;
+    explicit BundleContext(const std::string& pem) {
+        write_text(file, pem);
+        ctx = client_context(file);
+    }
+    ~BundleContext() {
+        ctx.reset();
+        std::error_code ec;
+        fs::remove(file, ec);
+    }
+};
+
+}  // namespace
+
+TEST_CASE("ca bundle: the one CA that matters among many unrelated ones") {
+    Pki pki;
+    TestServer server(pki, TLS1_3_VERSION);
+    Strangers strangers(40);
+    std::string ca_pem = read_text(pki.ca_file);
+    SUBCASE("first") {
+        BundleContext b(ca_pem + strangers.pem);
+        CHECK(handshake_localhost(*b.ctx, server) == TlsStatus::Ok);
+        CHECK(handshake_localhost(*b.ctx, server) == TlsStatus::Ok);  // already in the store
+    }
+    SUBCASE("last, with comments and CRLF line ends around it") {
+        std::string crlf;
+        for (char c : ca_pem) {
+            if (c == '\n') crlf += '\r';
+            crlf += c;
+        }
+        BundleContext b("# Mozilla's list\n" + strangers.pem + "\n# ours:\r\n" + crlf + "\n");
+        CHECK(handshake_localhost(*b.ctx, server) == TlsStatus::Ok);
+    }
+    SUBCASE("absent: unable to get the issuer, every time") {
+        BundleContext b(strangers.pem);
+        for (int i = 0; i < 2; ++i) {
+            std::string error;
+            CHECK(handshake_localhost(*b.ctx, server, &error) == TlsStatus::Error);
+            CHECK(error.find("unable to get local issuer certificate") != std::string::npos);
+        }
+    }
+}
+
+TEST_CASE("ca bundle: an intermediate from the peer or from the bundle; the root from the bundle") {
+    Pki pki;  // for the leaf's key only
+    EVP_PKEY* root_key = EVP_EC_gen("P-256");
+    EVP_PKEY* mid_key = EVP_EC_gen("P-256");
+    REQUIRE(root_key != nullptr);
+    REQUIRE(mid_key != nullptr);
+    X509* root = make_ca(root_key, "op chain root", nullptr, nullptr);
+    X509* mid = make_ca(mid_key, "op chain intermediate", root, root_key);
+    X509* leaf = make_cert(pki.server_key, "localhost", mid, mid_key, "DNS:localhost");
+    TestServer server(pki, TLS1_3_VERSION);
+    REQUIRE(SSL_CTX_use_certificate(server.ctx, leaf) == 1);
+    REQUIRE(SSL_CTX_use_PrivateKey(server.ctx, pki.server_key) == 1);
+    Strangers strangers(5);
+
+    SUBCASE("the peer sends the leaf only: the bundle holds the intermediate and the root") {
+        BundleContext b(strangers.pem + pem_of(mid) + pem_of(root));
+        CHECK(handshake_localhost(*b.ctx, server) == TlsStatus::Ok);
+    }
+    SUBCASE("the peer sends leaf and intermediate: the bundle holds the root") {
+        REQUIRE(SSL_CTX_add1_chain_cert(server.ctx, mid) == 1);
+        BundleContext b(pem_of(root) + strangers.pem);
+        CHECK(handshake_localhost(*b.ctx, server) == TlsStatus::Ok);
+    }
+    SUBCASE("the peer sends the leaf only: the root alone does not do") {
+        BundleContext b(pem_of(root) + strangers.pem);
+        std::string error;
+        CHECK(handshake_localhost(*b.ctx, server, &error) == TlsStatus::Error);
+        CHECK(error.find("issuer") != std::string::npos);
+    }
+    X509_free(leaf);
+    X509_free(mid);
+    X509_free(root);
+    EVP_PKEY_free(mid_key);
+    EVP_PKEY_free(root_key);
+}
+
+TEST_CASE("ca bundle: a self-signed server certificate trusted as itself") {
+    // -ca-file with the upstream's own self-signed certificate (pinning it).
+    Pki pki;
+    X509* self = X509_new();
+    REQUIRE(self != nullptr);
+    X509_set_version(self, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(self), 4242);
+    X509_gmtime_adj(X509_getm_notBefore(self), -3600);
+    X509_gmtime_adj(X509_getm_notAfter(self), 24 * 3600);
+    X509_set_pubkey(self, pki.server_key);
+    X509_NAME* name = X509_get_subject_name(self);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>("pinned"), -1, -1,
+                               0);
+    X509_set_issuer_name(self, name);
+    X509V3_CTX v3;
+    X509V3_set_ctx_nodb(&v3);
+    X509V3_set_ctx(&v3, self, self, nullptr, nullptr, 0);
+    add_ext(self, &v3, NID_key_usage, "critical,digitalSignature,keyCertSign");
+    add_ext(self, &v3, NID_subject_alt_name, "DNS:localhost");
+    REQUIRE(X509_sign(self, pki.server_key, EVP_sha256()) > 0);
+    TestServer server(pki, TLS1_3_VERSION);
+    REQUIRE(SSL_CTX_use_certificate(server.ctx, self) == 1);
+    REQUIRE(SSL_CTX_use_PrivateKey(server.ctx, pki.server_key) == 1);
+    Strangers strangers(3);
+    SUBCASE("in the bundle") {
+        BundleContext b(strangers.pem + pem_of(self));
+        std::string error;
+        CHECK_MESSAGE(handshake_localhost(*b.ctx, server, &error) == TlsStatus::Ok, error);
+    }
+    SUBCASE("not in the bundle") {
+        BundleContext b(strangers.pem);
+        CHECK(handshake_localhost(*b.ctx, server) == TlsStatus::Error);
+    }
+    X509_free(self);
+}
+
+TEST_CASE("ca bundle: issuer names are matched as OpenSSL compares them, not byte for byte") {
+    // The leaf names its issuer "CN=OP TEST CA", the CA calls itself "CN=op test ca":
+    // X509_NAME_cmp compares canonical forms (case folded), and so must the index.
+    Pki pki;
+    EVP_PKEY* ca_key = EVP_EC_gen("P-256");
+    REQUIRE(ca_key != nullptr);
+    X509* ca = make_ca(ca_key, "op test ca", nullptr, nullptr);
+    X509* leaf = make_cert(pki.server_key, "localhost", ca, ca_key, "DNS:localhost");
+    X509_NAME* shouted = X509_NAME_new();
+    X509_NAME_add_entry_by_txt(shouted, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>("OP TEST CA"),
+                               -1, -1, 0);
+    REQUIRE(X509_set_issuer_name(leaf, shouted) == 1);
+    REQUIRE(X509_sign(leaf, ca_key, EVP_sha256()) > 0);
+    REQUIRE(X509_NAME_cmp(X509_get_issuer_name(leaf), X509_get_subject_name(ca)) == 0);
+    TestServer server(pki, TLS1_3_VERSION);
+    REQUIRE(SSL_CTX_use_certificate(server.ctx, leaf) == 1);
+    REQUIRE(SSL_CTX_use_PrivateKey(server.ctx, pki.server_key) == 1);
+    Strangers strangers(3);
+    BundleContext b(strangers.pem + pem_of(ca));
+    CHECK(handshake_localhost(*b.ctx, server) == TlsStatus::Ok);
+    X509_NAME_free(shouted);
+    X509_free(leaf);
+    X509_free(ca);
+    EVP_PKEY_free(ca_key);
+}
+
+TEST_CASE("ca bundle: TRUSTED CERTIFICATE blocks keep their trust settings") {
+    Pki pki;
+    TestServer server(pki, TLS1_3_VERSION);
+    SUBCASE("trusted for serverAuth") {
+        X509* ca = X509_dup(pki.ca);
+        REQUIRE(X509_add1_trust_object(ca, OBJ_nid2obj(NID_server_auth)) == 1);
+        BundleContext b(pem_of(ca, true));
+        CHECK(handshake_localhost(*b.ctx, server) == TlsStatus::Ok);
+        X509_free(ca);
+    }
+    SUBCASE("rejected for serverAuth") {
+        X509* ca = X509_dup(pki.ca);
+        REQUIRE(X509_add1_reject_object(ca, OBJ_nid2obj(NID_server_auth)) == 1);
+        BundleContext b(pem_of(ca, true));
+        std::string error;
+        CHECK(handshake_localhost(*b.ctx, server, &error) == TlsStatus::Error);
+        CHECK(error.find("rejected") != std::string::npos);
+        X509_free(ca);
+    }
+}
+
+TEST_CASE("ca bundle: a malformed certificate makes the whole bundle unusable, as with OpenSSL's loader") {
+    Pki pki;
+    Strangers strangers(2);
+    const fs::path file = unique_temp_path("-malformed.pem");
+    RemoveOnExit cleanup{file};
+    SUBCASE("bad DER") {
+        write_text(file, read_text(pki.ca_file) +
+                             "-----BEGIN CERTIFICATE-----\nMIIBkTCB+wIJAKHBfpegPjMCMA0GCSqGSIb3DQEBCwUAMBExDzANBgNVBAMM\n"
+                             "-----END CERTIFICATE-----\n" + strangers.pem);
+    }
+    SUBCASE("no END line") {
+        write_text(file, read_text(pki.ca_file) + "-----BEGIN CERTIFICATE-----\nMIIB\n");
+    }
+    TrustSettings trust;
+    trust.ca_file = file.string();
+    std::string error;
+    auto ctx = TlsClientContext::create(trust, error);
+    REQUIRE_MESSAGE(ctx != nullptr, error);
+    CHECK_FALSE(ctx->ready(error));
+    CHECK(error.find("-ca-file " + file.string() + " holds no usable PEM certificates (certificate 2 ") !=
+          std::string::npos);
+}
+
+TEST_CASE("ca bundle: handshakes on several threads at once all find the CA") {
+    Pki pki;
+    Strangers strangers(20);
+    BundleContext b(strangers.pem + read_text(pki.ca_file));
+    constexpr int kThreads = 6;
+    std::vector<std::unique_ptr<TestServer>> servers;  // one each: TestServer records state
+    for (int i = 0; i < kThreads; ++i) servers.push_back(std::make_unique<TestServer>(pki, TLS1_3_VERSION));
+    std::vector<int> results(kThreads, -1);
+    std::vector<std::thread> threads;
+    for (int i = 0; i < kThreads; ++i) {
+        threads.emplace_back([&, i] {
+            ServerConn conn(*servers[i]);
+            auto client = TlsSession::create(*b.ctx, "localhost", 443);
+            results[i] = client && run_handshake(*client, conn) == TlsStatus::Ok ? 1 : 0;
+        });
+    }
+    for (auto& t : threads) t.join();
+    for (int r : results) CHECK(r == 1);
 }
 
 TEST_CASE("tls context: SSL_CERT_FILE and a hashed SSL_CERT_DIR are loaded and trusted") {
