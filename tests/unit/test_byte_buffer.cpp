@@ -1,3 +1,4 @@
+#include <memory>
 #include <string>
 
 #include "byte_buffer.h"
@@ -56,4 +57,46 @@ TEST_CASE("byte buffer: even a small buffer holds no storage once drained") {
     b.consume(1);
     CHECK(b.capacity() == 0);
     CHECK(b.empty());
+}
+
+TEST_CASE("byte buffer: swap exchanges contents and storage without copying") {
+    ByteBuffer a, b;
+    a.append("head and body");
+    a.consume(9);
+    const char* storage = a.data();
+    a.swap(b);
+    CHECK(a.empty());
+    CHECK(a.capacity() == 0);
+    CHECK(b.view() == "body");
+    CHECK(b.data() == storage);  // the same bytes, moved by pointer
+    b.swap(b);                   // self-swap is harmless
+    CHECK(b.view() == "body");
+}
+
+TEST_CASE("byte buffer: drained blocks are reused by this thread, and stay independent") {
+    // A block given back by one buffer is handed to the next one that needs one: the
+    // recycled storage must behave exactly like fresh storage.
+    auto hold = std::make_unique<ByteBuffer[]>(64);  // takes whatever the cache held:
+    for (int i = 0; i < 64; ++i) hold[i].append("x");  // it is empty from here on
+    const char* first = nullptr;
+    {
+        ByteBuffer a;
+        a.append("first request");
+        first = a.data();
+    }  // destroyed: its block goes to the cache
+    ByteBuffer b;
+    b.append("second");
+    CHECK(b.data() == first);  // the cached block came back
+    CHECK(b.view() == "second");
+    ByteBuffer c;
+    c.append("third");
+    CHECK(c.data() != b.data());  // one block, one owner
+    b.consume(b.size());          // b's block back to the cache
+    c.append(std::string(5000, 'x'));  // c grows past the block size: a fresh, larger block
+    CHECK(c.view().substr(0, 5) == "third");
+    CHECK(c.size() == 5005);
+    ByteBuffer d;
+    d.append("fourth");
+    CHECK(d.view() == "fourth");
+    CHECK(c.view().substr(0, 5) == "third");  // c untouched by d reusing blocks
 }
