@@ -195,6 +195,10 @@ struct Framing {
 struct Extent {
     std::size_t begin = 0;
     std::size_t end = 0;
+    // Where each line before the blank one ends (its LF), start line first: pass 2
+    // walks these instead of searching for every line end again.
+    std::size_t lines = 0;
+    std::size_t line_end[kMaxHeaderFields + 1];
 };
 
 // Pass 1 (see the file comment). `first_line_max`/`first_line_status` bound the start
@@ -244,6 +248,8 @@ ParseResult locate_head(std::string_view in, const HeadLimits& limits, bool is_r
         }
         ++lines;
         if (lines - 1 > max_fields) return invalid(431, "too many header fields");
+        ext.line_end[lines - 1] = line_end;  // lines <= max_fields + 1 <= kMaxHeaderFields + 1
+        ext.lines = lines;
         pos = line_end + 1;
     }
 }
@@ -348,7 +354,8 @@ ParseResult parse_field(std::string_view line, HeadCommon& head, RequestHead* re
         ++head.connection_fields;
         for_each_element(value, [&](std::string_view e) {
             if (same_ci(e, "close")) head.connection_close = true;
-            if (same_ci(e, "keep-alive")) head.connection_keep_alive = true;
+            else if (same_ci(e, "keep-alive")) head.connection_keep_alive = true;
+            else if (!e.empty()) ++head.connection_other_tokens;
             return true;
         });
     } else if (request != nullptr && kind == FieldKind::Host) {
@@ -387,6 +394,7 @@ void reset_common(HeadCommon& h) {
     h.connection_close = false;
     h.connection_keep_alive = false;
     h.connection_fields = 0;
+    h.connection_other_tokens = 0;
 }
 
 // Pass 2: walks the complete head [ext.begin, ext.end) line by line.
@@ -395,16 +403,13 @@ ParseResult parse_lines(std::string_view in, const Extent& ext, Head& out, Reque
                         StartLine start_line) {
     Framing framing;
     std::size_t pos = ext.begin;
-    bool first = true;
-    for (;;) {
-        std::size_t nl = in.find('\n', pos);  // present: locate_head() saw every line end
+    for (std::size_t i = 0; i < ext.lines; ++i) {
+        std::size_t nl = ext.line_end[i];
         std::string_view line = in.substr(pos, nl - pos);
-        if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+        if (!line.empty() && line.back() == '\r') line.remove_suffix(1);  // not empty: only the last line is
         pos = nl + 1;
-        if (line.empty()) break;  // the empty line that ends the head
-        ParseResult r = first ? start_line(line, out) : parse_field(line, out, request, framing);
+        ParseResult r = i == 0 ? start_line(line, out) : parse_field(line, out, request, framing);
         if (r.status == ParseStatus::Invalid) return r;
-        first = false;
     }
     return judge_framing(out, framing, request != nullptr);
 }

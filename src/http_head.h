@@ -82,6 +82,7 @@ struct HeadCommon {
     bool connection_close = false;         // "Connection: close" seen
     bool connection_keep_alive = false;    // "Connection: keep-alive" seen
     std::size_t connection_fields = 0;     // Connection fields (their tokens name more hop-by-hop fields)
+    std::size_t connection_other_tokens = 0;  // their tokens other than close and keep-alive
 };
 
 struct RequestHead : HeadCommon {
@@ -127,7 +128,12 @@ inline bool is_hop_by_hop(FieldKind kind) {
 // True if `name` is listed as a token of any Connection field of `head`.
 bool named_by_connection_slow(const HeadCommon& head, std::string_view name);
 inline bool named_by_connection(const HeadCommon& head, std::string_view name) {
-    return head.connection_fields != 0 && named_by_connection_slow(head, name);  // mostly none
+    if (head.connection_fields == 0) return false;  // mostly none
+    if (head.connection_other_tokens == 0) {        // or just "keep-alive" / "close"
+        return (head.connection_close && iequals(name, "close")) ||
+               (head.connection_keep_alive && iequals(name, "keep-alive"));
+    }
+    return named_by_connection_slow(head, name);
 }
 
 }  // namespace op

@@ -216,6 +216,7 @@ TEST_CASE("request head: connection tokens and keep-alive rules") {
                 .status == ParseStatus::Complete);
     CHECK(head.connection_close);
     CHECK(head.connection_fields == 2);
+    CHECK(head.connection_other_tokens == 2);
     CHECK_FALSE(head.keep_alive());
     CHECK(op::named_by_connection(head, "x-foo"));
     CHECK(op::named_by_connection(head, "upgrade"));
@@ -583,4 +584,19 @@ TEST_CASE("classify_field: every special name in any case, and near misses of th
     CHECK(head.fields[3].kind == FieldKind::Other);
     CHECK(head.connection_fields == 0);
     CHECK_FALSE(op::named_by_connection(head, "X-A"));
+
+    // Only the connection options themselves: answered without walking the fields.
+    REQUIRE(parse_req("GET / HTTP/1.1\r\nHost: h\r\nConnection: Keep-Alive, \r\nX-A: 1\r\n\r\n", head).status ==
+            ParseStatus::Complete);
+    CHECK(head.connection_fields == 1);
+    CHECK(head.connection_other_tokens == 0);
+    CHECK(op::named_by_connection(head, "keep-alive"));
+    CHECK_FALSE(op::named_by_connection(head, "close"));
+    CHECK_FALSE(op::named_by_connection(head, "X-A"));
+    REQUIRE(parse_req("GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\nConnection: x-a\r\nX-A: 1\r\n\r\n", head)
+                .status == ParseStatus::Complete);
+    CHECK(head.connection_other_tokens == 1);
+    CHECK(op::named_by_connection(head, "CLOSE"));
+    CHECK(op::named_by_connection(head, "X-A"));
+    CHECK_FALSE(op::named_by_connection(head, "keep-alive"));
 }
