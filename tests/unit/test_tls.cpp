@@ -55,8 +55,9 @@ void add_ext(X509* cert, X509V3_CTX* v3, int nid, const char* value) {
     X509_EXTENSION_free(ext);
 }
 
-// A certificate for `key` named `cn`, signed by `issuer` (self-signed when null).
-X509* make_cert(EVP_PKEY* key, const char* cn, X509* issuer, EVP_PKEY* issuer_key, const char* san) {
+// A certificate for `key` named `cn`, signed by `issuer` (self-signed when null): a CA
+// certificate when `ca`, else a server certificate for `san`.
+X509* make_cert_as(EVP_PKEY* key, const char* cn, X509* issuer, EVP_PKEY* issuer_key, const char* san, bool ca) {
     static long serial = 1;
     X509* cert = X509_new();
     REQUIRE(cert != nullptr);
@@ -72,7 +73,7 @@ X509* make_cert(EVP_PKEY* key, const char* cn, X509* issuer, EVP_PKEY* issuer_ke
     X509V3_set_ctx_nodb(&v3);
     X509V3_set_ctx(&v3, issuer ? issuer : cert, cert, nullptr, nullptr, 0);
     add_ext(cert, &v3, NID_subject_key_identifier, "hash");
-    if (issuer) {
+    if (!ca) {
         add_ext(cert, &v3, NID_basic_constraints, "critical,CA:FALSE");
         add_ext(cert, &v3, NID_key_usage, "critical,digitalSignature");
         add_ext(cert, &v3, NID_ext_key_usage, "serverAuth");
@@ -81,8 +82,13 @@ X509* make_cert(EVP_PKEY* key, const char* cn, X509* issuer, EVP_PKEY* issuer_ke
         add_ext(cert, &v3, NID_basic_constraints, "critical,CA:TRUE");
         add_ext(cert, &v3, NID_key_usage, "critical,keyCertSign,cRLSign");
     }
-    REQUIRE(X509_sign(cert, issuer_key ? issuer_key : key, EVP_sha256()) > 0);
+    REQUIRE(X509_sign(cert, issuer && issuer_key ? issuer_key : key, EVP_sha256()) > 0);
     return cert;
+}
+
+// A server certificate signed by `issuer`, or a self-signed CA when `issuer` is null.
+X509* make_cert(EVP_PKEY* key, const char* cn, X509* issuer, EVP_PKEY* issuer_key, const char* san) {
+    return make_cert_as(key, cn, issuer, issuer_key, san, issuer == nullptr);
 }
 
 void write_pem(const fs::path& path, X509* cert) {
@@ -812,24 +818,7 @@ namespace {
 
 // A CA certificate named `cn` for `key`, signed by `issuer` (self-signed when null).
 X509* make_ca(EVP_PKEY* key, const char* cn, X509* issuer, EVP_PKEY* issuer_key) {
-    static long serial = 1000;
-    X509* cert = X509_new();
-    REQUIRE(cert != nullptr);
-    X509_set_version(cert, 2);
-    ASN1_INTEGER_set(X509_get_serialNumber(cert), serial++);
-    X509_gmtime_adj(X509_getm_notBefore(cert), -3600);
-    X509_gmtime_adj(X509_getm_notAfter(cert), 24 * 3600);
-    X509_set_pubkey(cert, key);
-    X509_NAME* name = X509_get_subject_name(cert);
-    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>(cn), -1, -1, 0);
-    X509_set_issuer_name(cert, issuer ? X509_get_subject_name(issuer) : name);
-    X509V3_CTX v3;
-    X509V3_set_ctx_nodb(&v3);
-    X509V3_set_ctx(&v3, issuer ? issuer : cert, cert, nullptr, nullptr, 0);
-    add_ext(cert, &v3, NID_basic_constraints, "critical,CA:TRUE");
-    add_ext(cert, &v3, NID_key_usage, "critical,keyCertSign,cRLSign");
-    REQUIRE(X509_sign(cert, issuer ? issuer_key : key, EVP_sha256()) > 0);
-    return cert;
+    return make_cert_as(key, cn, issuer, issuer_key, nullptr, true);
 }
 
 std::string pem_of(X509* cert, bool trusted_form = false) {
