@@ -1,6 +1,5 @@
 #include "client_conn.h"
 
-
 #include "host_policy.h"
 #include "log.h"
 #include "router.h"
