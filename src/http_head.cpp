@@ -111,7 +111,18 @@ bool all_value_chars(std::string_view v) {
     return true;
 }
 
-char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+// ASCII lower case by table: two loads per compared byte instead of two range checks.
+struct LowerTable {
+    char of[256] = {};
+};
+constexpr LowerTable make_lower() {
+    LowerTable t;
+    for (int c = 0; c < 256; ++c) t.of[c] = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+    return t;
+}
+constexpr LowerTable kLower = make_lower();
+
+char lower(char c) { return kLower.of[static_cast<unsigned char>(c)]; }
 
 // iequals(), visible to the inliner: the parser compares every field name with a few
 // constants, and most comparisons end at the length check.
