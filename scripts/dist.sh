@@ -60,7 +60,19 @@ linux)
         cmake_args+=(-DCMAKE_SYSTEM_NAME=Linux -DCMAKE_SYSTEM_PROCESSOR="$cpu"
                      -DCMAKE_CXX_COMPILER="$cxx"
                      -DCMAKE_FIND_ROOT_PATH_MODE_PROGRAM=NEVER)
-        if [ -n "${OPENSSL_ROOT_DIR:-}" ]; then cmake_args+=(-DOPENSSL_ROOT_DIR="$OPENSSL_ROOT_DIR"); fi
+        # Name the target's OpenSSL outright: FindOpenSSL asks the host's pkg-config
+        # first, which answers with the host's libraries (/usr/lib/x86_64-linux-gnu/
+        # libssl.a: "file in wrong format" at link time). Its pkg-config is pointed at
+        # the target's .pc files too, so nothing of the host's leaks in.
+        ssl_inc=/usr/include
+        if [ -n "${OPENSSL_ROOT_DIR:-}" ]; then
+            ssl_inc=$OPENSSL_ROOT_DIR/include
+            cmake_args+=(-DOPENSSL_ROOT_DIR="$OPENSSL_ROOT_DIR")
+        fi
+        cmake_args+=(-DOPENSSL_INCLUDE_DIR="$ssl_inc"
+                     -DOPENSSL_SSL_LIBRARY="$ssl_lib/libssl.a"
+                     -DOPENSSL_CRYPTO_LIBRARY="$ssl_lib/libcrypto.a")
+        export PKG_CONFIG_LIBDIR=$ssl_lib/pkgconfig
     fi
     ;;
 darwin)
