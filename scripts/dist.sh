@@ -12,7 +12,7 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-platform=${1:?usage: scripts/dist.sh <os>_<arch> (linux_amd64, linux_arm64, darwin_arm64, ...)}
+platform=${1:?usage: scripts/dist.sh <os>_<arch> (linux_amd64, linux_arm64, linux_armv7, linux_mipsle, darwin_arm64)}
 os=${platform%%_*}
 arch=${platform#*_}
 out=dist/$platform/openai-proxy
@@ -28,9 +28,14 @@ case "$(uname -s)" in Linux) host_os=linux ;; Darwin) host_os=darwin ;; *) host_
 case "$(uname -m)" in x86_64|amd64) host_arch=amd64 ;; aarch64|arm64) host_arch=arm64 ;; *) host_arch=other ;; esac
 
 case "$arch" in
-    amd64) triplet=x86_64-linux-gnu; cpu=x86_64; file_arch="x86-64" ;;
-    arm64) triplet=aarch64-linux-gnu; cpu=aarch64; file_arch="aarch64" ;;
-    *) echo "dist/$platform: unknown architecture '$arch' (amd64 or arm64)" >&2; exit 2 ;;
+    # deb: Debian's architecture name (libssl-dev:<deb>); qemu: qemu-<qemu>-static runs it.
+    amd64) triplet=x86_64-linux-gnu; cpu=x86_64; deb=amd64; qemu=x86_64; file_arch="x86-64" ;;
+    arm64) triplet=aarch64-linux-gnu; cpu=aarch64; deb=arm64; qemu=aarch64; file_arch="aarch64" ;;
+    # ARMv7 hard-float (Debian armhf: VFPv3-D16, Thumb-2); not ARMv5/v6 (Go's GOARM=5/6).
+    armv7) triplet=arm-linux-gnueabihf; cpu=armv7-a; deb=armhf; qemu=arm; file_arch="ARM, EABI5" ;;
+    # Little-endian MIPS32r2 (Debian mipsel), as in MT7621 and many other routers.
+    mipsle) triplet=mipsel-linux-gnu; cpu=mipsel; deb=mipsel; qemu=mipsel; file_arch="MIPS" ;;
+    *) echo "dist/$platform: unknown architecture '$arch' (amd64, arm64, armv7 or mipsle)" >&2; exit 2 ;;
 esac
 
 cmake_args=(-S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DOP_TESTS=OFF -DOP_SANITIZE=OFF)
@@ -45,14 +50,15 @@ linux)
         cxx=${CROSS_CXX:-$triplet-g++}
         missing=()
         command -v "$cxx" >/dev/null 2>&1 ||
-            missing+=("a C++ cross compiler '$cxx' (Debian: apt-get install g++-$triplet)")
+            missing+=("a C++ cross compiler '$cxx' (Debian: scripts/deps.sh --cross, or apt-get install g++-$triplet)")
         ssl_lib=""
         for d in ${OPENSSL_ROOT_DIR:+"$OPENSSL_ROOT_DIR/lib" "$OPENSSL_ROOT_DIR/lib64"} "/usr/lib/$triplet"; do
             if [ -f "$d/libssl.a" ] && [ -f "$d/libcrypto.a" ]; then ssl_lib=$d; break; fi
         done
         [ -n "$ssl_lib" ] || missing+=("static OpenSSL libraries for $triplet (libssl.a, libcrypto.a;\
- Debian: dpkg --add-architecture $arch && apt-get update && apt-get install libssl-dev:$arch,\
- or set OPENSSL_ROOT_DIR to an OpenSSL built with ./Configure linux-$cpu no-shared)")
+ Debian: scripts/deps.sh --cross, i.e. dpkg --add-architecture $deb && apt-get update &&\
+ apt-get install libssl-dev:$deb; or set OPENSSL_ROOT_DIR to a prefix with include/openssl and\
+ lib/libssl.a, lib/libcrypto.a, see dist/README.md)")
         if [ ${#missing[@]} -gt 0 ]; then
             printf -v why '\n  - %s' "${missing[@]}"
             cannot "a cross build from $host_os/$host_arch needs:$why"
