@@ -2,8 +2,10 @@
 # Builds one release binary: scripts/dist.sh <os>_<arch>  ->  dist/<os>_<arch>/openai-proxy
 #
 #   linux_*   fully static (glibc + static OpenSSL, -DOP_STATIC=ON) and stripped; built
-#             natively when the host matches, else with a cross compiler plus an OpenSSL
-#             built for the target (see need_cross_openssl below).
+#             natively when the host matches, else with a cross compiler plus a static
+#             OpenSSL for the target (Debian multiarch libssl-dev:<arch>, or
+#             OPENSSL_ROOT_DIR), and then run once under qemu-<cpu>-static if installed.
+#             linux_amd64, linux_arm64, linux_armv7 (armhf), linux_mipsle (mipsel).
 #   darwin_*  needs the kqueue backend and Apple's SDK: built only on a Mac.
 #
 # Exit status: 0 built and verified; 3 this platform cannot be built on this machine
@@ -124,4 +126,15 @@ if [ "$os" = linux ]; then
     fi
 fi
 case "$desc" in *"not stripped"*) fail "not stripped";; esac
+if [ "$os" = linux ] && [ "$host_os/$host_arch" != "linux/$arch" ]; then
+    # A cross binary is run once under user-mode QEMU when it is installed
+    # (scripts/deps.sh --cross); binfmt need not be registered.
+    if command -v "qemu-$qemu-static" >/dev/null 2>&1; then
+        ver=$("qemu-$qemu-static" "$out" -version 2>&1) || fail "qemu-$qemu-static $out -version: $ver"
+        case "$ver" in "openai-proxy "*) ;; *) fail "qemu-$qemu-static $out -version printed: $ver";; esac
+        echo "qemu-$qemu-static $out -version: $ver"
+    else
+        echo "note: qemu-$qemu-static not installed, $out not run (scripts/deps.sh --cross)"
+    fi
+fi
 echo "$out: $(wc -c <"$out") bytes"
