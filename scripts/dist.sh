@@ -57,10 +57,16 @@ linux)
         for d in ${OPENSSL_ROOT_DIR:+"$OPENSSL_ROOT_DIR/lib" "$OPENSSL_ROOT_DIR/lib64"} "/usr/lib/$triplet"; do
             if [ -f "$d/libssl.a" ] && [ -f "$d/libcrypto.a" ]; then ssl_lib=$d; break; fi
         done
+        if [ "$deb" = mipsel ]; then
+            # Debian 12's security archive has no mipsel: libssl-dev:mipsel lags the host's.
+            ssl_how="Debian 12's libssl-dev:mipsel cannot be installed beside the host's;\
+ unpack it into a prefix as dist/README.md shows and set OPENSSL_ROOT_DIR"
+        else
+            ssl_how="Debian: scripts/deps.sh --cross, i.e. dpkg --add-architecture $deb &&\
+ apt-get update && apt-get install libssl-dev:$deb; or set OPENSSL_ROOT_DIR"
+        fi
         [ -n "$ssl_lib" ] || missing+=("static OpenSSL libraries for $triplet (libssl.a, libcrypto.a;\
- Debian: scripts/deps.sh --cross, i.e. dpkg --add-architecture $deb && apt-get update &&\
- apt-get install libssl-dev:$deb; or set OPENSSL_ROOT_DIR to a prefix with include/openssl and\
- lib/libssl.a, lib/libcrypto.a, see dist/README.md)")
+ $ssl_how to a prefix with include/openssl and lib/libssl.a, lib/libcrypto.a)")
         if [ ${#missing[@]} -gt 0 ]; then
             printf -v why '\n  - %s' "${missing[@]}"
             cannot "a cross build from $host_os/$host_arch needs:$why"
