@@ -24,7 +24,7 @@ FUZZ_SECONDS ?= 60
 STATIC_TEST  ?= 1
 
 # Release platforms, as <os>_<arch>. `make dist` builds those it can and names the rest.
-DIST_PLATFORMS := linux_amd64 linux_arm64 darwin_arm64
+DIST_PLATFORMS := linux_amd64 linux_arm64 linux_armv7 linux_mipsle darwin_arm64
 
 HOST_OS   := $(shell uname -s | tr A-Z a-z)
 HOST_ARCH := $(subst x86_64,amd64,$(subst aarch64,arm64,$(shell uname -m)))

@@ -5,18 +5,28 @@
 #   scripts/deps.sh --fuzz     also clang and its fuzzer runtime, for `make fuzz`
 #   scripts/deps.sh --bench    also nginx, haproxy and wrk, for the benchmarks
 #   scripts/deps.sh --all      all of the above
+#   scripts/deps.sh --cross    also cross compilers, qemu-user-static and the targets'
+#                              OpenSSL (multiarch libssl-dev:arm64, :armhf) for `make dist`
 #
 # Safe to run again: when every package is already installed it changes nothing and
 # needs no network. Runs as root, or through sudo when not root.
 set -eu
 
+cross_archs=""
 packages="build-essential cmake pkg-config libssl-dev doctest-dev python3 openssl zip unzip file ca-certificates"
 for arg in "$@"; do
     case "$arg" in
         --fuzz)  packages="$packages clang-14 libclang-rt-14-dev" ;;
         --bench) packages="$packages nginx haproxy wrk" ;;
         --all)   packages="$packages clang-14 libclang-rt-14-dev nginx haproxy wrk" ;;
-        -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        # libssl-dev:<arch> must be the very version of the host's libssl-dev (Multi-Arch:
+        # same). Not mipsel: Debian 12's security archive no longer builds it, so its
+        # libssl-dev:mipsel lags the host's and cannot be installed beside it; see
+        # dist/README.md for linux_mipsle with OPENSSL_ROOT_DIR.
+        --cross) packages="$packages qemu-user-static g++-aarch64-linux-gnu g++-arm-linux-gnueabihf
+                  g++-mipsel-linux-gnu libssl-dev:arm64 libssl-dev:armhf"
+                 cross_archs="arm64 armhf" ;;
+        -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "deps.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
     esac
 done
@@ -45,6 +55,11 @@ else
     echo "deps.sh: not root and sudo is missing; run as root" >&2
     exit 1
 fi
+
+# --cross: the targets' libraries come from Debian's multiarch archives.
+for a in ${cross_archs:-}; do
+    dpkg --print-foreign-architectures | grep -qx "$a" || $as_root dpkg --add-architecture "$a"
+done
 
 # shellcheck disable=SC2086  # word splitting of the package list is intended
 $as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q

@@ -2,8 +2,10 @@
 # Builds one release binary: scripts/dist.sh <os>_<arch>  ->  dist/<os>_<arch>/openai-proxy
 #
 #   linux_*   fully static (glibc + static OpenSSL, -DOP_STATIC=ON) and stripped; built
-#             natively when the host matches, else with a cross compiler plus an OpenSSL
-#             built for the target (see need_cross_openssl below).
+#             natively when the host matches, else with a cross compiler plus a static
+#             OpenSSL for the target (Debian multiarch libssl-dev:<arch>, or
+#             OPENSSL_ROOT_DIR), and then run once under qemu-<cpu>-static if installed.
+#             linux_amd64, linux_arm64, linux_armv7 (armhf), linux_mipsle (mipsel).
 #   darwin_*  needs the kqueue backend and Apple's SDK: built only on a Mac.
 #
 # Exit status: 0 built and verified; 3 this platform cannot be built on this machine
@@ -12,7 +14,7 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-platform=${1:?usage: scripts/dist.sh <os>_<arch> (linux_amd64, linux_arm64, darwin_arm64, ...)}
+platform=${1:?usage: scripts/dist.sh <os>_<arch> (linux_amd64, linux_arm64, linux_armv7, linux_mipsle, darwin_arm64)}
 os=${platform%%_*}
 arch=${platform#*_}
 out=dist/$platform/openai-proxy
@@ -28,9 +30,14 @@ case "$(uname -s)" in Linux) host_os=linux ;; Darwin) host_os=darwin ;; *) host_
 case "$(uname -m)" in x86_64|amd64) host_arch=amd64 ;; aarch64|arm64) host_arch=arm64 ;; *) host_arch=other ;; esac
 
 case "$arch" in
-    amd64) triplet=x86_64-linux-gnu; cpu=x86_64; file_arch="x86-64" ;;
-    arm64) triplet=aarch64-linux-gnu; cpu=aarch64; file_arch="aarch64" ;;
-    *) echo "dist/$platform: unknown architecture '$arch' (amd64 or arm64)" >&2; exit 2 ;;
+    # deb: Debian's architecture name (libssl-dev:<deb>); qemu: qemu-<qemu>-static runs it.
+    amd64) triplet=x86_64-linux-gnu; cpu=x86_64; deb=amd64; qemu=x86_64; file_arch="x86-64" ;;
+    arm64) triplet=aarch64-linux-gnu; cpu=aarch64; deb=arm64; qemu=aarch64; file_arch="aarch64" ;;
+    # ARMv7 hard-float (Debian armhf: VFPv3-D16, Thumb-2); not ARMv5/v6 (Go's GOARM=5/6).
+    armv7) triplet=arm-linux-gnueabihf; cpu=armv7-a; deb=armhf; qemu=arm; file_arch="ARM, EABI5" ;;
+    # Little-endian MIPS32r2 (Debian mipsel), as in MT7621 and many other routers.
+    mipsle) triplet=mipsel-linux-gnu; cpu=mipsel; deb=mipsel; qemu=mipsel; file_arch="MIPS" ;;
+    *) echo "dist/$platform: unknown architecture '$arch' (amd64, arm64, armv7 or mipsle)" >&2; exit 2 ;;
 esac
 
 cmake_args=(-S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DOP_TESTS=OFF -DOP_SANITIZE=OFF)
@@ -45,14 +52,21 @@ linux)
         cxx=${CROSS_CXX:-$triplet-g++}
         missing=()
         command -v "$cxx" >/dev/null 2>&1 ||
-            missing+=("a C++ cross compiler '$cxx' (Debian: apt-get install g++-$triplet)")
+            missing+=("a C++ cross compiler '$cxx' (Debian: scripts/deps.sh --cross, or apt-get install g++-$triplet)")
         ssl_lib=""
         for d in ${OPENSSL_ROOT_DIR:+"$OPENSSL_ROOT_DIR/lib" "$OPENSSL_ROOT_DIR/lib64"} "/usr/lib/$triplet"; do
             if [ -f "$d/libssl.a" ] && [ -f "$d/libcrypto.a" ]; then ssl_lib=$d; break; fi
         done
+        if [ "$deb" = mipsel ]; then
+            # Debian 12's security archive has no mipsel: libssl-dev:mipsel lags the host's.
+            ssl_how="Debian 12's libssl-dev:mipsel cannot be installed beside the host's;\
+ unpack it into a prefix as dist/README.md shows and set OPENSSL_ROOT_DIR"
+        else
+            ssl_how="Debian: scripts/deps.sh --cross, i.e. dpkg --add-architecture $deb &&\
+ apt-get update && apt-get install libssl-dev:$deb; or set OPENSSL_ROOT_DIR"
+        fi
         [ -n "$ssl_lib" ] || missing+=("static OpenSSL libraries for $triplet (libssl.a, libcrypto.a;\
- Debian: dpkg --add-architecture $arch && apt-get update && apt-get install libssl-dev:$arch,\
- or set OPENSSL_ROOT_DIR to an OpenSSL built with ./Configure linux-$cpu no-shared)")
+ $ssl_how to a prefix with include/openssl and lib/libssl.a, lib/libcrypto.a)")
         if [ ${#missing[@]} -gt 0 ]; then
             printf -v why '\n  - %s' "${missing[@]}"
             cannot "a cross build from $host_os/$host_arch needs:$why"
@@ -60,7 +74,19 @@ linux)
         cmake_args+=(-DCMAKE_SYSTEM_NAME=Linux -DCMAKE_SYSTEM_PROCESSOR="$cpu"
                      -DCMAKE_CXX_COMPILER="$cxx"
                      -DCMAKE_FIND_ROOT_PATH_MODE_PROGRAM=NEVER)
-        if [ -n "${OPENSSL_ROOT_DIR:-}" ]; then cmake_args+=(-DOPENSSL_ROOT_DIR="$OPENSSL_ROOT_DIR"); fi
+        # Name the target's OpenSSL outright: FindOpenSSL asks the host's pkg-config
+        # first, which answers with the host's libraries (/usr/lib/x86_64-linux-gnu/
+        # libssl.a: "file in wrong format" at link time). Its pkg-config is pointed at
+        # the target's .pc files too, so nothing of the host's leaks in.
+        ssl_inc=/usr/include
+        if [ -n "${OPENSSL_ROOT_DIR:-}" ]; then
+            ssl_inc=$OPENSSL_ROOT_DIR/include
+            cmake_args+=(-DOPENSSL_ROOT_DIR="$OPENSSL_ROOT_DIR")
+        fi
+        cmake_args+=(-DOPENSSL_INCLUDE_DIR="$ssl_inc"
+                     -DOPENSSL_SSL_LIBRARY="$ssl_lib/libssl.a"
+                     -DOPENSSL_CRYPTO_LIBRARY="$ssl_lib/libcrypto.a")
+        export PKG_CONFIG_LIBDIR=$ssl_lib/pkgconfig
     fi
     ;;
 darwin)
@@ -106,4 +132,15 @@ if [ "$os" = linux ]; then
     fi
 fi
 case "$desc" in *"not stripped"*) fail "not stripped";; esac
+if [ "$os" = linux ] && [ "$host_os/$host_arch" != "linux/$arch" ]; then
+    # A cross binary is run once under user-mode QEMU when it is installed
+    # (scripts/deps.sh --cross); binfmt need not be registered.
+    if command -v "qemu-$qemu-static" >/dev/null 2>&1; then
+        ver=$("qemu-$qemu-static" "$out" -version 2>&1) || fail "qemu-$qemu-static $out -version: $ver"
+        case "$ver" in "openai-proxy "*) ;; *) fail "qemu-$qemu-static $out -version printed: $ver";; esac
+        echo "qemu-$qemu-static $out -version: $ver"
+    else
+        echo "note: qemu-$qemu-static not installed, $out not run (scripts/deps.sh --cross)"
+    fi
+fi
 echo "$out: $(wc -c <"$out") bytes"
