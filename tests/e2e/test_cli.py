@@ -8,7 +8,7 @@ import socket
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (HOST, Proxy, ProxyTestCase, certs, free_port, main, run_cli, request_once)  # noqa: E402
+from harness import (HOST, Proxy, ProxyTestCase, certs, free_port, main, run_cli, request_once, wait_until)  # noqa: E402
 
 START_RE = re.compile(r'^\[PROXY\] \d{4}/\d\d/\d\d \d\d:\d\d:\d\d Starting proxy server on (\S+)\s*$', re.M)
 
@@ -158,6 +158,8 @@ class StartAndServe(ProxyTestCase):
         up_d = self.start_upstream()
         p = self.start_proxy(listen='env', env={'OPENAI_PROXY_TARGETS': 'a:' + up_a.url,
                                                 'OPENAI_PROXY_DEFAULT_TARGET': up_d.url})
+        # Logged just after listen(): the port may accept a moment before the line lands.
+        wait_until(lambda: 'Starting proxy server on ' + p.addr in p.stderr())
         self.assertIn('Starting proxy server on ' + p.addr, p.stderr())
         self.serves(p, up_a)
         self.assertEqual(up_a.request_count, 1)
