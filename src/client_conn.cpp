@@ -11,6 +11,8 @@ namespace {
 
 constexpr std::int64_t kDrainTimeoutMs = 30'000;      // flushing a final answer
 constexpr std::int64_t kLingerMs = 2'000;             // discarding input before close
+constexpr std::int64_t kOrphanGraceMs = 50;           // an answer whose client left (+ a tick)
+constexpr std::uint64_t kOrphanAnswerLimit = 64 * 1024;  // ... is waited for up to this size
 constexpr std::size_t kPipelineLimit = 64 * 1024;     // buffered bytes of later requests
 
 // Decimal digits of v, written backwards from `end`; returns where they start.
@@ -85,18 +87,21 @@ void ClientConn::close_client() {
         up_->close();  // never pooled: it may still be streaming for us
         up_ = nullptr;
     }
-    server_.poller().remove(fd_);
-    net::close(fd_);
-    fd_ = kInvalidSocket;
-    server_.client_closed();
+    if (!orphaned_) {  // an orphan closed its socket when the client left
+        server_.poller().remove(fd_);
+        net::close(fd_);
+        fd_ = kInvalidSocket;
+        server_.client_closed();
+    }
     server_.destroy_later(this);
 }
 
 // ---- client side -------------------------------------------------------------------
 
 void ClientConn::on_ready(unsigned ready) {
+    if (orphaned_) return;  // its socket is closed; only the upstream's events matter now
     if (ready & kReadable) read_client();
-    if (closed) return;
+    if (closed || orphaned_) return;
     if (ready & kWritable) flush_client();
     if (closed) return;
     settle();
@@ -141,15 +146,59 @@ void ClientConn::read_client() {
             if (in_.empty()) in_.release();
             return;
         }
-        // End of stream or reset. Between requests that is a normal close; during an
-        // exchange the client went away: the upstream is closed at once (close_client),
-        // so it stops generating tokens nobody reads.
-        close_client();
+        client_left();
         return;
     }
 }
 
+void ClientConn::client_left() {
+    // End of stream or reset. Between requests that is a normal close. During an exchange
+    // the upstream is closed too, so that it stops generating tokens nobody reads; but a
+    // client that left with its request sent whole and nothing of the answer relayed yet
+    // often left just before a fast answer (a burst of clients stopping at once): the
+    // upstream is given up to kOrphanGraceMs to finish a short answer, which is then
+    // discarded and its connection pooled instead of costing a later request a TLS
+    // handshake. A stream (chunked or close-delimited) or a longer answer is not waited for.
+    if (state_ != State::Exchange || !up_ || up_->state() != UpstreamConn::State::Ready || response_started_ ||
+        !req_done_ || up_sent_ != up_out_.size() || server_.stopping()) {
+        close_client();
+        return;
+    }
+    orphaned_ = true;
+    server_.poller().remove(fd_);
+    net::close(fd_);
+    fd_ = kInvalidSocket;
+    server_.client_closed();
+    in_.release();
+    out_.release();
+    deadline_ms = server_.now_ms() + kOrphanGraceMs;
+    drain_orphan();  // what the upstream has sent already
+}
+
+void ClientConn::drain_orphan() {
+    const std::size_t chunk = server_.config().buffer_size;
+    char* buf = server_.scratch(chunk);
+    while (up_ && !closed && state_ == State::Exchange) {
+        IoResult r = up_->read(buf, chunk);
+        if (r.status == IoStatus::WouldBlock) {
+            bool short_answer = resp_kind_ == BodyKind::ContentLength && resp_remaining_ <= kOrphanAnswerLimit;
+            if (response_started_ && !short_answer) break;
+            return;  // more of it later, or the grace ends (on_timeout)
+        }
+        if (r.status != IoStatus::Ok) break;
+        got_response_byte_ = true;
+        replayable_ = false;
+        on_response_bytes(buf, r.bytes);  // may complete the exchange: pooled when reusable
+        out_.clear();                      // for nobody
+    }
+    close_client();  // the upstream too, unless it went back to the pool
+}
+
 void ClientConn::flush_client() {
+    if (orphaned_) {  // reached through abort_midstream: nobody to tell
+        close_client();
+        return;
+    }
     while (!out_.empty()) {
         IoResult r = net::write(fd_, out_.data(), out_.size());
         if (r.status == IoStatus::Ok) {
@@ -269,6 +318,10 @@ void ClientConn::arm_deadline() {
 }
 
 void ClientConn::on_timeout() {
+    if (orphaned_) {  // the grace ended before the answer did
+        close_client();
+        return;
+    }
     if (state_ == State::ReadingHead && !in_.empty()) {
         answer_error({408, "invalid_request_error", "request_timeout", "timed out reading the request head"});
         settle();
@@ -521,15 +574,26 @@ void ClientConn::move_request() {
 // ---- upstream events ----------------------------------------------------------------
 
 void ClientConn::upstream_ready() { settle(); }
-void ClientConn::upstream_writable() { settle(); }
+
+void ClientConn::upstream_writable() {
+    if (!orphaned_) settle();  // an orphan's request went out whole
+}
 
 void ClientConn::upstream_readable() {
+    if (orphaned_) {
+        drain_orphan();
+        return;
+    }
     read_upstream();
     if (!closed) settle();
 }
 
 void ClientConn::upstream_failed(UpstreamFailure why, const std::string& detail) {
     up_ = nullptr;  // it closed itself
+    if (orphaned_) {
+        close_client();
+        return;
+    }
     log_line("Error processing request: %s", detail.c_str());
     ProxyError e{502, "proxy_error", "upstream_unreachable", detail};
     switch (why) {

@@ -78,6 +78,8 @@ private:
     bool retract_response();
     void release_upstream(bool reusable);
     void reset_exchange();
+    void client_left();
+    void drain_orphan();
     void close_client();
     void update_interest();
     void arm_deadline();
@@ -91,6 +93,7 @@ private:
     bool lingering_ = false;  // Draining: output done, write side shut, discarding input
     bool abort_after_flush_ = false;  // Draining after a failure: close as soon as flushed
     bool in_settle_ = false;
+    bool orphaned_ = false;  // the client left; the upstream may still finish (client_left)
     bool header_clock_ = false;
     bool drain_clock_ = false;
 

@@ -43,6 +43,10 @@ def read_events(client, head, timeout=30):
     return events, buf
 
 
+# The tests that count upstream connections run one worker: each worker has its own pool.
+ONE_WORKER = ['-workers', '1']
+
+
 class Streaming(ProxyTestCase):
     def stream(self, framing, version='HTTP/1.1'):
         resps = []
@@ -198,6 +202,81 @@ class ClientAbort(ProxyTestCase):
         self.assertIn(conn.close_reason, ('peer', 'peer-reset'))
         self.assertLessEqual(conn.closed_at - t_close, 1.0,
                              'upstream closed %.2f s after the client left' % (conn.closed_at - t_close))
+
+    def leave_after_request(self, p, up):
+        """Sends a request and closes at once; returns the close time once the upstream has it."""
+        c = self.client(p)
+        c.request('POST', '/v1/chat/completions', body=b'{"model":"gpt-4o-mini"}')
+        self.assertTrue(up.wait_requests(1, 5), 'request never reached the upstream')
+        t_close = now()
+        c.close()
+        return t_close
+
+    def test_client_leaving_just_before_a_short_answer_keeps_the_upstream(self):
+        # The answer lands 20 ms after the client left: the proxy takes it (for nobody)
+        # and pools the connection, so the next request needs no new TLS handshake.
+        resps = []
+
+        def handler(req):
+            r = Resp(200, [('Content-Type', 'application/json')], body=b'{"id":"chatcmpl-1"}' * 20,
+                     head_delay=0.02 if not resps else 0.0)
+            resps.append(r)
+            return r
+        up = self.start_upstream(handler)
+        p = self.start_proxy(self.targets(('a', up)) + ONE_WORKER)
+        self.leave_after_request(p, up)
+        self.assertTrue(wait_until(lambda: resps[0].head_sent_at is not None, 5), 'the upstream never answered')
+        time.sleep(0.3)
+        self.assertIsNone(resps[0].peer_closed_at, 'the proxy closed while the answer was on its way')
+        self.assertIsNone(up.requests[0].conn.closed_at, 'the answered connection was closed, not pooled')
+        r = self.get(p, '/v1/models')
+        self.assertEqual(r.status, 200)
+        self.assertEqual(up.accept_count, 1, 'the connection whose client left was not reused')
+
+    def test_client_leaving_before_a_stream_closes_it_at_its_head(self):
+        many = [b'data: {"n":%d}\n\n' % i for i in range(40)]
+        resps = []
+
+        def handler(req):
+            if req.target != '/v1/chat/completions':
+                return Resp(200, body=b'{"ok":true}')
+            r = Resp(200, [('Content-Type', 'text/event-stream')], chunks=many, framing='chunked',
+                     head_delay=0.02, delay=0.05)
+            resps.append(r)
+            return r
+        up = self.start_upstream(handler)
+        p = self.start_proxy(self.targets(('a', up)) + ONE_WORKER)
+        t_close = self.leave_after_request(p, up)
+        conn = up.requests[0].conn
+        self.assertTrue(wait_until(lambda: conn.closed_at is not None, 5), 'upstream connection never closed')
+        self.assertIn(conn.close_reason, ('peer', 'peer-reset'))
+        self.assertLessEqual(conn.closed_at - t_close, 1.0,
+                             'upstream closed %.2f s after the client left' % (conn.closed_at - t_close))
+        self.assertLess(len(resps[0].sent), len(many))
+        self.assertEqual(self.get(p, '/v1/models').status, 200)
+        self.assertEqual(up.accept_count, 2, 'a stream whose client left went back to the pool')
+
+    def test_client_leaving_before_a_long_answer_closes_it(self):
+        # More than 64 KiB still to come (a slow, large answer): not waited for.
+        pieces = [b'x' * 4096] * 64
+        resps = []
+
+        def handler(req):
+            if req.target != '/v1/chat/completions':
+                return Resp(200, body=b'{"ok":true}')
+            r = Resp(200, chunks=pieces, framing='length', head_delay=0.02, delay=0.05)
+            resps.append(r)
+            return r
+        up = self.start_upstream(handler)
+        p = self.start_proxy(self.targets(('a', up)) + ONE_WORKER)
+        t_close = self.leave_after_request(p, up)
+        conn = up.requests[0].conn
+        self.assertTrue(wait_until(lambda: conn.closed_at is not None, 5), 'upstream connection never closed')
+        self.assertLessEqual(conn.closed_at - t_close, 1.0,
+                             'upstream closed %.2f s after the client left' % (conn.closed_at - t_close))
+        self.assertLess(len(resps[0].sent), len(pieces))
+        self.assertEqual(self.get(p, '/v1/models').status, 200)
+        self.assertEqual(up.accept_count, 2)
 
 
 if __name__ == '__main__':
