@@ -75,6 +75,9 @@ void ignore_sigpipe();
 // be async-signal-safe (e.g. Waker::notify).
 void on_terminate_signal(void (*handler)(int));
 void raise_fd_limit();
+// Fixes the C library allocator's thresholds for giving memory back to the system (see
+// the definition); a no-op where there is nothing to tune.
+void tune_allocator();
 std::int64_t monotonic_ms();
 // "YYYY/MM/DD HH:MM:SS" in local time.
 void format_local_time(char out[20]);

@@ -66,6 +66,7 @@ int main(int argc, char** argv) {
     // find the default action (seen under ASan's slower start-up).
     op::sys::on_terminate_signal(on_terminate);
     op::sys::raise_fd_limit();
+    op::sys::tune_allocator();
     // One event loop per worker, each with its own listener on the same port
     // (SO_REUSEPORT), idle pool and resolver: nothing shared on the hot path but the
     // TLS context (thread-safe, and its session cache lets a handshake made by one
