@@ -10,6 +10,11 @@
 // above kHighWater, and stops reading the upstream while the bytes not yet accepted
 // by the client are above kHighWater; each resumes below kLowWater. Memory per
 // exchange is therefore bounded whatever the body sizes.
+//
+// A client that goes away ends its exchange and closes the upstream, with one exception
+// (client_left): if the request was sent whole and nothing of the answer relayed yet,
+// the connection lives on "orphaned" (socket closed, upstream kept) for a short grace,
+// so that a short answer still arriving can be read and its connection pooled.
 #pragma once
 
 #include <cstdint>
