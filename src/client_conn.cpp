@@ -87,13 +87,15 @@ void ClientConn::close_client() {
         up_->close();  // never pooled: it may still be streaming for us
         up_ = nullptr;
     }
-    if (!orphaned_) {  // an orphan closed its socket when the client left
-        server_.poller().remove(fd_);
-        net::close(fd_);
-        fd_ = kInvalidSocket;
-        server_.client_closed();
-    }
+    if (fd_ != kInvalidSocket) close_socket();  // an orphan closed it when the client left
     server_.destroy_later(this);
+}
+
+void ClientConn::close_socket() {
+    server_.poller().remove(fd_);
+    net::close(fd_);
+    fd_ = kInvalidSocket;
+    server_.client_closed();
 }
 
 // ---- client side -------------------------------------------------------------------
@@ -165,10 +167,7 @@ void ClientConn::client_left() {
         return;
     }
     orphaned_ = true;
-    server_.poller().remove(fd_);
-    net::close(fd_);
-    fd_ = kInvalidSocket;
-    server_.client_closed();
+    close_socket();
     in_.release();
     out_.release();
     deadline_ms = server_.now_ms() + kOrphanGraceMs;

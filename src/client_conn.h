@@ -86,6 +86,7 @@ private:
     void client_left();
     void drain_orphan();
     void close_client();
+    void close_socket();  // the client's socket only, and its count
     void update_interest();
     void arm_deadline();
 

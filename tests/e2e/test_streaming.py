@@ -265,5 +265,6 @@ class ClientAbort(ProxyTestCase):
         self.assert_not_waited_for(Resp(200, chunks=[b'x' * 4096] * 64, framing='length',
                                         head_delay=0.02, delay=0.05))
 
+
 if __name__ == '__main__':
     main()
