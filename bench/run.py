@@ -214,6 +214,13 @@ def cpu_ticks(pids):
     return total
 
 
+def machine_ticks():
+    """(idle, total) CPU ticks of the whole machine so far, from /proc/stat."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return v[3] + v[4], sum(v[:8])  # idle + iowait; user..steal
+
+
 def status_kb(pid, key):
     try:
         with open(f"/proc/{pid}/status") as f:
@@ -634,11 +641,13 @@ def run_wrk(bench, svc, conns, seconds, lua, path="/v1/chat/completions"):
     url = f"{scheme}://127.0.0.1:{svc.port}{path}"
     pids = svc.pids()
     t0 = cpu_ticks(pids)
+    m0 = machine_ticks()
     a0 = bench.upstream_accepts()
     r = subprocess.run(["wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--timeout", "10s", "-s", lua, url],
                        capture_output=True, text=True, timeout=seconds + 60)
     a1 = bench.upstream_accepts()
     t1 = cpu_ticks(pids)
+    m1 = machine_ticks()
     m = re.search(r"^BENCH (.*)$", r.stdout, re.M)
     if r.returncode != 0 or not m:
         die(f"wrk failed against {svc.kind}: {r.stdout[-500:]} {r.stderr[-500:]}")
@@ -652,6 +661,10 @@ def run_wrk(bench, svc, conns, seconds, lua, path="/v1/chat/completions"):
         "errors": e_conn + e_read + e_write + e_status + e_timeout,
         "upstream_conns": a1 - a0 - 1,  # the status request itself is one accept
         "cpu_us": (t1 - t0) / CLK_TCK * 1e6 / req if (pids and req) else None,
+        # Whether the proxy was the bottleneck: the cores it kept busy (1.0 = one core
+        # all the time), and how much of the machine stayed idle meanwhile.
+        "busy_cores": (t1 - t0) / CLK_TCK / (dur_us / 1e6) if pids else None,
+        "idle_pct": 100.0 * (m1[0] - m0[0]) / max(1, m1[1] - m0[1]),
     }
 
 
@@ -1213,10 +1226,16 @@ def run(args):
                                      median_range([r["upstream_conns"] for r in rs], "{:,.0f}"),
                                      median_range([r["cpu_us"] for r in rs], "{:.1f}") if kind != "direct" else "—",
                                      (ratio(cpu, refcpu.get("nginx")) + " / " + ratio(cpu, refcpu.get("haproxy"))) if kind != "direct" else "—",
+                                     (median_range([r["busy_cores"] for r in rs], "{:.2f}") if kind != "direct" else "—")
+                                     + " / " + median_range([r["idle_pct"] for r in rs], "{:.0f}%"),
                                      sum(r["errors"] for r in rs)])
                     rep.table(["proxy", "requests/s", "× nginx", "× HAProxy", "p50 ms", "p99 ms",
                                "upstream TLS conns opened", "proxy CPU µs/req", "CPU × nginx / × HAProxy",
-                               "errors"], rows)
+                               "proxy cores busy / machine idle", "errors"], rows)
+                    rep.add("(Proxy cores busy: the proxy's CPU time over the run's length; 1.00 is one "
+                            "core all the time. A one-worker proxy well below 1.00 spent part of the run "
+                            "waiting, so the bottleneck was elsewhere: wrk and the upstream share the same "
+                            "cores. Machine idle: the share of all cores' time left idle meanwhile.)\n")
 
             if "body" in workloads:
                 need = len(post_kinds) * (args.repeats * args.body_duration + 2)
