@@ -2,6 +2,7 @@
 """Server-sent events arrive event by event, whole and in order, whatever the upstream's
 framing; a client that goes away makes the proxy close the upstream connection at once."""
 import os
+import socket
 import sys
 import threading
 import time
@@ -168,6 +169,28 @@ class ClientAbort(ProxyTestCase):
         r = self.get(p, '/v1/models')
         self.assertEqual(r.status, 200)
         self.assertEqual(up.accept_count, 2)
+
+    def test_client_half_close_mid_stream_closes_upstream(self):
+        # README, "Errors": a half-close (FIN, socket still readable) counts as gone, as in
+        # the original; the stream stops within a second instead of running to its end.
+        resps = []
+        many = [b'data: {"n":%d}\n\n' % i for i in range(80)]
+        up = self.start_upstream(sse_handler(resps, 'chunked', events=many))
+        p = self.start_proxy(self.targets(('a', up)))
+        c = self.client(p)
+        c.request('POST', '/v1/chat/completions', body=b'{"stream":true}')
+        head = c.read_final_head()
+        self.assertEqual(head.status, 200)
+        t_fin = now()
+        c.sock.shutdown(socket.SHUT_WR)
+        conn = up.requests[0].conn
+        self.assertTrue(wait_until(lambda: conn.closed_at is not None, 5), 'upstream connection never closed')
+        self.assertIn(conn.close_reason, ('peer', 'peer-reset'))
+        self.assertLessEqual(conn.closed_at - t_fin, 1.0,
+                             'upstream closed %.2f s after the half-close' % (conn.closed_at - t_fin))
+        self.assertLess(len(resps[0].sent), len(many))
+        c.close()
+        self.assertEqual(self.get(p, '/v1/models').status, 200)
 
     def test_client_abort_mid_upload_closes_upstream(self):
         up = self.start_upstream()
