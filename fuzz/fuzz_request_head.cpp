@@ -4,7 +4,9 @@
 //   - Complete: 0 < consumed <= size; every view lies inside the head; field_count is
 //     within the limit; the same head cut one byte short is Incomplete, and cut exactly
 //     at `consumed` is Complete again with the same length (the answer depends only on
-//     the head's own bytes).
+//     the head's own bytes); shorter cuts (around the start line's end, and at a few
+//     fractions of the head) are Incomplete too: the early refusal of a start line that
+//     cannot become valid never refuses one that did.
 //   - Invalid: one of the documented statuses and a non-empty reason.
 //   - the answer is the same under a second, tighter set of limits unless a limit is hit.
 #include <cstdint>
@@ -57,6 +59,12 @@ void check(std::string_view in, const op::HeadLimits& limits) {
     require(exact.status == op::ParseStatus::Complete && exact.consumed == r.consumed);
     op::ParseResult shorter = op::parse_request_head(h.substr(0, h.size() - 1), limits, again);
     require(shorter.status == op::ParseStatus::Incomplete);
+    const std::size_t first_lf = h.find('\n');
+    const std::size_t cuts[] = {1, 2, 3, first_lf, first_lf + 1, h.size() / 4, h.size() / 2, h.size() * 3 / 4};
+    for (std::size_t k : cuts) {
+        if (k == 0 || k >= h.size()) continue;
+        require(op::parse_request_head(h.substr(0, k), limits, again).status == op::ParseStatus::Incomplete);
+    }
 }
 
 }  // namespace

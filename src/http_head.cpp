@@ -4,8 +4,13 @@
 //   1. locate_head() finds where the head ends ("\n\n" or "\n\r\n") with memchr and
 //      enforces the size limits on whatever is buffered, so an incomplete head that
 //      is already too big (slowloris) is refused instead of buffered further.
-//   2. Only once the head is complete are its lines parsed and validated.
-// Calling it on every read is therefore cheap while the head is incomplete.
+//   2. Only once the head is complete are its lines parsed and validated. The one
+//      exception is a request's start line: while the head is incomplete, a start line
+//      that can no longer become valid (a complete but invalid one, or a prefix with a
+//      byte no request line may hold there, such as a TLS ClientHello sent to this
+//      plain-HTTP port) is refused at once, instead of after -header-timeout.
+// Calling it on every read is therefore cheap while the head is incomplete (the early
+// check reads at most max_request_line bytes).
 //
 // What is Invalid, and with which status (responses: every Invalid is 502, because
 // the proxy answers its client with 502 whatever the upstream did wrong):
@@ -307,6 +312,41 @@ ParseResult parse_request_line(std::string_view line, RequestHead& out) {
     return invalid(400, "invalid request target form");
 }
 
+// Whether `part`, the start of a request line whose end has not arrived, can still
+// become a valid one (method SP target SP "HTTP/" DIGIT "." DIGIT). A CR is allowed only
+// as its last byte, after a whole version (CRLF to come) or alone (an empty line before
+// the request line, RFC 9112 section 2.2); parse_request_line judges the rest (version
+// numbers, target forms) once the line is complete.
+bool request_line_may_continue(std::string_view part) {
+    static constexpr std::string_view kVersion = "HTTP/0.0";
+    enum { Method, Target, Version } at = Method;
+    std::size_t start = 0;  // where the current part began
+    for (std::size_t i = 0; i < part.size(); ++i) {
+        const char c = part[i];
+        if (c == '\r' && i + 1 == part.size()) return i == 0 || (at == Version && i - start == kVersion.size());
+        if (at == Method) {
+            if (c == ' ' && i > start) {
+                at = Target;
+                start = i + 1;
+            } else if (!is_tchar(c)) {
+                return false;
+            }
+        } else if (at == Target) {
+            if (c == ' ' && i > start) {
+                at = Version;
+                start = i + 1;
+            } else if (static_cast<unsigned char>(c) < 0x21 || static_cast<unsigned char>(c) > 0x7e) {
+                return false;
+            }
+        } else {
+            const std::size_t k = i - start;
+            if (k >= kVersion.size()) return false;
+            if (kVersion[k] == '0' ? !is_digit(c) : c != kVersion[k]) return false;
+        }
+    }
+    return true;
+}
+
 // Status line (RFC 9112 section 4): HTTP-version SP 3DIGIT SP [reason].
 ParseResult parse_status_line(std::string_view line, ResponseHead& out) {
     if (line.size() < 12 || line.substr(0, 7) != "HTTP/1." || (line[7] != '0' && line[7] != '1') ||
@@ -425,11 +465,27 @@ ParseResult parse_lines(std::string_view in, const Extent& ext, Head& out, Reque
     return judge_framing(out, framing, request != nullptr);
 }
 
+// An incomplete request head whose start line is already wrong: Invalid now (see the
+// file comment), else Incomplete.
+ParseResult judge_early_start_line(std::string_view in, const Extent& ext, RequestHead& out) {
+    if (ext.lines > 0) {  // the start line is complete
+        std::string_view line = in.substr(ext.begin, ext.line_end[0] - ext.begin);
+        if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+        ParseResult r = parse_request_line(line, out);
+        return r.status == ParseStatus::Invalid ? r : incomplete();
+    }
+    if (ext.begin < in.size() && !request_line_may_continue(in.substr(ext.begin))) {
+        return invalid(400, "invalid request line");
+    }
+    return incomplete();
+}
+
 }  // namespace
 
 ParseResult parse_request_head(std::string_view in, const HeadLimits& limits, RequestHead& out) {
     Extent ext;
     ParseResult found = locate_head(in, limits, true, limits.max_request_line, 414, ext);
+    if (found.status == ParseStatus::Incomplete) return judge_early_start_line(in, ext, out);
     if (found.status != ParseStatus::Complete) return found;
     reset_common(out);
     out.method = out.target = out.host = std::string_view();

@@ -334,6 +334,59 @@ TEST_CASE("request head: invalid heads get the right status, and no prefix is Co
     }
 }
 
+// The shortest prefix of `text` that parses as Invalid (text.size() + 1 if none does).
+std::size_t first_invalid_prefix(const std::string& text, int& status) {
+    RequestHead head;
+    for (std::size_t k = 1; k <= text.size(); ++k) {
+        ExactCopy prefix(std::string_view(text).substr(0, k));
+        ParseResult r = parse_req(prefix.view(), head);
+        if (r.status == ParseStatus::Invalid) {
+            status = r.error_status;
+            return k;
+        }
+        REQUIRE(r.status == ParseStatus::Incomplete);
+    }
+    return text.size() + 1;
+}
+
+TEST_CASE("request head: a start line that cannot become valid is refused before the head ends") {
+    const std::string tail = "Host: h\r\nX-A: 1\r\n\r\n";
+    struct Case {
+        std::string name;
+        std::string text;
+        std::size_t refused_at;  // prefix length at which it is Invalid
+        int status;
+    };
+    const std::string hello("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11);
+    const std::vector<Case> cases = {
+        {"TLS ClientHello on the plain port", hello, 1, 400},
+        {"non-token byte in the method", "G\x84T / HTTP/1.1\r\n" + tail, 2, 400},
+        {"leading space", " GET / HTTP/1.1\r\n" + tail, 1, 400},
+        {"two spaces after the method", "GET  / HTTP/1.1\r\n" + tail, 5, 400},
+        {"control byte in the target", "GET /a\x01 HTTP/1.1\r\n" + tail, 7, 400},
+        {"bare CR in the target", "GET /a\rb HTTP/1.1\r\n" + tail, 7, 400},  // CRLF would leave no version
+        {"lower-case version", "GET / http/1.1\r\n" + tail, 7, 400},
+        {"version with letters", "GET / HTTP/x.1\r\n" + tail, 12, 400},
+        {"bytes after the version", "GET / HTTP/1.1x\r\n" + tail, 15, 400},
+        {"no version (HTTP/0.9), complete line", "GET /\r\n" + tail, 6, 400},
+        {"HTTP/2.0 request line", "GET / HTTP/2.0\r\n" + tail, 16, 505},
+        {"CONNECT", "CONNECT a:443 HTTP/1.1\r\n" + tail, 24, 400},
+    };
+    for (const Case& c : cases) {
+        INFO(c.name);
+        int status = 0;
+        CHECK(first_invalid_prefix(c.text, status) == c.refused_at);
+        CHECK(status == c.status);
+    }
+
+    // Never early for a line that can still become valid: every token byte in the
+    // method, every visible byte in the target, leading empty lines split inside CRLF.
+    std::string target = "/";
+    for (int b = 0x21; b <= 0x7e; ++b) target += static_cast<char>(b);
+    const std::string odd = "\r\n\r\n!#$%&'*+-.^_`|~09azAZ " + target + " HTTP/1.0\r\n" + tail;
+    check_every_prefix<RequestHead>(odd, odd.size(), parse_req);
+}
+
 TEST_CASE("request head: request line limit, complete and still incomplete") {
     HeadLimits limits;
     limits.max_request_line = 32;
