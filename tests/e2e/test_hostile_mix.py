@@ -1,0 +1,185 @@
+#!/usr/bin/env python3
+"""Hostile bytes end to end: a few thousand requests, mutated at random (fixed seeds),
+sent over real sockets from several threads at once, split at random points, some
+pipelined, some left half-sent, half-closed or reset, some clients leaving mid-answer,
+with a real TLS upstream behind the proxy answering JSON, streams, large bodies and
+close-delimited bodies.
+
+The parser fuzzers see one head at a time; this drives the connection state machines
+(bodies, pipelining, error answers, aborts, the pool) with the same kind of input.
+What must hold: the proxy never dies (under `make test-asan`, never a sanitizer
+report); whatever it answers starts with a valid HTTP/1.1 status line; it still
+serves a clean request afterwards; once the pool's idle timeout has passed it holds no
+more descriptors than at the start; it exits 0 on SIGTERM.
+
+X-Target-Host is disabled: a mutated header must never make the proxy resolve a
+made-up name."""
+import os
+import random
+import re
+import socket
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import ProxyTestCase, Resp, echo_handler, main, now, wait_until  # noqa: E402
+from hardening_util import proc_fds  # noqa: E402
+
+THREADS = 8
+SECONDS = 12.0          # per run; each exchange waits at most READ_WAIT for an answer
+READ_WAIT = 0.5
+STATUS_LINE = re.compile(rb'HTTP/1\.1 [1-9][0-9][0-9][ \r]')
+
+
+def upstream_handler(req):
+    p = req.target
+    if 'stream' in p:
+        return Resp(200, [('Content-Type', 'text/event-stream')],
+                    chunks=[b'data: %d\n\n' % i for i in range(3)], delay=0.005)
+    if 'big' in p:
+        return Resp(200, [('Content-Type', 'application/octet-stream')], body=b'x' * 200000)
+    if 'close' in p:
+        return Resp(200, [], body=b'bye', framing='close')
+    if 'empty' in p:
+        return Resp(204, [])
+    return echo_handler(req)
+
+
+def request(rnd):
+    """One request, sometimes followed by a second (pipelined), all well formed."""
+    body = b'{"model":"m","messages":[{"role":"user","content":"' + b'a' * rnd.randint(0, 3000) + b'"}]}'
+    path = rnd.choice([b'/v1/chat/completions', b'/v1/stream', b'/v1/big', b'/v1/close', b'/v1/empty',
+                       b'/v1/models?x=1', b'http://localhost/v1/models'])
+    length = b'POST ' + path + b' HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n' \
+        b'Authorization: Bearer sk-x\r\nContent-Length: ' + str(len(body)).encode() + b'\r\n\r\n' + body
+    chunks, rest = b'', body
+    while rest:
+        n = rnd.randint(1, 700)
+        piece, rest = rest[:n], rest[n:]
+        chunks += b'%x' % len(piece) + (b';ext=1' if rnd.random() < 0.2 else b'') + b'\r\n' + piece + b'\r\n'
+    chunks += b'0\r\n' + (b'X-Trailer: 1\r\n' if rnd.random() < 0.3 else b'') + b'\r\n'
+    chunked = b'POST ' + path + b' HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n' + chunks
+    get = b'GET ' + path + b' HTTP/1.1\r\nHost: localhost\r\nAccept: */*\r\n\r\n'
+    others = [b'HEAD /v1/models HTTP/1.1\r\nHost: localhost\r\n\r\n',
+              b'GET /v1/models HTTP/1.0\r\n\r\n',
+              b'POST /v1/x HTTP/1.1\r\nHost: localhost\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\nhello',
+              b'GET /v1/models HTTP/1.1\r\nHost: localhost\r\nConnection: close, x-foo\r\nX-Foo: 1\r\n\r\n',
+              b'OPTIONS * HTTP/1.1\r\nHost: localhost\r\n\r\n']
+    first = rnd.choice([length, chunked, get] + others)
+    if rnd.random() < 0.3:
+        first += rnd.choice([length, chunked, get])
+    return first
+
+
+PIECES = [b'\r', b'\n', b'\r\n', b'\0', b' ', b'\t', b':', b',', b';', b'\x7f', b'\xff', b'0', b'9', b'-',
+          b'ffffffffffffffff', b'18446744073709551616', b'\r\n\r\n', b'Transfer-Encoding: chunked\r\n',
+          b'Content-Length: 0\r\n', b'Content-Length: 99999999\r\n', b'Host: a\r\n', b' x\r\n']
+
+
+def mutate(rnd, data):
+    data = bytearray(data)
+    for _ in range(rnd.choice([0, 1, 1, 2, 3, 5])):
+        if not data:
+            break
+        op, i = rnd.randrange(6), rnd.randrange(len(data))
+        if op == 0:
+            data[i] = rnd.randrange(256)
+        elif op == 1:
+            data[i:i] = rnd.choice(PIECES)
+        elif op == 2:
+            del data[i:i + rnd.randint(1, 16)]
+        elif op == 3:
+            j = rnd.randrange(len(data))
+            data[i:i] = data[j:j + rnd.randint(1, 64)]
+        elif op == 4:
+            del data[i:]
+        else:
+            m = re.search(rb'[0-9]+', bytes(data[i:]))
+            if m:
+                data[i + m.start():i + m.end()] = rnd.choice(
+                    [b'0', b'1', b'99999999999999999999', b'-1', b'00000001', b'4294967296'])
+    return bytes(data)
+
+
+def exchange(rnd, port):
+    """Sends one mutated request in random pieces; returns (how it ended, bytes received)."""
+    data = mutate(rnd, request(rnd))
+    ending = rnd.random()
+    with socket.create_connection(('127.0.0.1', port), timeout=READ_WAIT) as s:
+        pos = 0
+        while pos < len(data):
+            n = rnd.choice([len(data), rnd.randint(1, 64), rnd.randint(1, 2048)])
+            try:
+                s.sendall(data[pos:pos + n])
+            except OSError:
+                return 'send failed', b''  # the proxy answered an error and closed
+            pos += n
+            if rnd.random() < 0.2:
+                time.sleep(rnd.random() * 0.003)
+        if ending < 0.1:  # reset
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b'\x01\x00\x00\x00\x00\x00\x00\x00')
+            return 'reset by client', b''
+        if ending < 0.25:
+            s.shutdown(socket.SHUT_WR)
+        got = b''
+        deadline = now() + READ_WAIT
+        while now() < deadline and len(got) < 1 << 20:
+            try:
+                b = s.recv(65536)
+            except socket.timeout:
+                return 'no answer yet', got
+            except ConnectionResetError:
+                return 'reset by proxy', got
+            if not b:
+                return 'closed', got
+            got += b
+            if ending < 0.35:
+                return 'left mid-answer', got
+        return 'no answer yet', got
+
+
+class HostileMix(ProxyTestCase):
+    def test_mutated_requests_from_many_clients(self):
+        up = self.start_upstream(upstream_handler)
+        p = self.start_proxy(['-default-target', up.authority, '-disable-target-header',
+                              '-pool-idle-timeout', '1s', '-workers', '2'])
+        base_fds = proc_fds(p.proc.pid)
+        counts, bad, lock = {}, [], threading.Lock()
+        stop = threading.Event()
+
+        def client(seed):
+            rnd = random.Random(seed)
+            while not stop.is_set():
+                how, got = exchange(rnd, p.port)
+                with lock:
+                    counts[how] = counts.get(how, 0) + 1
+                    if got:
+                        counts['answered'] = counts.get('answered', 0) + 1
+                        if not STATUS_LINE.match(got):
+                            bad.append(got[:120])
+
+        threads = [threading.Thread(target=client, args=(1000 + i,)) for i in range(THREADS)]
+        for t in threads:
+            t.start()
+        t_end = now() + SECONDS
+        while now() < t_end and p.alive():
+            time.sleep(0.2)
+        stop.set()
+        for t in threads:
+            t.join(READ_WAIT * 4 + 5)
+        self.assertTrue(p.alive(), 'the proxy died; stderr:\n' + p.stderr()[-4000:])
+        self.assertEqual(bad, [], 'answers that do not start with an HTTP/1.1 status line')
+        total = sum(v for k, v in counts.items() if k != 'answered')
+        self.assertGreater(total, 100, counts)
+        self.assertGreater(counts.get('answered', 0), total // 3, counts)
+        self.assertEqual(self.get(p, '/v1/models').status, 200)
+        # The clients are gone; once the idle upstream connections expire (1 s, checked
+        # four times a second) the proxy is back to its starting descriptors.
+        self.assertTrue(wait_until(lambda: proc_fds(p.proc.pid) <= base_fds, 10),
+                        'descriptors: %d at start, %d now' % (base_fds, proc_fds(p.proc.pid)))
+        print('  hostile mix: %s' % dict(sorted(counts.items())), file=sys.stderr)
+
+
+if __name__ == '__main__':
+    main()
