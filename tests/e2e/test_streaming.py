@@ -142,7 +142,9 @@ class Concurrent(ProxyTestCase):
 
 
 class ClientAbort(ProxyTestCase):
-    def test_client_abort_mid_stream_closes_upstream(self):
+    def open_long_stream(self):
+        """An 80-event stream (8 s) through the proxy, its head read.
+        Returns (proxy, upstream, client, head, upstream Resp list, events)."""
         resps = []
         many = [b'data: {"n":%d}\n\n' % i for i in range(80)]
         up = self.start_upstream(sse_handler(resps, 'chunked', events=many))
@@ -151,6 +153,17 @@ class ClientAbort(ProxyTestCase):
         c.request('POST', '/v1/chat/completions', body=b'{"stream":true}')
         head = c.read_final_head()
         self.assertEqual(head.status, 200)
+        return p, up, c, head, resps, many
+
+    def assert_closed_by_proxy_soon(self, conn, since, after_what='the client left'):
+        """The proxy (not the upstream) closed upstream connection `conn` within 1 s of `since`."""
+        self.assertTrue(wait_until(lambda: conn.closed_at is not None, 5), 'upstream connection never closed')
+        self.assertIn(conn.close_reason, ('peer', 'peer-reset'), 'the upstream closed it, not the proxy')
+        self.assertLessEqual(conn.closed_at - since, 1.0,
+                             'upstream closed %.2f s after %s' % (conn.closed_at - since, after_what))
+
+    def test_client_abort_mid_stream_closes_upstream(self):
+        p, up, c, head, resps, many = self.open_long_stream()
         got = b''
         for _t, piece in c.body_pieces(head):
             got += piece
@@ -159,11 +172,7 @@ class ClientAbort(ProxyTestCase):
         self.assertTrue(got.startswith(many[0] + many[1]), got)
         t_close = now()
         c.close()
-        conn = up.requests[0].conn
-        self.assertTrue(wait_until(lambda: conn.closed_at is not None, 5), 'upstream connection never closed')
-        self.assertIn(conn.close_reason, ('peer', 'peer-reset'), 'the upstream closed it, not the proxy')
-        self.assertLessEqual(conn.closed_at - t_close, 1.0,
-                             'upstream closed %.2f s after the client left' % (conn.closed_at - t_close))
+        self.assert_closed_by_proxy_soon(up.requests[0].conn, t_close)
         self.assertLess(len(resps[0].sent), len(many))
         # Still serving, and the aborted connection was not pooled.
         r = self.get(p, '/v1/models')
@@ -173,21 +182,10 @@ class ClientAbort(ProxyTestCase):
     def test_client_half_close_mid_stream_closes_upstream(self):
         # README, "Errors": a half-close (FIN, socket still readable) counts as gone, as in
         # the original; the stream stops within a second instead of running to its end.
-        resps = []
-        many = [b'data: {"n":%d}\n\n' % i for i in range(80)]
-        up = self.start_upstream(sse_handler(resps, 'chunked', events=many))
-        p = self.start_proxy(self.targets(('a', up)))
-        c = self.client(p)
-        c.request('POST', '/v1/chat/completions', body=b'{"stream":true}')
-        head = c.read_final_head()
-        self.assertEqual(head.status, 200)
+        p, up, c, _head, resps, many = self.open_long_stream()
         t_fin = now()
         c.sock.shutdown(socket.SHUT_WR)
-        conn = up.requests[0].conn
-        self.assertTrue(wait_until(lambda: conn.closed_at is not None, 5), 'upstream connection never closed')
-        self.assertIn(conn.close_reason, ('peer', 'peer-reset'))
-        self.assertLessEqual(conn.closed_at - t_fin, 1.0,
-                             'upstream closed %.2f s after the half-close' % (conn.closed_at - t_fin))
+        self.assert_closed_by_proxy_soon(up.requests[0].conn, t_fin, 'the half-close')
         self.assertLess(len(resps[0].sent), len(many))
         c.close()
         self.assertEqual(self.get(p, '/v1/models').status, 200)
@@ -202,11 +200,7 @@ class ClientAbort(ProxyTestCase):
         time.sleep(0.2)
         t_close = now()
         c.close()
-        conn = up.heads[0][1].conn
-        self.assertTrue(wait_until(lambda: conn.closed_at is not None, 5), 'upstream connection never closed')
-        self.assertIn(conn.close_reason, ('peer', 'peer-reset'))
-        self.assertLessEqual(conn.closed_at - t_close, 1.0,
-                             'upstream closed %.2f s after the client left' % (conn.closed_at - t_close))
+        self.assert_closed_by_proxy_soon(up.heads[0][1].conn, t_close)
         self.assertEqual(up.request_count, 0)
         self.assertEqual(self.get(p, '/v1/models').status, 200)
 
@@ -220,11 +214,7 @@ class ClientAbort(ProxyTestCase):
         self.assertTrue(up.wait_requests(1, 5), 'request never reached the upstream')
         t_close = now()
         c.close()
-        conn = up.requests[0].conn
-        self.assertTrue(wait_until(lambda: conn.closed_at is not None, 5), 'upstream connection never closed')
-        self.assertIn(conn.close_reason, ('peer', 'peer-reset'))
-        self.assertLessEqual(conn.closed_at - t_close, 1.0,
-                             'upstream closed %.2f s after the client left' % (conn.closed_at - t_close))
+        self.assert_closed_by_proxy_soon(up.requests[0].conn, t_close)
 
     def leave_after_request(self, p, up):
         """Sends a request and closes at once; returns the close time once the upstream has it."""
@@ -269,11 +259,7 @@ class ClientAbort(ProxyTestCase):
         up = self.start_upstream(handler)
         p = self.start_proxy(self.targets(('a', up)) + ONE_WORKER)
         t_close = self.leave_after_request(p, up)
-        conn = up.requests[0].conn
-        self.assertTrue(wait_until(lambda: conn.closed_at is not None, 5), 'upstream connection never closed')
-        self.assertIn(conn.close_reason, ('peer', 'peer-reset'))
-        self.assertLessEqual(conn.closed_at - t_close, 1.0,
-                             'upstream closed %.2f s after the client left' % (conn.closed_at - t_close))
+        self.assert_closed_by_proxy_soon(up.requests[0].conn, t_close)
         self.assertLess(len(resps[0].sent), len(answer.chunks))
         self.assertEqual(self.get(p, '/v1/models').status, 200)
         self.assertEqual(up.accept_count, 2, 'an answer whose client left went back to the pool')
