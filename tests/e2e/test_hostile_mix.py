@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""Hostile bytes end to end: a few thousand requests, mutated at random (fixed seeds),
+"""Hostile bytes end to end, both ways. Requests: ~650, mutated at random (fixed seeds),
 sent over real sockets from several threads at once, split at random points, some
 pipelined, some left half-sent, half-closed or reset, some clients leaving mid-answer,
 with a real TLS upstream behind the proxy answering JSON, streams, large bodies and
-close-delimited bodies.
+close-delimited bodies. Answers: 400 upstream answers (JSON, streams, close-delimited,
+1xx, 204, 429), mutated the same way and followed by the upstream closing.
 
 The parser fuzzers see one head at a time; this drives the connection state machines
 (bodies, pipelining, error answers, aborts, the pool) with the same kind of input.
@@ -139,6 +140,29 @@ def exchange(rnd, port):
         return 'no answer yet', got
 
 
+def upstream_answer(rnd):
+    """A well-formed answer of one of the framings the proxy relays; mutated by the caller."""
+    body = b'{"id":"chatcmpl-1","choices":[{"message":{"content":"' + b'b' * rnd.randint(0, 3000) + b'"}}]}'
+    events = b''.join(b'%x\r\ndata: %d\n\n\r\n' % (len(b'data: %d\n\n' % i), i) for i in range(rnd.randint(0, 5)))
+    return rnd.choice([
+        b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n' % len(body) + body,
+        b'HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n' + events
+        + b'0\r\n' + (b'X-Trailer: 1\r\n' if rnd.random() < 0.3 else b'') + b'\r\n',
+        b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n' + body,
+        b'HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok',
+        b'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok',
+        b'HTTP/1.1 204 No Content\r\n\r\n',
+        b'HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\nContent-Length: 2\r\n\r\n{}',
+    ])
+
+
+def mutated_answer_handler(req):
+    """The answer for ?seed=N: mutated from that seed, sent raw, then the connection closed."""
+    seed = int(req.target.rsplit('=', 1)[1])
+    rnd = random.Random(seed)
+    return Resp(raw=mutate(rnd, upstream_answer(rnd)), rst=rnd.random() < 0.1)
+
+
 class HostileMix(ProxyTestCase):
     def test_mutated_requests_from_many_clients(self):
         up = self.start_upstream(upstream_handler)
@@ -179,6 +203,62 @@ class HostileMix(ProxyTestCase):
         self.assertTrue(wait_until(lambda: proc_fds(p.proc.pid) <= base_fds, 10),
                         'descriptors: %d at start, %d now' % (base_fds, proc_fds(p.proc.pid)))
         print('  hostile mix: %s' % dict(sorted(counts.items())), file=sys.stderr)
+
+
+    def test_mutated_answers_from_the_upstream(self):
+        # Each answer is mutated and followed by the upstream closing (or resetting) the
+        # connection, so every exchange must end at once: the answer relayed (whole or
+        # cut), or a 502; never a client left waiting.
+        up = self.start_upstream(mutated_answer_handler)
+        p = self.start_proxy(['-default-target', up.authority, '-disable-target-header', '-workers', '2'])
+        base_fds = proc_fds(p.proc.pid)
+        counts, bad, lock = {}, [], threading.Lock()
+        seeds = iter(range(10 ** 6))
+
+        def client():
+            while True:
+                with lock:
+                    seed = next(seeds)
+                if seed >= 400:
+                    return
+                raw = b'GET /v1/chat/completions?seed=%d HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n' % seed
+                got, how = b'', 'hung'
+                with socket.create_connection(('127.0.0.1', p.port), timeout=5) as s:
+                    s.sendall(raw)
+                    try:
+                        while len(got) < 1 << 20:
+                            b = s.recv(65536)
+                            if not b:
+                                how = 'closed'
+                                break
+                            got += b
+                    except socket.timeout:
+                        pass
+                    except ConnectionResetError:
+                        how = 'reset'
+                with lock:
+                    counts[how] = counts.get(how, 0) + 1
+                    if got[:12] == b'HTTP/1.1 502':
+                        counts['502'] = counts.get('502', 0) + 1
+                    if how == 'hung' or (got and not STATUS_LINE.match(got)):
+                        bad.append((seed, how, got[:120]))
+
+        threads = [threading.Thread(target=client) for _ in range(THREADS)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        self.assertTrue(p.alive(), 'the proxy died; stderr:\n' + p.stderr()[-4000:])
+        self.assertEqual(bad, [], 'exchanges that hung or answers without a valid status line (seed, how, bytes)')
+        self.assertEqual(sum(v for k, v in counts.items() if k != '502'), 400, counts)
+        self.assertGreater(counts.get('502', 0), 0, counts)
+        self.assertLess(counts.get('502', 0), 400, counts)
+        r = self.get(p, '/v1/models?seed=0')  # still answering (what depends on seed 0's mutation)
+        self.assertTrue(100 <= r.status <= 599, r)
+        # Every upstream connection was closed by the upstream: nothing stays pooled.
+        self.assertTrue(wait_until(lambda: proc_fds(p.proc.pid) <= base_fds, 10),
+                        'descriptors: %d at start, %d now' % (base_fds, proc_fds(p.proc.pid)))
+        print('  mutated answers: %s' % dict(sorted(counts.items())), file=sys.stderr)
 
 
 if __name__ == '__main__':
