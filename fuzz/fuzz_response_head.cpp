@@ -2,7 +2,9 @@
 //
 // Invariants: Complete means 0 < consumed <= size, views inside the head, a status in
 // 100..999, a consistent body kind, and the same answer for the head alone while one
-// byte less is Incomplete; Invalid is always 502 with a non-empty reason.
+// byte less is Incomplete, as are shorter cuts (around the status line's end and at a
+// few fractions of the head: the early refusal of a status line that cannot become
+// valid never refuses one that did); Invalid is always 502 with a non-empty reason.
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -49,6 +51,12 @@ void check(std::string_view in, const op::HeadLimits& limits) {
     op::ParseResult exact = op::parse_response_head(h, limits, again);
     require(exact.status == op::ParseStatus::Complete && exact.consumed == r.consumed);
     require(op::parse_response_head(h.substr(0, h.size() - 1), limits, again).status == op::ParseStatus::Incomplete);
+    const std::size_t first_lf = h.find('\n');
+    const std::size_t cuts[] = {1, 9, 12, 13, first_lf, first_lf + 1, h.size() / 4, h.size() / 2, h.size() * 3 / 4};
+    for (std::size_t k : cuts) {
+        if (k == 0 || k >= h.size()) continue;
+        require(op::parse_response_head(h.substr(0, k), limits, again).status == op::ParseStatus::Incomplete);
+    }
 }
 
 }  // namespace

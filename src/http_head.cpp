@@ -5,10 +5,12 @@
 //      enforces the size limits on whatever is buffered, so an incomplete head that
 //      is already too big (slowloris) is refused instead of buffered further.
 //   2. Only once the head is complete are its lines parsed and validated. The one
-//      exception is a request's start line: while the head is incomplete, a start line
-//      that can no longer become valid (a complete but invalid one, or a prefix with a
-//      byte no request line may hold there, such as a TLS ClientHello sent to this
-//      plain-HTTP port) is refused at once, instead of after -header-timeout.
+//      exception is the start line: while the head is incomplete, a start line that can
+//      no longer become valid (a complete but invalid one, or a prefix with a byte no
+//      start line may hold there) is refused at once. A TLS ClientHello sent to this
+//      plain-HTTP port gets its 400 now, not a 408 after -header-timeout; an upstream
+//      that is not an HTTP server gets its client a 502 now, not after
+//      -response-timeout.
 // Calling it on every read is therefore cheap while the head is incomplete (the early
 // check reads at most max_request_line bytes).
 //
@@ -347,6 +349,24 @@ bool request_line_may_continue(std::string_view part) {
     return true;
 }
 
+// The same for a status line, as parse_status_line accepts it: "HTTP/1." ("0" / "1") SP
+// ("1"-"9") DIGIT DIGIT, then nothing or SP and a reason of field-value bytes.
+bool status_line_may_continue(std::string_view part) {
+    static constexpr std::string_view kStart = "HTTP/1.";
+    for (std::size_t i = 0; i < part.size(); ++i) {
+        const char c = part[i];
+        if (c == '\r' && i + 1 == part.size()) return i >= 12;
+        bool ok = i < kStart.size() ? c == kStart[i]
+                  : i == 7          ? c == '0' || c == '1'
+                  : i == 8 || i == 12 ? c == ' '
+                  : i == 9          ? c >= '1' && c <= '9'
+                  : i <= 11         ? is_digit(c)
+                                    : is_value_char(c);
+        if (!ok) return false;
+    }
+    return true;
+}
+
 // Status line (RFC 9112 section 4): HTTP-version SP 3DIGIT SP [reason].
 ParseResult parse_status_line(std::string_view line, ResponseHead& out) {
     if (line.size() < 12 || line.substr(0, 7) != "HTTP/1." || (line[7] != '0' && line[7] != '1') ||
@@ -465,18 +485,19 @@ ParseResult parse_lines(std::string_view in, const Extent& ext, Head& out, Reque
     return judge_framing(out, framing, request != nullptr);
 }
 
-// An incomplete request head whose start line is already wrong: Invalid now (see the
-// file comment), else Incomplete.
-ParseResult judge_early_start_line(std::string_view in, const Extent& ext, RequestHead& out) {
+// An incomplete head whose start line is already wrong: Invalid now (see the file
+// comment), else Incomplete. `start_line` parses a complete start line; `may_continue`
+// judges an unfinished one, which is refused with `status` and `why`.
+template <typename Head, typename StartLine>
+ParseResult judge_early_start_line(std::string_view in, const Extent& ext, Head& out, StartLine start_line,
+                                   bool (*may_continue)(std::string_view), int status, const char* why) {
     if (ext.lines > 0) {  // the start line is complete
         std::string_view line = in.substr(ext.begin, ext.line_end[0] - ext.begin);
         if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-        ParseResult r = parse_request_line(line, out);
+        ParseResult r = start_line(line, out);
         return r.status == ParseStatus::Invalid ? r : incomplete();
     }
-    if (ext.begin < in.size() && !request_line_may_continue(in.substr(ext.begin))) {
-        return invalid(400, "invalid request line");
-    }
+    if (ext.begin < in.size() && !may_continue(in.substr(ext.begin))) return invalid(status, why);
     return incomplete();
 }
 
@@ -485,7 +506,10 @@ ParseResult judge_early_start_line(std::string_view in, const Extent& ext, Reque
 ParseResult parse_request_head(std::string_view in, const HeadLimits& limits, RequestHead& out) {
     Extent ext;
     ParseResult found = locate_head(in, limits, true, limits.max_request_line, 414, ext);
-    if (found.status == ParseStatus::Incomplete) return judge_early_start_line(in, ext, out);
+    if (found.status == ParseStatus::Incomplete) {
+        return judge_early_start_line(in, ext, out, parse_request_line, request_line_may_continue, 400,
+                                      "invalid request line");
+    }
     if (found.status != ParseStatus::Complete) return found;
     reset_common(out);
     out.method = out.target = out.host = std::string_view();
@@ -507,6 +531,9 @@ ParseResult parse_response_head(std::string_view in, const HeadLimits& limits, R
         out.reason = std::string_view();
         ParseResult lines = parse_lines(in, ext, out, nullptr, parse_status_line);
         if (lines.status == ParseStatus::Invalid) r = lines;
+    } else if (r.status == ParseStatus::Incomplete) {
+        r = judge_early_start_line(in, ext, out, parse_status_line, status_line_may_continue, 502,
+                                   "invalid status line");
     }
     if (r.status == ParseStatus::Invalid) r.error_status = 502;
     return r;

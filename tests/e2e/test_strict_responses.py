@@ -9,7 +9,8 @@ whitespace before a colon, a bad status line, an invalid first chunk, ...) is an
 connection is closed, never pooled: the next request opens a new one. Invalid chunked
 framing after the response has started closes the client connection without the
 terminating chunk, so the answer never looks complete; that upstream connection is not
-pooled either."""
+pooled either. An upstream that is not an HTTP server (a status line that cannot become
+valid, before its head ends) is a 502 at once."""
 import os
 import sys
 
@@ -77,6 +78,17 @@ BAD_TAILS = {
     'mid-body-nul-in-trailer': b'0\r\nX-T: a\x00b\r\n\r\n',
 }
 
+# Not HTTP at all, and no end of head in sight (a target pointed at the wrong service):
+# the upstream then waits, so without the early check the client would wait for
+# -response-timeout (10 minutes by default).
+NOT_HTTP = {
+    'smtp-greeting': b'220 smtp.example.test ESMTP ready\r\n',
+    'ssh-banner': b'SSH-2.0-OpenSSH_9.2p1\r\n',
+    'http2-settings-frame': b'\x00\x00\x00\x04\x00\x00\x00\x00\x00',
+    'http2-status-line': b'HTTP/2 200\r\n',
+    'status-line-without-line-end': b'HTTP/1.1 2OO OK',
+}
+
 
 def raw_head(status_line, fields):
     lines = [status_line]
@@ -96,6 +108,8 @@ def script(target):
     if len(parts) == 3 and parts[1] == 'bad':
         status_line, fields, body = BAD_HEADS.get(parts[2]) or BAD_FIRST_CHUNK[parts[2]]
         return raw_head(status_line, fields) + body  # one write: head and body together
+    if len(parts) == 3 and parts[1] == 'not-http':
+        return NOT_HTTP[parts[2]]
     if len(parts) == 3 and parts[1] == 'tail':
         return [(0, STREAM_HEAD), (0.3, BAD_TAILS[parts[2]])]
     body = ('ok %s' % target).encode()
@@ -138,6 +152,18 @@ class StrictResponses(ProxyTestCase):
 
     def test_invalid_response_heads_are_502_over_plain_tcp(self):
         self.run_bad_heads(False)
+
+    def test_an_upstream_that_is_not_http_is_502_at_once(self):
+        for tls in (True, False):
+            up, proxy = self.start(tls)
+            for name in NOT_HTTP:
+                with self.subTest(name, tls=tls):
+                    before = len(up.requests)
+                    t0 = now()
+                    r = self.get(proxy, '/not-http/' + name)
+                    self.assertJsonError(r, 502)
+                    self.assertLess(now() - t0, 5)
+                    self.check_next_request_uses_a_new_connection(up, proxy, up.requests[before][0])
 
     def test_invalid_first_chunk_arriving_with_the_head_is_502(self):
         self.run_bad_heads(True, BAD_FIRST_CHUNK)

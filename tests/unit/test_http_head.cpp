@@ -334,12 +334,14 @@ TEST_CASE("request head: invalid heads get the right status, and no prefix is Co
     }
 }
 
-// The shortest prefix of `text` that parses as Invalid (text.size() + 1 if none does).
-std::size_t first_invalid_prefix(const std::string& text, int& status) {
-    RequestHead head;
+// The shortest prefix of `text` that parses as Invalid (text.size() + 1 if none does);
+// every shorter one must be Incomplete.
+template <typename Head, typename Parse>
+std::size_t first_invalid_prefix(const std::string& text, Parse parse, int& status) {
+    Head head;
     for (std::size_t k = 1; k <= text.size(); ++k) {
         ExactCopy prefix(std::string_view(text).substr(0, k));
-        ParseResult r = parse_req(prefix.view(), head);
+        ParseResult r = parse(prefix.view(), head, HeadLimits{});
         if (r.status == ParseStatus::Invalid) {
             status = r.error_status;
             return k;
@@ -375,7 +377,7 @@ TEST_CASE("request head: a start line that cannot become valid is refused before
     for (const Case& c : cases) {
         INFO(c.name);
         int status = 0;
-        CHECK(first_invalid_prefix(c.text, status) == c.refused_at);
+        CHECK(first_invalid_prefix<RequestHead>(c.text, parse_req, status) == c.refused_at);
         CHECK(status == c.status);
     }
 
@@ -517,6 +519,39 @@ TEST_CASE("response head: valid heads, whole and from every prefix") {
         CHECK(head.body_kind(true) == BodyKind::None);
         check_every_prefix<ResponseHead>(c.text, c.head_len, parse_resp);
     }
+}
+
+TEST_CASE("response head: a status line that cannot become valid is refused before the head ends") {
+    struct Case {
+        std::string name;
+        std::string text;
+        std::size_t refused_at;  // prefix length at which it is Invalid (502)
+    };
+    const std::vector<Case> cases = {
+        {"an SSH server", "SSH-2.0-OpenSSH_9.2p1\r\n", 1},
+        {"an SMTP server", "220 smtp.example.test ESMTP\r\n", 1},
+        {"an HTTP/2 SETTINGS frame", std::string("\x00\x00\x12\x04\x00\x00\x00\x00\x00", 9), 1},
+        {"HTTP/2 status line", "HTTP/2 200\r\n", 6},
+        {"HTTP/1.2", "HTTP/1.2 200 OK\r\n", 8},
+        {"status below 100", "HTTP/1.1 099 Odd\r\n", 10},
+        {"letter in the status", "HTTP/1.1 20x OK\r\n", 12},
+        {"no space after the status", "HTTP/1.1 200OK\r\n", 13},
+        {"control byte in the reason", "HTTP/1.1 200 O\x01K\r\n", 15},
+        {"bare CR in the reason", "HTTP/1.1 200 O\rK\r\n", 16},
+        {"CR before the status", "HTTP/1.1 20\r\n", 12},
+    };
+    for (const Case& c : cases) {
+        INFO(c.name);
+        int status = 0;
+        CHECK(first_invalid_prefix<ResponseHead>(c.text + "Content-Length: 0\r\n\r\n", parse_resp, status) ==
+              c.refused_at);
+        CHECK(status == 502);
+    }
+    // Never early for a line that can still become valid.
+    const std::string odd = "HTTP/1.0 999 \t odd\x80\xff reason\r\nContent-Length: 0\r\n\r\n";
+    check_every_prefix<ResponseHead>(odd, odd.size(), parse_resp);
+    const std::string bare = "HTTP/1.1 204\r\n\r\n";
+    check_every_prefix<ResponseHead>(bare, bare.size(), parse_resp);
 }
 
 TEST_CASE("response head: body kind follows RFC 9112 section 6.3") {
