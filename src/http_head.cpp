@@ -12,7 +12,7 @@
 //      that is not an HTTP server gets its client a 502 now, not after
 //      -response-timeout.
 // Calling it on every read is therefore cheap while the head is incomplete (the early
-// check reads at most max_request_line bytes).
+// check reads one start line at most, which the limits bound).
 //
 // What is Invalid, and with which status (responses: every Invalid is 502, because
 // the proxy answers its client with 502 whatever the upstream did wrong):
