@@ -84,6 +84,8 @@ bool is_tchar(char c) { return kTchar.in[static_cast<unsigned char>(c)]; }
 bool is_host_char(char c) { return kHostChar.in[static_cast<unsigned char>(c)]; }
 bool is_ows(char c) { return c == ' ' || c == '\t'; }
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
+// A request-target byte: visible ASCII (what RFC 3986 allows, '%' escapes unchecked).
+bool is_target_char(char c) { return static_cast<unsigned char>(c) >= 0x21 && static_cast<unsigned char>(c) <= 0x7e; }
 
 // field-vchar, SP and HTAB (RFC 9110 section 5.5): everything but CTLs and DEL.
 bool is_value_char(char c) {
@@ -282,8 +284,7 @@ ParseResult parse_request_line(std::string_view line, RequestHead& out) {
     out.method = line.substr(0, i);
     const std::size_t target_begin = ++i;
     while (i < line.size() && line[i] != ' ') {
-        unsigned char c = static_cast<unsigned char>(line[i]);
-        if (c < 0x21 || c > 0x7e) return invalid(400, "invalid byte in request target");
+        if (!is_target_char(line[i])) return invalid(400, "invalid byte in request target");
         ++i;
     }
     if (i == target_begin) return invalid(400, "empty request target");
@@ -337,7 +338,7 @@ bool request_line_may_continue(std::string_view part) {
             if (c == ' ' && i > start) {
                 at = Version;
                 start = i + 1;
-            } else if (static_cast<unsigned char>(c) < 0x21 || static_cast<unsigned char>(c) > 0x7e) {
+            } else if (!is_target_char(c)) {
                 return false;
             }
         } else {
