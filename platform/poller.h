@@ -1,14 +1,26 @@
-// The event-loop backend contract: level-triggered readiness on sockets.
+// The event-loop backend contract: level-triggered readiness on sockets, and a wake-up
+// that another thread or a signal handler can send.
 //
-// One implementation per OS, one file each, chosen by the build:
-//   platform/linux/poller_epoll.cpp   (Linux, epoll)
-//   kqueue (BSD/macOS) and IOCP+AFD poll (Windows) fit the same contract.
-// Backends only translate: an error or hang-up is reported as readable and writable,
-// so the owner's next read or write surfaces it as a value.
+// One implementation per OS, one file each, chosen by the build (platform/README.md).
+// Every backend keeps these promises, and tests/unit/test_poller.cpp checks them on each
+// backend the build has:
+//   - Level-triggered: a socket that is readable (or writable) is reported by every
+//     wait() while it stays so and its interest includes that bit.
+//   - modify() changes the interest at once: the next wait() reports only what is asked.
+//   - An error or a hang-up is reported as readable and writable (whatever the interest
+//     beyond kNone), so that the owner's next read or write surfaces it as a value.
+//   - After remove() returns, no later wait() reports that owner, even where the OS
+//     delivers cancellations late (completion ports): the backend drops them.
+//   - wake() makes the wait() in progress, or the next one, return with woken set.
+//     Wake-ups coalesce: several before one wait() are reported once.
+// Errors are values: add()/modify() say whether the OS took the change, and wait()
+// returns a failure of the backend itself (never an interruption by a signal, which is
+// a return with no events) as an error code for the loop to log and act on.
 #pragma once
 
 #include <cstdint>
 #include <memory>
+#include <string>
 
 #include "socket.h"
 
@@ -21,31 +33,31 @@ struct PollEvent {
     unsigned ready = kNone;  // kReadable | kWritable
 };
 
+struct PollWait {
+    int count = 0;       // events filled in
+    bool woken = false;  // wake() was called since the last wait() that said so
+    int error = 0;       // non-zero: the backend failed (platform error code); count is 0
+};
+
 class Poller {
 public:
-    static std::unique_ptr<Poller> create();
+    // nullptr and `error` set when the OS refuses (e.g. out of descriptors).
+    static std::unique_ptr<Poller> create(std::string& error);
     virtual ~Poller() = default;
 
-    // Registers `s` with the given interest; `owner` comes back in PollEvent.
+    // Registers `s` with the given interest; `owner` comes back in PollEvent. false when
+    // the OS refused (the socket is then not registered).
     virtual bool add(SocketHandle s, void* owner, unsigned interest) = 0;
+    // false when the OS refused; the previous interest may still be in force.
     virtual bool modify(SocketHandle s, void* owner, unsigned interest) = 0;
     // Must be called before the socket is closed.
     virtual void remove(SocketHandle s) = 0;
 
-    // Waits up to timeout_ms (-1: forever) and fills at most `cap` events.
-    // Returns the count (0 on timeout or interruption by a signal).
-    virtual int wait(PollEvent* events, int cap, int timeout_ms) = 0;
-};
+    // Thread-safe and async-signal-safe.
+    virtual void wake() = 0;
 
-// Wakes a Poller::wait() from another thread (resolver results, signals).
-// Registered with the poller like a socket; readable once notify() was called.
-class Waker {
-public:
-    static std::unique_ptr<Waker> create();
-    virtual ~Waker() = default;
-    virtual SocketHandle handle() const = 0;
-    virtual void notify() = 0;   // async-signal-safe and thread-safe
-    virtual void drain() = 0;    // consumes pending notifications
+    // Waits up to timeout_ms (-1: forever) and fills at most `cap` events.
+    virtual PollWait wait(PollEvent* events, int cap, int timeout_ms) = 0;
 };
 
 }  // namespace op

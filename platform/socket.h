@@ -72,7 +72,7 @@ int resolve(const std::string& host, std::uint16_t port, SockAddr* out, int cap,
 namespace sys {
 void ignore_sigpipe();
 // Calls handler(signal_number) from signal context on SIGINT/SIGTERM; the handler must
-// be async-signal-safe (e.g. Waker::notify).
+// be async-signal-safe (e.g. Poller::wake).
 void on_terminate_signal(void (*handler)(int));
 void raise_fd_limit();
 // Fixes the C library allocator's thresholds for giving memory back to the system (see

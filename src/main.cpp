@@ -90,9 +90,19 @@ int main(int argc, char** argv) {
     if (g_signals > 0)  // arrived before the loops existed: stop them now
         for (auto& s : servers) s->request_stop();
     op::log_line("Starting proxy server on %s", config.listen.text.c_str());
+    // A loop whose backend fails returns 1; the others are then stopped as by a signal,
+    // and the process exits with that status.
+    std::vector<int> status(workers, 0);
+    auto run_worker = [&servers, &status](unsigned i) {
+        status[i] = servers[i]->run();
+        if (status[i] != 0)
+            for (auto& s : servers) s->request_stop();
+    };
     std::vector<std::thread> threads;
-    for (unsigned i = 1; i < workers; ++i) threads.emplace_back([&servers, i] { servers[i]->run(); });
-    int status = servers[0]->run();
+    for (unsigned i = 1; i < workers; ++i) threads.emplace_back(run_worker, i);
+    run_worker(0);
     for (auto& t : threads) t.join();
-    return status;
+    for (int s : status)
+        if (s != 0) return s;
+    return 0;
 }

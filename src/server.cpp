@@ -33,22 +33,12 @@ private:
     SocketHandle fd_;
 };
 
-class Server::WakeHandler final : public Pollable {
-public:
-    explicit WakeHandler(Server& server) : server_(server) {}
-    void on_ready(unsigned) override { server_.on_wake(); }
-
-private:
-    Server& server_;
-};
-
 Server::Server(const Config& config, TlsClientContext& tls, std::atomic<std::size_t>& open_clients)
     : config_(config),
       tls_(tls),
       router_(config.targets, default_target_of(config)),
-      poller_(Poller::create()),
-      waker_(Waker::create()),
-      resolver_(*waker_),
+      poller_(Poller::create(poller_error_)),
+      resolver_(poller_.get()),
       pool_(pool_limits(config)),
       open_clients_(open_clients) {}
 
@@ -63,16 +53,18 @@ Server::~Server() {
 }
 
 bool Server::listen(std::uint16_t port, bool shared, std::string& error) {
-    if (!poller_ || !waker_) {
-        error = "cannot create the event loop";
+    if (!poller_) {
+        error = "cannot create the event loop: " + poller_error_;
         return false;
     }
     SocketHandle fd = net::listen_tcp(config_.listen.host, port, 1024, shared, error);
     if (fd == kInvalidSocket) return false;
     listener_ = std::make_unique<Listener>(*this, fd);
-    wake_handler_ = std::make_unique<WakeHandler>(*this);
-    poller_->add(fd, listener_.get(), kReadable);
-    poller_->add(waker_->handle(), wake_handler_.get(), kReadable);
+    if (!poller_->add(fd, listener_.get(), kReadable)) {
+        error = "cannot watch the listening socket";
+        listener_.reset();
+        return false;
+    }
     return true;
 }
 
@@ -80,7 +72,7 @@ std::uint16_t Server::port() const { return listener_ ? net::local_port(listener
 
 void Server::request_stop() {
     stop_requests_.fetch_add(1);
-    waker_->notify();
+    poller_->wake();
 }
 
 char* Server::scratch(std::size_t n) {
@@ -166,7 +158,6 @@ void Server::accept_clients() {
 }
 
 void Server::on_wake() {
-    waker_->drain();
     for (Resolution& res : resolver_.take_results(now_ms_)) {
         auto it = resolving_.find(res.request_id);
         if (it == resolving_.end()) continue;  // the asker went away meanwhile
@@ -221,9 +212,15 @@ int Server::run() {
     for (;;) {
         int timeout = static_cast<int>(next_tick_ms_ - now_ms_);
         if (timeout < 0) timeout = 0;
-        int n = poller_->wait(events, 256, timeout);
+        PollWait w = poller_->wait(events, 256, timeout);
         now_ms_ = sys::monotonic_ms();
-        for (int i = 0; i < n; ++i) {
+        if (w.error != 0) {
+            // The backend itself failed (not an interruption): nothing can be served.
+            log_line("Error: event loop failed: %s", net::error_text(w.error).c_str());
+            return 1;
+        }
+        if (w.woken) on_wake();
+        for (int i = 0; i < w.count; ++i) {
             auto* p = static_cast<Pollable*>(events[i].owner);
             if (!p->closed) p->on_ready(events[i].ready);  // closed earlier in this batch: skip
         }

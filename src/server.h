@@ -79,7 +79,6 @@ public:
 
 private:
     class Listener;
-    class WakeHandler;
     void accept_clients();
     void on_wake();
     void check_deadlines();
@@ -91,11 +90,10 @@ private:
     TlsClientContext& tls_;
     Router router_;
     std::unique_ptr<Poller> poller_;
-    std::unique_ptr<Waker> waker_;
+    std::string poller_error_;  // why poller_ is null
     Resolver resolver_;
     IdlePool<UpstreamConn> pool_;
     std::unique_ptr<Listener> listener_;
-    std::unique_ptr<WakeHandler> wake_handler_;
     std::unordered_map<std::uint64_t, UpstreamConn*> resolving_;
     Pollable* live_ = nullptr;          // intrusive list head
     std::vector<Pollable*> graveyard_;

@@ -1,7 +1,9 @@
-// Linux backend of platform/poller.h: level-triggered epoll, eventfd waker.
+// Linux backend of platform/poller.h: level-triggered epoll; wake() writes an eventfd
+// registered in the same epoll set.
 #include "poller.h"
 
 #include <cerrno>
+#include <cstring>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -15,30 +17,48 @@ unsigned to_epoll(unsigned interest) {
 
 class EpollPoller final : public Poller {
 public:
-    EpollPoller() : epfd_(epoll_create1(EPOLL_CLOEXEC)) {}
+    EpollPoller(int epfd, int wakefd) : epfd_(epfd), wakefd_(wakefd) {}
     ~EpollPoller() override {
-        if (epfd_ >= 0) ::close(epfd_);
+        ::close(wakefd_);
+        ::close(epfd_);
     }
-    bool ok() const { return epfd_ >= 0; }
 
     bool add(SocketHandle s, void* owner, unsigned interest) override { return ctl(EPOLL_CTL_ADD, s, owner, interest); }
     bool modify(SocketHandle s, void* owner, unsigned interest) override { return ctl(EPOLL_CTL_MOD, s, owner, interest); }
     void remove(SocketHandle s) override { epoll_ctl(epfd_, EPOLL_CTL_DEL, static_cast<int>(s), nullptr); }
 
-    int wait(PollEvent* events, int cap, int timeout_ms) override {
+    void wake() override {
+        std::uint64_t one = 1;
+        ssize_t r = ::write(wakefd_, &one, sizeof one);
+        (void)r;  // EAGAIN: the counter is saturated, so a wake-up is pending anyway
+    }
+
+    PollWait wait(PollEvent* events, int cap, int timeout_ms) override {
         epoll_event raw[256];
         if (cap > 256) cap = 256;
+        PollWait out;
         int n = epoll_wait(epfd_, raw, cap, timeout_ms);
-        if (n < 0) return 0;  // EINTR: the caller re-checks its state
+        if (n < 0) {
+            if (errno != EINTR) out.error = errno;
+            return out;
+        }
         for (int i = 0; i < n; ++i) {
+            if (raw[i].data.ptr == this) {  // the eventfd: see create()
+                std::uint64_t v;
+                while (::read(wakefd_, &v, sizeof v) > 0) {
+                }
+                out.woken = true;
+                continue;
+            }
             unsigned ready = 0;
             // Errors and hang-ups surface through the next read or write.
             if (raw[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) ready |= kReadable;
             if (raw[i].events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) ready |= kWritable;
-            events[i].owner = raw[i].data.ptr;
-            events[i].ready = ready;
+            events[out.count].owner = raw[i].data.ptr;
+            events[out.count].ready = ready;
+            ++out.count;
         }
-        return n;
+        return out;
     }
 
 private:
@@ -49,38 +69,32 @@ private:
         return epoll_ctl(epfd_, op, static_cast<int>(s), &ev) == 0;
     }
     int epfd_;
-};
-
-class EventFdWaker final : public Waker {
-public:
-    EventFdWaker() : fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {}
-    ~EventFdWaker() override {
-        if (fd_ >= 0) ::close(fd_);
-    }
-    SocketHandle handle() const override { return fd_; }
-    void notify() override {
-        std::uint64_t one = 1;
-        ssize_t r = ::write(fd_, &one, sizeof one);
-        (void)r;  // EAGAIN means a notification is already pending
-    }
-    void drain() override {
-        std::uint64_t v;
-        while (::read(fd_, &v, sizeof v) > 0) {
-        }
-    }
-
-private:
-    int fd_;
+    int wakefd_;
 };
 
 }  // namespace
 
-std::unique_ptr<Poller> Poller::create() {
-    auto p = std::make_unique<EpollPoller>();
-    if (!p->ok()) return nullptr;
+std::unique_ptr<Poller> Poller::create(std::string& error) {
+    int epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (epfd < 0) {
+        error = std::string("epoll_create1: ") + std::strerror(errno);
+        return nullptr;
+    }
+    int wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (wakefd < 0) {
+        error = std::string("eventfd: ") + std::strerror(errno);
+        ::close(epfd);
+        return nullptr;
+    }
+    auto p = std::make_unique<EpollPoller>(epfd, wakefd);
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.ptr = p.get();  // no owner is the poller itself
+    if (epoll_ctl(epfd, EPOLL_CTL_ADD, wakefd, &ev) != 0) {
+        error = std::string("epoll_ctl(eventfd): ") + std::strerror(errno);
+        return nullptr;
+    }
     return p;
 }
-
-std::unique_ptr<Waker> Waker::create() { return std::make_unique<EventFdWaker>(); }
 
 }  // namespace op
