@@ -43,6 +43,10 @@ namespace net {
 // sets error text on failure.
 SocketHandle listen_tcp(const std::string& host, std::uint16_t port, int backlog, bool shared,
                         std::string& error);
+// Whether SO_REUSEPORT spreads incoming connections over every socket bound to the
+// port (Linux does). Where it does not (macOS, the BSDs; Windows has no such option),
+// workers share one listening socket instead of binding one each.
+bool reuseport_balances();
 // Non-blocking accept; WouldBlock when none pending; Error with error==EMFILE-class
 // reported via is_fd_exhaustion().
 IoResult accept(SocketHandle listener, SocketHandle* out);

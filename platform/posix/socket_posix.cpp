@@ -90,6 +90,8 @@ bool SockAddr::is_internal() const {
 
 namespace net {
 
+bool reuseport_balances() { return true; }  // Linux: see socket.h
+
 SocketHandle listen_tcp(const std::string& host, std::uint16_t port, int backlog, bool shared,
                         std::string& error) {
     addrinfo hints{};
