@@ -27,9 +27,13 @@ Resolver::Answer Resolver::lookup(std::uint64_t request_id, const std::string& h
         out.error = it->second.error;
         return Answer::Ready;
     }
+    auto [wait, first] = waiting_.try_emplace(key);
+    wait->second.push_back(request_id);
+    if (!first) return Answer::Pending;  // already asked: share that answer
+    ++lookup_count_;
     {
         std::lock_guard<std::mutex> lock(shared_->mu);
-        shared_->jobs.push_back({request_id, host, port});
+        shared_->jobs.push_back({std::move(key), host, port});
         if (!shared_->started) {
             shared_->started = true;
             std::thread(thread_main, shared_).detach();
@@ -46,11 +50,14 @@ std::vector<Resolution> Resolver::take_results(std::int64_t now_ms) {
         done.swap(shared_->done);
     }
     std::vector<Resolution> out;
-    out.reserve(done.size());
     for (auto& d : done) {
-        std::int64_t ttl = d.result.addresses.empty() ? kFailureTtlMs : kCacheTtlMs;
-        cache_[d.key] = {d.result.addresses, d.result.error, now_ms + ttl};
-        out.push_back(std::move(d.result));
+        std::int64_t ttl = d.addresses.empty() ? kFailureTtlMs : kCacheTtlMs;
+        auto wait = waiting_.find(d.key);
+        if (wait != waiting_.end()) {
+            for (std::uint64_t id : wait->second) out.push_back({id, d.addresses, d.error});
+            waiting_.erase(wait);
+        }
+        cache_[d.key] = {std::move(d.addresses), std::move(d.error), now_ms + ttl};
     }
     if (cache_.size() > 4096) {  // bound: drop expired entries, then everything if still large
         for (auto it = cache_.begin(); it != cache_.end();)
@@ -69,11 +76,10 @@ void Resolver::thread_main(std::shared_ptr<Shared> shared) {
         shared->jobs.pop_front();
         lock.unlock();
         Done d;
-        d.key = cache_key(job.host, job.port);
-        d.result.request_id = job.request_id;
+        d.key = std::move(job.key);
         SockAddr addrs[kMaxAddresses];
-        int n = net::resolve(job.host, job.port, addrs, kMaxAddresses, d.result.error);
-        d.result.addresses.assign(addrs, addrs + n);
+        int n = net::resolve(job.host, job.port, addrs, kMaxAddresses, d.error);
+        d.addresses.assign(addrs, addrs + n);
         lock.lock();
         if (shared->stop) return;
         shared->done.push_back(std::move(d));

@@ -1,12 +1,13 @@
 // Name resolution off the event loop.
 //
-// lookup() answers at once from the cache or for IP literals; otherwise it queues the
-// name for the resolver thread (one per Resolver, started lazily) and returns
-// Pending. When the thread is done it posts the result and calls Poller::wake();
-// the loop then calls take_results() and hands each answer to whoever asked, by
-// request id (an asker that went away is simply not found). Answers are cached for
-// kCacheTtl, failures for a shorter time, so a burst of requests to one host costs
-// one lookup.
+// lookup() answers at once from the cache; otherwise it queues the name for the
+// resolver thread (one per Resolver, started lazily) and returns Pending. Lookups of
+// one host:port already in flight are shared: the later askers wait for the same
+// answer, so a burst of requests to a name not yet cached costs one system lookup.
+// When the thread is done it posts the result and calls Poller::wake(); the loop then
+// calls take_results() and hands one Resolution to each asker, by request id (an asker
+// that went away is simply not found). Answers are cached for kCacheTtlMs, failures for
+// kFailureTtlMs.
 #pragma once
 
 #include <condition_variable>
@@ -47,18 +48,23 @@ public:
     Answer lookup(std::uint64_t request_id, const std::string& host, std::uint16_t port, std::int64_t now_ms,
                   Resolution& out);
 
-    // Completed lookups since the last call (loop thread only); also fills the cache.
+    // Completed lookups since the last call, one per asker (loop thread only); also
+    // fills the cache.
     std::vector<Resolution> take_results(std::int64_t now_ms);
+
+    // System lookups started so far (for tests: shared lookups count once).
+    std::uint64_t lookup_count() const { return lookup_count_; }
 
 private:
     struct Job {
-        std::uint64_t request_id;
+        std::string key;
         std::string host;
         std::uint16_t port;
     };
     struct Done {
-        Resolution result;
         std::string key;
+        std::vector<SockAddr> addresses;
+        std::string error;
     };
     struct CacheEntry {
         std::vector<SockAddr> addresses;
@@ -78,7 +84,10 @@ private:
     };
     static void thread_main(std::shared_ptr<Shared> shared);
 
-    std::unordered_map<std::string, CacheEntry> cache_;  // loop thread only
+    // Loop thread only.
+    std::unordered_map<std::string, CacheEntry> cache_;
+    std::unordered_map<std::string, std::vector<std::uint64_t>> waiting_;  // key -> askers
+    std::uint64_t lookup_count_ = 0;
     std::shared_ptr<Shared> shared_ = std::make_shared<Shared>();
 };
 
