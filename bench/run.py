@@ -59,6 +59,7 @@ AUTH = "Bearer sk-bench-0000000000000000000000000000000000000000000000000000"
 
 PROXY_LABELS = {
     "op1": "openai-proxy, 1 worker",
+    "op1-base": "openai-proxy, 1 worker, base build (--base-binary)",
     "op1-pool20": "openai-proxy, 1 worker, the original's pool caps (100/20)",
     "opN": "openai-proxy, default workers",
     "nginx": "nginx, 1 worker",
@@ -557,6 +558,8 @@ class Bench:
         port = free_port()
         ca = f"{self.certdir}/ca.pem"
         if kind.startswith("op"):
+            if kind == "op1-base":
+                binary = self.a.base_binary
             argv = [binary or self.a.binary, f"-listen=127.0.0.1:{port}",
                     f"-default-target=https://127.0.0.1:{up_port}", f"-ca-file={ca}",
                     "-workers=" + ("0" if kind == "opN" else "1"), "-shutdown-grace=1s",
@@ -1117,6 +1120,10 @@ def run(args):
     t_begin = time.monotonic()
     budget = args.budget_minutes * 60.0
     proxies = [p for p in args.proxies.split(",") if p]
+    if args.base_binary and "op1-base" not in proxies:
+        proxies.insert(1, "op1-base")
+    if "op1-base" in proxies and not args.base_binary:
+        die("op1-base needs --base-binary")
     peers = [p for p in proxies if p in ("nginx", "haproxy")]
     one_thread = [p for p in proxies if p in ("op1", "nginx", "haproxy")]
     workloads = set(args.only.split(",")) if args.only else {"static", "post", "body", "sse", "abort", "hold"}
@@ -1184,7 +1191,7 @@ def run(args):
                     f"no request yet.)\n")
 
         # ---------------- small POST + 1 MiB bodies (nginx upstream) ----------------
-        post_kinds = [k for k in ("op1", "op1-pool20", "opN", "nginx", "haproxy", "direct") if k in proxies]
+        post_kinds = [k for k in ("op1", "op1-base", "op1-pool20", "opN", "nginx", "haproxy", "direct") if k in proxies]
         if ("post" in workloads or "body" in workloads):
             if not hasattr(bench, "upstream"):
                 bench.start_upstream_nginx()
@@ -1270,7 +1277,7 @@ def run(args):
                 svc.stop()
 
         # ---------------- SSE latency, abort, hold (SSE upstream: bench/sse_tool.c) ----------------
-        sse_kinds = [k for k in ("op1", "nginx", "haproxy", "direct") if k in proxies or k == "direct"]
+        sse_kinds = [k for k in ("op1", "op1-base", "nginx", "haproxy", "direct") if k in proxies or k == "direct"]
         if "sse" in workloads or "abort" in workloads:
             bench.start_sse_server()
             services = {k: bench.start(k, bench.sse_port) for k in sse_kinds}
@@ -1452,6 +1459,9 @@ def main():
     ap.add_argument("--static-binary", default=f"{REPO}/dist/linux_amd64/openai-proxy",
                     help="static release binary whose stripped size is reported (default: %(default)s)")
     ap.add_argument("--out", help="also write the Markdown report here")
+    ap.add_argument("--base-binary", default=None,
+                    help="a second openai-proxy build (e.g. the previous revision) measured beside "
+                         "--binary in the same run, as 'op1-base' (1 worker, same settings)")
     ap.add_argument("--proxies", default="op1,op1-pool20,opN,nginx,haproxy,direct",
                     help="which to run (default: %(default)s)")
     ap.add_argument("--only", help="workloads, comma-separated: static,post,body,sse,abort,hold (default: all)")
