@@ -50,48 +50,17 @@
 
 #include <cstring>
 
+#include "http_chars.h"
+
 namespace op {
 namespace {
 
-struct CharClass {
-    bool in[256] = {};
-};
-
-// RFC 9110 section 5.6.2: tchar.
-constexpr CharClass make_tchar() {
-    CharClass t;
-    for (int c = '0'; c <= '9'; ++c) t.in[c] = true;
-    for (int c = 'a'; c <= 'z'; ++c) t.in[c] = true;
-    for (int c = 'A'; c <= 'Z'; ++c) t.in[c] = true;
-    for (char c : std::string_view("!#$%&'*+-.^_`|~")) t.in[static_cast<unsigned char>(c)] = true;
-    return t;
-}
-
-// Bytes that may appear in a Host value: uri-host (reg-name, IP literal) and port.
-constexpr CharClass make_host_char() {
-    CharClass t;
-    for (int c = '0'; c <= '9'; ++c) t.in[c] = true;
-    for (int c = 'a'; c <= 'z'; ++c) t.in[c] = true;
-    for (int c = 'A'; c <= 'Z'; ++c) t.in[c] = true;
-    for (char c : std::string_view("-._~!$&'()*+,;=:[]%")) t.in[static_cast<unsigned char>(c)] = true;
-    return t;
-}
-
-constexpr CharClass kTchar = make_tchar();
-constexpr CharClass kHostChar = make_host_char();
-
-bool is_tchar(char c) { return kTchar.in[static_cast<unsigned char>(c)]; }
-bool is_host_char(char c) { return kHostChar.in[static_cast<unsigned char>(c)]; }
-bool is_ows(char c) { return c == ' ' || c == '\t'; }
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
-// A request-target byte: visible ASCII (what RFC 3986 allows, '%' escapes unchecked).
-bool is_target_char(char c) { return static_cast<unsigned char>(c) >= 0x21 && static_cast<unsigned char>(c) <= 0x7e; }
-
-// field-vchar, SP and HTAB (RFC 9110 section 5.5): everything but CTLs and DEL.
-bool is_value_char(char c) {
-    unsigned char u = static_cast<unsigned char>(c);
-    return u == '\t' || (u >= 0x20 && u != 0x7f);
-}
+using http_chars::is_digit;
+using http_chars::is_host_char;
+using http_chars::is_ows;
+using http_chars::is_target_char;
+using http_chars::is_tchar;
+using http_chars::is_value_char;
 
 // True if every byte of v is a field value byte. Eight bytes at a time: a word with
 // no byte below 0x20 and none equal to 0x7f is fine as it is; only a word that has
@@ -120,25 +89,12 @@ bool all_value_chars(std::string_view v) {
     return true;
 }
 
-// ASCII lower case by table: two loads per compared byte instead of two range checks.
-struct LowerTable {
-    char of[256] = {};
-};
-constexpr LowerTable make_lower() {
-    LowerTable t;
-    for (int c = 0; c < 256; ++c) t.of[c] = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
-    return t;
-}
-constexpr LowerTable kLower = make_lower();
-
-char lower(char c) { return kLower.of[static_cast<unsigned char>(c)]; }
-
 // iequals(), visible to the inliner: the parser compares every field name with a few
 // constants, and most comparisons end at the length check.
 inline bool same_ci(std::string_view a, std::string_view b) {
     if (a.size() != b.size()) return false;
     for (std::size_t i = 0; i < a.size(); ++i) {
-        if (lower(a[i]) != lower(b[i])) return false;
+        if (http_chars::to_lower(a[i]) != http_chars::to_lower(b[i])) return false;
     }
     return true;
 }
