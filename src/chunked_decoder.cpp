@@ -194,14 +194,4 @@ ChunkedDecoder::Step ChunkedDecoder::feed(std::string_view in) {
     return step;
 }
 
-std::size_t chunk_header(char* out, std::size_t payload_len) {
-    static constexpr char kHex[] = "0123456789abcdef";
-    std::size_t digits = 1;
-    for (std::size_t v = payload_len >> 4; v != 0; v >>= 4) ++digits;
-    for (std::size_t i = digits; i-- > 0; payload_len >>= 4) out[i] = kHex[payload_len & 0xf];
-    out[digits] = '\r';
-    out[digits + 1] = '\n';
-    return digits + 2;
-}
-
 }  // namespace op
