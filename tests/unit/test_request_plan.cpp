@@ -11,6 +11,7 @@
 #include "http_head.h"
 #include "request_plan.h"
 #include "router.h"
+#include "target_spec.h"
 
 using op::BodyKind;
 using op::Config;
@@ -20,12 +21,7 @@ using op::Target;
 
 namespace {
 
-Target target(const char* spec) {
-    Target t;
-    std::string error;
-    REQUIRE(op::parse_target(spec, t, error));
-    return t;
-}
+using test::target;
 
 // A configuration with -targets oa:api.openai.com,azure:x.openai.azure.com, no default
 // target unless given, and the router the server would build from it.
