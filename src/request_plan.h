@@ -51,7 +51,8 @@ struct RequestPlan {
 
 // Plans `head` into `plan`, reusing its storage (pool_key's capacity; target is
 // move-assigned from the route). Returns true to forward, false when plan.refusal
-// holds the error to answer. Allocates no more than routing itself does.
+// holds the error to answer. A forwarded request allocates no more than routing itself
+// does (Router::route); a refusal also allocates its message.
 bool plan_request(const RequestHead& head, const Config& config, const Router& router, RequestPlan& plan);
 
 }  // namespace op
