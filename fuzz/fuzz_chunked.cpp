@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "chunked_decoder.h"
+#include "http_writer.h"
 
 namespace {
 
@@ -72,8 +73,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     require(whole.payload == pieces.payload);
     if (whole.status == op::ChunkedDecoder::Status::Done) require(whole.consumed == pieces.consumed);
 
-    char hdr[18];
+    char hdr[op::kMaxChunkHeader];
     std::size_t len = op::chunk_header(hdr, size);
-    require(len >= 3 && len <= 18 && hdr[len - 2] == '\r' && hdr[len - 1] == '\n');
+    require(len >= 3 && len <= op::kMaxChunkHeader && hdr[len - 2] == '\r' && hdr[len - 1] == '\n');
     return 0;
 }

@@ -6,36 +6,14 @@
 // caller's bytes, as large as the chunk and the input allow.
 #include "chunked_decoder.h"
 
+#include "http_chars.h"
+
 namespace op {
 namespace {
-
-int hex_value(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-bool is_ows(char c) { return c == ' ' || c == '\t'; }
-
-// RFC 9110 section 5.6.2: tchar.
-bool is_tchar(char c) {
-    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return true;
-    switch (c) {
-        case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
-        case '-': case '.': case '^': case '_': case '`': case '|': case '~':
-            return true;
-        default:
-            return false;
-    }
-}
-
-// field-vchar, SP and HTAB: everything but CTLs and DEL (obs-text allowed).
-bool is_value_char(char c) {
-    unsigned char u = static_cast<unsigned char>(c);
-    return u == '\t' || (u >= 0x20 && u != 0x7f);
-}
-
+using http_chars::hex_value;
+using http_chars::is_ows;
+using http_chars::is_tchar;
+using http_chars::is_value_char;
 }  // namespace
 
 bool ChunkedDecoder::fail(const char* why) {
@@ -214,16 +192,6 @@ ChunkedDecoder::Step ChunkedDecoder::feed(std::string_view in) {
     step.status = state_ == State::Done ? Status::Done : Status::NeedMore;
     step.consumed = pos;
     return step;
-}
-
-std::size_t chunk_header(char* out, std::size_t payload_len) {
-    static constexpr char kHex[] = "0123456789abcdef";
-    std::size_t digits = 1;
-    for (std::size_t v = payload_len >> 4; v != 0; v >>= 4) ++digits;
-    for (std::size_t i = digits; i-- > 0; payload_len >>= 4) out[i] = kHex[payload_len & 0xf];
-    out[digits] = '\r';
-    out[digits + 1] = '\n';
-    return digits + 2;
 }
 
 }  // namespace op

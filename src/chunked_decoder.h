@@ -20,6 +20,10 @@
 #include <cstdint>
 #include <string_view>
 
+// Transitional: client_conn.cpp still frames chunks with chunk_header(), kLastChunk and
+// kChunkTrailerCrlf, which moved to the writer; drop this once it calls write_chunk().
+#include "http_writer.h"
+
 namespace op {
 
 class ChunkedDecoder {
@@ -65,11 +69,5 @@ private:
     std::uint64_t remaining_ = 0;  // payload bytes left in the current chunk
     const char* error_ = "";
 };
-
-// Chunked writer: the framing of one chunk around `payload_len` bytes of payload.
-// Writes "<hex>\r\n" into out (at least 18 bytes) and returns its length.
-std::size_t chunk_header(char* out, std::size_t payload_len);
-inline constexpr std::string_view kChunkTrailerCrlf = "\r\n";
-inline constexpr std::string_view kLastChunk = "0\r\n\r\n";
 
 }  // namespace op

@@ -1,6 +1,7 @@
 #include "error_response.h"
 
-#include <cstdio>
+#include "byte_buffer.h"
+#include "http_writer.h"
 
 namespace op {
 
@@ -25,36 +26,41 @@ const char* reason_phrase(int status) {
     }
 }
 
-void append_json_escaped(std::string& out, std::string_view s) {
+namespace {
+bool needs_escape(unsigned char c) { return c == '"' || c == '\\' || c < 0x20 || c == 0x7f; }
+}  // namespace
+
+std::size_t json_escaped_size(std::string_view s) {
+    std::size_t n = s.size();
     for (unsigned char c : s) {
+        if (needs_escape(c)) n += c == '"' || c == '\\' ? 1 : 5;  // a backslash, or "\u00XX" for one byte
+    }
+    return n;
+}
+
+void append_json_escaped(ByteBuffer& out, std::string_view s) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::size_t run = 0;  // start of the bytes not yet written
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        const unsigned char c = static_cast<unsigned char>(s[i]);
+        if (!needs_escape(c)) continue;
+        out.append(s.data() + run, i - run);
+        run = i + 1;
         if (c == '"' || c == '\\') {
-            out += '\\';
-            out += static_cast<char>(c);
-        } else if (c < 0x20 || c == 0x7f) {
-            char esc[8];
-            std::snprintf(esc, sizeof esc, "\\u%04x", c);
-            out += esc;
+            const char esc[2] = {'\\', static_cast<char>(c)};
+            out.append(esc, sizeof esc);
         } else {
-            out += static_cast<char>(c);
+            const char esc[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0xf]};
+            out.append(esc, sizeof esc);
         }
     }
+    out.append(s.data() + run, s.size() - run);
 }
 
 std::string render_error_response(const ProxyError& e, bool close) {
-    std::string body = "{\"error\":{\"message\":\"";
-    append_json_escaped(body, e.message);
-    body += "\",\"type\":\"";
-    append_json_escaped(body, e.type);
-    body += "\",\"code\":\"";
-    append_json_escaped(body, e.code);
-    body += "\"}}\n";
-    char head[256];
-    int n = std::snprintf(head, sizeof head,
-                          "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n%s\r\n",
-                          e.status, reason_phrase(e.status), body.size(), close ? "Connection: close\r\n" : "");
-    std::string out(head, static_cast<std::size_t>(n));
-    out += body;
-    return out;
+    ByteBuffer out;
+    write_error_response(out, e, close);
+    return std::string(out.view());
 }
 
 }  // namespace op

@@ -1,11 +1,16 @@
 // Responses the proxy itself produces. Every one carries an OpenAI-style JSON body,
 // {"error":{"message":...,"type":...,"code":...}}, so SDKs show the real cause.
+// The bytes are written by write_error_response() (http_writer.h); this file holds what
+// they are made of: the error, its reason phrase and JSON string escaping.
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <string_view>
 
 namespace op {
+
+class ByteBuffer;
 
 struct ProxyError {
     int status;              // 400, 403, 404, 413, 431, 502, 504, ...
@@ -14,11 +19,16 @@ struct ProxyError {
     std::string message;     // one line for humans; never internals
 };
 
-// The full HTTP/1.1 response (head and body). `close` adds "Connection: close".
+// The full HTTP/1.1 response (head and body) as a string; `close` adds
+// "Connection: close". Transitional: the same bytes as write_error_response(), for
+// callers not yet writing into their ByteBuffer.
 std::string render_error_response(const ProxyError& e, bool close);
 
-// JSON string escaping (quotes not included).
-void append_json_escaped(std::string& out, std::string_view s);
+// JSON string escaping (quotes not included): '"' and '\' get a backslash, control
+// bytes and DEL become \u00XX (lower-case hex); every other byte passes unchanged.
+void append_json_escaped(ByteBuffer& out, std::string_view s);
+// The length append_json_escaped() writes for `s`.
+std::size_t json_escaped_size(std::string_view s);
 
 const char* reason_phrase(int status);
 

@@ -37,8 +37,10 @@
 //        max_fields fields, one field line longer than max_field_line.
 //   501  request Transfer-Encoding naming any coding other than chunked (gzip,
 //        identity, "chunked;ext", ...): a coding we do not implement.
-//   505  request version "HTTP/x.y" other than 1.0 and 1.1 (the HTTP/2 preface
-//        "PRI * HTTP/2.0" included).
+//   505  request version "HTTP/x.y" with a major version other than 1 (HTTP/2.0,
+//        HTTP/3.0, the HTTP/2 preface "PRI * HTTP/2.0" included).
+// Versions: "HTTP/1.2" to "HTTP/1.9" (requests and responses) are taken as HTTP/1.1
+// (version_minor 1), as RFC 9112 section 2.3 asks of a recipient that implements 1.1.
 // Ignored: "Expect: 100-continue" in an HTTP/1.0 request (RFC 9110 section 10.1.1).
 // Accepted leniently: bare LF line endings; empty lines before a request line (RFC
 // 9112 section 2.2; they count in `consumed` and in max_head_bytes); identical
@@ -50,48 +52,17 @@
 
 #include <cstring>
 
+#include "http_chars.h"
+
 namespace op {
 namespace {
 
-struct CharClass {
-    bool in[256] = {};
-};
-
-// RFC 9110 section 5.6.2: tchar.
-constexpr CharClass make_tchar() {
-    CharClass t;
-    for (int c = '0'; c <= '9'; ++c) t.in[c] = true;
-    for (int c = 'a'; c <= 'z'; ++c) t.in[c] = true;
-    for (int c = 'A'; c <= 'Z'; ++c) t.in[c] = true;
-    for (char c : std::string_view("!#$%&'*+-.^_`|~")) t.in[static_cast<unsigned char>(c)] = true;
-    return t;
-}
-
-// Bytes that may appear in a Host value: uri-host (reg-name, IP literal) and port.
-constexpr CharClass make_host_char() {
-    CharClass t;
-    for (int c = '0'; c <= '9'; ++c) t.in[c] = true;
-    for (int c = 'a'; c <= 'z'; ++c) t.in[c] = true;
-    for (int c = 'A'; c <= 'Z'; ++c) t.in[c] = true;
-    for (char c : std::string_view("-._~!$&'()*+,;=:[]%")) t.in[static_cast<unsigned char>(c)] = true;
-    return t;
-}
-
-constexpr CharClass kTchar = make_tchar();
-constexpr CharClass kHostChar = make_host_char();
-
-bool is_tchar(char c) { return kTchar.in[static_cast<unsigned char>(c)]; }
-bool is_host_char(char c) { return kHostChar.in[static_cast<unsigned char>(c)]; }
-bool is_ows(char c) { return c == ' ' || c == '\t'; }
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
-// A request-target byte: visible ASCII (what RFC 3986 allows, '%' escapes unchecked).
-bool is_target_char(char c) { return static_cast<unsigned char>(c) >= 0x21 && static_cast<unsigned char>(c) <= 0x7e; }
-
-// field-vchar, SP and HTAB (RFC 9110 section 5.5): everything but CTLs and DEL.
-bool is_value_char(char c) {
-    unsigned char u = static_cast<unsigned char>(c);
-    return u == '\t' || (u >= 0x20 && u != 0x7f);
-}
+using http_chars::is_digit;
+using http_chars::is_host_char;
+using http_chars::is_ows;
+using http_chars::is_target_char;
+using http_chars::is_tchar;
+using http_chars::is_value_char;
 
 // True if every byte of v is a field value byte. Eight bytes at a time: a word with
 // no byte below 0x20 and none equal to 0x7f is fine as it is; only a word that has
@@ -120,25 +91,12 @@ bool all_value_chars(std::string_view v) {
     return true;
 }
 
-// ASCII lower case by table: two loads per compared byte instead of two range checks.
-struct LowerTable {
-    char of[256] = {};
-};
-constexpr LowerTable make_lower() {
-    LowerTable t;
-    for (int c = 0; c < 256; ++c) t.of[c] = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
-    return t;
-}
-constexpr LowerTable kLower = make_lower();
-
-char lower(char c) { return kLower.of[static_cast<unsigned char>(c)]; }
-
 // iequals(), visible to the inliner: the parser compares every field name with a few
 // constants, and most comparisons end at the length check.
 inline bool same_ci(std::string_view a, std::string_view b) {
     if (a.size() != b.size()) return false;
     for (std::size_t i = 0; i < a.size(); ++i) {
-        if (lower(a[i]) != lower(b[i])) return false;
+        if (http_chars::to_lower(a[i]) != http_chars::to_lower(b[i])) return false;
     }
     return true;
 }
@@ -164,6 +122,11 @@ void for_each_element(std::string_view list, F f) {
 bool starts_with_ci(std::string_view s, std::string_view prefix) {
     return s.size() >= prefix.size() && same_ci(s.substr(0, prefix.size()), prefix);
 }
+
+// The minor version of "HTTP/1.<digit>" as the proxy treats it: 0, or 1 for 1 and above.
+// RFC 9112 section 2.3: a higher minor version within major version 1 is processed as
+// the highest one the recipient implements, HTTP/1.1.
+int minor_version(char digit) { return digit == '0' ? 0 : 1; }
 
 ParseResult invalid(int status, const char* why) {
     ParseResult r;
@@ -295,10 +258,8 @@ ParseResult parse_request_line(std::string_view line, RequestHead& out) {
         !is_digit(version[7])) {
         return invalid(400, "invalid HTTP version");
     }
-    if (version[5] != '1' || (version[7] != '0' && version[7] != '1')) {
-        return invalid(505, "HTTP version not supported");
-    }
-    out.version_minor = version[7] - '0';
+    if (version[5] != '1') return invalid(505, "HTTP version not supported");
+    out.version_minor = minor_version(version[7]);
 
     std::string_view t = out.target;
     if (t[0] == '/') return ParseResult{};
@@ -350,7 +311,7 @@ bool request_line_may_continue(std::string_view part) {
     return true;
 }
 
-// The same for a status line, as parse_status_line accepts it: "HTTP/1." ("0" / "1") SP
+// The same for a status line, as parse_status_line accepts it: "HTTP/1." DIGIT SP
 // ("1"-"9") DIGIT DIGIT, then nothing or SP and a reason of field-value bytes.
 bool status_line_may_continue(std::string_view part) {
     static constexpr std::string_view kStart = "HTTP/1.";
@@ -358,7 +319,7 @@ bool status_line_may_continue(std::string_view part) {
         const char c = part[i];
         if (c == '\r' && i + 1 == part.size()) return i >= 12;
         bool ok = i < kStart.size() ? c == kStart[i]
-                  : i == 7          ? c == '0' || c == '1'
+                  : i == 7          ? is_digit(c)
                   : i == 8 || i == 12 ? c == ' '
                   : i == 9          ? c >= '1' && c <= '9'
                   : i <= 11         ? is_digit(c)
@@ -370,11 +331,10 @@ bool status_line_may_continue(std::string_view part) {
 
 // Status line (RFC 9112 section 4): HTTP-version SP 3DIGIT SP [reason].
 ParseResult parse_status_line(std::string_view line, ResponseHead& out) {
-    if (line.size() < 12 || line.substr(0, 7) != "HTTP/1." || (line[7] != '0' && line[7] != '1') ||
-        line[8] != ' ') {
+    if (line.size() < 12 || line.substr(0, 7) != "HTTP/1." || !is_digit(line[7]) || line[8] != ' ') {
         return invalid(502, "invalid status line");
     }
-    out.version_minor = line[7] - '0';
+    out.version_minor = minor_version(line[7]);
     if (line[9] < '1' || line[9] > '9' || !is_digit(line[10]) || !is_digit(line[11])) {
         return invalid(502, "invalid status code");
     }

@@ -73,7 +73,7 @@ enum class BodyKind {
 
 // Fields shared by requests and responses, derived while parsing.
 struct HeadCommon {
-    int version_minor = 1;                 // HTTP/1.<minor>; only 0 and 1 accepted
+    int version_minor = 1;                 // 0 for HTTP/1.0, 1 for HTTP/1.1 and 1.2-1.9 (RFC 9112 2.3)
     HeaderField fields[kMaxHeaderFields];  // in arrival order
     std::size_t field_count = 0;
     bool has_content_length = false;

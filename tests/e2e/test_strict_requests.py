@@ -12,7 +12,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import HOST, ProxyTestCase, main, now, sha256, wait_until  # noqa: E402
+from harness import HOST, ProxyTestCase, Resp, main, now, sha256, wait_until  # noqa: E402
 from hardening_util import send_raw  # noqa: E402
 
 H = ('Host: %s\r\n' % HOST).encode()
@@ -249,6 +249,40 @@ class StrictRequests(ProxyTestCase):
             with self.subTest(name):
                 self.assert_rejected(raw, statuses)
         self.assert_still_serving()
+
+    def test_a_higher_http_1_minor_version_is_served_as_http_1_1(self):
+        # RFC 9112 section 2.3: HTTP/1.2 is processed as HTTP/1.1, not refused with 505:
+        # forwarded as HTTP/1.1, answered as HTTP/1.1, and the connection kept alive.
+        c = self.client(self.proxy)
+        c.send(b'GET /v1/models HTTP/1.2\r\n' + H + b'\r\n')
+        r = c.read_response()
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.version, 'HTTP/1.1')
+        self.assertEqual(r.json()['path'], '/v1/models')
+        self.assertIsNone(r.header('Connection'), r.raw_head)
+        self.assertEqual(self.up.requests[-1].version, 'HTTP/1.1')
+        # The keep-alive default and the chunked body of HTTP/1.1 apply too.
+        c.send(b'POST /v1/again HTTP/1.9\r\n' + H + b'Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n')
+        r = c.read_response(method='POST')
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json()['sha256'], sha256(b'hello'))
+        self.assertEqual([q.target for q in self.up.requests], ['/v1/models', '/v1/again'])
+        self.assertEqual(self.up.accept_count, 1)
+
+    def test_a_streamed_answer_to_http_1_2_is_chunked_as_for_http_1_1(self):
+        # An answer without length is re-chunked for an HTTP/1.1 client (an HTTP/1.0 one
+        # would get a close-delimited body).
+        up = self.start_upstream(lambda req: Resp(200, [('Content-Type', 'text/event-stream')],
+                                                  chunks=[b'data: a\n\n', b'data: b\n\n'], framing='close'))
+        proxy = self.start_proxy(self.targets(('a', up)))
+        c = self.client(proxy)
+        c.send(b'GET /v1/stream HTTP/1.2\r\n' + H + b'\r\n')
+        r = c.read_response()
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.version, 'HTTP/1.1')
+        self.assertEqual(r.framing, 'chunked')
+        self.assertTrue(r.complete, r)
+        self.assertEqual(r.body, b'data: a\n\ndata: b\n\n')
 
     def test_bad_request_after_a_good_one_on_a_keepalive_connection(self):
         c = self.client(self.proxy)

@@ -110,6 +110,9 @@ def script(target):
         return raw_head(status_line, fields) + body  # one write: head and body together
     if len(parts) == 3 and parts[1] == 'not-http':
         return NOT_HTTP[parts[2]]
+    if len(parts) == 3 and parts[1] == 'http12':
+        # A higher minor version of HTTP/1, with the framing and keep-alive of HTTP/1.1.
+        return b'HTTP/1.2 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n'
     if len(parts) == 3 and parts[1] == 'tail':
         return [(0, STREAM_HEAD), (0.3, BAD_TAILS[parts[2]])]
     body = ('ok %s' % target).encode()
@@ -189,6 +192,20 @@ class StrictResponses(ProxyTestCase):
 
     def test_invalid_chunk_mid_body_closes_the_client_connection_over_plain_tcp(self):
         self.run_bad_tails(False)
+
+    def test_an_http_1_2_response_is_taken_as_http_1_1(self):
+        # RFC 9112 section 2.3: a higher minor version within major version 1 is processed
+        # as HTTP/1.1: relayed (not a 502), its chunked body passed on, and the connection
+        # pooled, since HTTP/1.1 keeps it open by default.
+        up, proxy = self.start(True)
+        for i in range(3):
+            r = self.get(proxy, '/http12/%d' % i)
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(r.version, 'HTTP/1.1')
+            self.assertEqual(r.framing, 'chunked')
+            self.assertTrue(r.complete, r)
+            self.assertEqual(r.body, b'hello')
+        self.assertEqual(up.accepted, 1, 'an HTTP/1.2 upstream connection was not kept alive')
 
     def test_valid_responses_are_pooled(self):
         # Control: the same upstream, valid answers, one connection reused.

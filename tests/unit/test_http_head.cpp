@@ -98,6 +98,11 @@ std::vector<ValidRequest> valid_requests() {
         "PUT /f HTTP/1.1\r\nHost: h\r\nExpect: 100-Continue\r\nContent-Length: 5, 5\r\nContent-Length: 5\r\n\r\n";
     const std::string obs_text = "GET / HTTP/1.1\r\nHost: h\r\nX-Name: caf\xc3\xa9\x80\xff\r\nX-Empty:\r\n\r\n";
     const std::string mixed = "DELETE /a HTTP/1.1\nHost: [::1]:8080\r\nContent-Length: 0\n\r\n";
+    // RFC 9112 section 2.3: a higher minor version of HTTP/1 is processed as HTTP/1.1:
+    // keep-alive by default, Transfer-Encoding allowed, Expect honoured.
+    const std::string http12 = "GET /v1/models HTTP/1.2\r\nHost: h\r\n\r\n";
+    const std::string http19 =
+        "POST /up HTTP/1.9\r\nHost: h\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n";
     return {
         {"simple GET", simple, simple.size(), "GET", "/v1/models", "oa.example.com", 1, 1, BodyKind::None, 0, true,
          false},
@@ -119,6 +124,10 @@ std::vector<ValidRequest> valid_requests() {
         {"obs-text and empty values", obs_text, obs_text.size(), "GET", "/", "h", 1, 3, BodyKind::None, 0, true, false},
         {"mixed line endings, IPv6 Host, zero length", mixed, mixed.size(), "DELETE", "/a", "[::1]:8080", 1, 2,
          BodyKind::None, 0, true, false},
+        {"HTTP/1.2 is taken as HTTP/1.1", http12, http12.size(), "GET", "/v1/models", "h", 1, 1, BodyKind::None, 0,
+         true, false},
+        {"HTTP/1.9 is taken as HTTP/1.1: chunked, Expect", http19 + "0\r\n\r\n", http19.size(), "POST", "/up", "h", 1,
+         3, BodyKind::Chunked, 0, true, true},
     };
 }
 
@@ -277,7 +286,12 @@ std::vector<InvalidCase> invalid_requests() {
         {"lowercase version", "GET / http/1.1\r\n" + h + "\r\n", 400},
         {"version with two digits", "GET / HTTP/1.10\r\n" + h + "\r\n", 400},
         {"HTTP/2.0", "GET / HTTP/2.0\r\n" + h + "\r\n", 505},
-        {"HTTP/1.2", "GET / HTTP/1.2\r\n" + h + "\r\n", 505},
+        {"HTTP/3.0", "GET / HTTP/3.0\r\n" + h + "\r\n", 505},
+        {"HTTP/0.9 spelled out", "GET / HTTP/0.9\r\n" + h + "\r\n", 505},
+        {"HTTP/9.1", "GET / HTTP/9.1\r\n" + h + "\r\n", 505},
+        {"HTTP/1.2 without Host (as HTTP/1.1)", "GET / HTTP/1.2\r\nX-A: 1\r\n\r\n", 400},
+        {"HTTP/1.3 with Transfer-Encoding and Content-Length", "POST / HTTP/1.3\r\n" + h +
+             "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", 400},
         {"HTTP/2 preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505},
         {"authority-form", "GET example.com:443 HTTP/1.1\r\n" + h + "\r\n", 400},
         {"CONNECT", "CONNECT example.com:443 HTTP/1.1\r\n" + h + "\r\n", 400},
@@ -372,6 +386,8 @@ TEST_CASE("request head: a start line that cannot become valid is refused before
         {"bytes after the version", "GET / HTTP/1.1x\r\n" + tail, 15, 400},
         {"no version (HTTP/0.9), complete line", "GET /\r\n" + tail, 6, 400},
         {"HTTP/2.0 request line", "GET / HTTP/2.0\r\n" + tail, 16, 505},
+        {"HTTP/3.0 request line", "GET / HTTP/3.0\r\n" + tail, 16, 505},
+        {"HTTP/2 preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 16, 505},
         {"CONNECT", "CONNECT a:443 HTTP/1.1\r\n" + tail, 24, 400},
     };
     for (const Case& c : cases) {
@@ -495,6 +511,8 @@ TEST_CASE("response head: valid heads, whole and from every prefix") {
     const std::string empty_reason = "HTTP/1.0 200 \nServer: x\n\n";
     const std::string interim = "HTTP/1.1 100 Continue\r\n\r\n";
     const std::string odd = "HTTP/1.1 999 Strange \xe2\x9c\x93 reason\r\nX: 1\r\n\r\n";
+    const std::string http12 = "HTTP/1.2 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+    const std::string http19 = "HTTP/1.9 204\r\n\r\n";
     std::vector<Case> cases = {
         {"chunked 200", ok + "5\r\nhello\r\n0\r\n\r\n", ok.size(), 200, "OK", 1, BodyKind::Chunked},
         {"401 with a body", len + "{}", len.size(), 401, "Unauthorized", 1, BodyKind::ContentLength},
@@ -504,6 +522,8 @@ TEST_CASE("response head: valid heads, whole and from every prefix") {
         {"interim 100 followed by the final head", interim + len, interim.size(), 100, "Continue", 1, BodyKind::None},
         {"status 999 with obs-text reason", odd, odd.size(), 999, "Strange \xe2\x9c\x93 reason", 1,
          BodyKind::UntilClose},
+        {"HTTP/1.2 taken as HTTP/1.1, chunked", http12 + "0\r\n\r\n", http12.size(), 200, "OK", 1, BodyKind::Chunked},
+        {"HTTP/1.9 taken as HTTP/1.1, no reason", http19, http19.size(), 204, "", 1, BodyKind::None},
     };
     for (const Case& c : cases) {
         INFO(c.name);
@@ -532,7 +552,8 @@ TEST_CASE("response head: a status line that cannot become valid is refused befo
         {"an SMTP server", "220 smtp.example.test ESMTP\r\n", 1},
         {"an HTTP/2 SETTINGS frame", std::string("\x00\x00\x12\x04\x00\x00\x00\x00\x00", 9), 1},
         {"HTTP/2 status line", "HTTP/2 200\r\n", 6},
-        {"HTTP/1.2", "HTTP/1.2 200 OK\r\n", 8},
+        {"HTTP/3.0", "HTTP/3.0 200 OK\r\n", 6},
+        {"HTTP/0.9", "HTTP/0.9 200 OK\r\n", 6},
         {"status below 100", "HTTP/1.1 099 Odd\r\n", 10},
         {"letter in the status", "HTTP/1.1 20x OK\r\n", 12},
         {"no space after the status", "HTTP/1.1 200OK\r\n", 13},
@@ -582,6 +603,8 @@ TEST_CASE("response head: keep-alive by version and Connection") {
     CHECK_FALSE(head.keep_alive());
     REQUIRE(parse_resp("HTTP/1.0 200 OK\r\nconnection: Keep-Alive\r\n\r\n", head).status == ParseStatus::Complete);
     CHECK(head.keep_alive());
+    REQUIRE(parse_resp("HTTP/1.2 200 OK\r\n\r\n", head).status == ParseStatus::Complete);  // as HTTP/1.1
+    CHECK(head.keep_alive());
 }
 
 TEST_CASE("response head: every invalid head is 502") {
@@ -593,7 +616,8 @@ TEST_CASE("response head: every invalid head is 502") {
         "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n",
         "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
         "HTTP/2.0 200 OK\r\n\r\n",
-        "HTTP/1.2 200 OK\r\n\r\n",
+        "HTTP/3.0 200 OK\r\n\r\n",
+        "HTTP/1.a 200 OK\r\n\r\n",
         "http/1.1 200 OK\r\n\r\n",
         "HTTP/1.1 099 Low\r\n\r\n",
         "HTTP/1.1 20 Short\r\n\r\n",

@@ -1,5 +1,6 @@
 #include "doctest/doctest.h"
 #include "router.h"
+#include "target_spec.h"
 
 #include <string>
 #include <utility>
@@ -12,12 +13,7 @@ using op::strip_stage_prefix;
 using op::Target;
 
 namespace {
-Target target(const char* spec) {
-    Target t;
-    std::string error;
-    REQUIRE(op::parse_target(spec, t, error));
-    return t;
-}
+using test::target;
 
 std::vector<std::pair<std::string, Target>> two_targets() {
     return {{"oa", target("api.openai.com")}, {"azure", target("x.openai.azure.com")}};

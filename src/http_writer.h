@@ -1,0 +1,93 @@
+// Every HTTP/1.1 byte the proxy writes itself: heads, chunk framing and its own error
+// answers, for both sides (the upstream request, the client response, the CONNECT
+// request to an upstream proxy).
+//
+// Contract: each function appends to a ByteBuffer owned by the caller and does nothing
+// else; none keeps state, allocates beyond the buffer's growth, or formats with printf.
+// Heads are re-serialised from parsed fields, never copied raw, so nothing malformed
+// passes through: field lines are "name: value\r\n" with the parser's trimmed views.
+// The caller decides what to send (routing, framing, keep-alive); these functions only
+// decide how the bytes look. A ByteBuffer that refuses to grow (kMaxCapacity) drops
+// the append, as ByteBuffer::append does; every caller bounds its buffers far below.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+#include "byte_buffer.h"
+#include "error_response.h"
+#include "http_head.h"
+#include "target.h"
+
+namespace op {
+
+// ---- requests to the upstream ----------------------------------------------------------
+
+// An origin-form request target as forwarded: "/" when `slash`, then `rest` (usually a
+// view into the client's request head), written without building a string.
+struct OutgoingTarget {
+    bool slash = false;
+    std::string_view rest;
+};
+
+// The upstream request head:
+//   <method> SP <target> SP "HTTP/1.1" CRLF
+//   "Host: " <host> CRLF
+//   the fields of `head` in arrival order, except Host, X-Target-Host, Content-Length,
+//   Expect, the hop-by-hop fields and those named by Connection
+//   "Transfer-Encoding: chunked" when the body is chunked (the proxy re-chunks it),
+//   else "Content-Length: <n>" when the request had one
+//   CRLF
+void write_request_head(ByteBuffer& out, const RequestHead& head, const OutgoingTarget& target, std::string_view host);
+
+// The CONNECT request that opens a tunnel through an upstream proxy (RFC 9110 9.3.6):
+//   "CONNECT " <host>:<port> " HTTP/1.1" CRLF "Host: " <host>:<port> CRLF
+//   ["Proxy-Authorization: " <proxy_authorization> CRLF] CRLF
+// with an IPv6 literal host bracketed and the port always written.
+void write_connect_head(ByteBuffer& out, const Target& target, std::string_view proxy_authorization);
+
+// ---- responses to the client ---------------------------------------------------------
+
+// What the relay adds to a response head it passes on; it decides, this writes.
+struct ResponseFraming {
+    bool content_length = false;  // "Content-Length: <head.content_length>"
+    bool chunked = false;         // "Transfer-Encoding: chunked": the body is re-chunked
+    bool close = false;           // "Connection: close"
+    bool keep_alive = false;      // "Connection: keep-alive" (an HTTP/1.0 client), unless close
+};
+
+// The client response head:
+//   "HTTP/1.1 " <head.status> SP <head.reason> CRLF
+//   the fields of `head` in arrival order, except Content-Length, the hop-by-hop fields
+//   and those named by Connection; then what `framing` adds, in the order above; CRLF.
+void write_response_head(ByteBuffer& out, const ResponseHead& head, const ResponseFraming& framing);
+
+// The interim answer to "Expect: 100-continue": "HTTP/1.1 100 Continue\r\n\r\n".
+void write_continue(ByteBuffer& out);
+
+// An error answer of the proxy's own: head (status, Content-Type: application/json,
+// Content-Length, "Connection: close" when `close`) and the JSON body of
+// error_response.h.
+void write_error_response(ByteBuffer& out, const ProxyError& e, bool close);
+
+// ---- chunked transfer coding (RFC 9112 section 7.1) -----------------------------------
+
+// One chunk: "<hex size>\r\n" <payload> "\r\n". An empty payload writes nothing (a
+// zero-size chunk would end the body).
+void write_chunk(ByteBuffer& out, std::string_view payload);
+// The last chunk and an empty trailer section: "0\r\n\r\n".
+void write_last_chunk(ByteBuffer& out);
+
+// The chunk-size line of a chunk of `payload_len` bytes, lower-case hex without
+// leading zeros: writes "<hex>\r\n" into `out` (room for kMaxChunkHeader bytes) and
+// returns its length. For callers that frame payload they write themselves.
+inline constexpr std::size_t kMaxChunkHeader = 18;  // 16 hex digits and CRLF
+std::size_t chunk_header(char* out, std::size_t payload_len);
+inline constexpr std::string_view kChunkTrailerCrlf = "\r\n";  // after a chunk's payload
+inline constexpr std::string_view kLastChunk = "0\r\n\r\n";
+
+// The decimal digits of `v` (no sign, no padding).
+void append_decimal(ByteBuffer& out, std::uint64_t v);
+
+}  // namespace op
