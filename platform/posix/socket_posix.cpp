@@ -3,19 +3,12 @@
 
 #include <arpa/inet.h>
 #include <cerrno>
-#include <csignal>
 #include <cstring>
-#include <ctime>
 #include <fcntl.h>
-#ifdef __GLIBC__
-#include <malloc.h>
-#endif
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -254,72 +247,4 @@ int resolve(const std::string& host, std::uint16_t port, SockAddr* out, int cap,
 
 }  // namespace net
 
-namespace sys {
-
-void ignore_sigpipe() { std::signal(SIGPIPE, SIG_IGN); }
-
-namespace {
-void (*g_terminate_handler)(int) = nullptr;
-extern "C" void on_signal(int sig) {
-    if (g_terminate_handler) g_terminate_handler(sig);
-}
-}  // namespace
-
-void on_terminate_signal(void (*handler)(int)) {
-    g_terminate_handler = handler;
-    struct sigaction act {};
-    act.sa_handler = on_signal;
-    sigemptyset(&act.sa_mask);
-    act.sa_flags = SA_RESTART;
-    sigaction(SIGINT, &act, nullptr);
-    sigaction(SIGTERM, &act, nullptr);
-}
-
-void raise_fd_limit() {
-    rlimit lim{};
-    if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
-        lim.rlim_cur = lim.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &lim);
-    }
-}
-
-// glibc's malloc returns free memory at the top of a heap to the system once more than
-// M_TRIM_THRESHOLD is free there, and maps large blocks with mmap; left alone, both
-// thresholds move with the process's history (they rise when a mapped block is freed).
-// A 1 MiB upload cycles buffers of 64 KiB and more (client input, TLS output). Measured
-// after a few small-POST runs, in a process whose thresholds had not risen: every upload
-// shrank and regrew the heap, 2 brk calls and ~17 page faults per upload and about 15%
-// more system time. Fixed thresholds keep up to 2 MiB free per heap (one per worker
-// thread) and map only blocks above 1 MiB, whatever ran before.
-void tune_allocator() {
-#ifdef __GLIBC__
-    mallopt(M_MMAP_THRESHOLD, 1 << 20);
-    mallopt(M_TRIM_THRESHOLD, 2 << 20);
-#endif
-}
-
-std::int64_t monotonic_ms() {
-    timespec ts{};
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<std::int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
-}
-
-void format_local_time(char out[20]) {
-    std::time_t now = std::time(nullptr);
-    std::tm tm{};
-    localtime_r(&now, &tm);
-    std::strftime(out, 20, "%Y/%m/%d %H:%M:%S", &tm);
-}
-
-bool file_exists(const std::string& path) {
-    struct stat st {};
-    return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
-}
-
-bool dir_exists(const std::string& path) {
-    struct stat st {};
-    return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-}  // namespace sys
 }  // namespace op
