@@ -29,10 +29,10 @@ struct SockAddr {
     alignas(8) unsigned char storage[128];
     unsigned len = 0;
     std::string to_string() const;  // "1.2.3.4:443" / "[::1]:443"
-    // Loopback, private (RFC 1918, IPv6 ULA), link-local, CGNAT (100.64/10),
-    // multicast, unspecified, broadcast, or an IPv4-mapped/NAT64-embedded such
-    // address: what a client-chosen upstream must not reach by default.
-    bool is_internal() const;
+    // The IP address alone, in network byte order: 4 bytes (IPv4) or 16 (IPv6) written
+    // to `out`, their count to `len`. false (nothing written) for anything else, such as
+    // a default-constructed SockAddr.
+    bool ip_bytes(unsigned char out[16], std::size_t& len) const;
 };
 
 namespace net {

@@ -51,34 +51,19 @@ std::string SockAddr::to_string() const {
     return "[" + std::string(host) + "]:" + std::to_string(port);
 }
 
-namespace {
-bool ipv4_internal(std::uint32_t a) {  // host byte order
-    std::uint8_t b0 = static_cast<std::uint8_t>(a >> 24), b1 = static_cast<std::uint8_t>(a >> 16);
-    return b0 == 0 || b0 == 10 || b0 == 127 || (b0 == 100 && (b1 & 0xC0) == 64) ||
-           (b0 == 169 && b1 == 254) || (b0 == 172 && (b1 & 0xF0) == 16) || (b0 == 192 && b1 == 168) ||
-           (b0 == 192 && b1 == 0 && static_cast<std::uint8_t>(a >> 8) == 0) ||  // 192.0.0.0/24
-           (b0 == 198 && (b1 & 0xFE) == 18) ||                                  // benchmarking
-           b0 >= 224;                                                           // multicast, reserved, broadcast
-}
-}  // namespace
-
-bool SockAddr::is_internal() const {
+bool SockAddr::ip_bytes(unsigned char out[16], std::size_t& n) const {
     const sockaddr* s = sa(*this);
-    if (s->sa_family == AF_INET)
-        return ipv4_internal(ntohl(reinterpret_cast<const sockaddr_in*>(s)->sin_addr.s_addr));
-    const unsigned char* b = reinterpret_cast<const sockaddr_in6*>(s)->sin6_addr.s6_addr;
-    static const unsigned char zero[16] = {};
-    bool prefix_zero10 = std::memcmp(b, zero, 10) == 0;
-    if (prefix_zero10 && b[10] == 0xff && b[11] == 0xff)  // ::ffff:a.b.c.d
-        return ipv4_internal(static_cast<std::uint32_t>(b[12]) << 24 | b[13] << 16 | b[14] << 8 | b[15]);
-    if (std::memcmp(b, zero, 12) == 0) return true;  // ::, ::1 and IPv4-compatible
-    if (b[0] == 0x00 && b[1] == 0x64 && b[2] == 0xff && b[3] == 0x9b)  // 64:ff9b::/96 NAT64
-        return ipv4_internal(static_cast<std::uint32_t>(b[12]) << 24 | b[13] << 16 | b[14] << 8 | b[15]);
-    return (b[0] & 0xFE) == 0xFC ||                  // fc00::/7 unique local
-           (b[0] == 0xFE && (b[1] & 0xC0) == 0x80) ||  // fe80::/10 link-local
-           (b[0] == 0xFE && (b[1] & 0xC0) == 0xC0) ||  // fec0::/10 site-local (deprecated)
-           b[0] == 0xFF ||                             // multicast
-           (b[0] == 0x20 && b[1] == 0x01 && b[2] == 0x0d && b[3] == 0xb8);  // documentation
+    if (len >= sizeof(sockaddr_in) && s->sa_family == AF_INET) {
+        std::memcpy(out, &reinterpret_cast<const sockaddr_in*>(s)->sin_addr, 4);
+        n = 4;
+        return true;
+    }
+    if (len >= sizeof(sockaddr_in6) && s->sa_family == AF_INET6) {
+        std::memcpy(out, &reinterpret_cast<const sockaddr_in6*>(s)->sin6_addr, 16);
+        n = 16;
+        return true;
+    }
+    return false;
 }
 
 namespace net {
