@@ -44,8 +44,10 @@ namespace net {
 SocketHandle listen_tcp(const std::string& host, std::uint16_t port, int backlog, bool shared,
                         std::string& error);
 // Whether SO_REUSEPORT spreads incoming connections over every socket bound to the
-// port (Linux does). Where it does not (macOS, the BSDs; Windows has no such option),
-// workers share one listening socket instead of binding one each.
+// port: Linux does, so each worker binds its own listener (`shared`). Where it does not
+// (macOS, the BSDs; Windows has no such option), one listener bound without `shared`
+// serves every worker: each worker's poller watches it, all are woken by a connection,
+// and accept() gives it to one of them and WouldBlock to the others.
 bool reuseport_balances();
 // Non-blocking accept; WouldBlock when none pending; Error with error==EMFILE-class
 // reported via is_fd_exhaustion().
@@ -57,6 +59,9 @@ IoResult connect_start(const SockAddr& addr, SocketHandle* out);
 // After the socket became writable: 0 on success, else an error code.
 int connect_result(SocketHandle s);
 
+// A write to a connection the peer has closed or reset is an Error value (EPIPE,
+// ECONNRESET), never SIGPIPE: MSG_NOSIGNAL on Linux, SO_NOSIGPIPE on macOS and the BSDs;
+// the BSD path built on Linux relies on sys::ignore_sigpipe().
 IoResult read(SocketHandle s, char* buf, std::size_t cap);
 IoResult write(SocketHandle s, const char* data, std::size_t len);
 IoResult writev(SocketHandle s, const IoSlice* slices, int count);

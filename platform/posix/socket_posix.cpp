@@ -1,16 +1,19 @@
-// POSIX sockets behind platform/socket.h (Linux, BSD, macOS).
+// The POSIX sockets behind platform/socket.h, common to Linux, the BSDs and macOS. What
+// differs (how a descriptor becomes non-blocking, how SIGPIPE is turned off, whether
+// SO_REUSEPORT balances) is in the OS part behind posix/socket_os.h.
 #include "socket.h"
 
 #include <arpa/inet.h>
 #include <cerrno>
 #include <cstring>
-#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
+
+#include "posix/socket_os.h"
 
 namespace op {
 
@@ -19,12 +22,6 @@ static_assert(sizeof(SockAddr::storage) >= sizeof(sockaddr_storage), "SockAddr t
 namespace {
 
 const sockaddr* sa(const SockAddr& a) { return reinterpret_cast<const sockaddr*>(a.storage); }
-
-bool set_nonblocking(int fd) {
-    int flags = fcntl(fd, F_GETFL, 0);
-    return flags >= 0 && fcntl(fd, F_SETFL, flags | O_NONBLOCK) == 0 &&
-           fcntl(fd, F_SETFD, FD_CLOEXEC) == 0;
-}
 
 IoResult from_errno(ssize_t n) {
     if (n > 0) return {IoStatus::Ok, static_cast<std::size_t>(n), 0};
@@ -68,68 +65,55 @@ bool SockAddr::ip_bytes(unsigned char out[16], std::size_t& n) const {
 
 namespace net {
 
-bool reuseport_balances() { return true; }  // Linux: see socket.h
+namespace {
+
+// One listening socket for `ai`: -1 and error text when the OS refuses.
+int open_listener(const addrinfo& ai, bool dual_stack, int backlog, bool shared, std::string& error) {
+    int fd = os::open_stream(ai.ai_family);
+    if (fd < 0) {
+        error = std::strerror(errno);
+        return -1;
+    }
+    int one = 1, zero = 0;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (shared) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    if (dual_stack && ai.ai_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
+    if (bind(fd, ai.ai_addr, ai.ai_addrlen) == 0 && listen(fd, backlog) == 0) return fd;
+    error = std::strerror(errno);
+    ::close(fd);
+    return -1;
+}
+
+}  // namespace
 
 SocketHandle listen_tcp(const std::string& host, std::uint16_t port, int backlog, bool shared,
                         std::string& error) {
-    addrinfo hints{};
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    addrinfo* res = nullptr;
     std::string service = std::to_string(port);
-    // "" means every interface: prefer the IPv6 wildcard with V6ONLY off (dual stack),
-    // falling back to IPv4 where IPv6 is disabled.
     const char* node = host.empty() ? nullptr : host.c_str();
-    if (!node) hints.ai_family = AF_INET6;
-    int rc = getaddrinfo(node, service.c_str(), &hints, &res);
-    if (rc != 0 && !node) {
-        hints.ai_family = AF_INET;
-        rc = getaddrinfo(node, service.c_str(), &hints, &res);
-    }
-    if (rc != 0) {
-        error = std::string("cannot resolve listen address: ") + gai_strerror(rc);
-        return kInvalidSocket;
-    }
-    int fd = -1;
-    for (addrinfo* ai = res; ai; ai = ai->ai_next) {
-        fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
-        if (fd < 0) {
-            error = std::strerror(errno);
+    // "" means every interface: the IPv6 wildcard with V6ONLY off (dual stack) first, then
+    // IPv4 alone where IPv6 is missing from libc or unusable in this kernel.
+    const int families[] = {node ? AF_UNSPEC : AF_INET6, AF_INET};
+    for (int i = 0; i < (node ? 1 : 2); ++i) {
+        addrinfo hints{};
+        hints.ai_family = families[i];
+        hints.ai_socktype = SOCK_STREAM;
+        hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+        addrinfo* res = nullptr;
+        int rc = getaddrinfo(node, service.c_str(), &hints, &res);
+        if (rc != 0) {
+            error = std::string("cannot resolve listen address: ") + gai_strerror(rc);
             continue;
         }
-        int one = 1, zero = 0;
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        if (shared) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-        if (ai->ai_family == AF_INET6 && !node) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
-        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, backlog) == 0 && set_nonblocking(fd)) break;
-        error = std::strerror(errno);
-        ::close(fd);
-        fd = -1;
+        int fd = -1;
+        for (addrinfo* ai = res; ai && fd < 0; ai = ai->ai_next) fd = open_listener(*ai, !node, backlog, shared, error);
+        freeaddrinfo(res);
+        if (fd >= 0) return fd;
     }
-    freeaddrinfo(res);
-    if (fd < 0 && !node && hints.ai_family == AF_INET6) {
-        // IPv6 present in libc but unusable in this kernel: retry IPv4 only.
-        hints.ai_family = AF_INET;
-        if (getaddrinfo(nullptr, service.c_str(), &hints, &res) == 0) {
-            fd = socket(res->ai_family, res->ai_socktype, res->ai_protocol);
-            int one = 1;
-            if (fd >= 0) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-            if (fd >= 0 && shared) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-            if (fd >= 0 && !(bind(fd, res->ai_addr, res->ai_addrlen) == 0 && listen(fd, backlog) == 0 &&
-                             set_nonblocking(fd))) {
-                error = std::strerror(errno);
-                ::close(fd);
-                fd = -1;
-            }
-            freeaddrinfo(res);
-        }
-    }
-    return fd;
+    return kInvalidSocket;
 }
 
 IoResult accept(SocketHandle listener, SocketHandle* out) {
-    int fd = ::accept4(static_cast<int>(listener), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    int fd = os::accept_stream(static_cast<int>(listener));
     if (fd < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR || errno == ECONNABORTED)
             return {IoStatus::WouldBlock, 0, 0};
@@ -142,7 +126,7 @@ IoResult accept(SocketHandle listener, SocketHandle* out) {
 bool is_fd_exhaustion(int error) { return error == EMFILE || error == ENFILE || error == ENOBUFS || error == ENOMEM; }
 
 IoResult connect_start(const SockAddr& addr, SocketHandle* out) {
-    int fd = socket(sa(addr)->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = os::open_stream(sa(addr)->sa_family);
     if (fd < 0) return {IoStatus::Error, 0, errno};
     set_nodelay(fd);
     if (::connect(fd, sa(addr), addr.len) != 0 && errno != EINPROGRESS) {
@@ -164,7 +148,7 @@ int connect_result(SocketHandle s) {
 IoResult read(SocketHandle s, char* buf, std::size_t cap) { return from_errno(::read(static_cast<int>(s), buf, cap)); }
 
 IoResult write(SocketHandle s, const char* data, std::size_t len) {
-    ssize_t n = ::send(static_cast<int>(s), data, len, MSG_NOSIGNAL);
+    ssize_t n = ::send(static_cast<int>(s), data, len, os::send_flags());
     if (n == 0 && len > 0) return {IoStatus::WouldBlock, 0, 0};
     return n == 0 ? IoResult{IoStatus::Ok, 0, 0} : from_errno(n);
 }
@@ -179,7 +163,7 @@ IoResult writev(SocketHandle s, const IoSlice* slices, int count) {
     msghdr msg{};
     msg.msg_iov = iov;
     msg.msg_iovlen = static_cast<std::size_t>(count);
-    ssize_t n = ::sendmsg(static_cast<int>(s), &msg, MSG_NOSIGNAL);
+    ssize_t n = ::sendmsg(static_cast<int>(s), &msg, os::send_flags());
     if (n == 0) return {IoStatus::WouldBlock, 0, 0};
     return from_errno(n);
 }
