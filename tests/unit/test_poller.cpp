@@ -4,6 +4,7 @@
 #include <atomic>
 #include <chrono>
 #include <csignal>
+#include <cstring>
 #include <memory>
 #include <pthread.h>
 #include <string>
@@ -67,6 +68,14 @@ void send_bytes(op::SocketHandle s, const char* data, std::size_t len) {
     REQUIRE(r.bytes == len);
 }
 
+// Registers `pair.server` for reading as `owner`, sends it `data`, and checks that the
+// next wait reports it readable.
+void readable_server(Poller& p, LoopbackPair& pair, void* owner, const char* data) {
+    REQUIRE(p.add(pair.server, owner, kReadable));
+    send_bytes(pair.client, data, std::strlen(data));
+    CHECK(ready_for(p, owner, kReported) == kReadable);
+}
+
 std::int64_t elapsed_ms(std::chrono::steady_clock::time_point since) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - since).count();
 }
@@ -77,9 +86,7 @@ TEST_CASE("poller: a readable socket is reported by every wait until it is drain
     for_each_backend([](Poller& p) {
         LoopbackPair pair;
         int tag = 0;
-        REQUIRE(p.add(pair.server, &tag, kReadable));
-        send_bytes(pair.client, "hello", 5);
-        CHECK(ready_for(p, &tag, kReported) == kReadable);
+        readable_server(p, pair, &tag, "hello");
         CHECK(ready_for(p, &tag, kReported) == kReadable);  // not read: reported again
         char buf[8];
         REQUIRE(op::net::read(pair.server, buf, 2).bytes == 2);
@@ -105,9 +112,7 @@ TEST_CASE("poller: modify changes the interest for the next wait") {
     for_each_backend([](Poller& p) {
         LoopbackPair pair;
         int tag = 0;
-        send_bytes(pair.client, "x", 1);  // the server end is now readable and writable
-        REQUIRE(p.add(pair.server, &tag, kReadable));
-        CHECK(ready_for(p, &tag, kReported) == kReadable);
+        readable_server(p, pair, &tag, "x");  // and writable, as any fresh connection
         REQUIRE(p.modify(pair.server, &tag, kWritable));
         CHECK(ready_for(p, &tag, kReported) == kWritable);
         REQUIRE(p.modify(pair.server, &tag, kNone));
@@ -182,11 +187,8 @@ TEST_CASE("poller: after remove, no wait reports the owner, even with an event p
     for_each_backend([](Poller& p) {
         LoopbackPair a, b;
         int tag_a = 0, tag_b = 0;
-        REQUIRE(p.add(a.server, &tag_a, kReadable));
-        REQUIRE(p.add(b.server, &tag_b, kReadable));
-        send_bytes(a.client, "x", 1);
-        send_bytes(b.client, "x", 1);
-        CHECK(ready_for(p, &tag_a, kReported) == kReadable);  // pending, and known to be
+        readable_server(p, a, &tag_a, "x");  // pending, and known to be
+        readable_server(p, b, &tag_b, "x");
         p.remove(a.server);
         // b stays readable and registered, so these waits do return: without a.
         for (int i = 0; i < 3; ++i) {
@@ -241,9 +243,7 @@ TEST_CASE("poller: wake comes with the events of the same wait") {
     for_each_backend([](Poller& p) {
         LoopbackPair pair;
         int tag = 0;
-        REQUIRE(p.add(pair.server, &tag, kReadable));
-        send_bytes(pair.client, "x", 1);
-        CHECK(ready_for(p, &tag, kReported) == kReadable);
+        readable_server(p, pair, &tag, "x");
         p.wake();
         PollEvent events[8];
         PollWait w = p.wait(events, 8, kReported);
