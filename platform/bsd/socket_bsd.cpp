@@ -17,9 +17,9 @@
 namespace op {
 namespace net {
 
-// macOS and the BSDs let several sockets bind a port with SO_REUSEPORT but do not spread
-// connections over them (the last bound, or the first, gets them all): workers share
-// one listener instead.
+// macOS, OpenBSD and NetBSD let several sockets bind a port with SO_REUSEPORT but do not
+// spread connections over them (FreeBSD does only with its own SO_REUSEPORT_LB, unused
+// here): workers share one listener instead.
 bool reuseport_balances() { return false; }
 
 namespace os {
