@@ -5,6 +5,8 @@
 #   make test                          unit + end-to-end tests through ctest (build/test),
 #                                      including the static binary in a chroot (as root)
 #   make test-asan                     the same suite under ASan + UBSan (build/asan)
+#   make test-bsd-sockets              the same suite over the BSD/macOS sockets (accept +
+#                                      fcntl, SO_NOSIGPIPE), built here (build/bsd-sockets)
 #   make fuzz                          each fuzzer for FUZZ_SECONDS (fuzz/run.sh; clang,
 #                                      from scripts/deps.sh --fuzz)
 #   make dist/linux_amd64/openai-proxy static, stripped release binary (static OpenSSL)
@@ -39,7 +41,7 @@ endif
 MAKEFLAGS += --no-print-directory
 
 # Always ask CMake: it knows what is out of date; make does not.
-.PHONY: all test test-asan fuzz dist clean FORCE
+.PHONY: all test test-asan test-bsd-sockets fuzz dist clean FORCE
 all: openai-proxy
 
 # configure(build dir, cmake args)
@@ -61,6 +63,12 @@ test-asan:
 	$(call configure,build/asan,-DCMAKE_BUILD_TYPE=RelWithDebInfo -DOP_TESTS=ON -DOP_SANITIZE=ON -DOP_STATIC=OFF -DOP_STATIC_BINARY=)
 	$(CMAKE) --build build/asan -j $(JOBS)
 	UBSAN_OPTIONS=print_stacktrace=1 $(CTEST) --test-dir build/asan --output-on-failure -j $(TEST_JOBS)
+
+# OP_SOCKETS=bsd: the sockets macOS and the BSDs get, on this system's poller.
+test-bsd-sockets:
+	$(call configure,build/bsd-sockets,-DCMAKE_BUILD_TYPE=Release -DOP_TESTS=ON -DOP_SANITIZE=OFF -DOP_STATIC=OFF -DOP_STATIC_BINARY= -DOP_SOCKETS=bsd)
+	$(CMAKE) --build build/bsd-sockets -j $(JOBS)
+	$(CTEST) --test-dir build/bsd-sockets --output-on-failure -j $(TEST_JOBS)
 
 fuzz:
 	fuzz/run.sh $(FUZZ_SECONDS) $(abspath build/fuzz)

@@ -6,9 +6,14 @@
 // backend the build has:
 //   - Level-triggered: a socket that is readable (or writable) is reported by every
 //     wait() while it stays so and its interest includes that bit.
-//   - modify() changes the interest at once: the next wait() reports only what is asked.
-//   - An error or a hang-up is reported as readable and writable (whatever the interest
-//     beyond kNone), so that the owner's next read or write surfaces it as a value.
+//   - modify() changes the interest at once: the next wait() reports only what is asked;
+//     with kNone, nothing at all, not even an error.
+//   - An error, a reset or the peer's close is reported as readable and writable, so that
+//     the owner's next read or write surfaces it as a value: an error or a reset whatever
+//     the interest beyond kNone, the peer's close (end of stream) when the interest
+//     includes kReadable (with kWritable alone the socket just stays writable: a peer
+//     that closed its sending side may still be reading).
+//   - A wait() that a signal interrupts still reports a wake() made by its handler.
 //   - After remove() returns, no later wait() reports that owner, even where the OS
 //     delivers cancellations late (completion ports): the backend drops them.
 //   - wake() makes the wait() in progress, or the next one, return with woken set.

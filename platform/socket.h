@@ -29,10 +29,10 @@ struct SockAddr {
     alignas(8) unsigned char storage[128];
     unsigned len = 0;
     std::string to_string() const;  // "1.2.3.4:443" / "[::1]:443"
-    // Loopback, private (RFC 1918, IPv6 ULA), link-local, CGNAT (100.64/10),
-    // multicast, unspecified, broadcast, or an IPv4-mapped/NAT64-embedded such
-    // address: what a client-chosen upstream must not reach by default.
-    bool is_internal() const;
+    // The IP address alone, in network byte order: 4 bytes (IPv4) or 16 (IPv6) written
+    // to `out`, their count to `len`. false (nothing written) for anything else, such as
+    // a default-constructed SockAddr.
+    bool ip_bytes(unsigned char out[16], std::size_t& len) const;
 };
 
 namespace net {
@@ -44,8 +44,10 @@ namespace net {
 SocketHandle listen_tcp(const std::string& host, std::uint16_t port, int backlog, bool shared,
                         std::string& error);
 // Whether SO_REUSEPORT spreads incoming connections over every socket bound to the
-// port (Linux does). Where it does not (macOS, the BSDs; Windows has no such option),
-// workers share one listening socket instead of binding one each.
+// port: Linux does, so each worker binds its own listener (`shared`). Where it does not
+// (macOS, the BSDs; Windows has no such option), one listener bound without `shared`
+// serves every worker: each worker's poller watches it, all are woken by a connection,
+// and accept() gives it to one of them and WouldBlock to the others.
 bool reuseport_balances();
 // Non-blocking accept; WouldBlock when none pending; Error with error==EMFILE-class
 // reported via is_fd_exhaustion().
@@ -57,6 +59,9 @@ IoResult connect_start(const SockAddr& addr, SocketHandle* out);
 // After the socket became writable: 0 on success, else an error code.
 int connect_result(SocketHandle s);
 
+// A write to a connection the peer has closed or reset is an Error value (EPIPE,
+// ECONNRESET), never SIGPIPE: MSG_NOSIGNAL on Linux, SO_NOSIGPIPE on macOS and the BSDs;
+// the BSD path built on Linux relies on sys::ignore_sigpipe().
 IoResult read(SocketHandle s, char* buf, std::size_t cap);
 IoResult write(SocketHandle s, const char* data, std::size_t len);
 IoResult writev(SocketHandle s, const IoSlice* slices, int count);
@@ -71,22 +76,5 @@ std::string error_text(int error);
 int resolve(const std::string& host, std::uint16_t port, SockAddr* out, int cap, std::string& error);
 
 }  // namespace net
-
-// Process-level facilities.
-namespace sys {
-void ignore_sigpipe();
-// Calls handler(signal_number) from signal context on SIGINT/SIGTERM; the handler must
-// be async-signal-safe (e.g. Poller::wake).
-void on_terminate_signal(void (*handler)(int));
-void raise_fd_limit();
-// Fixes the C library allocator's thresholds for giving memory back to the system (see
-// the definition); a no-op where there is nothing to tune.
-void tune_allocator();
-std::int64_t monotonic_ms();
-// "YYYY/MM/DD HH:MM:SS" in local time.
-void format_local_time(char out[20]);
-bool file_exists(const std::string& path);
-bool dir_exists(const std::string& path);
-}  // namespace sys
 
 }  // namespace op

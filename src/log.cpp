@@ -3,7 +3,7 @@
 #include <cstdarg>
 #include <cstdio>
 
-#include "socket.h"
+#include "sys.h"
 
 namespace op {
 

@@ -11,7 +11,7 @@
 #include "config.h"
 #include "log.h"
 #include "server.h"
-#include "socket.h"
+#include "sys.h"
 #include "tls.h"
 
 namespace {

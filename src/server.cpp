@@ -2,6 +2,7 @@
 
 #include "client_conn.h"
 #include "log.h"
+#include "sys.h"
 #include "upstream_conn.h"
 
 namespace op {

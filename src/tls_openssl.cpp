@@ -29,7 +29,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
-#include "socket.h"  // sys::file_exists, sys::dir_exists
+#include "sys.h"
 
 namespace op {
 namespace {

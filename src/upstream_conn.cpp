@@ -2,6 +2,7 @@
 
 #include <cstdio>
 
+#include "address_policy.h"
 #include "http_head.h"
 #include "log.h"
 #include "server.h"
@@ -62,7 +63,7 @@ void UpstreamConn::on_resolved(std::vector<SockAddr> addresses, const std::strin
         if (!via_proxy) {
             std::vector<SockAddr> allowed;
             for (const SockAddr& a : addresses)
-                if (!a.is_internal()) allowed.push_back(a);
+                if (!is_internal_address(a)) allowed.push_back(a);
             if (allowed.empty()) {
                 fail(UpstreamFailure::Forbidden, "X-Target-Host " + target_.host +
                                                      " resolves to an internal address (" +

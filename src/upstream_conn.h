@@ -51,7 +51,7 @@ public:
 
     // `pool_key` identifies the origin (and proxy) for the idle pool. `restricted`:
     // the target was chosen by the client (X-Target-Host), so internal addresses
-    // (SockAddr::is_internal) are refused; the check is made on the very addresses
+    // (is_internal_address) are refused; the check is made on the very addresses
     // connected to, so there is no DNS-rebinding gap between check and connect.
     UpstreamConn(Server& server, const Target& target, std::string pool_key, UpstreamOwner* owner,
                  bool restricted);

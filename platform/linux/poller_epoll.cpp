@@ -1,5 +1,6 @@
 // Linux backend of platform/poller.h: level-triggered epoll; wake() writes an eventfd
-// registered in the same epoll set.
+// registered in the same epoll set. A socket whose interest is kNone is taken out of the
+// set, because epoll reports EPOLLERR and EPOLLHUP whatever a registration asks for.
 #include "poller.h"
 
 #include <cerrno>
@@ -23,8 +24,15 @@ public:
         ::close(epfd_);
     }
 
-    bool add(SocketHandle s, void* owner, unsigned interest) override { return ctl(EPOLL_CTL_ADD, s, owner, interest); }
-    bool modify(SocketHandle s, void* owner, unsigned interest) override { return ctl(EPOLL_CTL_MOD, s, owner, interest); }
+    bool add(SocketHandle s, void* owner, unsigned interest) override {
+        if (!ctl(EPOLL_CTL_ADD, s, owner, interest)) return false;
+        return interest != kNone || ctl(EPOLL_CTL_DEL, s, owner, kNone);
+    }
+    bool modify(SocketHandle s, void* owner, unsigned interest) override {
+        if (interest == kNone) return ctl(EPOLL_CTL_DEL, s, owner, kNone) || errno == ENOENT;
+        // ENOENT: out of the set since an earlier kNone.
+        return ctl(EPOLL_CTL_MOD, s, owner, interest) || (errno == ENOENT && ctl(EPOLL_CTL_ADD, s, owner, interest));
+    }
     void remove(SocketHandle s) override { epoll_ctl(epfd_, EPOLL_CTL_DEL, static_cast<int>(s), nullptr); }
 
     void wake() override {
@@ -38,6 +46,9 @@ public:
         if (cap > 256) cap = 256;
         PollWait out;
         int n = epoll_wait(epfd_, raw, cap, timeout_ms);
+        // A signal interrupted the wait: its handler may have called wake(), which this
+        // wait must report, so look once more without blocking.
+        if (n < 0 && errno == EINTR) n = epoll_wait(epfd_, raw, cap, 0);
         if (n < 0) {
             if (errno != EINTR) out.error = errno;
             return out;
@@ -51,9 +62,10 @@ public:
                 continue;
             }
             unsigned ready = 0;
-            // Errors and hang-ups surface through the next read or write.
+            // Errors and hang-ups (EPOLLRDHUP: the peer closed; asked with kReadable)
+            // surface through the next read or write, whichever the owner does.
             if (raw[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) ready |= kReadable;
-            if (raw[i].events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) ready |= kWritable;
+            if (raw[i].events & (EPOLLOUT | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) ready |= kWritable;
             events[out.count].owner = raw[i].data.ptr;
             events[out.count].ready = ready;
             ++out.count;

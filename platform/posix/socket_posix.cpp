@@ -1,23 +1,19 @@
-// POSIX sockets behind platform/socket.h (Linux, BSD, macOS).
+// The POSIX sockets behind platform/socket.h, common to Linux, the BSDs and macOS. What
+// differs (how a descriptor becomes non-blocking, how SIGPIPE is turned off, whether
+// SO_REUSEPORT balances) is in the OS part behind posix/socket_os.h.
 #include "socket.h"
 
 #include <arpa/inet.h>
 #include <cerrno>
-#include <csignal>
 #include <cstring>
-#include <ctime>
-#include <fcntl.h>
-#ifdef __GLIBC__
-#include <malloc.h>
-#endif
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
+
+#include "posix/socket_os.h"
 
 namespace op {
 
@@ -26,12 +22,6 @@ static_assert(sizeof(SockAddr::storage) >= sizeof(sockaddr_storage), "SockAddr t
 namespace {
 
 const sockaddr* sa(const SockAddr& a) { return reinterpret_cast<const sockaddr*>(a.storage); }
-
-bool set_nonblocking(int fd) {
-    int flags = fcntl(fd, F_GETFL, 0);
-    return flags >= 0 && fcntl(fd, F_SETFL, flags | O_NONBLOCK) == 0 &&
-           fcntl(fd, F_SETFD, FD_CLOEXEC) == 0;
-}
 
 IoResult from_errno(ssize_t n) {
     if (n > 0) return {IoStatus::Ok, static_cast<std::size_t>(n), 0};
@@ -58,100 +48,72 @@ std::string SockAddr::to_string() const {
     return "[" + std::string(host) + "]:" + std::to_string(port);
 }
 
-namespace {
-bool ipv4_internal(std::uint32_t a) {  // host byte order
-    std::uint8_t b0 = static_cast<std::uint8_t>(a >> 24), b1 = static_cast<std::uint8_t>(a >> 16);
-    return b0 == 0 || b0 == 10 || b0 == 127 || (b0 == 100 && (b1 & 0xC0) == 64) ||
-           (b0 == 169 && b1 == 254) || (b0 == 172 && (b1 & 0xF0) == 16) || (b0 == 192 && b1 == 168) ||
-           (b0 == 192 && b1 == 0 && static_cast<std::uint8_t>(a >> 8) == 0) ||  // 192.0.0.0/24
-           (b0 == 198 && (b1 & 0xFE) == 18) ||                                  // benchmarking
-           b0 >= 224;                                                           // multicast, reserved, broadcast
-}
-}  // namespace
-
-bool SockAddr::is_internal() const {
+bool SockAddr::ip_bytes(unsigned char out[16], std::size_t& n) const {
     const sockaddr* s = sa(*this);
-    if (s->sa_family == AF_INET)
-        return ipv4_internal(ntohl(reinterpret_cast<const sockaddr_in*>(s)->sin_addr.s_addr));
-    const unsigned char* b = reinterpret_cast<const sockaddr_in6*>(s)->sin6_addr.s6_addr;
-    static const unsigned char zero[16] = {};
-    bool prefix_zero10 = std::memcmp(b, zero, 10) == 0;
-    if (prefix_zero10 && b[10] == 0xff && b[11] == 0xff)  // ::ffff:a.b.c.d
-        return ipv4_internal(static_cast<std::uint32_t>(b[12]) << 24 | b[13] << 16 | b[14] << 8 | b[15]);
-    if (std::memcmp(b, zero, 12) == 0) return true;  // ::, ::1 and IPv4-compatible
-    if (b[0] == 0x00 && b[1] == 0x64 && b[2] == 0xff && b[3] == 0x9b)  // 64:ff9b::/96 NAT64
-        return ipv4_internal(static_cast<std::uint32_t>(b[12]) << 24 | b[13] << 16 | b[14] << 8 | b[15]);
-    return (b[0] & 0xFE) == 0xFC ||                  // fc00::/7 unique local
-           (b[0] == 0xFE && (b[1] & 0xC0) == 0x80) ||  // fe80::/10 link-local
-           (b[0] == 0xFE && (b[1] & 0xC0) == 0xC0) ||  // fec0::/10 site-local (deprecated)
-           b[0] == 0xFF ||                             // multicast
-           (b[0] == 0x20 && b[1] == 0x01 && b[2] == 0x0d && b[3] == 0xb8);  // documentation
+    if (len >= sizeof(sockaddr_in) && s->sa_family == AF_INET) {
+        std::memcpy(out, &reinterpret_cast<const sockaddr_in*>(s)->sin_addr, 4);
+        n = 4;
+        return true;
+    }
+    if (len >= sizeof(sockaddr_in6) && s->sa_family == AF_INET6) {
+        std::memcpy(out, &reinterpret_cast<const sockaddr_in6*>(s)->sin6_addr, 16);
+        n = 16;
+        return true;
+    }
+    return false;
 }
 
 namespace net {
 
-bool reuseport_balances() { return true; }  // Linux: see socket.h
+namespace {
+
+// One listening socket for `ai`: -1 and error text when the OS refuses.
+int open_listener(const addrinfo& ai, bool dual_stack, int backlog, bool shared, std::string& error) {
+    int fd = os::open_stream(ai.ai_family);
+    if (fd < 0) {
+        error = std::strerror(errno);
+        return -1;
+    }
+    int one = 1, zero = 0;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (shared) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    if (dual_stack && ai.ai_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
+    if (bind(fd, ai.ai_addr, ai.ai_addrlen) == 0 && listen(fd, backlog) == 0) return fd;
+    error = std::strerror(errno);
+    ::close(fd);
+    return -1;
+}
+
+}  // namespace
 
 SocketHandle listen_tcp(const std::string& host, std::uint16_t port, int backlog, bool shared,
                         std::string& error) {
-    addrinfo hints{};
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    addrinfo* res = nullptr;
     std::string service = std::to_string(port);
-    // "" means every interface: prefer the IPv6 wildcard with V6ONLY off (dual stack),
-    // falling back to IPv4 where IPv6 is disabled.
     const char* node = host.empty() ? nullptr : host.c_str();
-    if (!node) hints.ai_family = AF_INET6;
-    int rc = getaddrinfo(node, service.c_str(), &hints, &res);
-    if (rc != 0 && !node) {
-        hints.ai_family = AF_INET;
-        rc = getaddrinfo(node, service.c_str(), &hints, &res);
-    }
-    if (rc != 0) {
-        error = std::string("cannot resolve listen address: ") + gai_strerror(rc);
-        return kInvalidSocket;
-    }
-    int fd = -1;
-    for (addrinfo* ai = res; ai; ai = ai->ai_next) {
-        fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
-        if (fd < 0) {
-            error = std::strerror(errno);
+    // "" means every interface: the IPv6 wildcard with V6ONLY off (dual stack) first, then
+    // IPv4 alone where IPv6 is missing from libc or unusable in this kernel.
+    const int families[] = {node ? AF_UNSPEC : AF_INET6, AF_INET};
+    for (int i = 0; i < (node ? 1 : 2); ++i) {
+        addrinfo hints{};
+        hints.ai_family = families[i];
+        hints.ai_socktype = SOCK_STREAM;
+        hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+        addrinfo* res = nullptr;
+        int rc = getaddrinfo(node, service.c_str(), &hints, &res);
+        if (rc != 0) {
+            error = std::string("cannot resolve listen address: ") + gai_strerror(rc);
             continue;
         }
-        int one = 1, zero = 0;
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        if (shared) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-        if (ai->ai_family == AF_INET6 && !node) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
-        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, backlog) == 0 && set_nonblocking(fd)) break;
-        error = std::strerror(errno);
-        ::close(fd);
-        fd = -1;
+        int fd = -1;
+        for (addrinfo* ai = res; ai && fd < 0; ai = ai->ai_next) fd = open_listener(*ai, !node, backlog, shared, error);
+        freeaddrinfo(res);
+        if (fd >= 0) return fd;
     }
-    freeaddrinfo(res);
-    if (fd < 0 && !node && hints.ai_family == AF_INET6) {
-        // IPv6 present in libc but unusable in this kernel: retry IPv4 only.
-        hints.ai_family = AF_INET;
-        if (getaddrinfo(nullptr, service.c_str(), &hints, &res) == 0) {
-            fd = socket(res->ai_family, res->ai_socktype, res->ai_protocol);
-            int one = 1;
-            if (fd >= 0) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-            if (fd >= 0 && shared) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-            if (fd >= 0 && !(bind(fd, res->ai_addr, res->ai_addrlen) == 0 && listen(fd, backlog) == 0 &&
-                             set_nonblocking(fd))) {
-                error = std::strerror(errno);
-                ::close(fd);
-                fd = -1;
-            }
-            freeaddrinfo(res);
-        }
-    }
-    return fd;
+    return kInvalidSocket;
 }
 
 IoResult accept(SocketHandle listener, SocketHandle* out) {
-    int fd = ::accept4(static_cast<int>(listener), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    int fd = os::accept_stream(static_cast<int>(listener));
     if (fd < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR || errno == ECONNABORTED)
             return {IoStatus::WouldBlock, 0, 0};
@@ -164,7 +126,7 @@ IoResult accept(SocketHandle listener, SocketHandle* out) {
 bool is_fd_exhaustion(int error) { return error == EMFILE || error == ENFILE || error == ENOBUFS || error == ENOMEM; }
 
 IoResult connect_start(const SockAddr& addr, SocketHandle* out) {
-    int fd = socket(sa(addr)->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = os::open_stream(sa(addr)->sa_family);
     if (fd < 0) return {IoStatus::Error, 0, errno};
     set_nodelay(fd);
     if (::connect(fd, sa(addr), addr.len) != 0 && errno != EINPROGRESS) {
@@ -186,7 +148,7 @@ int connect_result(SocketHandle s) {
 IoResult read(SocketHandle s, char* buf, std::size_t cap) { return from_errno(::read(static_cast<int>(s), buf, cap)); }
 
 IoResult write(SocketHandle s, const char* data, std::size_t len) {
-    ssize_t n = ::send(static_cast<int>(s), data, len, MSG_NOSIGNAL);
+    ssize_t n = ::send(static_cast<int>(s), data, len, os::send_flags());
     if (n == 0 && len > 0) return {IoStatus::WouldBlock, 0, 0};
     return n == 0 ? IoResult{IoStatus::Ok, 0, 0} : from_errno(n);
 }
@@ -201,7 +163,7 @@ IoResult writev(SocketHandle s, const IoSlice* slices, int count) {
     msghdr msg{};
     msg.msg_iov = iov;
     msg.msg_iovlen = static_cast<std::size_t>(count);
-    ssize_t n = ::sendmsg(static_cast<int>(s), &msg, MSG_NOSIGNAL);
+    ssize_t n = ::sendmsg(static_cast<int>(s), &msg, os::send_flags());
     if (n == 0) return {IoStatus::WouldBlock, 0, 0};
     return from_errno(n);
 }
@@ -254,72 +216,4 @@ int resolve(const std::string& host, std::uint16_t port, SockAddr* out, int cap,
 
 }  // namespace net
 
-namespace sys {
-
-void ignore_sigpipe() { std::signal(SIGPIPE, SIG_IGN); }
-
-namespace {
-void (*g_terminate_handler)(int) = nullptr;
-extern "C" void on_signal(int sig) {
-    if (g_terminate_handler) g_terminate_handler(sig);
-}
-}  // namespace
-
-void on_terminate_signal(void (*handler)(int)) {
-    g_terminate_handler = handler;
-    struct sigaction act {};
-    act.sa_handler = on_signal;
-    sigemptyset(&act.sa_mask);
-    act.sa_flags = SA_RESTART;
-    sigaction(SIGINT, &act, nullptr);
-    sigaction(SIGTERM, &act, nullptr);
-}
-
-void raise_fd_limit() {
-    rlimit lim{};
-    if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
-        lim.rlim_cur = lim.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &lim);
-    }
-}
-
-// glibc's malloc returns free memory at the top of a heap to the system once more than
-// M_TRIM_THRESHOLD is free there, and maps large blocks with mmap; left alone, both
-// thresholds move with the process's history (they rise when a mapped block is freed).
-// A 1 MiB upload cycles buffers of 64 KiB and more (client input, TLS output). Measured
-// after a few small-POST runs, in a process whose thresholds had not risen: every upload
-// shrank and regrew the heap, 2 brk calls and ~17 page faults per upload and about 15%
-// more system time. Fixed thresholds keep up to 2 MiB free per heap (one per worker
-// thread) and map only blocks above 1 MiB, whatever ran before.
-void tune_allocator() {
-#ifdef __GLIBC__
-    mallopt(M_MMAP_THRESHOLD, 1 << 20);
-    mallopt(M_TRIM_THRESHOLD, 2 << 20);
-#endif
-}
-
-std::int64_t monotonic_ms() {
-    timespec ts{};
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<std::int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
-}
-
-void format_local_time(char out[20]) {
-    std::time_t now = std::time(nullptr);
-    std::tm tm{};
-    localtime_r(&now, &tm);
-    std::strftime(out, 20, "%Y/%m/%d %H:%M:%S", &tm);
-}
-
-bool file_exists(const std::string& path) {
-    struct stat st {};
-    return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
-}
-
-bool dir_exists(const std::string& path) {
-    struct stat st {};
-    return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-}  // namespace sys
 }  // namespace op
