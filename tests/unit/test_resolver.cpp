@@ -7,6 +7,7 @@
 
 #include "poller.h"
 #include "resolver.h"
+#include "sys.h"
 
 namespace op {
 namespace {
