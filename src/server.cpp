@@ -176,8 +176,11 @@ void Server::begin_shutdown() {
     stopping_ = true;
     shutdown_deadline_ms_ = now_ms_ + static_cast<std::int64_t>(config_.shutdown_grace.count()) * 1000;
     if (listener_) {
+        // Retired, not deleted: this runs from on_wake(), and the listener may have an
+        // event later in the same batch (a stop request and pending connections are
+        // often reported together), which must find it marked closed.
         poller_->remove(listener_->fd());
-        listener_.reset();
+        destroy_later(listener_.release());
     }
     std::vector<UpstreamConn*> idle;
     pool_.drain(idle);
