@@ -3,7 +3,6 @@
 #include "host_policy.h"
 #include "log.h"
 #include "router.h"
-#include "server.h"
 
 namespace op {
 
@@ -65,18 +64,22 @@ void split_absolute(std::string_view t, std::string_view& authority, std::string
 
 }  // namespace
 
-ClientConn::ClientConn(Server& server, SocketHandle fd)
-    : server_(server), fd_(fd), req_chunks_(), resp_chunks_() {
+ClientConn::ClientConn(ClientContext& ctx, SocketHandle fd) : ctx_(ctx), fd_(fd), req_chunks_(), resp_chunks_() {}
+
+void ClientConn::start() {
     net::set_nodelay(fd_);
-    server_.client_opened();
     interest_ = kReadable;
-    server_.poller().add(fd_, this, interest_);
+    if (!ctx_.loop.add(fd_, this, interest_)) {
+        log_line("Error: cannot watch a client connection; closing it");
+        close_client();
+        return;
+    }
     arm_deadline();
 }
 
 ClientConn::~ClientConn() {
     if (fd_ != kInvalidSocket) {
-        server_.poller().remove(fd_);
+        ctx_.loop.remove(fd_);
         net::close(fd_);
     }
 }
@@ -88,14 +91,14 @@ void ClientConn::close_client() {
         up_ = nullptr;
     }
     if (fd_ != kInvalidSocket) close_socket();  // an orphan closed it when the client left
-    server_.destroy_later(this);
+    ctx_.loop.destroy_later(this);
 }
 
 void ClientConn::close_socket() {
-    server_.poller().remove(fd_);
+    ctx_.loop.remove(fd_);
     net::close(fd_);
     fd_ = kInvalidSocket;
-    server_.client_closed();
+    ctx_.counter.client_closed();
 }
 
 // ---- client side -------------------------------------------------------------------
@@ -110,9 +113,9 @@ void ClientConn::on_ready(unsigned ready) {
 }
 
 void ClientConn::read_client() {
-    const std::size_t chunk = server_.config().buffer_size;
+    const std::size_t chunk = ctx_.config.buffer_size;
     for (;;) {
-        std::size_t limit = state_ == State::ReadingHead ? server_.config().max_header_bytes + chunk
+        std::size_t limit = state_ == State::ReadingHead ? ctx_.config.max_header_bytes + chunk
                             : state_ == State::Exchange && !req_done_ ? kHighWater
                                                                       : kPipelineLimit;
         if (lingering_) {
@@ -162,7 +165,7 @@ void ClientConn::client_left() {
     // discarded and its connection pooled instead of costing a later request a TLS
     // handshake. A stream (chunked or close-delimited) or a longer answer is not waited for.
     if (state_ != State::Exchange || !up_ || up_->state() != UpstreamConn::State::Ready || response_started_ ||
-        !req_done_ || up_sent_ != up_out_.size() || server_.stopping()) {
+        !req_done_ || up_sent_ != up_out_.size() || ctx_.stopping) {
         close_client();
         return;
     }
@@ -170,13 +173,13 @@ void ClientConn::client_left() {
     close_socket();
     in_.release();
     out_.release();
-    deadline_ms = server_.now_ms() + kOrphanGraceMs;
+    deadline_ms = ctx_.loop.now_ms() + kOrphanGraceMs;
     drain_orphan();  // what the upstream has sent already
 }
 
 void ClientConn::drain_orphan() {
-    const std::size_t chunk = server_.config().buffer_size;
-    char* buf = server_.scratch(chunk);
+    const std::size_t chunk = ctx_.config.buffer_size;
+    char* buf = ctx_.scratch(chunk);
     while (up_ && !closed && state_ == State::Exchange) {
         IoResult r = up_->read(buf, chunk);
         if (r.status == IoStatus::WouldBlock) {
@@ -219,7 +222,7 @@ void ClientConn::flush_client() {
         // answer before the client reads it.
         net::shutdown_write(fd_);
         lingering_ = true;
-        deadline_ms = server_.now_ms() + kLingerMs;
+        deadline_ms = ctx_.loop.now_ms() + kLingerMs;
     }
 }
 
@@ -266,6 +269,7 @@ void ClientConn::settle_rounds() {
     }
     if (closed) return;
     update_interest();
+    if (closed) return;
     arm_deadline();
 }
 
@@ -282,23 +286,28 @@ void ClientConn::update_interest() {
     }
     if (!out_.empty()) want |= kWritable;
     if (want != interest_) {
-        server_.poller().modify(fd_, this, want);
+        if (!ctx_.loop.modify(fd_, this, want)) {
+            // Without the interest it needs the connection would wait for nothing.
+            log_line("Error: cannot change what a client connection waits for; closing it");
+            close_client();
+            return;
+        }
         interest_ = want;
     }
 }
 
 void ClientConn::arm_deadline() {
     if (lingering_) return;  // set when lingering began
-    std::int64_t now = server_.now_ms();
+    std::int64_t now = ctx_.loop.now_ms();
     switch (state_) {
         case State::ReadingHead:
             // The header clock starts with the first byte and is not reset by later
             // ones, so a client trickling bytes cannot hold the connection forever.
             if (in_.empty()) {
-                deadline_ms = now + ms(server_.config().keepalive_timeout);
+                deadline_ms = now + ms(ctx_.config.keepalive_timeout);
                 header_clock_ = false;
             } else if (!header_clock_) {
-                deadline_ms = now + ms(server_.config().header_timeout);
+                deadline_ms = now + ms(ctx_.config.header_timeout);
                 header_clock_ = true;
             }
             break;
@@ -309,8 +318,8 @@ void ClientConn::arm_deadline() {
         case State::Exchange:
             // Only silence ends an exchange: any event re-arms this. Connecting and the
             // TLS handshake carry their own, shorter deadlines in UpstreamConn.
-            deadline_ms = now + ms(response_started_ ? server_.config().idle_timeout
-                                                     : server_.config().response_timeout);
+            deadline_ms = now + ms(response_started_ ? ctx_.config.idle_timeout
+                                                     : ctx_.config.response_timeout);
             header_clock_ = false;
             break;
     }
@@ -328,7 +337,7 @@ void ClientConn::on_timeout() {
     }
     if (state_ == State::Exchange && !response_started_) {
         std::string msg = "upstream " + target_.authority + " sent no response within " +
-                          std::to_string(server_.config().response_timeout.count()) + "s";
+                          std::to_string(ctx_.config.response_timeout.count()) + "s";
         log_line("Error processing request: %s", msg.c_str());
         req_done_ = false;  // the request may be half sent: close after answering
         answer_error({504, "proxy_error", "upstream_timeout", msg});
@@ -337,7 +346,7 @@ void ClientConn::on_timeout() {
     }
     if (state_ == State::Exchange) {
         log_line("Error processing request: no data from %s or the client for %llds", target_.authority.c_str(),
-                 static_cast<long long>(server_.config().idle_timeout.count()));
+                 static_cast<long long>(ctx_.config.idle_timeout.count()));
         abort_midstream("idle");
         return;
     }
@@ -347,8 +356,8 @@ void ClientConn::on_timeout() {
 // ---- request side --------------------------------------------------------------------
 
 void ClientConn::parse_next_request() {
-    RequestHead& head = server_.request_head_scratch();
-    const Config& c = server_.config();
+    RequestHead& head = ctx_.request_head;
+    const Config& c = ctx_.config;
     HeadLimits limits;
     limits.max_head_bytes = c.max_header_bytes;
     limits.max_request_line = c.max_request_line;
@@ -390,7 +399,7 @@ void ClientConn::begin_exchange(const RequestHead& head, std::size_t head_len) {
     if (is_absolute_form(head.target) && head.target != "*") {
         split_absolute(head.target, host, path);  // RFC 9112 3.2.2: its authority wins
     }
-    RouteResult route = server_.router().route(has_x_target, x_target, host);
+    RouteResult route = ctx_.router.route(has_x_target, x_target, host);
     if (route.outcome == RouteOutcome::BadHeader) {
         in_.consume(head_len);
         answer_error({400, "invalid_request_error", "invalid_target_host", route.error});
@@ -401,7 +410,7 @@ void ClientConn::begin_exchange(const RequestHead& head, std::size_t head_len) {
         answer_error({404, "invalid_request_error", "unknown_route", route.error});
         return;
     }
-    const Config& config = server_.config();
+    const Config& config = ctx_.config;
     restricted_ = false;
     if (route.outcome == RouteOutcome::HeaderChosen) {
         const char* refusal = nullptr;
@@ -426,7 +435,7 @@ void ClientConn::begin_exchange(const RequestHead& head, std::size_t head_len) {
     // Rebuilt in place: the string keeps its storage from one request to the next.
     pool_key_.clear();
     target_.append_origin(pool_key_);
-    if (const auto& proxy = server_.config().upstream_proxy) {
+    if (const auto& proxy = ctx_.config.upstream_proxy) {
         pool_key_ += " via ";
         proxy->append_origin(pool_key_);
     }
@@ -464,7 +473,7 @@ void ClientConn::begin_exchange(const RequestHead& head, std::size_t head_len) {
     }
     o.append("\r\n", 2);
 
-    if (server_.config().local_mode) {
+    if (ctx_.config.local_mode) {
         log_line("Proxying request to: %s%s%.*s", target_.origin().c_str(), need_slash ? "/" : "",
                  static_cast<int>(rest.size()), rest.data());
     }
@@ -476,14 +485,14 @@ void ClientConn::begin_exchange(const RequestHead& head, std::size_t head_len) {
 }
 
 void ClientConn::acquire_upstream(bool allow_pooled) {
-    UpstreamConn* conn = allow_pooled ? server_.pool().take(pool_key_) : nullptr;
+    UpstreamConn* conn = allow_pooled ? ctx_.upstreams.take_idle(pool_key_) : nullptr;
     if (conn) {
         up_ = conn;
         up_->attach(this);
         return;  // settle() sends the request
     }
-    up_ = new UpstreamConn(server_, target_, pool_key_, this, restricted_);
-    server_.track(up_);
+    up_ = new UpstreamConn(ctx_.upstreams, target_, pool_key_, this, restricted_);
+    ctx_.loop.adopt(up_);
     up_->start();  // may fail at once (upstream_failed) or become ready later
 }
 
@@ -529,9 +538,9 @@ void ClientConn::move_request() {
             }
             if (step.status == ChunkedDecoder::Status::Data) {
                 req_body_bytes_ += step.data.size();
-                if (req_body_bytes_ > server_.config().max_body_bytes) {
+                if (req_body_bytes_ > ctx_.config.max_body_bytes) {
                     std::string msg = "chunked request body exceeds the limit of " +
-                                      std::to_string(server_.config().max_body_bytes) + " bytes (-max-body-size)";
+                                      std::to_string(ctx_.config.max_body_bytes) + " bytes (-max-body-size)";
                     if (response_started_) {
                         abort_midstream(msg);
                     } else {
@@ -614,8 +623,8 @@ void ClientConn::upstream_failed(UpstreamFailure why, const std::string& detail)
 }
 
 void ClientConn::read_upstream() {
-    const std::size_t chunk = server_.config().buffer_size;
-    char* buf = server_.scratch(chunk);
+    const std::size_t chunk = ctx_.config.buffer_size;
+    char* buf = ctx_.scratch(chunk);
     while (up_ && !closed && state_ == State::Exchange) {
         if (out_.size() >= kHighWater) {
             // The client is behind: stop reading the upstream. settle() resumes below
@@ -700,7 +709,7 @@ void ClientConn::on_response_bytes(const char* p, std::size_t n) {
         return;
     }
     for (;;) {
-        ResponseHead& head = server_.response_head_scratch();
+        ResponseHead& head = ctx_.response_head;
         HeadLimits limits;
         ParseResult r = parse_response_head(resp_head_.view(), limits, head);
         if (r.status == ParseStatus::Incomplete) return;
@@ -847,9 +856,9 @@ void ClientConn::response_complete() {
 
 void ClientConn::release_upstream(bool reusable) {
     if (!up_) return;
-    if (reusable && !server_.stopping() && up_->state() == UpstreamConn::State::Ready && !up_->has_buffered_input()) {
+    if (reusable && !ctx_.stopping && up_->state() == UpstreamConn::State::Ready && !up_->has_buffered_input()) {
         up_->make_idle();
-        server_.give_back(up_);
+        ctx_.upstreams.give_back(up_);
     } else {
         up_->close();
     }

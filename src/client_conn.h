@@ -22,6 +22,7 @@
 
 #include "byte_buffer.h"
 #include "chunked_decoder.h"
+#include "client_context.h"
 #include "error_response.h"
 #include "http_head.h"
 #include "pollable.h"
@@ -30,8 +31,6 @@
 #include "upstream_conn.h"
 
 namespace op {
-
-class Server;
 
 class ClientConn final : public Pollable, public UpstreamOwner {
 public:
@@ -42,8 +41,11 @@ public:
     // when a pooled one turns out to have been closed by the upstream.
     static constexpr std::size_t kReplayLimit = 64 * 1024;
 
-    ClientConn(Server& server, SocketHandle fd);
+    // Takes over the accepted socket `fd`; start() registers it (adopt first: a
+    // refusal closes the connection at once).
+    ClientConn(ClientContext& ctx, SocketHandle fd);
     ~ClientConn() override;
+    void start();
 
     void on_ready(unsigned ready) override;
     void on_timeout() override;
@@ -90,7 +92,7 @@ private:
     void update_interest();
     void arm_deadline();
 
-    Server& server_;
+    ClientContext& ctx_;
     SocketHandle fd_;
     State state_ = State::ReadingHead;
     unsigned interest_ = 0;

@@ -2,7 +2,7 @@
 //
 // lookup() answers at once from the cache or for IP literals; otherwise it queues the
 // name for the resolver thread (one per Resolver, started lazily) and returns
-// Pending. When the thread is done it posts the result and calls Poller::wake();
+// Pending. When the thread is done it posts the result and calls EventLoop::wake();
 // the loop then calls take_results() and hands each answer to whoever asked, by
 // request id (an asker that went away is simply not found). Answers are cached for
 // kCacheTtl, failures for a shorter time, so a burst of requests to one host costs
@@ -19,7 +19,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "poller.h"
+#include "event_loop.h"
 #include "socket.h"
 
 namespace op {
@@ -36,7 +36,7 @@ public:
     static constexpr std::int64_t kFailureTtlMs = 2'000;
     static constexpr int kMaxAddresses = 8;
 
-    explicit Resolver(Poller* poller) { shared_->poller = poller; }
+    explicit Resolver(EventLoop* loop) { shared_->loop = loop; }
     ~Resolver();
     Resolver(const Resolver&) = delete;
     Resolver& operator=(const Resolver&) = delete;
@@ -66,7 +66,7 @@ private:
         std::int64_t expires_ms;
     };
     // Shared with the thread, which may outlive the Resolver while stuck in a lookup
-    // at exit; it touches the poller only under the lock and only while !stop.
+    // at exit; it touches the loop only under the lock and only while !stop.
     struct Shared {
         std::mutex mu;
         std::condition_variable cv;
@@ -74,7 +74,7 @@ private:
         std::vector<Done> done;
         bool stop = false;
         bool started = false;
-        Poller* poller = nullptr;
+        EventLoop* loop = nullptr;
     };
     static void thread_main(std::shared_ptr<Shared> shared);
 
