@@ -1,8 +1,19 @@
 // One client connection and the exchange it is in: the per-connection state machine.
 //
-//   ReadingHead --head parsed--> Exchange --response complete--> ReadingHead (keep-alive)
-//        |                          |                             or Draining (close)
-//        +--bad request / error-----+--------------------------> Draining --> closed
+//   Idle --first byte--> ReadingHead --head parsed--> Exchange
+//     ^                      |                          |  |  |
+//     |                      | bad request, 408         |  |  +--client left, request sent,
+//     |                      v                          |  |     no answer yet--> Orphaned
+//     |                   Draining <--answered, close---+  |
+//     |                      |                          |  +--answer failed midway--> Flushing
+//     +-----answered, keep-alive (ReadingHead when the next request is already here)
+//                            |
+//                      flushed: Lingering
+//
+//   Every state may go to Closed (client gone, write error, timeout, shutdown while
+//   Idle); Orphaned, Flushing and Lingering go nowhere else. enter() is the one place
+//   that changes the state, and it starts the clock of the state it enters; settle()
+//   restarts the clocks that activity restarts (Idle, Exchange).
 //
 // Requests are handled one at a time in arrival order; pipelined requests wait in the
 // input buffer, so answers go out in order. The relay owns the backpressure rule:
@@ -57,15 +68,33 @@ public:
 
     // Shutdown: a connection between requests is closed at once.
     bool close_if_idle() override {
-        if (state_ != State::ReadingHead || !in_.empty()) return false;
+        if (state_ != State::Idle || !in_.empty()) return false;
         close_client();
         return true;
     }
 
 private:
-    enum class State { ReadingHead, Exchange, Draining };
+    enum class State {
+        Idle,         // between requests, nothing of the next one yet: keep-alive clock
+        ReadingHead,  // part of a head is in: header clock, from its first byte
+        Exchange,     // relaying a request and its answer: response / idle clock
+        Orphaned,     // the client left; the upstream may still finish (client_left)
+        Flushing,     // the answer failed midway: deliver what is buffered, then close
+        Draining,     // a final answer: deliver it, then linger
+        Lingering,    // write side shut: discard input for a moment, then close
+        Closed,       // destroyed after the batch
+    };
 
-    void settle();  // the one place that advances state after any event
+    static bool may_enter(State from, State to);
+    void enter(State next);
+    void end_exchange(bool close);
+    bool before_exchange() const { return state_ == State::Idle || state_ == State::ReadingHead; }
+    bool in_exchange() const { return state_ == State::Exchange || state_ == State::Orphaned; }
+
+    // After any event: makes what progress the buffers allow (parsing, relaying,
+    // flushing, backpressure), then sets the poll interest and restarts the activity
+    // clocks. It never runs for an orphan, whose socket is gone.
+    void settle();
     void settle_rounds();
     void read_client();
     void flush_client();
@@ -90,25 +119,22 @@ private:
     void close_client();
     void close_socket();  // the client's socket only, and its count
     void update_interest();
-    void arm_deadline();
+    void refresh_clock();
 
     ClientContext& ctx_;
     SocketHandle fd_;
-    State state_ = State::ReadingHead;
+    State state_ = State::Idle;
     unsigned interest_ = 0;
     ByteBuffer in_;   // bytes from the client not yet consumed
     ByteBuffer out_;  // bytes for the client not yet written
-    bool lingering_ = false;  // Draining: output done, write side shut, discarding input
-    bool abort_after_flush_ = false;  // Draining after a failure: close as soon as flushed
     bool in_settle_ = false;
-    bool orphaned_ = false;  // the client left; the upstream may still finish (client_left)
-    bool header_clock_ = false;
-    bool drain_clock_ = false;
 
     // The exchange in progress.
     bool head_request_ = false;
     int client_minor_ = 1;
     bool client_keep_alive_ = true;
+    // Decided when the response head is written (its Connection header must say what
+    // will happen), acted upon when the exchange ends: not a state of the connection.
     bool close_after_ = false;
     Target target_;
     std::string pool_key_;
