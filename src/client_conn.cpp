@@ -189,8 +189,7 @@ void ClientConn::read_client() {
         if (in_.size() >= limit) return;
         // A request body is drained up to 64 reads' worth per system call (what is
         // there, never waiting for more), so a 1 MiB upload costs ~16 reads, not 1024;
-        // it is forwarded as soon as it is read either way. (16 reads' worth measured
-        // ~12% more system time per uploaded MiB.)
+        // it is forwarded as soon as it is read either way (bench/results.md, Notes).
         std::size_t want = chunk;
         if (state_ == State::Exchange && !req_done_) {
             want = limit - in_.size();

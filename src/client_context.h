@@ -45,7 +45,7 @@ struct ClientContext {
     }
     // Per-loop heads for the parser to fill, valid until the next parse of the same
     // kind. One each instead of one per parse: a head holds room for every field (a few
-    // KB), and constructing one per request is measurable (bench/results.md).
+    // KB), and building one per request costs (bench/results.md, Notes).
     RequestHead request_head;
     ResponseHead response_head;
 

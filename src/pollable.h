@@ -4,7 +4,7 @@
 // Pollable it adopted; one that is done calls EventLoop::destroy_later(), which marks it
 // closed (so events still queued for it in the current dispatch batch are skipped) and
 // deletes it after the batch. Its destructor releases only what it holds itself (its
-// socket, its registration), never calls back into its owner.
+// socket and registration, a lookup it waits for), never calls into whoever it serves.
 #pragma once
 
 #include <cstdint>
