@@ -1,5 +1,7 @@
 #include "event_loop.h"
 
+#include <cassert>
+
 #include "log.h"
 
 namespace op {
@@ -23,6 +25,7 @@ void EventLoop::destroy_all() {
 }
 
 void EventLoop::adopt(Pollable* p) {
+    assert(p->next_live == nullptr && p->prev_live == nullptr && p != live_);  // adopted once
     p->next_live = live_;
     p->prev_live = nullptr;
     if (live_) live_->prev_live = p;

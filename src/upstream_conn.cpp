@@ -1,5 +1,6 @@
 #include "upstream_conn.h"
 
+#include <cassert>
 #include <cstdio>
 
 #include "http_head.h"
@@ -209,6 +210,7 @@ void UpstreamConn::proxy_connect_readable() {
 }
 
 void UpstreamConn::attach(UpstreamOwner* owner) {
+    assert(state_ == State::Idle && !closed);  // only pooled connections are attached
     owner_ = owner;
     state_ = State::Ready;
     owner_wants_read_ = true;
@@ -217,6 +219,7 @@ void UpstreamConn::attach(UpstreamOwner* owner) {
 }
 
 void UpstreamConn::make_idle() {
+    assert(state_ == State::Ready && !closed);  // the caller checked it is reusable
     owner_ = nullptr;
     state_ = State::Idle;
     in_.release();

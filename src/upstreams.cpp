@@ -1,5 +1,6 @@
 #include "upstreams.h"
 
+#include <cassert>
 #include <vector>
 
 #include "upstream_conn.h"
@@ -34,6 +35,7 @@ void Upstreams::deliver_lookups() {
 }
 
 void Upstreams::give_back(UpstreamConn* conn) {
+    assert(conn->state() == UpstreamConn::State::Idle && !conn->closed);
     std::vector<UpstreamConn*> evicted;
     pool_.give_back(conn->pool_key(), conn, loop_.now_ms(), evicted);
     close_each(evicted);

@@ -86,6 +86,7 @@ void Worker::request_stop() {
 }
 
 void Worker::client_closed() {
+    assert(client_count_ > 0);  // once per accepted socket
     --client_count_;
     open_clients_.fetch_sub(1, std::memory_order_relaxed);
     resume_accepting_if_room();  // other workers notice on their next tick
