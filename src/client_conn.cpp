@@ -86,7 +86,7 @@ ClientConn::~ClientConn() {
     }
 }
 
-// The transitions client_conn.h draws, and no others.
+// The transitions in the table at the top of client_conn.h, and no others.
 bool ClientConn::may_enter(State from, State to) {
     if (to == State::Closed) return from != State::Closed;
     switch (from) {

@@ -1,19 +1,26 @@
 // One client connection and the exchange it is in: the per-connection state machine.
 //
-//   Idle --first byte--> ReadingHead --head parsed--> Exchange
-//     ^                      |                          |  |  |
-//     |                      | bad request, 408         |  |  +--client left, request sent,
-//     |                      v                          |  |     no answer yet--> Orphaned
-//     |                   Draining <--answered, close---+  |
-//     |                      |                          |  +--answer failed midway--> Flushing
-//     +-----answered, keep-alive (ReadingHead when the next request is already here)
-//                            |
-//                      flushed: Lingering
+//   state        its clock                         leaves for (besides Closed)
+//   Idle         -keepalive-timeout, restarted     ReadingHead: a request's first byte
+//                by every event
+//   ReadingHead  -header-timeout from the first    Exchange: head parsed
+//                byte, never restarted             Draining: bad request, 408
+//   Exchange     -response-timeout, then           Idle (ReadingHead if the next request is
+//                -idle-timeout; restarted by         already here): answered, keep-alive
+//                every event                       Draining: answered, then close
+//                                                  Flushing: the answer failed midway
+//                                                  Orphaned: client left, request sent
+//                                                    whole, nothing of the answer relayed
+//   Orphaned     50 ms grace                       -
+//   Flushing     30 s to deliver                   -
+//   Draining     30 s to deliver                   Lingering: delivered, write side shut
+//   Lingering    2 s                               -
 //
-//   Every state may go to Closed (client gone, write error, timeout, shutdown while
-//   Idle); Orphaned, Flushing and Lingering go nowhere else. enter() is the one place
-//   that changes the state, and it starts the clock of the state it enters; settle()
-//   restarts the clocks that activity restarts (Idle, Exchange).
+// Closed is reached from any state: client gone, write error, timeout, shutdown while
+// Idle; from Orphaned once the answer is read (its connection pooled) or the grace
+// ends; from Flushing once flushed. enter() is the one place that changes the state:
+// it checks the transition against this table and starts the clock of the state it
+// enters; settle() restarts the clocks that activity restarts (Idle, Exchange).
 //
 // Requests are handled one at a time in arrival order; pipelined requests wait in the
 // input buffer, so answers go out in order. The relay owns the backpressure rule:
