@@ -1,9 +1,10 @@
 #include "client_conn.h"
 
+#include <cassert>
+
 #include "host_policy.h"
 #include "log.h"
 #include "router.h"
-#include "server.h"
 
 namespace op {
 
@@ -65,57 +66,120 @@ void split_absolute(std::string_view t, std::string_view& authority, std::string
 
 }  // namespace
 
-ClientConn::ClientConn(Server& server, SocketHandle fd)
-    : server_(server), fd_(fd), req_chunks_(), resp_chunks_() {
+ClientConn::ClientConn(ClientContext& ctx, SocketHandle fd) : ctx_(ctx), fd_(fd), req_chunks_(), resp_chunks_() {}
+
+void ClientConn::start() {
     net::set_nodelay(fd_);
-    server_.client_opened();
     interest_ = kReadable;
-    server_.poller().add(fd_, this, interest_);
-    arm_deadline();
+    if (!ctx_.loop.add(fd_, this, interest_)) {
+        log_line("Error: cannot watch a client connection; closing it");
+        close_client();
+        return;
+    }
+    refresh_clock();
 }
 
 ClientConn::~ClientConn() {
     if (fd_ != kInvalidSocket) {
-        server_.poller().remove(fd_);
+        ctx_.loop.remove(fd_);
         net::close(fd_);
     }
 }
 
-void ClientConn::close_client() {
-    if (closed) return;
-    if (up_) {
-        up_->close();  // never pooled: it may still be streaming for us
-        up_ = nullptr;
+// The transitions in the table at the top of client_conn.h, and no others.
+bool ClientConn::may_enter(State from, State to) {
+    if (to == State::Closed) return from != State::Closed;
+    switch (from) {
+        case State::Idle: return to == State::ReadingHead;
+        case State::ReadingHead: return to == State::Exchange || to == State::Draining;
+        case State::Exchange:
+            return to == State::Idle || to == State::ReadingHead || to == State::Draining || to == State::Flushing ||
+                   to == State::Orphaned;
+        case State::Draining: return to == State::Lingering;
+        case State::Orphaned:
+        case State::Flushing:
+        case State::Lingering:
+        case State::Closed: return false;
     }
-    if (fd_ != kInvalidSocket) close_socket();  // an orphan closed it when the client left
-    server_.destroy_later(this);
+    return false;
+}
+
+void ClientConn::enter(State next) {
+    if (state_ == State::Closed) return;  // closing is idempotent: several paths may end it
+    assert(may_enter(state_, next));
+    state_ = next;
+    const std::int64_t now = ctx_.loop.now_ms();
+    switch (next) {
+        case State::Idle: deadline_ms = now + ms(ctx_.config.keepalive_timeout); break;
+        // The header clock starts with the first byte and is not reset by later ones,
+        // so a client trickling bytes cannot hold the connection forever.
+        case State::ReadingHead: deadline_ms = now + ms(ctx_.config.header_timeout); break;
+        case State::Exchange: deadline_ms = now + ms(ctx_.config.response_timeout); break;
+        case State::Orphaned:
+            close_socket();
+            in_.release();
+            out_.release();
+            deadline_ms = now + kOrphanGraceMs;
+            break;
+        case State::Flushing:
+        case State::Draining:
+            in_.clear();  // nothing the client sends now is answered
+            deadline_ms = now + kDrainTimeoutMs;
+            break;
+        case State::Lingering:
+            // Shut our side, then discard what the client still sends for a moment, so
+            // unread request bytes do not turn into a reset that destroys the answer
+            // before the client reads it.
+            net::shutdown_write(fd_);
+            deadline_ms = now + kLingerMs;
+            break;
+        case State::Closed:
+            if (up_) {
+                up_->close();  // never pooled: it may still be streaming for us
+                up_ = nullptr;
+            }
+            if (fd_ != kInvalidSocket) close_socket();  // an orphan closed it when the client left
+            ctx_.loop.destroy_later(this);
+            break;
+    }
+}
+
+void ClientConn::close_client() { enter(State::Closed); }
+
+void ClientConn::end_exchange(bool close) {
+    if (state_ == State::Orphaned) {  // nobody to answer: the answer was only read to pool its connection
+        close_client();
+        return;
+    }
+    if (close) enter(State::Draining);
+    else enter(in_.empty() ? State::Idle : State::ReadingHead);
 }
 
 void ClientConn::close_socket() {
-    server_.poller().remove(fd_);
+    ctx_.loop.remove(fd_);
     net::close(fd_);
     fd_ = kInvalidSocket;
-    server_.client_closed();
+    ctx_.counter.client_closed();
 }
 
 // ---- client side -------------------------------------------------------------------
 
 void ClientConn::on_ready(unsigned ready) {
-    if (orphaned_) return;  // its socket is closed; only the upstream's events matter now
+    if (state_ == State::Orphaned) return;  // its socket is closed; only the upstream's events matter now
     if (ready & kReadable) read_client();
-    if (closed || orphaned_) return;
+    if (closed || state_ == State::Orphaned) return;
     if (ready & kWritable) flush_client();
     if (closed) return;
     settle();
 }
 
 void ClientConn::read_client() {
-    const std::size_t chunk = server_.config().buffer_size;
+    const std::size_t chunk = ctx_.config.buffer_size;
     for (;;) {
-        std::size_t limit = state_ == State::ReadingHead ? server_.config().max_header_bytes + chunk
+        std::size_t limit = before_exchange() ? ctx_.config.max_header_bytes + chunk
                             : state_ == State::Exchange && !req_done_ ? kHighWater
                                                                       : kPipelineLimit;
-        if (lingering_) {
+        if (state_ == State::Lingering) {
             char sink[1024];
             IoResult r = net::read(fd_, sink, sizeof sink);
             if (r.status == IoStatus::Ok) continue;
@@ -125,8 +189,7 @@ void ClientConn::read_client() {
         if (in_.size() >= limit) return;
         // A request body is drained up to 64 reads' worth per system call (what is
         // there, never waiting for more), so a 1 MiB upload costs ~16 reads, not 1024;
-        // it is forwarded as soon as it is read either way. (16 reads' worth measured
-        // ~12% more system time per uploaded MiB.)
+        // it is forwarded as soon as it is read either way (bench/results.md, Notes).
         std::size_t want = chunk;
         if (state_ == State::Exchange && !req_done_) {
             want = limit - in_.size();
@@ -141,7 +204,7 @@ void ClientConn::read_client() {
             if (r.bytes < want) return;  // drained; the poller reports more (or EOF)
             // A whole head is here: parse it before reading on, so that the body that
             // follows is read in large reads once the exchange has begun.
-            if (state_ == State::ReadingHead && head_end_seen(in_.view(), before)) return;
+            if (before_exchange() && head_end_seen(in_.view(), before)) return;
             continue;
         }
         if (r.status == IoStatus::WouldBlock) {
@@ -162,22 +225,18 @@ void ClientConn::client_left() {
     // discarded and its connection pooled instead of costing a later request a TLS
     // handshake. A stream (chunked or close-delimited) or a longer answer is not waited for.
     if (state_ != State::Exchange || !up_ || up_->state() != UpstreamConn::State::Ready || response_started_ ||
-        !req_done_ || up_sent_ != up_out_.size() || server_.stopping()) {
+        !req_done_ || up_sent_ != up_out_.size() || ctx_.stopping) {
         close_client();
         return;
     }
-    orphaned_ = true;
-    close_socket();
-    in_.release();
-    out_.release();
-    deadline_ms = server_.now_ms() + kOrphanGraceMs;
+    enter(State::Orphaned);
     drain_orphan();  // what the upstream has sent already
 }
 
 void ClientConn::drain_orphan() {
-    const std::size_t chunk = server_.config().buffer_size;
-    char* buf = server_.scratch(chunk);
-    while (up_ && !closed && state_ == State::Exchange) {
+    const std::size_t chunk = ctx_.config.buffer_size;
+    char* buf = ctx_.scratch(chunk);
+    while (up_ && state_ == State::Orphaned) {
         IoResult r = up_->read(buf, chunk);
         if (r.status == IoStatus::WouldBlock) {
             bool short_answer = resp_kind_ == BodyKind::ContentLength && resp_remaining_ <= kOrphanAnswerLimit;
@@ -187,17 +246,14 @@ void ClientConn::drain_orphan() {
         if (r.status != IoStatus::Ok) break;
         got_response_byte_ = true;
         replayable_ = false;
-        on_response_bytes(buf, r.bytes);  // may complete the exchange: pooled when reusable
+        on_response_bytes(buf, r.bytes);  // may end the exchange (and close): pooled when reusable
         out_.clear();                      // for nobody
     }
     close_client();  // the upstream too, unless it went back to the pool
 }
 
 void ClientConn::flush_client() {
-    if (orphaned_) {  // reached through abort_midstream: nobody to tell
-        close_client();
-        return;
-    }
+    assert(state_ != State::Orphaned && state_ != State::Closed);  // no socket
     while (!out_.empty()) {
         IoResult r = net::write(fd_, out_.data(), out_.size());
         if (r.status == IoStatus::Ok) {
@@ -209,18 +265,8 @@ void ClientConn::flush_client() {
         close_client();
         return;
     }
-    if (state_ == State::Draining && abort_after_flush_) {
-        close_client();
-        return;
-    }
-    if (state_ == State::Draining && !lingering_) {
-        // Lingering close: shut our side, then discard what the client still sends for
-        // a moment, so unread request bytes do not turn into a reset that destroys the
-        // answer before the client reads it.
-        net::shutdown_write(fd_);
-        lingering_ = true;
-        deadline_ms = server_.now_ms() + kLingerMs;
-    }
+    if (state_ == State::Flushing) close_client();
+    else if (state_ == State::Draining) enter(State::Lingering);
 }
 
 void ClientConn::settle() {
@@ -235,7 +281,8 @@ void ClientConn::settle() {
 void ClientConn::settle_rounds() {
     for (int round = 0; round < 64 && !closed; ++round) {
         bool progress = false;
-        if (state_ == State::ReadingHead && !in_.empty()) {
+        if (state_ == State::Idle && !in_.empty()) enter(State::ReadingHead);
+        if (state_ == State::ReadingHead) {
             std::size_t before = in_.size();
             parse_next_request();
             progress = in_.size() != before || state_ != State::ReadingHead;
@@ -265,90 +312,86 @@ void ClientConn::settle_rounds() {
         if (!progress) break;
     }
     if (closed) return;
+    if (state_ == State::Idle && !in_.empty()) enter(State::ReadingHead);  // rounds ran out
     update_interest();
-    arm_deadline();
+    if (closed) return;
+    refresh_clock();
 }
 
 void ClientConn::update_interest() {
     unsigned want = 0;
-    if (lingering_) {
-        want = kReadable;
-    } else if (state_ == State::ReadingHead) {
-        want = kReadable;
-    } else if (state_ == State::Exchange) {
-        std::size_t limit = req_done_ ? kPipelineLimit : kHighWater;
-        std::size_t pending_up = up_out_.size() - up_sent_;
-        if (in_.size() < limit && (req_done_ || pending_up < kHighWater)) want |= kReadable;
+    switch (state_) {
+        case State::Idle:
+        case State::ReadingHead:
+        case State::Lingering: want = kReadable; break;
+        case State::Exchange: {
+            std::size_t limit = req_done_ ? kPipelineLimit : kHighWater;
+            std::size_t pending_up = up_out_.size() - up_sent_;
+            if (in_.size() < limit && (req_done_ || pending_up < kHighWater)) want |= kReadable;
+            break;
+        }
+        case State::Flushing:
+        case State::Draining: break;  // only writing now
+        case State::Orphaned:
+        case State::Closed: assert(!"no socket to poll"); return;
     }
     if (!out_.empty()) want |= kWritable;
     if (want != interest_) {
-        server_.poller().modify(fd_, this, want);
+        if (!ctx_.loop.modify(fd_, this, want)) {
+            // Without the interest it needs the connection would wait for nothing.
+            log_line("Error: cannot change what a client connection waits for; closing it");
+            close_client();
+            return;
+        }
         interest_ = want;
     }
 }
 
-void ClientConn::arm_deadline() {
-    if (lingering_) return;  // set when lingering began
-    std::int64_t now = server_.now_ms();
-    switch (state_) {
-        case State::ReadingHead:
-            // The header clock starts with the first byte and is not reset by later
-            // ones, so a client trickling bytes cannot hold the connection forever.
-            if (in_.empty()) {
-                deadline_ms = now + ms(server_.config().keepalive_timeout);
-                header_clock_ = false;
-            } else if (!header_clock_) {
-                deadline_ms = now + ms(server_.config().header_timeout);
-                header_clock_ = true;
-            }
-            break;
-        case State::Draining:
-            if (!drain_clock_) deadline_ms = now + kDrainTimeoutMs;
-            drain_clock_ = true;
-            break;
-        case State::Exchange:
-            // Only silence ends an exchange: any event re-arms this. Connecting and the
-            // TLS handshake carry their own, shorter deadlines in UpstreamConn.
-            deadline_ms = now + ms(response_started_ ? server_.config().idle_timeout
-                                                     : server_.config().response_timeout);
-            header_clock_ = false;
-            break;
+// The clocks that any event restarts; the others run from entering their state (enter).
+void ClientConn::refresh_clock() {
+    std::int64_t now = ctx_.loop.now_ms();
+    if (state_ == State::Idle) {
+        deadline_ms = now + ms(ctx_.config.keepalive_timeout);
+    } else if (state_ == State::Exchange) {
+        // Only silence ends an exchange. Connecting and the TLS handshake carry their
+        // own, shorter deadlines in UpstreamConn.
+        deadline_ms = now + ms(response_started_ ? ctx_.config.idle_timeout : ctx_.config.response_timeout);
     }
 }
 
 void ClientConn::on_timeout() {
-    if (orphaned_) {  // the grace ended before the answer did
-        close_client();
-        return;
+    switch (state_) {
+        case State::ReadingHead:
+            answer_error({408, "invalid_request_error", "request_timeout", "timed out reading the request head"});
+            break;
+        case State::Exchange:
+            if (!response_started_) {
+                std::string msg = "upstream " + target_.authority + " sent no response within " +
+                                  std::to_string(ctx_.config.response_timeout.count()) + "s";
+                log_line("Error processing request: %s", msg.c_str());
+                req_done_ = false;  // the request may be half sent: close after answering
+                answer_error({504, "proxy_error", "upstream_timeout", msg});
+            } else {
+                log_line("Error processing request: no data from %s or the client for %llds",
+                         target_.authority.c_str(), static_cast<long long>(ctx_.config.idle_timeout.count()));
+                abort_midstream("idle");
+            }
+            break;
+        case State::Orphaned:  // the grace ended before the answer did
+        case State::Idle:
+        case State::Flushing:
+        case State::Draining:
+        case State::Lingering: close_client(); return;
+        case State::Closed: assert(!"a closed connection timed out"); return;
     }
-    if (state_ == State::ReadingHead && !in_.empty()) {
-        answer_error({408, "invalid_request_error", "request_timeout", "timed out reading the request head"});
-        settle();
-        return;
-    }
-    if (state_ == State::Exchange && !response_started_) {
-        std::string msg = "upstream " + target_.authority + " sent no response within " +
-                          std::to_string(server_.config().response_timeout.count()) + "s";
-        log_line("Error processing request: %s", msg.c_str());
-        req_done_ = false;  // the request may be half sent: close after answering
-        answer_error({504, "proxy_error", "upstream_timeout", msg});
-        settle();
-        return;
-    }
-    if (state_ == State::Exchange) {
-        log_line("Error processing request: no data from %s or the client for %llds", target_.authority.c_str(),
-                 static_cast<long long>(server_.config().idle_timeout.count()));
-        abort_midstream("idle");
-        return;
-    }
-    close_client();
+    if (!closed) settle();
 }
 
 // ---- request side --------------------------------------------------------------------
 
 void ClientConn::parse_next_request() {
-    RequestHead& head = server_.request_head_scratch();
-    const Config& c = server_.config();
+    RequestHead& head = ctx_.request_head;
+    const Config& c = ctx_.config;
     HeadLimits limits;
     limits.max_head_bytes = c.max_header_bytes;
     limits.max_request_line = c.max_request_line;
@@ -368,7 +411,7 @@ void ClientConn::parse_next_request() {
 
 void ClientConn::begin_exchange(const RequestHead& head, std::size_t head_len) {
     reset_exchange();
-    state_ = State::Exchange;
+    enter(State::Exchange);
     head_request_ = head.is_head();
     client_minor_ = head.version_minor;
     client_keep_alive_ = head.keep_alive();
@@ -390,7 +433,7 @@ void ClientConn::begin_exchange(const RequestHead& head, std::size_t head_len) {
     if (is_absolute_form(head.target) && head.target != "*") {
         split_absolute(head.target, host, path);  // RFC 9112 3.2.2: its authority wins
     }
-    RouteResult route = server_.router().route(has_x_target, x_target, host);
+    RouteResult route = ctx_.router.route(has_x_target, x_target, host);
     if (route.outcome == RouteOutcome::BadHeader) {
         in_.consume(head_len);
         answer_error({400, "invalid_request_error", "invalid_target_host", route.error});
@@ -401,7 +444,7 @@ void ClientConn::begin_exchange(const RequestHead& head, std::size_t head_len) {
         answer_error({404, "invalid_request_error", "unknown_route", route.error});
         return;
     }
-    const Config& config = server_.config();
+    const Config& config = ctx_.config;
     restricted_ = false;
     if (route.outcome == RouteOutcome::HeaderChosen) {
         const char* refusal = nullptr;
@@ -426,7 +469,7 @@ void ClientConn::begin_exchange(const RequestHead& head, std::size_t head_len) {
     // Rebuilt in place: the string keeps its storage from one request to the next.
     pool_key_.clear();
     target_.append_origin(pool_key_);
-    if (const auto& proxy = server_.config().upstream_proxy) {
+    if (const auto& proxy = ctx_.config.upstream_proxy) {
         pool_key_ += " via ";
         proxy->append_origin(pool_key_);
     }
@@ -464,7 +507,7 @@ void ClientConn::begin_exchange(const RequestHead& head, std::size_t head_len) {
     }
     o.append("\r\n", 2);
 
-    if (server_.config().local_mode) {
+    if (ctx_.config.local_mode) {
         log_line("Proxying request to: %s%s%.*s", target_.origin().c_str(), need_slash ? "/" : "",
                  static_cast<int>(rest.size()), rest.data());
     }
@@ -476,14 +519,14 @@ void ClientConn::begin_exchange(const RequestHead& head, std::size_t head_len) {
 }
 
 void ClientConn::acquire_upstream(bool allow_pooled) {
-    UpstreamConn* conn = allow_pooled ? server_.pool().take(pool_key_) : nullptr;
+    UpstreamConn* conn = allow_pooled ? ctx_.upstreams.take_idle(pool_key_) : nullptr;
     if (conn) {
         up_ = conn;
         up_->attach(this);
         return;  // settle() sends the request
     }
-    up_ = new UpstreamConn(server_, target_, pool_key_, this, restricted_);
-    server_.track(up_);
+    up_ = new UpstreamConn(ctx_.upstreams, target_, pool_key_, this, restricted_);
+    ctx_.loop.adopt(up_);
     up_->start();  // may fail at once (upstream_failed) or become ready later
 }
 
@@ -529,9 +572,9 @@ void ClientConn::move_request() {
             }
             if (step.status == ChunkedDecoder::Status::Data) {
                 req_body_bytes_ += step.data.size();
-                if (req_body_bytes_ > server_.config().max_body_bytes) {
+                if (req_body_bytes_ > ctx_.config.max_body_bytes) {
                     std::string msg = "chunked request body exceeds the limit of " +
-                                      std::to_string(server_.config().max_body_bytes) + " bytes (-max-body-size)";
+                                      std::to_string(ctx_.config.max_body_bytes) + " bytes (-max-body-size)";
                     if (response_started_) {
                         abort_midstream(msg);
                     } else {
@@ -575,11 +618,11 @@ void ClientConn::move_request() {
 void ClientConn::upstream_ready() { settle(); }
 
 void ClientConn::upstream_writable() {
-    if (!orphaned_) settle();  // an orphan's request went out whole
+    if (state_ != State::Orphaned) settle();  // an orphan's request went out whole
 }
 
 void ClientConn::upstream_readable() {
-    if (orphaned_) {
+    if (state_ == State::Orphaned) {
         drain_orphan();
         return;
     }
@@ -589,7 +632,7 @@ void ClientConn::upstream_readable() {
 
 void ClientConn::upstream_failed(UpstreamFailure why, const std::string& detail) {
     up_ = nullptr;  // it closed itself
-    if (orphaned_) {
+    if (state_ == State::Orphaned) {
         close_client();
         return;
     }
@@ -614,8 +657,8 @@ void ClientConn::upstream_failed(UpstreamFailure why, const std::string& detail)
 }
 
 void ClientConn::read_upstream() {
-    const std::size_t chunk = server_.config().buffer_size;
-    char* buf = server_.scratch(chunk);
+    const std::size_t chunk = ctx_.config.buffer_size;
+    char* buf = ctx_.scratch(chunk);
     while (up_ && !closed && state_ == State::Exchange) {
         if (out_.size() >= kHighWater) {
             // The client is behind: stop reading the upstream. settle() resumes below
@@ -700,7 +743,7 @@ void ClientConn::on_response_bytes(const char* p, std::size_t n) {
         return;
     }
     for (;;) {
-        ResponseHead& head = server_.response_head_scratch();
+        ResponseHead& head = ctx_.response_head;
         HeadLimits limits;
         ParseResult r = parse_response_head(resp_head_.view(), limits, head);
         if (r.status == ParseStatus::Incomplete) return;
@@ -724,11 +767,11 @@ void ClientConn::on_response_bytes(const char* p, std::size_t n) {
         // Bytes after a head that ends its message mean the upstream is out of step.
         resp_extra_ = resp_head_.size() > r.consumed;
         start_response(head);
-        if (state_ == State::Exchange) resp_extra_ = false;
+        if (in_exchange()) resp_extra_ = false;
         resp_head_.consume(r.consumed);
         break;
     }
-    if (state_ == State::Exchange && !resp_head_.empty()) {
+    if (in_exchange() && !resp_head_.empty()) {
         // Body bytes that arrived with the head. Moved out first: on_body_bytes may
         // finish the exchange, which resets resp_head_.
         ByteBuffer rest;
@@ -841,15 +884,14 @@ void ClientConn::response_complete() {
     if (!req_done_) close_after_ = true;  // the rest of the request body was never read
     bool close = close_after_ || !client_keep_alive_;
     reset_exchange();
-    state_ = close ? State::Draining : State::ReadingHead;
-    if (close) in_.clear();
+    end_exchange(close);
 }
 
 void ClientConn::release_upstream(bool reusable) {
     if (!up_) return;
-    if (reusable && !server_.stopping() && up_->state() == UpstreamConn::State::Ready && !up_->has_buffered_input()) {
+    if (reusable && !ctx_.stopping && up_->state() == UpstreamConn::State::Ready && !up_->has_buffered_input()) {
         up_->make_idle();
-        server_.give_back(up_);
+        ctx_.upstreams.give_back(up_);
     } else {
         up_->close();
     }
@@ -864,8 +906,7 @@ void ClientConn::answer_error(const ProxyError& e) {
     bool close = !req_done_ || !client_keep_alive_ || e.status == 408;
     out_.append(render_error_response(e, close));
     reset_exchange();
-    state_ = close ? State::Draining : State::ReadingHead;
-    if (close) in_.clear();
+    end_exchange(close);
 }
 
 void ClientConn::abort_midstream(const std::string& why) {
@@ -875,9 +916,11 @@ void ClientConn::abort_midstream(const std::string& why) {
     // the client is waiting for more and must learn of the failure at once).
     release_upstream(false);
     reset_exchange();
-    state_ = State::Draining;
-    abort_after_flush_ = true;
-    in_.clear();
+    if (state_ == State::Orphaned) {  // nobody to tell
+        close_client();
+        return;
+    }
+    enter(State::Flushing);
     flush_client();
 }
 

@@ -1,8 +1,26 @@
 // One client connection and the exchange it is in: the per-connection state machine.
 //
-//   ReadingHead --head parsed--> Exchange --response complete--> ReadingHead (keep-alive)
-//        |                          |                             or Draining (close)
-//        +--bad request / error-----+--------------------------> Draining --> closed
+//   state        its clock                         leaves for (besides Closed)
+//   Idle         -keepalive-timeout, restarted     ReadingHead: a request's first byte
+//                by every event
+//   ReadingHead  -header-timeout from the first    Exchange: head parsed
+//                byte, never restarted             Draining: bad request, 408
+//   Exchange     -response-timeout, then           Idle (ReadingHead if the next request is
+//                -idle-timeout; restarted by         already here): answered, keep-alive
+//                every event                       Draining: answered, then close
+//                                                  Flushing: the answer failed midway
+//                                                  Orphaned: client left, request sent
+//                                                    whole, nothing of the answer relayed
+//   Orphaned     50 ms grace                       -
+//   Flushing     30 s to deliver                   -
+//   Draining     30 s to deliver                   Lingering: delivered, write side shut
+//   Lingering    2 s                               -
+//
+// Closed is reached from any state: client gone, write error, timeout, shutdown while
+// Idle; from Orphaned once the answer is read (its connection pooled) or the grace
+// ends; from Flushing once flushed. enter() is the one place that changes the state:
+// it checks the transition against this table and starts the clock of the state it
+// enters; settle() restarts the clocks that activity restarts (Idle, Exchange).
 //
 // Requests are handled one at a time in arrival order; pipelined requests wait in the
 // input buffer, so answers go out in order. The relay owns the backpressure rule:
@@ -22,6 +40,7 @@
 
 #include "byte_buffer.h"
 #include "chunked_decoder.h"
+#include "client_context.h"
 #include "error_response.h"
 #include "http_head.h"
 #include "pollable.h"
@@ -30,8 +49,6 @@
 #include "upstream_conn.h"
 
 namespace op {
-
-class Server;
 
 class ClientConn final : public Pollable, public UpstreamOwner {
 public:
@@ -42,8 +59,11 @@ public:
     // when a pooled one turns out to have been closed by the upstream.
     static constexpr std::size_t kReplayLimit = 64 * 1024;
 
-    ClientConn(Server& server, SocketHandle fd);
+    // Takes over the accepted socket `fd`; start() registers it (adopt first: a
+    // refusal closes the connection at once).
+    ClientConn(ClientContext& ctx, SocketHandle fd);
     ~ClientConn() override;
+    void start();
 
     void on_ready(unsigned ready) override;
     void on_timeout() override;
@@ -55,15 +75,33 @@ public:
 
     // Shutdown: a connection between requests is closed at once.
     bool close_if_idle() override {
-        if (state_ != State::ReadingHead || !in_.empty()) return false;
+        if (state_ != State::Idle || !in_.empty()) return false;
         close_client();
         return true;
     }
 
 private:
-    enum class State { ReadingHead, Exchange, Draining };
+    enum class State {
+        Idle,         // between requests, nothing of the next one yet: keep-alive clock
+        ReadingHead,  // part of a head is in: header clock, from its first byte
+        Exchange,     // relaying a request and its answer: response / idle clock
+        Orphaned,     // the client left; the upstream may still finish (client_left)
+        Flushing,     // the answer failed midway: deliver what is buffered, then close
+        Draining,     // a final answer: deliver it, then linger
+        Lingering,    // write side shut: discard input for a moment, then close
+        Closed,       // destroyed after the batch
+    };
 
-    void settle();  // the one place that advances state after any event
+    static bool may_enter(State from, State to);
+    void enter(State next);
+    void end_exchange(bool close);
+    bool before_exchange() const { return state_ == State::Idle || state_ == State::ReadingHead; }
+    bool in_exchange() const { return state_ == State::Exchange || state_ == State::Orphaned; }
+
+    // After any event: makes what progress the buffers allow (parsing, relaying,
+    // flushing, backpressure), then sets the poll interest and restarts the activity
+    // clocks. It never runs for an orphan, whose socket is gone.
+    void settle();
     void settle_rounds();
     void read_client();
     void flush_client();
@@ -88,25 +126,22 @@ private:
     void close_client();
     void close_socket();  // the client's socket only, and its count
     void update_interest();
-    void arm_deadline();
+    void refresh_clock();
 
-    Server& server_;
+    ClientContext& ctx_;
     SocketHandle fd_;
-    State state_ = State::ReadingHead;
+    State state_ = State::Idle;
     unsigned interest_ = 0;
     ByteBuffer in_;   // bytes from the client not yet consumed
     ByteBuffer out_;  // bytes for the client not yet written
-    bool lingering_ = false;  // Draining: output done, write side shut, discarding input
-    bool abort_after_flush_ = false;  // Draining after a failure: close as soon as flushed
     bool in_settle_ = false;
-    bool orphaned_ = false;  // the client left; the upstream may still finish (client_left)
-    bool header_clock_ = false;
-    bool drain_clock_ = false;
 
     // The exchange in progress.
     bool head_request_ = false;
     int client_minor_ = 1;
     bool client_keep_alive_ = true;
+    // Decided when the response head is written (its Connection header must say what
+    // will happen), acted upon when the exchange ends: not a state of the connection.
     bool close_after_ = false;
     Target target_;
     std::string pool_key_;

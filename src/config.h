@@ -40,8 +40,8 @@ struct Config {
     std::size_t buffer_size = 1024;                        // -buffer-size: bytes per read
     // Not the original's 100/20: with more than 20 requests in flight to one upstream,
     // those caps close connections that are needed again a moment later, and every
-    // request past 20 pays a TLS handshake (measured: 3.5k vs 10k req/s at 64
-    // connections, 5,410 vs 64 upstream handshakes in 5 s; see README).
+    // request past 20 pays a TLS handshake (README, "Connection pool", has the
+    // measurements).
     std::size_t pool_max_idle = 1024;                      // -pool-max-idle (per worker)
     std::size_t pool_max_idle_per_host = 512;              // -pool-max-idle-per-host (per worker)
     std::chrono::seconds pool_idle_timeout{90};            // -pool-idle-timeout

@@ -10,23 +10,23 @@
 
 #include "config.h"
 #include "log.h"
-#include "server.h"
 #include "sys.h"
 #include "tls.h"
+#include "worker.h"
 
 namespace {
 
 // Only for the signal handler, which must reach every loop.
 constexpr unsigned kMaxWorkers = 256;
-op::Server* g_servers[kMaxWorkers];
-std::atomic<unsigned> g_server_count{0};
+op::Worker* g_workers[kMaxWorkers];
+std::atomic<unsigned> g_worker_count{0};
 volatile std::sig_atomic_t g_signals = 0;
 
 void on_terminate(int) {
     // First signal: graceful stop. Second: exit at once.
     if (++g_signals >= 2) std::_Exit(1);
-    unsigned n = g_server_count.load();
-    for (unsigned i = 0; i < n; ++i) g_servers[i]->request_stop();
+    unsigned n = g_worker_count.load();
+    for (unsigned i = 0; i < n; ++i) g_workers[i]->request_stop();
 }
 
 const char* env_lookup(const char* name) { return std::getenv(name); }
@@ -67,36 +67,56 @@ int main(int argc, char** argv) {
     op::sys::on_terminate_signal(on_terminate);
     op::sys::raise_fd_limit();
     op::sys::tune_allocator();
-    // One event loop per worker, each with its own listener on the same port
-    // (SO_REUSEPORT), idle pool and resolver: nothing shared on the hot path but the
-    // TLS context (thread-safe, and its session cache lets a handshake made by one
-    // worker be resumed by another).
+    // One event loop per worker, each with its own idle pool and resolver: nothing
+    // shared on the hot path but the TLS context (thread-safe, and its session cache lets
+    // a handshake made by one worker be resumed by another) and, where the kernel does
+    // not spread connections over SO_REUSEPORT sockets, one listening socket that every
+    // loop polls (an accept that loses the race gets WouldBlock). Where it does, each
+    // worker binds its own, so that connections are balanced without a thundering herd.
     unsigned workers = config.workers ? config.workers : std::thread::hardware_concurrency();
     if (workers == 0) workers = 1;
     if (workers > kMaxWorkers) workers = kMaxWorkers;
-    std::vector<std::unique_ptr<op::Server>> servers;
+    const bool socket_per_worker = workers == 1 || op::net::reuseport_balances();
+    std::vector<std::unique_ptr<op::Worker>> worker_list;
     std::atomic<std::size_t> open_clients{0};
-    std::uint16_t port = config.listen.port;
     for (unsigned i = 0; i < workers; ++i) {
-        servers.push_back(std::make_unique<op::Server>(config, *tls, open_clients));
-        if (!servers.back()->listen(port, workers > 1, error)) {
+        worker_list.push_back(op::Worker::create(config, *tls, open_clients, error));
+        if (!worker_list.back()) {
             op::log_line("Error: cannot listen on %s: %s", config.listen.text.c_str(), error.c_str());
             return 1;
         }
-        port = servers.back()->port();  // an ephemeral port (0) is chosen once
     }
-    for (unsigned i = 0; i < workers; ++i) g_servers[i] = servers[i].get();
-    g_server_count.store(workers);
+    for (unsigned i = 0; i < workers; ++i) g_workers[i] = worker_list[i].get();
+    g_worker_count.store(workers);
     if (g_signals > 0)  // arrived before the loops existed: stop them now
-        for (auto& s : servers) s->request_stop();
+        for (auto& w : worker_list) w->request_stop();
+    std::uint16_t port = config.listen.port;
+    std::shared_ptr<op::ListenSocket> socket;
+    for (auto& w : worker_list) {
+        if (!socket || socket_per_worker) {
+            op::SocketHandle fd =
+                op::net::listen_tcp(config.listen.host, port, 1024, workers > 1 && socket_per_worker, error);
+            if (fd == op::kInvalidSocket) {
+                op::log_line("Error: cannot listen on %s: %s", config.listen.text.c_str(), error.c_str());
+                return 1;
+            }
+            socket = std::make_shared<op::ListenSocket>(fd);
+            port = op::net::local_port(fd);  // an ephemeral port (0) is chosen once
+        }
+        if (!w->listen(socket, error)) {
+            op::log_line("Error: cannot listen on %s: %s", config.listen.text.c_str(), error.c_str());
+            return 1;
+        }
+    }
+    socket.reset();  // the workers hold it now
     op::log_line("Starting proxy server on %s", config.listen.text.c_str());
     // A loop whose backend fails returns 1; the others are then stopped as by a signal,
     // and the process exits with that status.
     std::vector<int> status(workers, 0);
-    auto run_worker = [&servers, &status](unsigned i) {
-        status[i] = servers[i]->run();
+    auto run_worker = [&worker_list, &status](unsigned i) {
+        status[i] = worker_list[i]->run();
         if (status[i] != 0)
-            for (auto& s : servers) s->request_stop();
+            for (auto& w : worker_list) w->request_stop();
     };
     std::vector<std::thread> threads;
     for (unsigned i = 1; i < workers; ++i) threads.emplace_back(run_worker, i);

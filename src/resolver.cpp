@@ -12,7 +12,7 @@ Resolver::~Resolver() {
     {
         std::lock_guard<std::mutex> lock(shared_->mu);
         shared_->stop = true;
-        shared_->poller = nullptr;
+        shared_->loop = nullptr;
     }
     shared_->cv.notify_all();
 }
@@ -83,7 +83,7 @@ void Resolver::thread_main(std::shared_ptr<Shared> shared) {
         lock.lock();
         if (shared->stop) return;
         shared->done.push_back(std::move(d));
-        if (shared->poller) shared->poller->wake();
+        if (shared->loop) shared->loop->wake();
     }
 }
 

@@ -4,7 +4,7 @@
 // resolver thread (one per Resolver, started lazily) and returns Pending. Lookups of
 // one host:port already in flight are shared: the later askers wait for the same
 // answer, so a burst of requests to a name not yet cached costs one system lookup.
-// When the thread is done it posts the result and calls Poller::wake(); the loop then
+// When the thread is done it posts the result and calls EventLoop::wake(); the loop then
 // calls take_results() and hands one Resolution to each asker, by request id (an asker
 // that went away is simply not found). Answers are cached for kCacheTtlMs, failures for
 // kFailureTtlMs.
@@ -20,7 +20,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "poller.h"
+#include "event_loop.h"
 #include "socket.h"
 
 namespace op {
@@ -37,7 +37,7 @@ public:
     static constexpr std::int64_t kFailureTtlMs = 2'000;
     static constexpr int kMaxAddresses = 8;
 
-    explicit Resolver(Poller* poller) { shared_->poller = poller; }
+    explicit Resolver(EventLoop* loop) { shared_->loop = loop; }
     ~Resolver();
     Resolver(const Resolver&) = delete;
     Resolver& operator=(const Resolver&) = delete;
@@ -72,7 +72,7 @@ private:
         std::int64_t expires_ms;
     };
     // Shared with the thread, which may outlive the Resolver while stuck in a lookup
-    // at exit; it touches the poller only under the lock and only while !stop.
+    // at exit; it touches the loop only under the lock and only while !stop.
     struct Shared {
         std::mutex mu;
         std::condition_variable cv;
@@ -80,7 +80,7 @@ private:
         std::vector<Done> done;
         bool stop = false;
         bool started = false;
-        Poller* poller = nullptr;
+        EventLoop* loop = nullptr;
     };
     static void thread_main(std::shared_ptr<Shared> shared);
 

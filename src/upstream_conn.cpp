@@ -1,11 +1,12 @@
 #include "upstream_conn.h"
 
+#include <cassert>
 #include <cstdio>
 
 #include "address_policy.h"
 #include "http_head.h"
 #include "log.h"
-#include "server.h"
+#include "upstreams.h"
 
 namespace op {
 
@@ -16,42 +17,40 @@ constexpr std::size_t kOutHighWater = 64 * 1024;
 constexpr std::size_t kCipherRead = 16 * 1024 + 512;
 }  // namespace
 
-UpstreamConn::UpstreamConn(Server& server, const Target& target, std::string pool_key, UpstreamOwner* owner,
+UpstreamConn::UpstreamConn(Upstreams& upstreams, const Target& target, std::string pool_key, UpstreamOwner* owner,
                            bool restricted)
-    : server_(server),
+    : upstreams_(upstreams),
+      loop_(upstreams.loop()),
       target_(target),
       pool_key_(std::move(pool_key)),
       owner_(owner),
-      id_(server.next_id()),
+      id_(upstreams.next_id()),
       restricted_(restricted) {}
 
 UpstreamConn::~UpstreamConn() {
     if (fd_ != kInvalidSocket) {
-        if (registered_) server_.poller().remove(fd_);
+        if (registered_) loop_.remove(fd_);
         net::close(fd_);
     }
-    server_.forget_resolution(id_);
+    upstreams_.forget_lookup(id_);
 }
 
 void UpstreamConn::start() {
     uses_ = 1;
-    deadline_ms = server_.now_ms() + server_.config().connect_timeout.count() * 1000;
-    const auto& proxy = server_.config().upstream_proxy;
+    set_deadline(loop_.now_ms() + upstreams_.settings().connect_timeout.count() * 1000);
+    const auto& proxy = upstreams_.settings().proxy;
     const std::string& host = proxy ? proxy->host : target_.host;
     std::uint16_t port = proxy ? proxy->port : target_.port;
     Resolution res;
-    if (server_.resolver().lookup(id_, host, port, server_.now_ms(), res) == Resolver::Answer::Ready) {
+    if (upstreams_.lookup(this, host, port, res) == Resolver::Answer::Ready)
         on_resolved(std::move(res.addresses), res.error);
-        return;
-    }
-    server_.expect_resolution(id_, this);
 }
 
 void UpstreamConn::on_resolved(std::vector<SockAddr> addresses, const std::string& error) {
-    server_.forget_resolution(id_);
+    upstreams_.forget_lookup(id_);
     if (state_ != State::Resolving) return;
     if (addresses.empty()) {
-        const auto& proxy = server_.config().upstream_proxy;
+        const auto& proxy = upstreams_.settings().proxy;
         fail(UpstreamFailure::Resolve,
              "cannot resolve " + (proxy ? "upstream proxy " + proxy->host : target_.host) + ": " + error);
         return;
@@ -59,7 +58,7 @@ void UpstreamConn::on_resolved(std::vector<SockAddr> addresses, const std::strin
     if (restricted_) {
         // Through an upstream proxy the proxy resolves the name; only what we connect
         // to ourselves can be checked here (the proxy's address is the operator's).
-        bool via_proxy = server_.config().upstream_proxy.has_value();
+        bool via_proxy = upstreams_.settings().proxy.has_value();
         if (!via_proxy) {
             std::vector<SockAddr> allowed;
             for (const SockAddr& a : addresses)
@@ -85,7 +84,7 @@ void UpstreamConn::connect_next() {
     while (next_address_ < addresses_.size()) {
         const SockAddr& addr = addresses_[next_address_++];
         if (fd_ != kInvalidSocket) {
-            if (registered_) server_.poller().remove(fd_);
+            if (registered_) loop_.remove(fd_);
             registered_ = false;
             net::close(fd_);
             fd_ = kInvalidSocket;
@@ -93,13 +92,13 @@ void UpstreamConn::connect_next() {
         IoResult r = net::connect_start(addr, &fd_);
         if (r.status == IoStatus::Ok) {
             interest_ = kWritable;
-            registered_ = server_.poller().add(fd_, this, interest_);
+            registered_ = loop_.add(fd_, this, interest_);
             if (registered_) {
                 // The TCP handshake is under way: the first TLS connection of the
                 // process loads the trust store now, while the network works, instead
                 // of after it. Failures are reported by start_tls().
                 std::string ignored;
-                if (target_.tls) server_.tls().ready(ignored);
+                if (target_.tls) upstreams_.tls().ready(ignored);
                 return;
             }
             last_error = "cannot register socket";
@@ -113,14 +112,14 @@ void UpstreamConn::connect_next() {
 void UpstreamConn::connected() {
     addresses_.clear();
     addresses_.shrink_to_fit();
-    const auto& proxy = server_.config().upstream_proxy;
+    const auto& proxy = upstreams_.settings().proxy;
     if (proxy) {
         state_ = State::ProxyConnect;
         std::string hostport = target_.host.find(':') != std::string::npos
                                    ? "[" + target_.host + "]:" + std::to_string(target_.port)
                                    : target_.host + ":" + std::to_string(target_.port);
         std::string req = "CONNECT " + hostport + " HTTP/1.1\r\nHost: " + hostport + "\r\n";
-        const std::string& auth = server_.config().upstream_proxy_authorization;
+        const std::string& auth = upstreams_.settings().proxy_authorization;
         if (!auth.empty()) req += "Proxy-Authorization: " + auth + "\r\n";
         req += "\r\n";
         out_.append(req);
@@ -134,23 +133,23 @@ void UpstreamConn::connected() {
 void UpstreamConn::start_tls() {
     if (!target_.tls) {
         state_ = State::Ready;
-        deadline_ms = 0;
+        set_deadline(0);
         update_interest();
         if (owner_) owner_->upstream_ready();
         return;
     }
     std::string error;
-    if (!server_.tls().ready(error)) {
+    if (!upstreams_.tls().ready(error)) {
         fail(UpstreamFailure::Tls, "cannot verify " + target_.authority + ": " + error);
         return;
     }
-    tls_ = TlsSession::create(server_.tls(), target_.host, target_.port);
+    tls_ = TlsSession::create(upstreams_.tls(), target_.host, target_.port);
     if (!tls_) {
         fail(UpstreamFailure::Tls, "cannot create TLS session");
         return;
     }
     state_ = State::TlsHandshake;
-    deadline_ms = server_.now_ms() + server_.config().tls_timeout.count() * 1000;
+    set_deadline(loop_.now_ms() + upstreams_.settings().tls_timeout.count() * 1000);
     drive_handshake();
 }
 
@@ -162,7 +161,7 @@ void UpstreamConn::drive_handshake() {
     }
     if (st == TlsStatus::Ok) {
         state_ = State::Ready;
-        deadline_ms = 0;
+        set_deadline(0);
         update_interest();
         if (owner_) owner_->upstream_ready();
         return;
@@ -212,6 +211,7 @@ void UpstreamConn::proxy_connect_readable() {
 }
 
 void UpstreamConn::attach(UpstreamOwner* owner) {
+    assert(state_ == State::Idle && !closed);  // only pooled connections are attached
     owner_ = owner;
     state_ = State::Ready;
     owner_wants_read_ = true;
@@ -220,6 +220,7 @@ void UpstreamConn::attach(UpstreamOwner* owner) {
 }
 
 void UpstreamConn::make_idle() {
+    assert(state_ == State::Ready && !closed);  // the caller checked it is reusable
     owner_ = nullptr;
     state_ = State::Idle;
     in_.release();
@@ -233,15 +234,15 @@ void UpstreamConn::make_idle() {
 
 void UpstreamConn::close() {
     if (closed) return;
-    if (state_ == State::Idle) server_.pool().remove(pool_key_, this);
+    if (state_ == State::Idle) upstreams_.leave_pool(this);
     owner_ = nullptr;
     if (fd_ != kInvalidSocket) {
-        if (registered_) server_.poller().remove(fd_);
+        if (registered_) loop_.remove(fd_);
         registered_ = false;
         net::close(fd_);
         fd_ = kInvalidSocket;
     }
-    server_.destroy_later(this);
+    loop_.destroy_later(this);
 }
 
 void UpstreamConn::fail(UpstreamFailure why, const std::string& detail) {
@@ -408,7 +409,14 @@ void UpstreamConn::update_interest() {
         default: break;
     }
     if (want != interest_) {
-        server_.poller().modify(fd_, this, want);
+        if (!loop_.modify(fd_, this, want)) {
+            // Refused: the connection could wait for nothing. It fails at the next tick
+            // (on_timeout), not here inside whoever asked for the change (the owner in
+            // the middle of a write, the pool taking it back). interest_ is unchanged.
+            watch_refused_ = true;
+            deadline_ms = loop_.now_ms();
+            return;
+        }
         interest_ = want;
     }
 }
@@ -477,11 +485,17 @@ void UpstreamConn::on_ready(unsigned ready) {
     }
 }
 
+void UpstreamConn::set_deadline(std::int64_t at_ms) { deadline_ms = watch_refused_ ? loop_.now_ms() : at_ms; }
+
 void UpstreamConn::on_timeout() {
+    if (watch_refused_) {
+        fail(UpstreamFailure::Connect, "cannot poll the connection to " + target_.authority);
+        return;
+    }
     if (state_ == State::Resolving || state_ == State::Connecting || state_ == State::ProxyConnect ||
         state_ == State::TlsHandshake) {
         bool tls = state_ == State::TlsHandshake;
-        auto limit = tls ? server_.config().tls_timeout : server_.config().connect_timeout;
+        auto limit = tls ? upstreams_.settings().tls_timeout : upstreams_.settings().connect_timeout;
         fail(UpstreamFailure::Timeout, std::string(tls ? "TLS handshake with " : "connecting to ") + target_.authority +
                                            " timed out after " + std::to_string(limit.count()) + "s");
     }

@@ -25,7 +25,8 @@
 
 namespace op {
 
-class Server;
+class EventLoop;
+class Upstreams;
 
 enum class UpstreamFailure {
     Resolve,      // name did not resolve
@@ -53,7 +54,7 @@ public:
     // the target was chosen by the client (X-Target-Host), so internal addresses
     // (is_internal_address) are refused; the check is made on the very addresses
     // connected to, so there is no DNS-rebinding gap between check and connect.
-    UpstreamConn(Server& server, const Target& target, std::string pool_key, UpstreamOwner* owner,
+    UpstreamConn(Upstreams& upstreams, const Target& target, std::string pool_key, UpstreamOwner* owner,
                  bool restricted);
     ~UpstreamConn() override;
 
@@ -93,8 +94,10 @@ private:
     IoResult read_ciphertext();  // one socket read into the TLS engine
     void fail(UpstreamFailure why, const std::string& detail);
     void update_interest();
+    void set_deadline(std::int64_t at_ms);  // 0: none
 
-    Server& server_;
+    Upstreams& upstreams_;
+    EventLoop& loop_;
     Target target_;
     std::string pool_key_;
     UpstreamOwner* owner_;
@@ -109,6 +112,7 @@ private:
     bool broken_ = false;  // a write failed; read() reports it once input is drained
     bool restricted_ = false;
     bool socket_readable_ = true;  // false after a short read, until the poller says otherwise
+    bool watch_refused_ = false;   // the poller refused a change of interest: fail at the next tick
     int uses_ = 0;
     std::vector<SockAddr> addresses_;  // only while connecting
     std::size_t next_address_ = 0;

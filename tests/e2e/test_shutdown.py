@@ -152,5 +152,50 @@ class Shutdown(ProxyTestCase):
         self.assertEqual(p.proc.returncode, 0)
 
 
+    def test_signal_and_pending_connections_in_one_poll_batch(self):
+        # The stop request and the listener's readiness reported by one wait: shutdown
+        # retires the listener while that batch is being dispatched, and the listener's
+        # event, later in the same batch, must find it marked closed, not freed (a
+        # use-after-free that AddressSanitizer reports; `make test-asan`). The proxy is
+        # stopped (SIGSTOP) while clients connect into the kernel's backlog and SIGTERM
+        # is queued; on SIGCONT both are ready at once for the loops the signal handler
+        # wakes from another thread (one loop alone never saw them in one batch, four
+        # did nearly every time: three rounds of four).
+        up = self.start_upstream()
+        for attempt in range(3):
+            with self.subTest(attempt=attempt):
+                p = self.launch(up, ['-workers', '4'])
+                pid = p.proc.pid
+                os.kill(pid, signal.SIGSTOP)
+                clients = []
+                try:
+                    for _ in range(32):
+                        s = socket.create_connection(('127.0.0.1', p.port), timeout=5)
+                        self.addCleanup(s.close)
+                        s.sendall(b'GET /v1/models HTTP/1.1\r\nHost: a.example.test\r\n\r\n')
+                        clients.append(s)
+                    os.kill(pid, signal.SIGTERM)
+                finally:
+                    os.kill(pid, signal.SIGCONT)
+                try:
+                    p.proc.wait(10)
+                except Exception:
+                    pass
+                err = p.stderr()
+                self.assertNotIn('Sanitizer', err)
+                self.assertEqual(p.proc.returncode, 0, 'exit status %s; stderr:\n%s' % (p.proc.returncode, err))
+                # Each pending client learns at once: an answer, an end of stream, or the
+                # reset of a connection that was never accepted; never silence.
+                for s in clients:
+                    s.settimeout(5)
+                    try:
+                        data = s.recv(65536)
+                    except ConnectionResetError:
+                        continue
+                    except socket.timeout:
+                        self.fail('a pending client was left hanging after shutdown')
+                    self.assertTrue(data == b'' or data.startswith(b'HTTP/1.1 '), data)
+
+
 if __name__ == '__main__':
     main()

@@ -1,37 +1,44 @@
-// Resolver: answers arrive through Poller::wake(), one per asker; lookups in flight
+// Resolver: answers arrive through EventLoop::wake(), one per asker; lookups in flight
 // for one host:port are shared. Only names in /etc/hosts are looked up ("localhost").
 #include <doctest/doctest.h>
 
 #include <algorithm>
 #include <string>
 
-#include "poller.h"
+#include "event_loop.h"
 #include "resolver.h"
 #include "sys.h"
 
 namespace op {
 namespace {
 
-// Waits (bounded) until `want` results have come, collecting them.
-std::vector<Resolution> collect(Poller& poller, Resolver& resolver, std::size_t want) {
-    std::vector<Resolution> got;
+// Runs the loop (bounded) until `want` results have come, collecting them.
+struct Collector final : LoopOwner {
+    Resolver& resolver;
+    std::size_t want;
     std::int64_t give_up = sys::monotonic_ms() + 10'000;
-    while (got.size() < want && sys::monotonic_ms() < give_up) {
-        PollEvent events[4];
-        PollWait w = poller.wait(events, 4, 200);
-        REQUIRE(w.error == 0);
+    std::vector<Resolution> got;
+    Collector(Resolver& r, std::size_t n) : resolver(r), want(n) {}
+    void on_wake() override {
         for (Resolution& r : resolver.take_results(sys::monotonic_ms())) got.push_back(std::move(r));
     }
-    return got;
+    void on_tick() override {}
+    bool finished() override { return got.size() >= want || sys::monotonic_ms() > give_up; }
+};
+
+std::vector<Resolution> collect(EventLoop& loop, Resolver& resolver, std::size_t want) {
+    Collector c(resolver, want);
+    REQUIRE(loop.run(c) == 0);
+    return std::move(c.got);
 }
 
 }  // namespace
 
 TEST_CASE("resolver: one system lookup for askers of one name in flight, an answer each") {
     std::string error;
-    auto poller = Poller::create(error);
-    REQUIRE(poller);
-    Resolver resolver(poller.get());
+    auto loop = EventLoop::create(error);
+    REQUIRE(loop);
+    Resolver resolver(loop.get());
     Resolution out;
     std::int64_t now = sys::monotonic_ms();
     CHECK(resolver.lookup(1, "localhost", 443, now, out) == Resolver::Answer::Pending);
@@ -40,7 +47,7 @@ TEST_CASE("resolver: one system lookup for askers of one name in flight, an answ
     CHECK(resolver.lookup(4, "localhost", 8443, now, out) == Resolver::Answer::Pending);  // other port
     CHECK(resolver.lookup_count() == 2);
 
-    std::vector<Resolution> got = collect(*poller, resolver, 4);
+    std::vector<Resolution> got = collect(*loop, resolver, 4);
     REQUIRE(got.size() == 4);
     std::sort(got.begin(), got.end(), [](const Resolution& a, const Resolution& b) { return a.request_id < b.request_id; });
     for (std::uint64_t id = 1; id <= 4; ++id) {
@@ -60,7 +67,7 @@ TEST_CASE("resolver: one system lookup for askers of one name in flight, an answ
     CHECK(resolver.lookup(6, "localhost", 443, sys::monotonic_ms() + Resolver::kCacheTtlMs + 1, out) ==
           Resolver::Answer::Pending);
     CHECK(resolver.lookup_count() == 3);
-    CHECK(collect(*poller, resolver, 1).size() == 1);
+    CHECK(collect(*loop, resolver, 1).size() == 1);
 }
 
 }  // namespace op

@@ -1,0 +1,56 @@
+// What a ClientConn may use of the worker that accepted it, and nothing more: the loop,
+// the configuration, routing, the upstream side (pool and new connections), per-loop
+// scratch space, and one notification back. The worker owns it and sets `stopping`;
+// ClientConn never sees the worker itself (no include runs back up the layers).
+#pragma once
+
+#include <cstddef>
+#include <vector>
+
+#include "config.h"
+#include "event_loop.h"
+#include "http_head.h"
+#include "router.h"
+#include "upstreams.h"
+
+namespace op {
+
+// Implemented by the worker, which counts clients for -max-connections.
+class ClientCounter {
+public:
+    // A client's socket was closed (the ClientConn may live on a moment as an orphan).
+    virtual void client_closed() = 0;
+
+protected:
+    ~ClientCounter() = default;
+};
+
+struct ClientContext {
+    ClientContext(EventLoop& l, const Config& c, const Router& r, Upstreams& u, ClientCounter& cc)
+        : loop(l), config(c), router(r), upstreams(u), counter(cc) {}
+    ClientContext(const ClientContext&) = delete;
+    ClientContext& operator=(const ClientContext&) = delete;
+
+    EventLoop& loop;
+    const Config& config;
+    const Router& router;
+    Upstreams& upstreams;
+    ClientCounter& counter;
+    bool stopping = false;  // graceful stop under way: no orphan grace, nothing pooled
+
+    // A per-loop scratch buffer of at least n bytes, valid until the next call.
+    char* scratch(std::size_t n) {
+        if (scratch_.size() < n) scratch_.resize(n);
+        return scratch_.data();
+    }
+    // Per-loop heads for the parser to fill, valid until the next parse of the same
+    // kind. One each instead of one per parse: a head holds room for every field (a few
+    // KB), and building one per request costs (bench/results.md, Notes).
+    RequestHead request_head;
+    ResponseHead response_head;
+
+private:
+    std::vector<char> scratch_;
+};
+
+}  // namespace op

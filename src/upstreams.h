@@ -1,0 +1,71 @@
+// The upstream side of one worker: what its UpstreamConns may use (the loop, the TLS
+// context, the upstream settings, name lookups off the loop) and the idle pool its
+// ClientConns take connections from and give them back to. It knows nothing of
+// clients, routing or the listener; UpstreamConn reaches its worker only through it.
+//
+// Lookups: lookup() answers at once from the resolver's cache or for IP literals;
+// otherwise the connection is registered under its id and on_resolved() is called from
+// deliver_lookups() (the loop's wake-up) when the answer comes, unless forget_lookup()
+// came first (a connection that went away is simply not found).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+#include "event_loop.h"
+#include "idle_pool.h"
+#include "resolver.h"
+#include "target.h"
+#include "tls.h"
+
+namespace op {
+
+class UpstreamConn;
+
+// The part of the configuration that concerns upstream connections.
+struct UpstreamSettings {
+    std::chrono::seconds connect_timeout{10};  // TCP connect, and the CONNECT tunnel
+    std::chrono::seconds tls_timeout{10};      // TLS handshake
+    std::optional<Target> proxy;               // every upstream reached through this
+    std::string proxy_authorization;           // "Basic ..." for its CONNECT, or empty
+};
+
+class Upstreams {
+public:
+    Upstreams(EventLoop& loop, TlsClientContext& tls, UpstreamSettings settings,
+              IdlePool<UpstreamConn>::Limits pool_limits);
+    Upstreams(const Upstreams&) = delete;
+    Upstreams& operator=(const Upstreams&) = delete;
+
+    EventLoop& loop() const { return loop_; }
+    TlsClientContext& tls() const { return tls_; }
+    const UpstreamSettings& settings() const { return settings_; }
+
+    // Name lookups (see the top of this file).
+    std::uint64_t next_id() { return ++last_id_; }
+    Resolver::Answer lookup(UpstreamConn* conn, const std::string& host, std::uint16_t port, Resolution& out);
+    void forget_lookup(std::uint64_t id) { waiting_.erase(id); }
+    void deliver_lookups();
+
+    // The idle pool (rules in idle_pool.h). Whether a connection may go back at all is
+    // the caller's decision; give_back() only keeps the bounds, closing what they evict.
+    UpstreamConn* take_idle(const std::string& key) { return pool_.take(key); }
+    void give_back(UpstreamConn* conn);
+    void leave_pool(UpstreamConn* conn);  // an idle connection that died
+    void expire_idle();                   // closes those idle longer than the timeout
+    void close_all_idle();                // shutdown
+
+private:
+    EventLoop& loop_;
+    TlsClientContext& tls_;
+    UpstreamSettings settings_;
+    Resolver resolver_;
+    std::unordered_map<std::uint64_t, UpstreamConn*> waiting_;  // lookups in flight, by id
+    std::uint64_t last_id_ = 0;
+    IdlePool<UpstreamConn> pool_;
+};
+
+}  // namespace op

@@ -1,0 +1,184 @@
+#include "worker.h"
+
+#include <cassert>
+
+#include "client_conn.h"
+#include "log.h"
+
+namespace op {
+
+namespace {
+constexpr int kAcceptBackoffMs = 100;  // pause after EMFILE/ENFILE
+
+IdlePool<UpstreamConn>::Limits pool_limits(const Config& c) {
+    IdlePool<UpstreamConn>::Limits l;
+    l.max_total = c.pool_max_idle;
+    l.max_per_key = c.pool_max_idle_per_host;
+    l.idle_timeout_ms = static_cast<std::int64_t>(c.pool_idle_timeout.count()) * 1000;
+    return l;
+}
+
+UpstreamSettings upstream_settings(const Config& c) {
+    UpstreamSettings s;
+    s.connect_timeout = c.connect_timeout;
+    s.tls_timeout = c.tls_timeout;
+    s.proxy = c.upstream_proxy;
+    s.proxy_authorization = c.upstream_proxy_authorization;
+    return s;
+}
+
+const Target* default_target_of(const Config& c) { return c.default_target ? &*c.default_target : nullptr; }
+}  // namespace
+
+// The worker's registration of its listening socket. Retired through destroy_later
+// (an event for it may follow in the batch that stops the worker); deleting it stops
+// this loop polling the socket, and the last worker to let go closes it.
+class Worker::Listener final : public Pollable {
+public:
+    Listener(Worker& worker, std::shared_ptr<ListenSocket> socket) : worker_(worker), socket_(std::move(socket)) {}
+    ~Listener() override { worker_.loop_->remove(fd()); }
+    void on_ready(unsigned) override { worker_.accept_clients(); }
+    SocketHandle fd() const { return socket_->fd(); }
+
+private:
+    Worker& worker_;
+    std::shared_ptr<ListenSocket> socket_;
+};
+
+std::unique_ptr<Worker> Worker::create(const Config& config, TlsClientContext& tls,
+                                       std::atomic<std::size_t>& open_clients, std::string& error) {
+    std::unique_ptr<EventLoop> loop = EventLoop::create(error);
+    if (!loop) {
+        error = "cannot create the event loop: " + error;
+        return nullptr;
+    }
+    return std::unique_ptr<Worker>(new Worker(config, tls, open_clients, std::move(loop)));
+}
+
+bool Worker::listen(std::shared_ptr<ListenSocket> socket, std::string& error) {
+    assert(!listener_);
+    listener_ = new Listener(*this, std::move(socket));
+    loop_->adopt(listener_);
+    if (!loop_->add(listener_->fd(), listener_, kReadable)) {
+        error = "cannot watch the listening socket";
+        return false;
+    }
+    return true;
+}
+
+Worker::Worker(const Config& config, TlsClientContext& tls, std::atomic<std::size_t>& open_clients,
+               std::unique_ptr<EventLoop> loop)
+    : config_(config),
+      loop_(std::move(loop)),
+      router_(config.targets, default_target_of(config)),
+      upstreams_(*loop_, tls, upstream_settings(config), pool_limits(config)),
+      clients_(*loop_, config, router_, upstreams_, *this),
+      open_clients_(open_clients) {}
+
+Worker::~Worker() {
+    // The connections first: they use the pool, the lookups and the client count.
+    loop_->destroy_all();
+}
+
+void Worker::request_stop() {
+    stop_requests_.fetch_add(1);
+    loop_->wake();
+}
+
+void Worker::client_closed() {
+    assert(client_count_ > 0);  // once per accepted socket
+    --client_count_;
+    open_clients_.fetch_sub(1, std::memory_order_relaxed);
+    resume_accepting_if_room();  // other workers notice on their next tick
+}
+
+// Polls the listener (on) or stops polling it. A refusal is logged and returns false;
+// the caller keeps its flag, so the next tick asks again.
+bool Worker::watch_listener(bool on) {
+    if (loop_->modify(listener_->fd(), listener_, on ? kReadable : kNone)) return true;
+    log_line("Error: cannot %s polling the listening socket", on ? "resume" : "pause");
+    return false;
+}
+
+void Worker::pause_while_full() {
+    // Further connections wait in the kernel's backlog until one of ours closes
+    // (client_closed) or, when another worker filled the count, until a tick sees room.
+    if (accept_full_) return;
+    accept_full_ = true;
+    if (!accept_paused_) (void)watch_listener(false);  // refused: readiness is ignored while full
+}
+
+void Worker::resume_accepting_if_room() {
+    if (!accept_full_ || !listener_ || clients_.stopping ||
+        open_clients_.load(std::memory_order_relaxed) >= config_.max_connections)
+        return;
+    if (accept_paused_ || watch_listener(true)) accept_full_ = false;
+}
+
+void Worker::accept_clients() {
+    if (clients_.stopping || accept_full_) return;
+    for (int i = 0; i < 64; ++i) {
+        if (open_clients_.load(std::memory_order_relaxed) >= config_.max_connections) {
+            pause_while_full();  // another worker filled it
+            return;
+        }
+        SocketHandle fd = kInvalidSocket;
+        IoResult r = net::accept(listener_->fd(), &fd);
+        if (r.status == IoStatus::WouldBlock) return;  // also: another worker took it
+        if (r.status != IoStatus::Ok) {
+            if (net::is_fd_exhaustion(r.error) && !accept_paused_) {
+                // Out of descriptors: stop polling the listener for a moment instead of
+                // spinning on a readiness we cannot serve; closing connections free some.
+                log_line("Error accepting connection: %s", net::error_text(r.error).c_str());
+                (void)watch_listener(false);  // refused: the pause is still kept by accept_paused_
+                accept_paused_ = true;
+                accept_resume_ms_ = loop_->now_ms() + kAcceptBackoffMs;
+            }
+            return;
+        }
+        ++client_count_;
+        open_clients_.fetch_add(1, std::memory_order_relaxed);
+        auto* conn = new ClientConn(clients_, fd);
+        loop_->adopt(conn);
+        conn->start();
+        if (open_clients_.load(std::memory_order_relaxed) >= config_.max_connections) {
+            pause_while_full();
+            return;
+        }
+    }
+}
+
+void Worker::on_wake() {
+    upstreams_.deliver_lookups();
+    int requests = stop_requests_.load();
+    if (requests != stop_seen_) {
+        stop_seen_ = requests;
+        if (!clients_.stopping) begin_shutdown();
+    }
+}
+
+void Worker::begin_shutdown() {
+    clients_.stopping = true;
+    shutdown_deadline_ms_ = loop_->now_ms() + static_cast<std::int64_t>(config_.shutdown_grace.count()) * 1000;
+    if (listener_) {
+        loop_->destroy_later(listener_);  // see Listener
+        listener_ = nullptr;
+    }
+    upstreams_.close_all_idle();
+    loop_->close_idle();
+}
+
+void Worker::on_tick() {
+    if (clients_.stopping) loop_->close_idle();
+    upstreams_.expire_idle();
+    resume_accepting_if_room();
+    if (accept_paused_ && loop_->now_ms() >= accept_resume_ms_ && listener_) {
+        if (accept_full_ || watch_listener(true)) accept_paused_ = false;
+    }
+}
+
+bool Worker::finished() {
+    return clients_.stopping && (client_count_ == 0 || loop_->now_ms() >= shutdown_deadline_ms_);
+}
+
+}  // namespace op
