@@ -20,10 +20,6 @@
 #include <cstdint>
 #include <string_view>
 
-// Transitional: client_conn.cpp still frames chunks with chunk_header(), kLastChunk and
-// kChunkTrailerCrlf, which moved to the writer; drop this once it calls write_chunk().
-#include "http_writer.h"
-
 namespace op {
 
 class ChunkedDecoder {

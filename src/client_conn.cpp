@@ -2,9 +2,8 @@
 
 #include <cassert>
 
-#include "host_policy.h"
+#include "http_writer.h"
 #include "log.h"
-#include "router.h"
 
 namespace op {
 
@@ -15,29 +14,6 @@ constexpr std::int64_t kLingerMs = 2'000;             // discarding input before
 constexpr std::int64_t kOrphanGraceMs = 50;           // an answer whose client left (+ a tick)
 constexpr std::uint64_t kOrphanAnswerLimit = 64 * 1024;  // ... is waited for up to this size
 constexpr std::size_t kPipelineLimit = 64 * 1024;     // buffered bytes of later requests
-
-// Decimal digits of v, written backwards from `end`; returns where they start.
-char* format_decimal(char* end, std::uint64_t v) {
-    do {
-        *--end = static_cast<char>('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
-    return end;
-}
-
-void append_num(ByteBuffer& b, std::uint64_t v) {
-    char tmp[20];
-    char* end = tmp + sizeof tmp;
-    char* begin = format_decimal(end, v);
-    b.append(begin, static_cast<std::size_t>(end - begin));
-}
-
-void append_field(ByteBuffer& b, std::string_view name, std::string_view value) {
-    b.append(name);
-    b.append(": ", 2);
-    b.append(value);
-    b.append("\r\n", 2);
-}
 
 std::int64_t ms(std::chrono::seconds s) { return static_cast<std::int64_t>(s.count()) * 1000; }
 
@@ -51,17 +27,6 @@ bool head_end_seen(std::string_view buf, std::size_t from) {
         if (i < buf.size() && buf[i] == '\n') return true;
     }
     return false;
-}
-
-bool is_absolute_form(std::string_view t) { return !t.empty() && t[0] != '/' && t != "*"; }
-
-// "http://host:port/path?q" -> authority "host:port", path "/path?q".
-void split_absolute(std::string_view t, std::string_view& authority, std::string_view& path) {
-    std::size_t s = t.find("://");
-    std::string_view rest = s == std::string_view::npos ? t : t.substr(s + 3);
-    std::size_t end = rest.find_first_of("/?");
-    authority = rest.substr(0, end);
-    path = end == std::string_view::npos ? std::string_view("/") : rest.substr(end);
 }
 
 }  // namespace
@@ -366,14 +331,14 @@ void ClientConn::on_timeout() {
             break;
         case State::Exchange:
             if (!response_started_) {
-                std::string msg = "upstream " + target_.authority + " sent no response within " +
+                std::string msg = "upstream " + plan_.target.authority + " sent no response within " +
                                   std::to_string(ctx_.config.response_timeout.count()) + "s";
                 log_line("Error processing request: %s", msg.c_str());
                 req_done_ = false;  // the request may be half sent: close after answering
                 answer_error({504, "proxy_error", "upstream_timeout", msg});
             } else {
                 log_line("Error processing request: no data from %s or the client for %llds",
-                         target_.authority.c_str(), static_cast<long long>(ctx_.config.idle_timeout.count()));
+                         plan_.target.authority.c_str(), static_cast<long long>(ctx_.config.idle_timeout.count()));
                 abort_midstream("idle");
             }
             break;
@@ -420,112 +385,32 @@ void ClientConn::begin_exchange(const RequestHead& head, std::size_t head_len) {
     req_done_ = req_kind_ == BodyKind::None;
     req_body_bytes_ = 0;
 
-    std::string_view x_target;
-    bool has_x_target = false;
-    for (std::size_t i = 0; i < head.field_count; ++i) {
-        if (head.fields[i].kind == FieldKind::XTargetHost) {
-            x_target = head.fields[i].value;
-            has_x_target = true;
-        }
-    }
-    std::string_view host = head.host;
-    std::string_view path = head.target;
-    if (is_absolute_form(head.target) && head.target != "*") {
-        split_absolute(head.target, host, path);  // RFC 9112 3.2.2: its authority wins
-    }
-    RouteResult route = ctx_.router.route(has_x_target, x_target, host);
-    if (route.outcome == RouteOutcome::BadHeader) {
+    if (!plan_request(head, ctx_.config, ctx_.router, plan_)) {
         in_.consume(head_len);
-        answer_error({400, "invalid_request_error", "invalid_target_host", route.error});
+        answer_error(*plan_.refusal);
         return;
     }
-    if (route.outcome == RouteOutcome::NoRoute) {
-        in_.consume(head_len);
-        answer_error({404, "invalid_request_error", "unknown_route", route.error});
-        return;
-    }
-    const Config& config = ctx_.config;
-    restricted_ = false;
-    if (route.outcome == RouteOutcome::HeaderChosen) {
-        const char* refusal = nullptr;
-        if (config.disable_target_header) refusal = "X-Target-Host is disabled on this proxy";
-        else if (!config.allow_hosts.empty() && !host_allowed(config.allow_hosts, route.target.host))
-            refusal = "X-Target-Host names a host that is not in -allow-hosts";
-        if (refusal) {
-            in_.consume(head_len);
-            answer_error({403, "invalid_request_error", "target_not_allowed", refusal});
-            return;
-        }
-        restricted_ = !config.allow_private;
-    }
-    if (head.has_content_length && head.content_length > config.max_body_bytes) {
-        in_.consume(head_len);
-        answer_error({413, "invalid_request_error", "request_too_large",
-                      "request body of " + std::to_string(head.content_length) + " bytes exceeds the limit of " +
-                          std::to_string(config.max_body_bytes) + " (-max-body-size)"});
-        return;
-    }
-    target_ = std::move(route.target);
-    // Rebuilt in place: the string keeps its storage from one request to the next.
-    pool_key_.clear();
-    target_.append_origin(pool_key_);
-    if (const auto& proxy = ctx_.config.upstream_proxy) {
-        pool_key_ += " via ";
-        proxy->append_origin(pool_key_);
-    }
-
-    std::string_view rest = head.target == "*" ? path : strip_stage_prefix(path);
-    bool need_slash = rest.empty() || rest[0] != '/';
-    if (head.target == "*") need_slash = false;
-
     // The upstream request head: re-serialised, so nothing malformed passes through.
-    ByteBuffer& o = up_out_;
-    o.append(head.method);
-    o.append(" ", 1);
-    if (need_slash) o.append("/", 1);
-    o.append(rest);
-    o.append(" HTTP/1.1\r\n", 11);
-    append_field(o, "Host", target_.authority);
-    for (std::size_t i = 0; i < head.field_count; ++i) {
-        const HeaderField& f = head.fields[i];
-        switch (f.kind) {
-            case FieldKind::Host:
-            case FieldKind::XTargetHost:
-            case FieldKind::ContentLength:
-            case FieldKind::Expect: continue;
-            default: break;
-        }
-        if (is_hop_by_hop(f.kind) || named_by_connection(head, f.name)) continue;
-        append_field(o, f.name, f.value);
-    }
-    if (req_kind_ == BodyKind::Chunked) {
-        o.append("Transfer-Encoding: chunked\r\n");
-    } else if (head.has_content_length) {
-        o.append("Content-Length: ");
-        append_num(o, head.content_length);
-        o.append("\r\n", 2);
-    }
-    o.append("\r\n", 2);
-
+    write_request_head(up_out_, head, plan_.upstream_target, plan_.target.authority);
     if (ctx_.config.local_mode) {
-        log_line("Proxying request to: %s%s%.*s", target_.origin().c_str(), need_slash ? "/" : "",
-                 static_cast<int>(rest.size()), rest.data());
+        const OutgoingTarget& t = plan_.upstream_target;
+        log_line("Proxying request to: %s%s%.*s", plan_.target.origin().c_str(), t.slash ? "/" : "",
+                 static_cast<int>(t.rest.size()), t.rest.data());
     }
-    if (head.expect_continue && req_kind_ != BodyKind::None && client_minor_ >= 1)
-        out_.append("HTTP/1.1 100 Continue\r\n\r\n");
+    if (plan_.send_continue) write_continue(out_);
 
     in_.consume(head_len);  // `head` views die here
     acquire_upstream(true);
 }
 
 void ClientConn::acquire_upstream(bool allow_pooled) {
-    UpstreamConn* conn = allow_pooled ? ctx_.upstreams.take_idle(pool_key_) : nullptr;
+    UpstreamConn* conn = allow_pooled ? ctx_.upstreams.take_idle(plan_.pool_key) : nullptr;
     if (conn) {
         up_ = conn;
         up_->attach(this);
         return;  // settle() sends the request
     }
-    up_ = new UpstreamConn(ctx_.upstreams, target_, pool_key_, this, restricted_);
+    up_ = new UpstreamConn(ctx_.upstreams, plan_.target, plan_.pool_key, this, plan_.restricted);
     ctx_.loop.adopt(up_);
     up_->start();  // may fail at once (upstream_failed) or become ready later
 }
@@ -583,12 +468,9 @@ void ClientConn::move_request() {
                     }
                     return;
                 }
-                char hdr[24];
-                up_out_.append(hdr, chunk_header(hdr, step.data.size()));
-                up_out_.append(step.data);
-                up_out_.append(kChunkTrailerCrlf);
+                write_chunk(up_out_, step.data);
             } else if (step.status == ChunkedDecoder::Status::Done) {
-                up_out_.append(kLastChunk);
+                write_last_chunk(up_out_);
                 req_done_ = true;
             }
             in_.consume(step.consumed);
@@ -702,7 +584,7 @@ void ClientConn::upstream_ended(bool error, const std::string& detail) {
             acquire_upstream(false);
             return;
         }
-        std::string msg = "upstream " + target_.authority +
+        std::string msg = "upstream " + plan_.target.authority +
                           (got_response_byte_ ? " sent an incomplete response head" : " closed the connection without a response");
         if (error) msg += " (" + detail + ")";
         log_line("Error processing request: %s", msg.c_str());
@@ -713,7 +595,7 @@ void ClientConn::upstream_ended(bool error, const std::string& detail) {
         response_complete();
         return;
     }
-    std::string msg = "upstream " + target_.authority + " closed the connection mid-body" +
+    std::string msg = "upstream " + plan_.target.authority + " closed the connection mid-body" +
                       (error ? " (" + detail + ")" : "");
     log_line("Error processing request: %s", msg.c_str());
     if (retract_response()) answer_error({502, "proxy_error", "upstream_bad_response", msg});
@@ -748,7 +630,7 @@ void ClientConn::on_response_bytes(const char* p, std::size_t n) {
         ParseResult r = parse_response_head(resp_head_.view(), limits, head);
         if (r.status == ParseStatus::Incomplete) return;
         if (r.status == ParseStatus::Invalid) {
-            std::string msg = "invalid response from upstream " + target_.authority + ": " + r.error;
+            std::string msg = "invalid response from upstream " + plan_.target.authority + ": " + r.error;
             log_line("Error processing request: %s", msg.c_str());
             release_upstream(false);
             answer_error({502, "proxy_error", "upstream_bad_response", msg});
@@ -756,7 +638,7 @@ void ClientConn::on_response_bytes(const char* p, std::size_t n) {
         }
         if (head.status < 200) {
             if (head.status == 101) {
-                std::string msg = "upstream " + target_.authority + " switched protocols, which is not supported";
+                std::string msg = "upstream " + plan_.target.authority + " switched protocols, which is not supported";
                 release_upstream(false);
                 answer_error({502, "proxy_error", "upstream_bad_response", msg});
                 return;
@@ -800,40 +682,20 @@ void ClientConn::start_response(const ResponseHead& head) {
     if (!client_keep_alive_ || !req_done_) close_after_ = true;
 
     response_at_ = client_written_ + out_.size();
-    ByteBuffer& o = out_;
-    o.append("HTTP/1.1 ", 9);
-    append_num(o, static_cast<std::uint64_t>(head.status));  // 100-999: the parser's range
-    o.append(" ", 1);
-    o.append(head.reason);
-    o.append("\r\n", 2);
-    for (std::size_t i = 0; i < head.field_count; ++i) {
-        const HeaderField& f = head.fields[i];
-        if (f.kind == FieldKind::ContentLength || is_hop_by_hop(f.kind) || named_by_connection(head, f.name)) continue;
-        append_field(o, f.name, f.value);
-    }
-    if (pass_length) {
-        o.append("Content-Length: ");
-        append_num(o, head.content_length);
-        o.append("\r\n", 2);
-    }
-    if (client_chunked_) o.append("Transfer-Encoding: chunked\r\n");
-    if (close_after_) o.append("Connection: close\r\n");
-    else if (client_minor_ == 0) o.append("Connection: keep-alive\r\n");
-    o.append("\r\n", 2);
+    ResponseFraming framing;
+    framing.content_length = pass_length;
+    framing.chunked = client_chunked_;
+    framing.close = close_after_;
+    framing.keep_alive = client_minor_ == 0;
+    write_response_head(out_, head, framing);
 
     if (resp_kind_ == BodyKind::None) response_complete();
 }
 
 void ClientConn::emit_body(const char* p, std::size_t n) {
     if (n == 0) return;
-    if (client_chunked_) {
-        char hdr[24];
-        out_.append(hdr, chunk_header(hdr, n));
-        out_.append(p, n);
-        out_.append(kChunkTrailerCrlf);
-    } else {
-        out_.append(p, n);
-    }
+    if (client_chunked_) write_chunk(out_, std::string_view(p, n));
+    else out_.append(p, n);
 }
 
 void ClientConn::on_body_bytes(const char* p, std::size_t n) {
@@ -852,7 +714,7 @@ void ClientConn::on_body_bytes(const char* p, std::size_t n) {
             while (!in.empty()) {
                 ChunkedDecoder::Step step = resp_chunks_.feed(in);
                 if (step.status == ChunkedDecoder::Status::Invalid) {
-                    std::string msg = "invalid chunked body from upstream " + target_.authority + ": " + step.error;
+                    std::string msg = "invalid chunked body from upstream " + plan_.target.authority + ": " + step.error;
                     log_line("Error processing request: %s", msg.c_str());
                     if (retract_response()) answer_error({502, "proxy_error", "upstream_bad_response", msg});
                     else abort_midstream(msg);
@@ -877,7 +739,7 @@ void ClientConn::on_body_bytes(const char* p, std::size_t n) {
 }
 
 void ClientConn::response_complete() {
-    if (client_chunked_) out_.append(kLastChunk);
+    if (client_chunked_) write_last_chunk(out_);
     bool all_sent = req_done_ && up_sent_ == up_out_.size();
     bool reusable = resp_keep_alive_ && all_sent && !resp_extra_ && resp_kind_ != BodyKind::UntilClose;
     release_upstream(reusable);
@@ -904,7 +766,7 @@ void ClientConn::answer_error(const ProxyError& e) {
     // The connection stays open only when the whole request was read and the client
     // wants more; after a malformed request nothing that follows is trusted.
     bool close = !req_done_ || !client_keep_alive_ || e.status == 408;
-    out_.append(render_error_response(e, close));
+    write_error_response(out_, e, close);
     reset_exchange();
     end_exchange(close);
 }

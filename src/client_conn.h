@@ -44,6 +44,7 @@
 #include "error_response.h"
 #include "http_head.h"
 #include "pollable.h"
+#include "request_plan.h"
 #include "socket.h"
 #include "target.h"
 #include "upstream_conn.h"
@@ -143,12 +144,10 @@ private:
     // Decided when the response head is written (its Connection header must say what
     // will happen), acted upon when the exchange ends: not a state of the connection.
     bool close_after_ = false;
-    Target target_;
-    std::string pool_key_;
+    RequestPlan plan_;  // where this exchange goes; reused from one request to the next
     UpstreamConn* up_ = nullptr;
     bool upstream_paused_ = false;
     bool retried_ = false;
-    bool restricted_ = false;  // client-chosen target: internal addresses refused
 
     BodyKind req_kind_ = BodyKind::None;
     std::uint64_t req_remaining_ = 0;

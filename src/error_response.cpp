@@ -1,7 +1,6 @@
 #include "error_response.h"
 
 #include "byte_buffer.h"
-#include "http_writer.h"
 
 namespace op {
 
@@ -55,12 +54,6 @@ void append_json_escaped(ByteBuffer& out, std::string_view s) {
         }
     }
     out.append(s.data() + run, s.size() - run);
-}
-
-std::string render_error_response(const ProxyError& e, bool close) {
-    ByteBuffer out;
-    write_error_response(out, e, close);
-    return std::string(out.view());
 }
 
 }  // namespace op

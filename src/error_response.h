@@ -19,11 +19,6 @@ struct ProxyError {
     std::string message;     // one line for humans; never internals
 };
 
-// The full HTTP/1.1 response (head and body) as a string; `close` adds
-// "Connection: close". Transitional: the same bytes as write_error_response(), for
-// callers not yet writing into their ByteBuffer.
-std::string render_error_response(const ProxyError& e, bool close);
-
 // JSON string escaping (quotes not included): '"' and '\' get a backslash, control
 // bytes and DEL become \u00XX (lower-case hex); every other byte passes unchanged.
 void append_json_escaped(ByteBuffer& out, std::string_view s);

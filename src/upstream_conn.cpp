@@ -5,6 +5,7 @@
 
 #include "address_policy.h"
 #include "http_head.h"
+#include "http_writer.h"
 #include "log.h"
 #include "upstreams.h"
 
@@ -115,14 +116,7 @@ void UpstreamConn::connected() {
     const auto& proxy = upstreams_.settings().proxy;
     if (proxy) {
         state_ = State::ProxyConnect;
-        std::string hostport = target_.host.find(':') != std::string::npos
-                                   ? "[" + target_.host + "]:" + std::to_string(target_.port)
-                                   : target_.host + ":" + std::to_string(target_.port);
-        std::string req = "CONNECT " + hostport + " HTTP/1.1\r\nHost: " + hostport + "\r\n";
-        const std::string& auth = upstreams_.settings().proxy_authorization;
-        if (!auth.empty()) req += "Proxy-Authorization: " + auth + "\r\n";
-        req += "\r\n";
-        out_.append(req);
+        write_connect_head(out_, target_, upstreams_.settings().proxy_authorization);
         if (!flush_out()) fail(UpstreamFailure::Proxy, "upstream proxy closed the connection: " + error_);
         else update_interest();
         return;
