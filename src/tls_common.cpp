@@ -415,6 +415,51 @@ bool TlsContextBase::read_trust_file(const std::function<bool(PemCertificate&)>&
     return true;
 }
 
+std::string alert_reason(unsigned char alert) {
+    static const struct {
+        unsigned char code;
+        const char* text;
+    } kAlerts[] = {
+        {10, "sslv3 alert unexpected message"},
+        {20, "sslv3 alert bad record mac"},
+        {21, "tlsv1 alert decryption failed"},
+        {22, "tlsv1 alert record overflow"},
+        {30, "sslv3 alert decompression failure"},
+        {40, "sslv3 alert handshake failure"},
+        {41, "sslv3 alert no certificate"},
+        {42, "sslv3 alert bad certificate"},
+        {43, "sslv3 alert unsupported certificate"},
+        {44, "sslv3 alert certificate revoked"},
+        {45, "sslv3 alert certificate expired"},
+        {46, "sslv3 alert certificate unknown"},
+        {47, "sslv3 alert illegal parameter"},
+        {48, "tlsv1 alert unknown ca"},
+        {49, "tlsv1 alert access denied"},
+        {50, "tlsv1 alert decode error"},
+        {51, "tlsv1 alert decrypt error"},
+        {60, "tlsv1 alert export restriction"},
+        {70, "tlsv1 alert protocol version"},
+        {71, "tlsv1 alert insufficient security"},
+        {80, "tlsv1 alert internal error"},
+        {86, "tlsv1 alert inappropriate fallback"},
+        {90, "tlsv1 alert user cancelled"},
+        {100, "tlsv1 alert no renegotiation"},
+        {109, "tlsv13 alert missing extension"},
+        {110, "tlsv1 unsupported extension"},
+        {111, "tlsv1 certificate unobtainable"},
+        {112, "tlsv1 unrecognized name"},
+        {113, "tlsv1 bad certificate status response"},
+        {114, "tlsv1 bad certificate hash value"},
+        {115, "tlsv1 alert unknown psk identity"},
+        {116, "tlsv13 alert certificate required"},
+        {120, "tlsv1 alert no application protocol"},
+    };
+    for (const auto& a : kAlerts) {
+        if (a.code == alert) return a.text;
+    }
+    return "fatal alert " + std::to_string(alert) + " from the peer";
+}
+
 std::string verify_failed(const char* reason) { return std::string("certificate verify failed: ") + reason; }
 
 }  // namespace tls_internal

@@ -223,6 +223,11 @@ std::unique_ptr<TlsContextBase> new_tls_context(TrustChoice trust, std::string f
 // verification, with OpenSSL's reason strings (X509_verify_cert_error_string).
 std::string verify_failed(const char* reason);
 
+// A fatal alert from the peer (its description, RFC 8446 section 6) in OpenSSL's words
+// for it ("sslv3 alert handshake failure"), for backends whose library has none. The
+// texts are OpenSSL 3.0's reason strings; test_tls.cpp checks them against the library.
+std::string alert_reason(unsigned char description);
+
 // Resumable sessions, one per "host:port" (a proxy talks to a handful of upstreams):
 // the latest one stored for a key replaces the one before; beyond kMaxSessions the
 // least recently stored entry is dropped. Guarded by a mutex because one context

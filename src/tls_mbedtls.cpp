@@ -64,31 +64,6 @@ std::string mbedtls_reason(int code) {
     return text;
 }
 
-// A fatal alert from the peer, in OpenSSL's words for it ("sslv3 alert handshake
-// failure"); the RFC 8446 section 6 numbering.
-std::string alert_reason(unsigned char alert) {
-    static const struct {
-        unsigned char code;
-        const char* text;
-    } kAlerts[] = {
-        {10, "sslv3 alert unexpected message"}, {20, "sslv3 alert bad record mac"},
-        {40, "sslv3 alert handshake failure"},  {42, "sslv3 alert bad certificate"},
-        {43, "sslv3 alert unsupported certificate"}, {44, "sslv3 alert certificate revoked"},
-        {45, "sslv3 alert certificate expired"}, {46, "sslv3 alert certificate unknown"},
-        {47, "sslv3 alert illegal parameter"},  {48, "tlsv1 alert unknown ca"},
-        {49, "tlsv1 alert access denied"},      {50, "tlsv1 alert decode error"},
-        {51, "tlsv1 alert decrypt error"},      {70, "tlsv1 alert protocol version"},
-        {71, "tlsv1 alert insufficient security"}, {80, "tlsv1 alert internal error"},
-        {86, "tlsv1 alert inappropriate fallback"}, {90, "tlsv1 alert user cancelled"},
-        {100, "tlsv1 alert no renegotiation"},  {112, "tlsv1 unrecognized name"},
-        {120, "tlsv1 alert no application protocol"},
-    };
-    for (const auto& a : kAlerts) {
-        if (a.code == alert) return a.text;
-    }
-    return "fatal alert " + std::to_string(alert) + " from the peer";
-}
-
 struct SessionFree {
     void operator()(mbedtls_ssl_session* session) const {
         mbedtls_ssl_session_free(session);
@@ -300,7 +275,7 @@ private:
         }
         if (flags & (MBEDTLS_X509_BADCERT_KEY_USAGE | MBEDTLS_X509_BADCERT_EXT_KEY_USAGE |
                      MBEDTLS_X509_BADCERT_NS_CERT_TYPE)) {
-            return "unsupported certificate purpose";
+            return "unsuitable certificate purpose";
         }
         if (flags & MBEDTLS_X509_BADCERT_CN_MISMATCH) return ip_.len != 0 ? "IP address mismatch" : "hostname mismatch";
         if (flags & MBEDTLS_X509_BADCERT_EXPIRED) return "certificate has expired";
