@@ -121,11 +121,11 @@ bool der_element(const unsigned char* p, const unsigned char* end, DerElement& o
 // tbsCertificate = [0] version, serialNumber, signature, issuer, validity, subject,
 // subjectPublicKeyInfo, [1], [2], [3] extensions), without decoding any of them.
 struct CertificateLayout {
-    const unsigned char* cert_end;       // the Certificate element ends here
-    const unsigned char* subject;        // its subject Name element, tag and length included
+    const unsigned char* cert_end;     // the Certificate element ends here
+    const unsigned char* subject;      // its subject Name element, tag and length included
     const unsigned char* subject_end;
-    const unsigned char* after_key;      // what follows subjectPublicKeyInfo, up to tbs_end;
-    const unsigned char* tbs_end;        // null when that key is not a SEQUENCE
+    const unsigned char* after_key;    // the fields after subjectPublicKeyInfo (null when
+    const unsigned char* tbs_end;      // that is not a SEQUENCE), up to tbs_end
 };
 
 bool certificate_layout(const unsigned char* p, std::size_t len, CertificateLayout& out) {
@@ -155,10 +155,13 @@ bool certificate_layout(const unsigned char* p, std::size_t len, CertificateLayo
     return true;
 }
 
-// The DER of an OBJECT IDENTIFIER element, whole (tag and length included).
-constexpr unsigned char kOidSubjectAltName[] = {0x06, 0x03, 0x55, 0x1d, 0x11};               // 2.5.29.17
-constexpr unsigned char kOidServerAuth[] = {0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x01};  // 1.3.6.1.5.5.7.3.1
-constexpr unsigned char kOidAnyExtendedKeyUsage[] = {0x06, 0x04, 0x55, 0x1d, 0x25, 0x00};    // 2.5.29.37.0
+// OBJECT IDENTIFIER elements as DER, whole (tag and length included).
+// subjectAltName, 2.5.29.17
+constexpr unsigned char kOidSubjectAltName[] = {0x06, 0x03, 0x55, 0x1d, 0x11};
+// id-kp-serverAuth, 1.3.6.1.5.5.7.3.1
+constexpr unsigned char kOidServerAuth[] = {0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x01};
+// anyExtendedKeyUsage, 2.5.29.37.0
+constexpr unsigned char kOidAnyExtendedKeyUsage[] = {0x06, 0x04, 0x55, 0x1d, 0x25, 0x00};
 
 template <std::size_t N>
 bool is_oid(const unsigned char* at, const DerElement& e, const unsigned char (&oid)[N]) {

@@ -2,8 +2,8 @@
 // 12's libmbedtls-dev): the only file that includes mbedTLS's headers. What does not
 // depend on the library is in tls_common.cpp.
 //
-// TLS 1.2 only: 2.28's TLS 1.3 is an experimental build option with no session
-// resumption, and Debian does not enable it. Certificates, host names, SNI, ALPN and
+// TLS 1.2 only: 2.28 does not support TLS 1.3 (a build option enables unsupported,
+// partial prototype code, and Debian leaves it off). Certificates, host names, SNI, ALPN and
 // resumption behave as in the OpenSSL backend, with these differences in the library:
 //   - it cannot match IP addresses against iPAddress SANs (it lists only DNS names):
 //     the verify callback does it (certificate_has_ip_san), failing as a name mismatch;
@@ -12,7 +12,7 @@
 //     not trusted, which is what such a certificate is to OpenSSL too;
 //   - OpenSSL's trust settings ("TRUSTED CERTIFICATE" blocks) are read for server
 //     authentication (server_auth_trust) and a rejected CA is left out;
-//   - each session holds its two record buffers (about 16.7 KiB each) for its whole
+//   - each session holds its two record buffers (just over 16 KiB each) for its whole
 //     life: 2.28 can neither shrink them nor serialise a TLS (not DTLS) connection, so
 //     release_buffers() has nothing to give back.
 // Errors are worded as OpenSSL words them (X509_verify_cert_error_string, its alert

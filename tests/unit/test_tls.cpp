@@ -1585,7 +1585,8 @@ TEST_CASE("tls internal: the cipher queue tracks record boundaries and frees dra
     op::tls_internal::CipherQueue q;
     CHECK(q.taken_whole_records());
     // Two records: 3 and 2 bytes of body.
-    const std::string records = std::string("\x17\x03\x03\x00\x03", 5) + "abc" + std::string("\x17\x03\x03\x00\x02", 5) + "de";
+    const std::string records =
+        std::string("\x17\x03\x03\x00\x03", 5) + "abc" + std::string("\x17\x03\x03\x00\x02", 5) + "de";
     q.append(records.data(), records.size());
     char buf[32];
     for (std::size_t taken = 0; taken < records.size(); ++taken) {
