@@ -3,8 +3,9 @@
 // depend on the library is in tls_common.cpp.
 //
 // TLS 1.2 only: 2.28 does not support TLS 1.3 (a build option enables unsupported,
-// partial prototype code, and Debian leaves it off). Certificates, host names, SNI, ALPN and
-// resumption behave as in the OpenSSL backend, with these differences in the library:
+// partial prototype code, and Debian leaves it off). Certificates, host names, SNI,
+// ALPN and resumption behave as in the OpenSSL backend, with these differences in the
+// library:
 //   - it cannot match IP addresses against iPAddress SANs (it lists only DNS names):
 //     the verify callback does it (certificate_has_ip_san), failing as a name mismatch;
 //   - it loads a CA bundle whole, on first use, where the OpenSSL backend decodes
@@ -12,6 +13,9 @@
 //     not trusted, which is what such a certificate is to OpenSSL too;
 //   - OpenSSL's trust settings ("TRUSTED CERTIFICATE" blocks) are read for server
 //     authentication (server_auth_trust) and a rejected CA is left out;
+//   - every certificate of the trust store is a trust anchor, self-signed or not: a
+//     bundle holding an intermediate CA without its root verifies chains up to that
+//     intermediate, where OpenSSL (without X509_V_FLAG_PARTIAL_CHAIN) wants the root;
 //   - each session holds its two record buffers (just over 16 KiB each) for its whole
 //     life: 2.28 can neither shrink them nor serialise a TLS (not DTLS) connection, so
 //     release_buffers() has nothing to give back.
