@@ -124,6 +124,24 @@ private:
     RecordTracker records_;
 };
 
+// What every backend's session shares: the ciphertext queues with the four calls of
+// tls.h that only move bytes through them, and the sticky failure.
+class QueuedTlsSession : public TlsSession {
+public:
+    void feed_ciphertext(const char* data, std::size_t len) final { in_.append(data, len); }
+    std::size_t pending_ciphertext() const final { return out_.size(); }
+    std::string_view peek_ciphertext() const final { return out_.peek(); }
+    void drop_ciphertext(std::size_t n) final { out_.drop(n); }
+    const std::string& error() const final { return error_; }
+
+protected:
+    // A subclass's destructor frees its engine while these are still alive.
+    CipherQueue in_;      // from the peer, not yet consumed by the engine
+    CipherQueue out_;     // produced by the engine, not yet taken by the socket owner
+    bool failed_ = false;  // a fatal error happened: every call fails from now on
+    std::string error_;    // its one-line reason
+};
+
 // --- host names --------------------------------------------------------------------
 
 // The name to verify: brackets are URL syntax, and a zone id ("%eth0") names a local

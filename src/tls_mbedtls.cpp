@@ -127,7 +127,7 @@ struct Engine {
     SessionCache<SessionPtr> cache;
 };
 
-class MbedTlsSession final : public TlsSession {
+class MbedTlsSession final : public QueuedTlsSession {
 public:
     MbedTlsSession(std::shared_ptr<Engine> engine, std::string key)
         : engine_(std::move(engine)), key_(std::move(key)) {
@@ -152,11 +152,6 @@ public:
         });
         return true;
     }
-
-    void feed_ciphertext(const char* data, std::size_t len) override { in_.append(data, len); }
-    std::size_t pending_ciphertext() const override { return out_.size(); }
-    std::string_view peek_ciphertext() const override { return out_.peek(); }
-    void drop_ciphertext(std::size_t n) override { out_.drop(n); }
 
     TlsStatus handshake() override {
         if (failed_) return TlsStatus::Error;
@@ -230,8 +225,6 @@ public:
 
     // See the top of the file: 2.28's record buffers live as long as the session.
     void release_buffers() override {}
-
-    const std::string& error() const override { return error_; }
 
 private:
     static int send_to_queue(void* self, const unsigned char* data, std::size_t len) {
@@ -331,11 +324,8 @@ private:
     std::shared_ptr<Engine> engine_;
     std::string key_;   // "host:port", the session-cache key
     IpAddress ip_;      // the target, when it is an address
-    CipherQueue in_;    // from the peer, not yet consumed by mbedTLS
-    CipherQueue out_;   // produced by mbedTLS, not yet taken by the socket owner
     mbedtls_ssl_context ssl_;
     bool done_ = false;
-    bool failed_ = false;
     bool closed_ = false;
     bool offered_ = false;        // a cached session was set for resumption
     bool verified_ = false;       // on_verify ran: a full handshake
@@ -343,7 +333,6 @@ private:
     bool top_self_issued_ = false;
     bool top_rejected_ = false;   // ends in, or at a CA issued by, a rejected trust anchor
     std::uint32_t leaf_flags_ = 0;
-    std::string error_;
 };
 
 // The trust store is chosen and checked when the context is created; mbedTLS's side

@@ -232,7 +232,7 @@ private:
     SessionCache<SessionPtr> cache_;
 };
 
-class OpenSslSession final : public TlsSession {
+class OpenSslSession final : public QueuedTlsSession {
 public:
     explicit OpenSslSession(std::string key) : key_(std::move(key)) {}
 
@@ -278,11 +278,6 @@ public:
     }
 
     const std::string& key() const { return key_; }
-
-    void feed_ciphertext(const char* data, std::size_t len) override { in_.append(data, len); }
-    std::size_t pending_ciphertext() const override { return out_.size(); }
-    std::string_view peek_ciphertext() const override { return out_.peek(); }
-    void drop_ciphertext(std::size_t n) override { out_.drop(n); }
 
     TlsStatus handshake() override {
         if (failed_) return TlsStatus::Error;
@@ -341,8 +336,6 @@ public:
 
     void release_buffers() override { release_idle_buffers(); }
 
-    const std::string& error() const override { return error_; }
-
 private:
     // RELEASE_BUFFERS frees a record buffer only on the path that empties it, and a
     // TLS 1.3 post-handshake message (a session ticket, read inside SSL_read) leaves
@@ -374,7 +367,7 @@ private:
         long verify = SSL_get_verify_result(ssl_);
         if (in_handshake && verify != X509_V_OK) {
             ERR_clear_error();
-            error_ = std::string("certificate verify failed: ") + X509_verify_cert_error_string(verify);
+            error_ = verify_failed(X509_verify_cert_error_string(verify));
         } else if (err == SSL_ERROR_SYSCALL && ERR_peek_error() == 0) {
             error_ = "unexpected end of TLS stream";
         } else {
@@ -384,11 +377,7 @@ private:
     }
 
     std::string key_;   // "host:port", the session-cache key
-    CipherQueue in_;    // from the peer, not yet consumed by OpenSSL
-    CipherQueue out_;   // produced by OpenSSL, not yet taken by the socket owner
     SSL* ssl_ = nullptr;
-    bool failed_ = false;
-    std::string error_;
 };
 
 // OpenSSL hands us a reference to every new resumable session, including TLS 1.3
