@@ -447,37 +447,21 @@ TEST_CASE("tls: a name the certificate does not carry fails verification") {
 }
 
 TEST_CASE("tls: IP literals are verified against IP SANs and get no SNI") {
-    Pki pki;
+    Pki pki;  // the server's certificate: DNS:localhost, IP:127.0.0.1, IP:::1
     auto ctx = client_context(pki.ca_file);
     TestServer server(pki, TLS1_3_VERSION);
-    SUBCASE("IPv4 match") {
+    const struct {
+        const char* name;
+        bool matches;
+    } kCases[] = {{"127.0.0.1", true}, {"[::1]", true}, {"127.0.0.2", false}, {"[::2]", false}};
+    for (const auto& c : kCases) {
+        CAPTURE(c.name);
         ServerConn conn(server);
-        auto client = TlsSession::create(*ctx, "127.0.0.1", 443);
+        auto client = TlsSession::create(*ctx, c.name, 443);
         REQUIRE(client);
-        CHECK(run_handshake(*client, conn) == TlsStatus::Ok);
+        CHECK(run_handshake(*client, conn) == (c.matches ? TlsStatus::Ok : TlsStatus::Error));
+        CHECK(client->error() == (c.matches ? std::string() : verify_error(X509_V_ERR_IP_ADDRESS_MISMATCH)));
         CHECK(SSL_get_servername(conn.ssl, TLSEXT_NAMETYPE_host_name) == nullptr);
-    }
-    SUBCASE("IPv6 match, bracketed") {
-        ServerConn conn(server);
-        auto client = TlsSession::create(*ctx, "[::1]", 443);
-        REQUIRE(client);
-        CHECK(run_handshake(*client, conn) == TlsStatus::Ok);
-        CHECK(SSL_get_servername(conn.ssl, TLSEXT_NAMETYPE_host_name) == nullptr);
-    }
-    SUBCASE("IPv4 mismatch") {
-        ServerConn conn(server);
-        auto client = TlsSession::create(*ctx, "127.0.0.2", 443);
-        REQUIRE(client);
-        CHECK(run_handshake(*client, conn) == TlsStatus::Error);
-        CHECK(client->error() == verify_error(X509_V_ERR_IP_ADDRESS_MISMATCH));
-        CHECK(SSL_get_servername(conn.ssl, TLSEXT_NAMETYPE_host_name) == nullptr);
-    }
-    SUBCASE("IPv6 mismatch") {
-        ServerConn conn(server);
-        auto client = TlsSession::create(*ctx, "[::2]", 443);
-        REQUIRE(client);
-        CHECK(run_handshake(*client, conn) == TlsStatus::Error);
-        CHECK(client->error() == verify_error(X509_V_ERR_IP_ADDRESS_MISMATCH));
     }
 }
 
@@ -1057,38 +1041,24 @@ TEST_CASE("ca bundle: issuer names are matched as OpenSSL compares them, not byt
 TEST_CASE("ca bundle: TRUSTED CERTIFICATE blocks keep their trust settings") {
     Pki pki;
     TestServer server(pki, TLS1_3_VERSION);
-    SUBCASE("trusted for serverAuth") {
+    // The client's error ("" when it verifies) trusting only the test CA, written in the
+    // TRUSTED form with `settings` applied to it.
+    auto verdict = [&](auto&& settings) {
         X509* ca = X509_dup(pki.ca);
-        REQUIRE(X509_add1_trust_object(ca, OBJ_nid2obj(NID_server_auth)) == 1);
+        REQUIRE(ca != nullptr);
+        REQUIRE(settings(ca) == 1);
         BundleContext b(pem_of(ca, true));
-        CHECK(handshake_localhost(*b.ctx, server) == TlsStatus::Ok);
         X509_free(ca);
-    }
-    SUBCASE("rejected for serverAuth") {
-        X509* ca = X509_dup(pki.ca);
-        REQUIRE(X509_add1_reject_object(ca, OBJ_nid2obj(NID_server_auth)) == 1);
-        BundleContext b(pem_of(ca, true));
         std::string error;
-        CHECK(handshake_localhost(*b.ctx, server, &error) == TlsStatus::Error);
-        CHECK(error == verify_error(X509_V_ERR_CERT_REJECTED));
-        X509_free(ca);
-    }
-    SUBCASE("trusted for clientAuth only") {
-        X509* ca = X509_dup(pki.ca);
-        REQUIRE(X509_add1_trust_object(ca, OBJ_nid2obj(NID_client_auth)) == 1);
-        BundleContext b(pem_of(ca, true));
-        std::string error;
-        CHECK(handshake_localhost(*b.ctx, server, &error) == TlsStatus::Error);
-        CHECK(error == verify_error(X509_V_ERR_CERT_REJECTED));
-        X509_free(ca);
-    }
-    SUBCASE("no trust settings, only an alias") {
-        X509* ca = X509_dup(pki.ca);
-        REQUIRE(X509_alias_set1(ca, reinterpret_cast<const unsigned char*>("op"), 2) == 1);
-        BundleContext b(pem_of(ca, true));
-        CHECK(handshake_localhost(*b.ctx, server) == TlsStatus::Ok);
-        X509_free(ca);
-    }
+        return handshake_localhost(*b.ctx, server, &error) == TlsStatus::Ok ? std::string() : error;
+    };
+    const std::string rejected = verify_error(X509_V_ERR_CERT_REJECTED);
+    CHECK(verdict([](X509* ca) { return X509_add1_trust_object(ca, OBJ_nid2obj(NID_server_auth)); }).empty());
+    CHECK(verdict([](X509* ca) { return X509_add1_reject_object(ca, OBJ_nid2obj(NID_server_auth)); }) == rejected);
+    CHECK(verdict([](X509* ca) { return X509_add1_trust_object(ca, OBJ_nid2obj(NID_client_auth)); }) == rejected);
+    CHECK(verdict([](X509* ca) {  // no trust settings at all
+              return X509_alias_set1(ca, reinterpret_cast<const unsigned char*>("op"), 2);
+          }).empty());
 }
 
 TEST_CASE("ca bundle: a malformed certificate makes the whole bundle unusable, as with OpenSSL's loader") {
@@ -1178,12 +1148,14 @@ TEST_CASE("tls context: SSL_CERT_FILE and a hashed SSL_CERT_DIR are loaded and t
 
 namespace {
 
-// A handshake of a fresh session for `name` on `ctx` against a server showing `leaf`.
+// A handshake of a fresh session for `name` on `ctx` against a server showing `leaf`
+// (and `chain` after it, when given).
 TlsStatus handshake_with_leaf(TlsClientContext& ctx, const Pki& pki, X509* leaf, std::string_view name,
-                              std::string* error = nullptr) {
+                              std::string* error = nullptr, X509* chain = nullptr) {
     TestServer server(pki, TLS1_3_VERSION);
     REQUIRE(SSL_CTX_use_certificate(server.ctx, leaf) == 1);
     REQUIRE(SSL_CTX_use_PrivateKey(server.ctx, pki.server_key) == 1);
+    if (chain) REQUIRE(SSL_CTX_add1_chain_cert(server.ctx, chain) == 1);
     ServerConn conn(server);
     auto client = TlsSession::create(ctx, name, 443);
     REQUIRE(client);
@@ -1296,21 +1268,12 @@ TEST_CASE("tls: validity period and purpose failures name OpenSSL's reason") {
 
 TEST_CASE("ca bundle: a chain up to a root the bundle lacks, sent whole by the peer") {
     Pki pki;
-    EVP_PKEY* root_key = EVP_EC_gen("P-256");
-    REQUIRE(root_key != nullptr);
-    X509* root = make_ca(root_key, "op untrusted root", nullptr, nullptr);
-    X509* leaf = make_cert(pki.server_key, "localhost", root, root_key, "DNS:localhost");
-    TestServer server(pki, TLS1_3_VERSION);
-    REQUIRE(SSL_CTX_use_certificate(server.ctx, leaf) == 1);
-    REQUIRE(SSL_CTX_use_PrivateKey(server.ctx, pki.server_key) == 1);
-    REQUIRE(SSL_CTX_add1_chain_cert(server.ctx, root) == 1);
-    BundleContext b(read_text(pki.ca_file));
+    auto ctx = client_context(pki.ca_file);
+    X509* leaf = make_cert(pki.server_key, "localhost", pki.other_ca, pki.other_key, "DNS:localhost");
     std::string error;
-    CHECK(handshake_localhost(*b.ctx, server, &error) == TlsStatus::Error);
+    CHECK(handshake_with_leaf(*ctx, pki, leaf, "localhost", &error, pki.other_ca) == TlsStatus::Error);
     CHECK(error == verify_error(X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN));
     X509_free(leaf);
-    X509_free(root);
-    EVP_PKEY_free(root_key);
 }
 
 namespace {
