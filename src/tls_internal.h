@@ -136,8 +136,8 @@ public:
 
 protected:
     // A subclass's destructor frees its engine while these are still alive.
-    CipherQueue in_;      // from the peer, not yet consumed by the engine
-    CipherQueue out_;     // produced by the engine, not yet taken by the socket owner
+    CipherQueue in_;       // from the peer, not yet consumed by the engine
+    CipherQueue out_;      // produced by the engine, not yet taken by the socket owner
     bool failed_ = false;  // a fatal error happened: every call fails from now on
     std::string error_;    // its one-line reason
 };
@@ -193,6 +193,7 @@ bool certificate_has_ip_san(const unsigned char* der, std::size_t len, const IpA
 // about TLS server authentication, as X509_check_trust reads them: a `reject` list
 // naming serverAuth or anyExtendedKeyUsage, or a `trust` list naming neither, rejects
 // the certificate; otherwise (it names one, or there are no lists) it is a trust anchor.
+// Settings that do not parse reject it too: such a certificate is never trusted.
 enum class AuxTrust { Anchor, Rejected };
 AuxTrust server_auth_trust(const unsigned char* aux, std::size_t len);
 

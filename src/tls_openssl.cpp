@@ -12,9 +12,7 @@
 // in another session's error().
 #include "tls_internal.h"
 
-#include <cerrno>
 #include <cstdint>
-#include <cstring>
 #include <mutex>
 #include <vector>
 
