@@ -7,6 +7,9 @@
 #   make test-asan                     the same suite under ASan + UBSan (build/asan)
 #   make test-bsd-sockets              the same suite over the BSD/macOS sockets (accept +
 #                                      fcntl, SO_NOSIGPIPE), built here (build/bsd-sockets)
+#   make test-mbedtls                  the same suite on the mbedTLS backend (-DOP_TLS=mbedtls,
+#                                      build/mbedtls), including its static binary in a chroot
+#                                      (as root; build/mbedtls-static)
 #   make fuzz                          each fuzzer for FUZZ_SECONDS (fuzz/run.sh; clang,
 #                                      from scripts/deps.sh --fuzz)
 #   make dist/linux_amd64/openai-proxy static, stripped release binary (static OpenSSL)
@@ -16,7 +19,7 @@
 #
 # Packages: scripts/deps.sh (Debian/Ubuntu). Variables: JOBS (build parallelism),
 # TEST_JOBS (ctest parallelism), FUZZ_SECONDS, STATIC_TEST=0 to leave out the static build
-# and its chroot test from `make test`.
+# and its chroot test from `make test` and `make test-mbedtls`.
 
 CMAKE        ?= cmake
 CTEST        ?= ctest
@@ -33,42 +36,56 @@ HOST_ARCH := $(subst x86_64,amd64,$(subst aarch64,arm64,$(shell uname -m)))
 
 # The static binary that `make test` runs in a chroot (root only: chroot needs it),
 # built for the host's own Linux platform. Without it that test reports "skipped".
+# `make test-mbedtls` does the same with a static mbedTLS binary.
 ifeq ($(HOST_OS)$(STATIC_TEST)$(shell id -u),linux10)
 STATIC_BINARY := dist/linux_$(HOST_ARCH)/openai-proxy
+MBEDTLS_STATIC_BINARY := build/mbedtls-static/openai-proxy
 endif
 
 # CMake's own makefiles run under ours; spare the "Entering directory" lines.
 MAKEFLAGS += --no-print-directory
 
 # Always ask CMake: it knows what is out of date; make does not.
-.PHONY: all test test-asan test-bsd-sockets fuzz dist clean FORCE
+.PHONY: all test test-asan test-bsd-sockets test-mbedtls fuzz dist clean FORCE
 all: openai-proxy
 
 # configure(build dir, cmake args)
 configure = $(CMAKE) -S . -B $(1) $(2)
 
 openai-proxy: FORCE
-	$(call configure,build/release,-DCMAKE_BUILD_TYPE=Release -DOP_TESTS=OFF -DOP_SANITIZE=OFF -DOP_STATIC=OFF)
+	$(call configure,build/release,-DCMAKE_BUILD_TYPE=Release -DOP_TESTS=OFF -DOP_SANITIZE=OFF -DOP_STATIC=OFF -DOP_TLS=openssl)
 	$(CMAKE) --build build/release --target openai-proxy -j $(JOBS)
 	install -m 755 build/release/openai-proxy $@
 	@echo "Built ./$@"
 
 test: $(STATIC_BINARY)
-	$(call configure,build/test,-DCMAKE_BUILD_TYPE=Release -DOP_TESTS=ON -DOP_SANITIZE=OFF -DOP_STATIC=OFF \
+	$(call configure,build/test,-DCMAKE_BUILD_TYPE=Release -DOP_TESTS=ON -DOP_SANITIZE=OFF -DOP_STATIC=OFF -DOP_TLS=openssl \
 	  -DOP_STATIC_BINARY=$(if $(STATIC_BINARY),$(abspath $(STATIC_BINARY))))
 	$(CMAKE) --build build/test -j $(JOBS)
 	$(CTEST) --test-dir build/test --output-on-failure -j $(TEST_JOBS)
 
 test-asan:
-	$(call configure,build/asan,-DCMAKE_BUILD_TYPE=RelWithDebInfo -DOP_TESTS=ON -DOP_SANITIZE=ON -DOP_STATIC=OFF -DOP_STATIC_BINARY=)
+	$(call configure,build/asan,-DCMAKE_BUILD_TYPE=RelWithDebInfo -DOP_TESTS=ON -DOP_SANITIZE=ON -DOP_STATIC=OFF -DOP_TLS=openssl -DOP_STATIC_BINARY=)
 	$(CMAKE) --build build/asan -j $(JOBS)
 	UBSAN_OPTIONS=print_stacktrace=1 $(CTEST) --test-dir build/asan --output-on-failure -j $(TEST_JOBS)
 
 # OP_SOCKETS=bsd: the sockets macOS and the BSDs get, on this system's poller.
 test-bsd-sockets:
-	$(call configure,build/bsd-sockets,-DCMAKE_BUILD_TYPE=Release -DOP_TESTS=ON -DOP_SANITIZE=OFF -DOP_STATIC=OFF -DOP_STATIC_BINARY= -DOP_SOCKETS=bsd)
+	$(call configure,build/bsd-sockets,-DCMAKE_BUILD_TYPE=Release -DOP_TESTS=ON -DOP_SANITIZE=OFF -DOP_STATIC=OFF -DOP_STATIC_BINARY= -DOP_SOCKETS=bsd -DOP_TLS=openssl)
 	$(CMAKE) --build build/bsd-sockets -j $(JOBS)
 	$(CTEST) --test-dir build/bsd-sockets --output-on-failure -j $(TEST_JOBS)
+
+# The whole suite again with the other TLS backend: the unit tests of tls.h and every e2e
+# test must pass unchanged on it.
+test-mbedtls: $(MBEDTLS_STATIC_BINARY)
+	$(call configure,build/mbedtls,-DCMAKE_BUILD_TYPE=Release -DOP_TESTS=ON -DOP_SANITIZE=OFF -DOP_STATIC=OFF -DOP_TLS=mbedtls \
+	  -DOP_STATIC_BINARY=$(if $(MBEDTLS_STATIC_BINARY),$(abspath $(MBEDTLS_STATIC_BINARY))))
+	$(CMAKE) --build build/mbedtls -j $(JOBS)
+	$(CTEST) --test-dir build/mbedtls --output-on-failure -j $(TEST_JOBS)
+
+build/mbedtls-static/openai-proxy: FORCE
+	$(call configure,build/mbedtls-static,-DCMAKE_BUILD_TYPE=Release -DOP_TESTS=OFF -DOP_SANITIZE=OFF -DOP_STATIC=ON -DOP_TLS=mbedtls)
+	$(CMAKE) --build build/mbedtls-static --target openai-proxy -j $(JOBS)
 
 fuzz:
 	fuzz/run.sh $(FUZZ_SECONDS) $(abspath build/fuzz)

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Installs the Debian/Ubuntu packages that building and testing openai-proxy need.
 #
-#   scripts/deps.sh            build + `make test` (+ `make test-asan`, `make dist/linux_amd64/...`)
+#   scripts/deps.sh            build + `make test` (+ `make test-asan`, `make test-mbedtls`,
+#                              `make dist/linux_amd64/...`)
 #   scripts/deps.sh --fuzz     also clang and its fuzzer runtime, for `make fuzz`
 #   scripts/deps.sh --bench    also nginx, haproxy and wrk, for the benchmarks
 #   scripts/deps.sh --all      all of the above
@@ -13,7 +14,7 @@
 set -eu
 
 cross_archs=""
-packages="build-essential cmake pkg-config libssl-dev doctest-dev python3 openssl zip unzip file ca-certificates"
+packages="build-essential cmake pkg-config libssl-dev libmbedtls-dev doctest-dev python3 openssl zip unzip file ca-certificates"
 for arg in "$@"; do
     case "$arg" in
         --fuzz)  packages="$packages clang-14 libclang-rt-14-dev" ;;
@@ -26,7 +27,7 @@ for arg in "$@"; do
         --cross) packages="$packages qemu-user-static g++-aarch64-linux-gnu g++-arm-linux-gnueabihf
                   g++-mipsel-linux-gnu libssl-dev:arm64 libssl-dev:armhf"
                  cross_archs="arm64 armhf" ;;
-        -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "deps.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
     esac
 done

@@ -9,8 +9,13 @@
 // SNI when it is a DNS name. Sessions are resumed per "host:port" from a cache in the
 // TlsClientContext (TLS 1.2 sessions and TLS 1.3 tickets alike).
 //
-// The implementation (OpenSSL today, mbedTLS for small builds) lives in one file,
-// tls_openssl.cpp; nothing else includes the library's headers.
+// Two implementations, one per build, picked by CMake's OP_TLS: tls_openssl.cpp
+// (OpenSSL, the default on desktop and server builds) and tls_mbedtls.cpp (mbed TLS
+// 2.28, TLS 1.2 only, for small builds). Each is one file and the only one to include
+// its library's headers; what does not depend on the library (choosing and checking the
+// trust store, host names, PEM and DER reading, the session cache) is shared in
+// tls_common.cpp behind tls_internal.h. Both backends behave alike and word failures
+// alike, in OpenSSL's terms ("certificate verify failed: hostname mismatch").
 #pragma once
 
 #include <cstddef>
@@ -102,7 +107,7 @@ public:
     // Bytes of plaintext already decrypted or ciphertext buffered and not yet read.
     virtual bool has_buffered_input() const = 0;
     // Gives the engine's record buffers back if no partial record needs them (for a
-    // connection about to sit idle).
+    // connection about to sit idle). A library that cannot (mbed TLS 2.28) keeps them.
     virtual void release_buffers() = 0;
 
     // The last error as one line, without library internals beyond the reason.

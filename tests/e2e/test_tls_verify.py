@@ -1,21 +1,41 @@
 #!/usr/bin/env python3
 """Upstream TLS is always verified: an unknown CA or a certificate for another name is
-refused with 502 (and nothing is sent); the trust store is -ca-file, else SSL_CERT_FILE /
-SSL_CERT_DIR, else the system bundle (first match wins); SNI is sent for names. The
-bundle is read on the first upstream TLS connection: one whose certificates do not parse
-is a 502 naming it (a file with no PEM certificate at all is refused at start-up:
-test_cli.py)."""
+refused with 502 naming the reason (and nothing is sent); IP-literal targets are matched
+against the certificate's IP SANs (IPv4 and IPv6); the trust store is -ca-file, else
+SSL_CERT_FILE / SSL_CERT_DIR, else the system bundle (first match wins); SNI is sent for
+names. The bundle is read on the first upstream TLS connection: one whose certificates do
+not parse is a 502 naming it (a file with no PEM certificate at all is refused at
+start-up: test_cli.py). New connections to an upstream resume its TLS session.
+
+Runs against either TLS backend (OP_TLS, set by ctest: openssl or mbedtls); the reasons
+are worded the same by both."""
 import os
+import socket
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import ProxyTestCase, certs, main, wait_until  # noqa: E402
+from harness import ProxyTestCase, Resp, certs, main, wait_until  # noqa: E402
+
+# mbedTLS 2.28 speaks TLS 1.2 at most; OpenSSL and the test upstreams speak 1.3.
+EXPECTED_VERSION = 'TLSv1.2' if os.environ.get('OP_TLS') == 'mbedtls' else 'TLSv1.3'
+
+
+def ipv6_loopback_available():
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(('::1', 0))
+        return True
+    except OSError:
+        return False
 
 
 class Verification(ProxyTestCase):
-    def refused(self, proxy, up, host='a.example.test'):
+    def refused(self, proxy, up, host='a.example.test', reason=None):
         r = self.get(proxy, '/v1/models', host=host)
-        self.assertJsonError(r, 502)
+        err = self.assertJsonError(r, 502)
+        self.assertEqual(err['code'], 'upstream_tls_error', err)
+        if reason:
+            self.assertIn('certificate verify failed: ' + reason, err['message'])
         self.assertEqual(up.request_count, 0, 'a request was sent over an unverified connection')
         self.assertTrue(wait_until(lambda: up.tls_errors, 3) or up.accept_count == 0,
                         'the upstream saw no failed handshake')
@@ -33,22 +53,48 @@ class Verification(ProxyTestCase):
         self.accepted(p, up, host='l.example.test')
         self.assertEqual(up.conns[-1].sni, 'localhost')
         self.assertEqual(up.requests[-1].header('Host'), 'localhost:%d' % up.port)
+        self.assertEqual(up.conns[-1].tls_version, EXPECTED_VERSION)
 
     def test_unknown_ca_is_502(self):
         up = self.start_upstream(cert='other_server')
         good = self.start_upstream()
         p = self.start_proxy(self.targets(('a', up), ('l', 'localhost:%d' % up.port), ('g', good)))
-        self.refused(p, up)
-        self.refused(p, up, host='l.example.test')
+        self.refused(p, up, reason='unable to get local issuer certificate')
+        self.refused(p, up, host='l.example.test', reason='unable to get local issuer certificate')
         self.accepted(p, good, host='g.example.test')
 
     def test_wrong_name_is_502(self):
         up = self.start_upstream(cert='wrong')
         good = self.start_upstream()
         p = self.start_proxy(self.targets(('a', up), ('l', 'localhost:%d' % up.port), ('g', good)))
-        self.refused(p, up)                        # IP 127.0.0.1 is not in the certificate
-        self.refused(p, up, host='l.example.test')  # nor is the name localhost
+        self.refused(p, up, reason='IP address mismatch')  # IP 127.0.0.1 is not in the certificate
+        self.refused(p, up, host='l.example.test', reason='hostname mismatch')  # nor is the name localhost
         self.accepted(p, good, host='g.example.test')
+
+    def test_ipv6_literal_is_matched_against_ip_sans(self):
+        if not ipv6_loopback_available():
+            self.skipTest('::1 is not available here')
+        good = self.start_upstream(host='::1')              # IP:::1 among its SANs
+        wrong = self.start_upstream(host='::1', cert='wrong')  # DNS:wrong.example only
+        p = self.start_proxy(self.targets(('g', good), ('w', wrong)))
+        self.accepted(p, good, host='g.example.test')
+        self.assertIsNone(good.conns[-1].sni, 'an IP literal was sent as SNI (RFC 6066 forbids it)')
+        self.refused(p, wrong, host='w.example.test', reason='IP address mismatch')
+
+    def test_new_connections_resume_the_tls_session(self):
+        # Each answer closes its connection, so every request needs a new handshake.
+        up = self.start_upstream(lambda req: Resp(200, body=b'{}', close=True))
+        p = self.start_proxy(self.targets(('a', up), ('l', 'localhost:%d' % up.port)))
+        for host in ('a.example.test', 'l.example.test'):
+            for _ in range(3):
+                r = self.get(p, '/v1/models', host=host)
+                self.assertEqual(r.status, 200, r)
+        self.assertEqual(up.accept_count, 6)
+        # One full handshake per host:port, whatever the name for the same port: the
+        # cache is keyed by the target as written (127.0.0.1 and localhost differ).
+        reused = [c.session_reused for c in up.conns]
+        self.assertEqual(reused, [False, True, True, False, True, True], reused)
+        self.assertEqual({c.tls_version for c in up.conns}, {EXPECTED_VERSION})
 
     def test_ssl_cert_file_is_used_without_ca_file(self):
         up = self.start_upstream()

@@ -1,0 +1,403 @@
+// The mbedTLS backend of tls.h (OP_TLS=mbedtls), written against mbed TLS 2.28 (Debian
+// 12's libmbedtls-dev): the only file that includes mbedTLS's headers. What does not
+// depend on the library is in tls_common.cpp.
+//
+// TLS 1.2 only: 2.28 does not support TLS 1.3 (a build option enables unsupported,
+// partial prototype code, and Debian leaves it off). Certificates, host names, SNI,
+// ALPN and resumption behave as in the OpenSSL backend, with these differences in the
+// library:
+//   - it cannot match IP addresses against iPAddress SANs (it lists only DNS names):
+//     the verify callback does it (certificate_has_ip_san), failing as a name mismatch;
+//   - it loads a CA bundle whole, on first use, where the OpenSSL backend decodes
+//     certificates lazily; a certificate it cannot parse (an algorithm it lacks) is
+//     not trusted, which is what such a certificate is to OpenSSL too;
+//   - OpenSSL's trust settings ("TRUSTED CERTIFICATE" blocks) are read for server
+//     authentication (server_auth_trust) and a rejected CA is left out;
+//   - every certificate of the trust store is a trust anchor, self-signed or not: a
+//     bundle holding an intermediate CA without its root verifies chains up to that
+//     intermediate, where OpenSSL (without X509_V_FLAG_PARTIAL_CHAIN) wants the root;
+//   - each session holds its two record buffers (just over 16 KiB each) for its whole
+//     life: 2.28 can neither shrink them nor serialise a TLS (not DTLS) connection, so
+//     release_buffers() has nothing to give back.
+// Errors are worded as OpenSSL words them (X509_verify_cert_error_string, its alert
+// and record-layer reasons), so users and tests see one vocabulary whichever backend.
+#include "tls_internal.h"
+
+#include <cctype>
+#include <cstdint>
+#include <cstring>
+#include <ctime>
+#include <vector>
+
+#include <mbedtls/ctr_drbg.h>
+#include <mbedtls/entropy.h>
+#include <mbedtls/error.h>
+#include <mbedtls/ssl.h>
+#include <mbedtls/version.h>
+#include <mbedtls/x509_crt.h>
+
+#if MBEDTLS_VERSION_MAJOR != 2
+#error "tls_mbedtls.cpp is written against the mbed TLS 2.28 API (3.x renamed and hid much of it)"
+#endif
+// One configuration, trust chain and random generator serve every worker thread;
+// mbedTLS makes that safe (the generator's lock, the RSA public-key cache's lock) only
+// with its threading layer.
+#if !defined(MBEDTLS_THREADING_C)
+#error "tls_mbedtls.cpp shares one mbedTLS configuration between threads: build mbedTLS with MBEDTLS_THREADING_C"
+#endif
+
+namespace op::tls_internal {
+namespace {
+
+// A session offered for resumption is kept this long when the server gives no ticket
+// lifetime: OpenSSL's default session timeout, so both backends age entries alike.
+constexpr std::int64_t kSessionSeconds = 7200;
+
+// ALPN offer: we speak HTTP/1.1 only. mbedTLS keeps the pointer: static storage.
+const char* kAlpn[] = {"http/1.1", nullptr};
+
+// mbedTLS's text for an error code, as OpenSSL words its reasons: the module prefix
+// ("SSL - ") dropped and a lower-case start.
+std::string mbedtls_reason(int code) {
+    char buf[200];
+    mbedtls_strerror(code, buf, sizeof buf);
+    std::string text(buf);
+    std::size_t dash = text.find(" - ");
+    if (dash != std::string::npos && dash < 12) text.erase(0, dash + 3);
+    if (!text.empty()) text[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(text[0])));
+    return text;
+}
+
+struct SessionFree {
+    void operator()(mbedtls_ssl_session* session) const {
+        mbedtls_ssl_session_free(session);
+        delete session;
+    }
+};
+using SessionPtr = std::unique_ptr<mbedtls_ssl_session, SessionFree>;
+
+// What the context and its sessions share: configuration, trust anchors, random
+// generator, session cache. A session may outlive its context (tls.h), so each holds
+// a reference. Immutable once build() has filled it, but for the cache (locked) and
+// the generator (locked by mbedTLS).
+struct Engine {
+    Engine() {
+        mbedtls_entropy_init(&entropy);
+        mbedtls_ctr_drbg_init(&drbg);
+        mbedtls_x509_crt_init(&anchors);
+        mbedtls_ssl_config_init(&conf);
+    }
+    ~Engine() {
+        mbedtls_ssl_config_free(&conf);
+        mbedtls_x509_crt_free(&anchors);
+        mbedtls_ctr_drbg_free(&drbg);
+        mbedtls_entropy_free(&entropy);
+    }
+    Engine(const Engine&) = delete;
+    Engine& operator=(const Engine&) = delete;
+
+    // One certificate of the trust file (read_pem_bundle's take). One mbedTLS cannot
+    // parse is skipped, not an error: the bundle is well-formed (read_pem_bundle checked
+    // its framing), and the certificate is simply not trusted.
+    bool add_anchor(PemCertificate& cert) {
+        const auto* der = reinterpret_cast<const unsigned char*>(cert.der.data());
+        if (cert.trusted_form &&
+            server_auth_trust(der + cert.cert_len, cert.der.size() - cert.cert_len) == AuxTrust::Rejected) {
+            rejected_subjects.emplace_back(cert.der, cert.subject_offset, cert.subject_len);
+            ++usable_anchors;  // loaded, as OpenSSL loads it, to be refused when a chain reaches it
+            return true;
+        }
+        if (mbedtls_x509_crt_parse_der(&anchors, der, cert.cert_len) == 0) ++usable_anchors;
+        return true;
+    }
+
+    bool is_rejected(const mbedtls_x509_buf& name) const {
+        for (const std::string& subject : rejected_subjects) {
+            if (subject.size() == name.len && std::memcmp(subject.data(), name.p, name.len) == 0) return true;
+        }
+        return false;
+    }
+
+    mbedtls_entropy_context entropy;
+    mbedtls_ctr_drbg_context drbg;
+    mbedtls_x509_crt anchors;
+    std::size_t usable_anchors = 0;              // from the trust file
+    std::vector<std::string> rejected_subjects;  // DER subject names of CAs rejected for serverAuth
+    mbedtls_ssl_config conf;
+    SessionCache<SessionPtr> cache;
+};
+
+class MbedTlsSession final : public QueuedTlsSession {
+public:
+    MbedTlsSession(std::shared_ptr<Engine> engine, std::string key)
+        : engine_(std::move(engine)), key_(std::move(key)) {
+        mbedtls_ssl_init(&ssl_);
+    }
+    ~MbedTlsSession() override { mbedtls_ssl_free(&ssl_); }
+    MbedTlsSession(const MbedTlsSession&) = delete;
+    MbedTlsSession& operator=(const MbedTlsSession&) = delete;
+
+    // Second phase of construction; false leaves the object safe to destroy.
+    bool init(const std::string& host) {
+        if (mbedtls_ssl_setup(&ssl_, &engine_->conf) != 0) return false;
+        mbedtls_ssl_set_bio(&ssl_, this, send_to_queue, receive_from_queue, nullptr);
+        mbedtls_ssl_set_verify(&ssl_, on_verify, this);
+        // An address gets no SNI (RFC 6066 forbids it) and no name check by mbedTLS,
+        // which would compare it with DNS names: on_verify matches the IP SANs.
+        const bool ip = parse_ip_literal(host, ip_);
+        if (mbedtls_ssl_set_hostname(&ssl_, ip ? nullptr : host.c_str()) != 0) return false;
+        engine_->cache.offer(key_, [this](mbedtls_ssl_session* session) {
+            offered_ = mbedtls_ssl_set_session(&ssl_, session) == 0;  // copies it
+            return true;  // mbedTLS has no notion of a session invalidated by a failure
+        });
+        return true;
+    }
+
+    TlsStatus handshake() override {
+        if (failed_) return TlsStatus::Error;
+        if (done_) return TlsStatus::Ok;
+        int rc = mbedtls_ssl_handshake(&ssl_);
+        if (rc == 0) {
+            done_ = true;
+            remember_session();
+            return TlsStatus::Ok;
+        }
+        if (rc == MBEDTLS_ERR_SSL_WANT_READ || rc == MBEDTLS_ERR_SSL_WANT_WRITE) return TlsStatus::WantRead;
+        return fail(rc);
+    }
+
+    bool handshake_done() const override { return done_; }
+    // A resumed TLS 1.2 handshake carries no certificate, so nothing was verified.
+    bool session_reused() const override { return done_ && offered_ && !verified_; }
+
+    TlsStatus read(char* out, std::size_t cap, std::size_t* n) override {
+        *n = 0;
+        if (failed_) return TlsStatus::Error;
+        if (closed_) return TlsStatus::Closed;
+        if (cap == 0) return TlsStatus::Ok;  // nothing asked for; callers pass cap > 0
+        int rc = mbedtls_ssl_read(&ssl_, reinterpret_cast<unsigned char*>(out), cap);
+        if (rc > 0) {
+            *n = static_cast<std::size_t>(rc);
+            return TlsStatus::Ok;
+        }
+        if (rc == MBEDTLS_ERR_SSL_WANT_READ || rc == MBEDTLS_ERR_SSL_WANT_WRITE) return TlsStatus::WantRead;
+        if (rc == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY) {
+            closed_ = true;  // mbedTLS would go on reading records after it
+            return TlsStatus::Closed;
+        }
+        return fail(rc);
+    }
+
+    TlsStatus write(const char* data, std::size_t len, std::size_t* n) override {
+        *n = 0;
+        if (failed_) return TlsStatus::Error;
+        if (len == 0) return TlsStatus::Ok;
+        // The send callback never refuses bytes, so every call makes whole records of
+        // up to 16 KiB; room for all of them is made up front.
+        out_.reserve_more(len + (len / kMaxRecordPlaintext + 1) * kRecordOverhead);
+        std::size_t done = 0;
+        while (done < len) {
+            int rc = mbedtls_ssl_write(&ssl_, reinterpret_cast<const unsigned char*>(data) + done, len - done);
+            if (rc > 0) {
+                done += static_cast<std::size_t>(rc);
+                continue;
+            }
+            if (rc == MBEDTLS_ERR_SSL_WANT_READ || rc == MBEDTLS_ERR_SSL_WANT_WRITE) {
+                // Renegotiation is off; a handshake message in the way means the bytes
+                // cannot go out, which for this caller is a failed exchange.
+                failed_ = true;
+                error_ = "TLS write blocked by renegotiation";
+                return TlsStatus::Error;
+            }
+            return fail(rc);
+        }
+        *n = len;
+        return TlsStatus::Ok;
+    }
+
+    // mbedTLS reads exactly one record at a time from the queue, so what it holds is
+    // decrypted plaintext not yet read, unprocessed data, or a partial record, which
+    // the incoming queue's record tracker sees.
+    bool has_buffered_input() const override {
+        return mbedtls_ssl_get_bytes_avail(&ssl_) > 0 || mbedtls_ssl_check_pending(&ssl_) != 0 || in_.size() > 0 ||
+               !in_.taken_whole_records();
+    }
+
+    // See the top of the file: 2.28's record buffers live as long as the session.
+    void release_buffers() override {}
+
+private:
+    static int send_to_queue(void* self, const unsigned char* data, std::size_t len) {
+        static_cast<MbedTlsSession*>(self)->out_.append(reinterpret_cast<const char*>(data), len);
+        return static_cast<int>(len);
+    }
+
+    // An empty queue is WANT_READ: never 0, which mbedTLS would take for end of stream.
+    static int receive_from_queue(void* self, unsigned char* out, std::size_t cap) {
+        CipherQueue& in = static_cast<MbedTlsSession*>(self)->in_;
+        if (in.size() == 0 || cap == 0) return MBEDTLS_ERR_SSL_WANT_READ;
+        return static_cast<int>(in.take(reinterpret_cast<char*>(out), cap));
+    }
+
+    // Called for each certificate of the chain mbedTLS built, from its top down to the
+    // server's own (depth 0), only in full handshakes.
+    static int on_verify(void* p, mbedtls_x509_crt* cert, int depth, std::uint32_t* flags) {
+        auto* self = static_cast<MbedTlsSession*>(p);
+        if (!self->verified_) {  // the top of the chain: what an untrusted chain ends in
+            self->verified_ = true;
+            self->top_is_leaf_ = depth == 0;
+            self->top_self_issued_ = cert->issuer_raw.len == cert->subject_raw.len &&
+                                     std::memcmp(cert->issuer_raw.p, cert->subject_raw.p, cert->subject_raw.len) == 0;
+            self->top_rejected_ = self->engine_->is_rejected(cert->issuer_raw) ||
+                                  self->engine_->is_rejected(cert->subject_raw);
+        }
+        if (depth == 0) {
+            if (self->ip_.len != 0 && !certificate_has_ip_san(cert->raw.p, cert->raw.len, self->ip_)) {
+                *flags |= MBEDTLS_X509_BADCERT_CN_MISMATCH;
+            }
+            self->leaf_flags_ = *flags;
+        }
+        return 0;
+    }
+
+    // The one reason OpenSSL would give, in its order of checks: the chain first,
+    // then the purpose, the name, the validity period.
+    const char* verify_reason(std::uint32_t flags) const {
+        if (flags & MBEDTLS_X509_BADCERT_NOT_TRUSTED) {
+            if (top_rejected_) return "certificate rejected";
+            if (top_self_issued_) {
+                return top_is_leaf_ ? "self-signed certificate" : "self-signed certificate in certificate chain";
+            }
+            return "unable to get local issuer certificate";
+        }
+        if (flags & (MBEDTLS_X509_BADCERT_KEY_USAGE | MBEDTLS_X509_BADCERT_EXT_KEY_USAGE |
+                     MBEDTLS_X509_BADCERT_NS_CERT_TYPE)) {
+            return "unsuitable certificate purpose";
+        }
+        if (flags & MBEDTLS_X509_BADCERT_CN_MISMATCH) return ip_.len != 0 ? "IP address mismatch" : "hostname mismatch";
+        if (flags & MBEDTLS_X509_BADCERT_EXPIRED) return "certificate has expired";
+        if (flags & MBEDTLS_X509_BADCERT_FUTURE) return "certificate is not yet valid";
+        if (flags & MBEDTLS_X509_BADCERT_REVOKED) return "certificate revoked";
+        if (flags & MBEDTLS_X509_BADCERT_BAD_MD) return "CA signature digest algorithm too weak";
+        if (flags & MBEDTLS_X509_BADCERT_BAD_KEY) {
+            return leaf_flags_ & MBEDTLS_X509_BADCERT_BAD_KEY ? "EE certificate key too weak"
+                                                             : "CA certificate key too weak";
+        }
+        return "unspecified certificate verification error";
+    }
+
+    // Fatal errors become sticky with a one-line reason.
+    TlsStatus fail(int rc) {
+        failed_ = true;
+        const std::uint32_t verify = mbedtls_ssl_get_verify_result(&ssl_);
+        if (rc == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED ||
+            (rc == MBEDTLS_ERR_SSL_BAD_HS_CERTIFICATE && verify != 0 && verify != static_cast<std::uint32_t>(-1))) {
+            error_ = verify_failed(verify_reason(verify));
+            return TlsStatus::Error;
+        }
+        switch (rc) {
+            // 2.28 has no accessor for the alert; its description is the record's second byte.
+            case MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE: error_ = alert_reason(ssl_.in_msg[1]); break;
+            case MBEDTLS_ERR_SSL_INVALID_RECORD: error_ = "wrong version number"; break;  // not TLS at all, mostly
+            case MBEDTLS_ERR_SSL_INVALID_MAC: error_ = "decryption failed or bad record mac"; break;
+            case MBEDTLS_ERR_SSL_BAD_HS_PROTOCOL_VERSION: error_ = "unsupported protocol"; break;
+            case 0:
+            case MBEDTLS_ERR_SSL_CONN_EOF: error_ = "unexpected end of TLS stream"; break;
+            default: error_ = mbedtls_reason(rc); break;
+        }
+        return TlsStatus::Error;
+    }
+
+    // The session just established, for the next connection to host:port.
+    void remember_session() {
+        SessionPtr session(new mbedtls_ssl_session);
+        mbedtls_ssl_session_init(session.get());
+        if (mbedtls_ssl_get_session(&ssl_, session.get()) != 0) return;
+        if (session->id_len == 0 && session->ticket_len == 0) return;  // nothing to resume with
+        std::int64_t lifetime = kSessionSeconds;
+        if (session->ticket_len > 0 && session->ticket_lifetime > 0) {
+            lifetime = std::min<std::int64_t>(lifetime, session->ticket_lifetime);
+        }
+        engine_->cache.store(key_, std::move(session), static_cast<std::int64_t>(std::time(nullptr)) + lifetime);
+    }
+
+    std::shared_ptr<Engine> engine_;
+    std::string key_;   // "host:port", the session-cache key
+    IpAddress ip_;      // the target, when it is an address
+    mbedtls_ssl_context ssl_;
+    bool done_ = false;
+    bool closed_ = false;
+    bool offered_ = false;        // a cached session was set for resumption
+    bool verified_ = false;       // on_verify ran: a full handshake
+    bool top_is_leaf_ = false;    // the chain mbedTLS built is the server's certificate alone
+    bool top_self_issued_ = false;
+    bool top_rejected_ = false;   // ends in, or at a CA issued by, a rejected trust anchor
+    std::uint32_t leaf_flags_ = 0;
+};
+
+// The trust store is chosen and checked when the context is created; mbedTLS's side
+// (the generator's seed, the trust anchors, the configuration) is built on first use.
+class MbedTlsContext final : public TlsContextBase {
+public:
+    MbedTlsContext(TrustChoice trust, std::string file_label, std::string trust_source)
+        : TlsContextBase(std::move(trust), std::move(file_label), std::move(trust_source)) {}
+
+    std::unique_ptr<TlsSession> new_session(const std::string& host, std::string cache_key) override {
+        auto session = std::make_unique<MbedTlsSession>(engine_, std::move(cache_key));
+        if (!session->init(host)) return nullptr;
+        return session;
+    }
+
+private:
+    std::string build() override;
+
+    std::shared_ptr<Engine> engine_;  // set once by build(), when it succeeds
+};
+
+std::string MbedTlsContext::build() {
+    auto engine = std::make_shared<Engine>();
+    static const unsigned char kPersonalisation[] = "openai-proxy upstream TLS";
+    int rc = mbedtls_ctr_drbg_seed(&engine->drbg, mbedtls_entropy_func, &engine->entropy, kPersonalisation,
+                                   sizeof kPersonalisation - 1);
+    if (rc != 0) return "cannot seed the TLS random generator: " + mbedtls_reason(rc);
+
+    // Loaded explicitly: a static build has no idea of the running system's paths.
+    if (!trust().file.empty()) {
+        std::string error;
+        if (!read_trust_file([&engine](PemCertificate& cert) { return engine->add_anchor(cert); }, error)) {
+            return error;
+        }
+        if (engine->usable_anchors == 0) {
+            return file_label() + " holds no usable PEM certificates (none that mbed TLS can parse)";
+        }
+    }
+    // Every file of the directory is parsed now (mbedTLS has no lookup by subject
+    // hash); files that are not certificates are skipped, as OpenSSL never reads them.
+    if (!trust().dir.empty()) {
+        rc = mbedtls_x509_crt_parse_path(&engine->anchors, trust().dir.c_str());
+        if (rc < 0) return "cannot use CA directory " + trust().dir + ": " + mbedtls_reason(rc);
+    }
+
+    mbedtls_ssl_config& conf = engine->conf;
+    rc = mbedtls_ssl_config_defaults(&conf, MBEDTLS_SSL_IS_CLIENT, MBEDTLS_SSL_TRANSPORT_STREAM,
+                                     MBEDTLS_SSL_PRESET_DEFAULT);
+    if (rc != 0) return "cannot create TLS context: " + mbedtls_reason(rc);
+    mbedtls_ssl_conf_min_version(&conf, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);  // TLS 1.2
+    mbedtls_ssl_conf_authmode(&conf, MBEDTLS_SSL_VERIFY_REQUIRED);
+    mbedtls_ssl_conf_ca_chain(&conf, &engine->anchors, nullptr);
+    mbedtls_ssl_conf_rng(&conf, mbedtls_ctr_drbg_random, &engine->drbg);
+    mbedtls_ssl_conf_session_tickets(&conf, MBEDTLS_SSL_SESSION_TICKETS_ENABLED);
+    mbedtls_ssl_conf_renegotiation(&conf, MBEDTLS_SSL_RENEGOTIATION_DISABLED);
+    rc = mbedtls_ssl_conf_alpn_protocols(&conf, kAlpn);
+    if (rc != 0) return "cannot set ALPN: " + mbedtls_reason(rc);
+    engine_ = std::move(engine);
+    return "";
+}
+
+}  // namespace
+
+std::unique_ptr<TlsContextBase> new_tls_context(TrustChoice trust, std::string file_label, std::string trust_source) {
+    return std::make_unique<MbedTlsContext>(std::move(trust), std::move(file_label), std::move(trust_source));
+}
+
+}  // namespace op::tls_internal
