@@ -19,11 +19,6 @@ struct IoResult {
     int error = 0;          // platform error code when Error
 };
 
-struct IoSlice {
-    const char* data;
-    std::size_t len;
-};
-
 // An IPv4 or IPv6 socket address, opaque outside platform/.
 struct SockAddr {
     alignas(8) unsigned char storage[128];
@@ -64,7 +59,6 @@ int connect_result(SocketHandle s);
 // the BSD path built on Linux relies on sys::ignore_sigpipe().
 IoResult read(SocketHandle s, char* buf, std::size_t cap);
 IoResult write(SocketHandle s, const char* data, std::size_t len);
-IoResult writev(SocketHandle s, const IoSlice* slices, int count);
 void shutdown_write(SocketHandle s);
 void close(SocketHandle s);
 void set_nodelay(SocketHandle s);

@@ -751,7 +751,8 @@ void ClientConn::response_complete() {
 
 void ClientConn::release_upstream(bool reusable) {
     if (!up_) return;
-    if (reusable && !ctx_.stopping && up_->state() == UpstreamConn::State::Ready && !up_->has_buffered_input()) {
+    if (reusable && !ctx_.stopping && up_->state() == UpstreamConn::State::Ready && !up_->has_buffered_input() &&
+        !up_->watch_refused()) {
         up_->make_idle();
         ctx_.upstreams.give_back(up_);
     } else {

@@ -74,9 +74,10 @@ public:
     void upstream_writable() override;
     void upstream_failed(UpstreamFailure why, const std::string& detail) override;
 
-    // Shutdown: a connection between requests is closed at once.
+    // Shutdown: a connection between requests, with its last answer delivered, is closed
+    // at once (asked again every tick while stopping).
     bool close_if_idle() override {
-        if (state_ != State::Idle || !in_.empty()) return false;
+        if (state_ != State::Idle || !in_.empty() || !out_.empty()) return false;  // an answer still leaving
         close_client();
         return true;
     }

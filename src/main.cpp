@@ -78,6 +78,11 @@ int main(int argc, char** argv) {
     if (workers > kMaxWorkers) workers = kMaxWorkers;
     const bool socket_per_worker = workers == 1 || op::net::reuseport_balances();
     std::vector<std::unique_ptr<op::Worker>> worker_list;
+    // Destroyed before worker_list, on every return: from then on the signal handler
+    // reaches no worker.
+    struct Unpublish {
+        ~Unpublish() { g_worker_count.store(0); }
+    } unpublish;
     std::atomic<std::size_t> open_clients{0};
     for (unsigned i = 0; i < workers; ++i) {
         worker_list.push_back(op::Worker::create(config, *tls, open_clients, error));

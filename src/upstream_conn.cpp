@@ -240,9 +240,9 @@ void UpstreamConn::close() {
 }
 
 void UpstreamConn::fail(UpstreamFailure why, const std::string& detail) {
-    state_ = State::Failed;
     UpstreamOwner* owner = owner_;
-    close();
+    close();  // first: an Idle connection (a refused watch) must leave the pool
+    state_ = State::Failed;
     if (owner) owner->upstream_failed(why, detail);
 }
 

@@ -78,6 +78,9 @@ public:
     const Target& target() const { return target_; }
     const std::string& error_text() const { return error_; }
     bool reused() const { return uses_ > 1; }
+    // The poller refused a change of interest: the connection fails at the next tick
+    // and must not be pooled meanwhile.
+    bool watch_refused() const { return watch_refused_; }
     std::uint64_t id() const { return id_; }
 
     void on_ready(unsigned ready) override;

@@ -3,7 +3,7 @@
 // ClientConns take connections from and give them back to. It knows nothing of
 // clients, routing or the listener; UpstreamConn reaches its worker only through it.
 //
-// Lookups: lookup() answers at once from the resolver's cache or for IP literals;
+// Lookups: lookup() answers at once from the resolver's cache;
 // otherwise the connection is registered under its id and on_resolved() is called from
 // deliver_lookups() (the loop's wake-up) when the answer comes, unless forget_lookup()
 // came first (a connection that went away is simply not found).

@@ -105,7 +105,7 @@ void Worker::pause_while_full() {
     // (client_closed) or, when another worker filled the count, until a tick sees room.
     if (accept_full_) return;
     accept_full_ = true;
-    if (!accept_paused_) (void)watch_listener(false);  // refused: readiness is ignored while full
+    if (!accept_paused_) (void)watch_listener(false);  // refused: accept_clients() ignores the readiness (a busy loop until room)
 }
 
 void Worker::resume_accepting_if_room() {
@@ -116,7 +116,8 @@ void Worker::resume_accepting_if_room() {
 }
 
 void Worker::accept_clients() {
-    if (clients_.stopping || accept_full_) return;
+    // Also while paused: a refused change of interest may leave the listener watched.
+    if (clients_.stopping || accept_full_ || accept_paused_) return;
     for (int i = 0; i < 64; ++i) {
         if (open_clients_.load(std::memory_order_relaxed) >= config_.max_connections) {
             pause_while_full();  // another worker filled it
@@ -130,7 +131,7 @@ void Worker::accept_clients() {
                 // Out of descriptors: stop polling the listener for a moment instead of
                 // spinning on a readiness we cannot serve; closing connections free some.
                 log_line("Error accepting connection: %s", net::error_text(r.error).c_str());
-                (void)watch_listener(false);  // refused: the pause is still kept by accept_paused_
+                (void)watch_listener(false);  // refused: accept_clients() ignores the readiness until the pause ends
                 accept_paused_ = true;
                 accept_resume_ms_ = loop_->now_ms() + kAcceptBackoffMs;
             }

@@ -10,7 +10,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include "posix/socket_os.h"
@@ -151,21 +150,6 @@ IoResult write(SocketHandle s, const char* data, std::size_t len) {
     ssize_t n = ::send(static_cast<int>(s), data, len, os::send_flags());
     if (n == 0 && len > 0) return {IoStatus::WouldBlock, 0, 0};
     return n == 0 ? IoResult{IoStatus::Ok, 0, 0} : from_errno(n);
-}
-
-IoResult writev(SocketHandle s, const IoSlice* slices, int count) {
-    iovec iov[64];
-    if (count > 64) count = 64;
-    for (int i = 0; i < count; ++i) {
-        iov[i].iov_base = const_cast<char*>(slices[i].data);
-        iov[i].iov_len = slices[i].len;
-    }
-    msghdr msg{};
-    msg.msg_iov = iov;
-    msg.msg_iovlen = static_cast<std::size_t>(count);
-    ssize_t n = ::sendmsg(static_cast<int>(s), &msg, os::send_flags());
-    if (n == 0) return {IoStatus::WouldBlock, 0, 0};
-    return from_errno(n);
 }
 
 void shutdown_write(SocketHandle s) { ::shutdown(static_cast<int>(s), SHUT_WR); }

@@ -2,10 +2,12 @@
 """Graceful shutdown (issue 3): on SIGTERM the proxy stops accepting at once, lets the
 requests and streams in flight finish for up to -shutdown-grace, then closes them and
 exits 0; a second signal exits at once."""
+import fcntl
 import os
 import signal
 import socket
 import sys
+import termios
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -151,6 +153,79 @@ class Shutdown(ProxyTestCase):
             pass
         self.assertEqual(p.proc.returncode, 0)
 
+
+    def stuck_in_kernel(self, p, s):
+        """Bytes of the answer held by the kernel between the proxy and client socket `s`:
+        the proxy socket's send queue plus what `s` has received and not read."""
+        cport = s.getsockname()[1]
+        queued = 0
+        with open('/proc/net/tcp') as f:
+            for line in f.readlines()[1:]:
+                fields = line.split()
+                if int(fields[1].split(':')[1], 16) == p.port and int(fields[2].split(':')[1], 16) == cport:
+                    queued = int(fields[4].split(':')[0], 16)
+        unread = bytearray(4)
+        fcntl.ioctl(s.fileno(), termios.FIONREAD, unread)
+        return queued + int.from_bytes(unread, sys.byteorder)
+
+    def slow_client(self, p, target):
+        s = socket.socket()
+        self.addCleanup(s.close)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: a small window
+        s.settimeout(20)
+        s.connect((p.host, p.port))
+        s.sendall(b'GET %s HTTP/1.1\r\nHost: a.example.test\r\n\r\n' % target.encode())
+        return s
+
+    def settled(self, p, s):
+        """What the kernel holds once the proxy can write no more to the client."""
+        last, since = -1, now()
+        deadline = now() + 10
+        while now() < deadline:
+            held = self.stuck_in_kernel(p, s)
+            if held != last:
+                last, since = held, now()
+            elif now() - since > 0.5:
+                break
+            time.sleep(0.05)
+        return last
+
+    def test_an_answer_still_leaving_when_its_exchange_ends_is_delivered_whole(self):
+        # A client that does not read: the upstream's answer is all in the proxy (the
+        # exchange over, the connection back between requests) while its last bytes still
+        # wait in the proxy's own output buffer, past what the kernel takes. A graceful
+        # stop must deliver them before closing. A first connection measures what the
+        # kernel takes, so that the second answer overflows it by 32 KiB (under the
+        # proxy's 64 KiB high-water mark: the whole answer is read from the upstream).
+        sizes = {'/probe': 16 << 20}
+
+        def handler(req):
+            n = sizes[req.target]
+            return Resp(200, [('Content-Type', 'application/octet-stream')], body=bytes(range(256)) * (n // 256))
+        up = self.start_upstream(handler)
+        p = self.launch(up)
+        probe = self.slow_client(p, '/probe')
+        kernel = self.settled(p, probe)
+        self.assertGreater(kernel, 0, 'could not see the kernel queues')
+        sizes['/big'] = (kernel + (32 << 10)) // 256 * 256
+        body = bytes(range(256)) * (sizes['/big'] // 256)
+        probe.close()
+        s = self.slow_client(p, '/big')
+        self.settled(p, s)
+        p.proc.send_signal(signal.SIGTERM)
+        time.sleep(1.0)  # several shutdown ticks pass
+        got = bytearray()
+        while True:
+            piece = s.recv(65536)
+            if not piece:
+                break
+            got += piece
+        head, _, received = bytes(got).partition(b'\r\n\r\n')
+        self.assertIn(b'Content-Length: %d' % len(body), head)
+        self.assertEqual(len(received), len(body), 'the answer was cut by the graceful stop')
+        self.assertEqual(received, body)
+        p.proc.wait(10)
+        self.assertEqual(p.proc.returncode, 0, p.stderr())
 
     def test_signal_and_pending_connections_in_one_poll_batch(self):
         # The stop request and the listener's readiness reported by one wait: shutdown
