@@ -8,12 +8,15 @@
 #   scripts/deps.sh --all      all of the above
 #   scripts/deps.sh --cross    also cross compilers, qemu-user-static and the targets'
 #                              OpenSSL (multiarch libssl-dev:arm64, :armhf) for `make dist`
+#   scripts/deps.sh --mbedtls-src  a deb-src entry of its own, for Debian's mbedtls source
+#                              package (scripts/mbedtls.sh builds it for other targets)
 #
 # Safe to run again: when every package is already installed it changes nothing and
 # needs no network. Runs as root, or through sudo when not root.
 set -eu
 
 cross_archs=""
+want_src=0
 packages="build-essential cmake pkg-config libssl-dev libmbedtls-dev doctest-dev python3 openssl zip unzip file ca-certificates"
 for arg in "$@"; do
     case "$arg" in
@@ -27,17 +30,32 @@ for arg in "$@"; do
         --cross) packages="$packages qemu-user-static g++-aarch64-linux-gnu g++-arm-linux-gnueabihf
                   g++-mipsel-linux-gnu libssl-dev:arm64 libssl-dev:armhf"
                  cross_archs="arm64 armhf" ;;
-        -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --mbedtls-src) packages="$packages python3"; want_src=1 ;;
+        -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "deps.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
     esac
 done
+
+# A deb-src entry in a file of its own (never an edit of debian.sources), so that
+# `apt-get source mbedtls` works; the index is fetched with the next apt-get update.
+src_list=/etc/apt/sources.list.d/openai-proxy-src.sources
+need_update=0
+if [ "$want_src" = 1 ] && ! grep -rqs '^Types:.*deb-src\|^deb-src' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+    echo "deps.sh: adding $src_list (deb-src for Debian's source packages)"
+    . /etc/os-release
+    suite=${VERSION_CODENAME:-bookworm}
+    [ "$(id -u)" -eq 0 ] || { echo "deps.sh: --mbedtls-src must run as root" >&2; exit 1; }
+    printf '%s\n' "Types: deb-src" "URIs: http://deb.debian.org/debian" "Suites: $suite" \
+        "Components: main" "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg" >"$src_list"
+    need_update=1
+fi
 
 missing=""
 for p in $packages; do
     dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' ||
         missing="$missing $p"
 done
-if [ -z "$missing" ]; then
+if [ -z "$missing" ] && [ "$need_update" = 0 ]; then
     echo "deps.sh: all packages already installed"
     exit 0
 fi
