@@ -55,7 +55,7 @@ ipk() {
         *) die "ipk: unknown cpu '$cpu' (amd64, arm64, armv7, mips, mipsle)" ;;
     esac
     # shellcheck disable=SC2254
-    case "$desc" in *$want*) ;; *) die "ipk: $binary is not a $cpu binary ($desc)" ;; esac
+    case "$desc" in *$want*) ;; *) die "ipk: $binary is not a binary for CPU $cpu ($desc)" ;; esac
 
     local data=$work/data control=$work/control
     install -D -m 755 "$binary" "$data/usr/bin/openai-proxy"

@@ -164,7 +164,7 @@ class Package(unittest.TestCase):
         r = subprocess.run([PACKAGE_SH, 'ipk', '--cpu', other, '--arch', 'mips_24kc', '--version', '1',
                             self.binary, out], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
         self.assertNotEqual(r.returncode, 0)
-        self.assertIn(b'is not a %s binary' % other.encode(), r.stdout)
+        self.assertIn(b'is not a binary for CPU %s' % other.encode(), r.stdout)
         self.assertFalse(os.path.exists(out))
 
 
