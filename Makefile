@@ -103,7 +103,7 @@ fuzz:
 $(foreach p,$(DIST_PLATFORMS),dist/$(p)/openai-proxy): dist/%/openai-proxy: FORCE
 	@JOBS=$(JOBS) scripts/dist.sh $*
 
-# Tencent SCF web function (also Aliyun FC custom runtime): the binary must be called
+# Tencent SCF web function (Aliyun FC: dist/fc.zip below): the binary must be called
 # `main` next to `scf_bootstrap`; the zip keeps both execute bits.
 dist/scf.zip: dist/linux_amd64/openai-proxy scf_bootstrap
 	@$(MAKE) _scf_pack
