@@ -11,7 +11,8 @@
 # walks the sections of a type in file order.
 #
 # procd (/lib/functions/procd.sh): each call is written to $PROCD_LOG, one line per
-# call and one `arg` line per argument, for the test to rebuild each instance.
+# call and one `arg` line per argument, for the test to rebuild each instance. A
+# parameter procd.sh does not know (which it would drop without a word) is an error here.
 
 CONFIG_SECTIONS=
 CONFIG_NUM_SECTIONS=0
@@ -91,7 +92,19 @@ _procd_log() {
 }
 
 procd_open_instance() { _procd_log "open_instance" "$@"; }
-procd_set_param() { _procd_log "set_param" "$@"; }
-procd_append_param() { _procd_log "append_param" "$@"; }
+_procd_known_param() {
+	case "$1" in
+	env | data | limits | command | netdev | file | respawn | watch | watchdog | error | nice | \
+		term_timeout | reload_signal | pidfile | user | group | seccomp | capabilities | facility | \
+		extroot | overlaydir | tmpoverlaysize | stdout | stderr | no_new_privs) ;;
+	*)
+		echo "procd: unknown instance parameter '$1'" >&2
+		exit 1
+		;;
+	esac
+}
+
+procd_set_param() { _procd_known_param "$1" && _procd_log "set_param" "$@"; }
+procd_append_param() { _procd_known_param "$1" && _procd_log "append_param" "$@"; }
 procd_close_instance() { _procd_log "close_instance" "$@"; }
 procd_add_reload_trigger() { _procd_log "add_reload_trigger" "$@"; }
