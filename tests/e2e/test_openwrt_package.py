@@ -110,6 +110,19 @@ class Package(unittest.TestCase):
         for inner in ('./data.tar.gz', './control.tar.gz'):
             self.assertEqual(self.outer[inner][1][:2], b'\x1f\x8b', inner)
 
+    def test_busybox_tar_reads_it(self):
+        # opkg's own extractor comes from busybox's: busybox tar must list the same members.
+        if not shutil.which('busybox'):
+            self.skipTest('busybox is not installed (apt-get install busybox)')
+        d = tempfile.mkdtemp(prefix='bb-', dir=self.tmp)
+        subprocess.run(['busybox', 'tar', '-xzf', self.ipk, '-C', d], check=True, timeout=30)
+        self.assertEqual(sorted(os.listdir(d)), ['control.tar.gz', 'data.tar.gz', 'debian-binary'])
+        for inner, members in (('data.tar.gz', self.data), ('control.tar.gz', self.control)):
+            r = subprocess.run(['busybox', 'tar', '-tzf', os.path.join(d, inner)], stdout=subprocess.PIPE,
+                               check=True, timeout=30)
+            listed = sorted(n.rstrip('/') for n in r.stdout.decode().splitlines())
+            self.assertEqual(listed, sorted(members), inner)
+
     def test_control_fields(self):
         fields = parse_control(self.control['./control'][1].decode())
         self.assertEqual(fields['Package'], 'openai-proxy')
@@ -242,7 +255,7 @@ class InitScript(ProxyTestCase):
             with self.subTest(shell=name):
                 check(self.run_init(config_text, argv))
 
-    COMMON = {'respawn': ['3600', '5', '5'], 'stdout': ['1'], 'stderr': ['1'],
+    COMMON = {'respawn': ['3600', '5', '5'], 'stdout': ['1'], 'stderr': ['1'], 'no_new_privs': ['1'],
               'file': ['/etc/config/openai-proxy']}
 
     def test_shipped_config(self):
