@@ -181,6 +181,26 @@ class Package(unittest.TestCase):
         self.assertFalse(os.path.exists(out))
 
 
+class SdkMakefile(unittest.TestCase):
+    """packaging/openwrt/Makefile cannot be built here (no OpenWrt SDK); at least it must
+    not drift from the project: same version, same files, same conffiles."""
+
+    def test_matches_the_project(self):
+        with open(os.path.join(ROOT, 'packaging', 'openwrt', 'Makefile')) as f:
+            text = f.read()
+        self.assertIn('PKG_VERSION:=%s\n' % project_version(), text)
+        self.assertIn('include $(TOPDIR)/rules.mk', text)
+        self.assertIn('$(eval $(call BuildPackage,openai-proxy))', text)
+        self.assertIn('+ca-bundle', text)
+        self.assertIn('-DOP_TLS=mbedtls', text)
+        for line in ('./files/openai-proxy.init $(1)/etc/init.d/openai-proxy',
+                     './files/openai-proxy.config $(1)/etc/config/openai-proxy',
+                     '/usr/bin/openai-proxy'):
+            self.assertIn(line, text)
+        conffiles = re.search(r'define Package/openai-proxy/conffiles\n(.*?)endef', text, re.S).group(1)
+        self.assertEqual(conffiles, '/etc/config/openai-proxy\n')
+
+
 def shells():
     """(name, argv prefix) of the POSIX shells to run the init script with."""
     out = [('sh', ['sh'])]
