@@ -38,8 +38,9 @@ ipk() {
             *) die "ipk: unknown option $1" ;;
         esac
     done
-    [ $# -eq 2 ] && [ -n "$cpu" ] && [ -n "$arch" ] && [ -n "$version" ] ||
+    if [ $# -ne 2 ] || [ -z "$cpu" ] || [ -z "$arch" ] || [ -z "$version" ]; then
         die "usage: package.sh ipk --cpu CPU --arch OPENWRT_ARCH --version VERSION BINARY OUT.ipk"
+    fi
     local binary=$1 out=$2
     [ -f "$binary" ] || die "ipk: $binary does not exist (build it first)"
 

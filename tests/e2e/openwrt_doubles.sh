@@ -13,6 +13,7 @@
 # procd (/lib/functions/procd.sh): each call is written to $PROCD_LOG, one line per
 # call and one `arg` line per argument, for the test to rebuild each instance. A
 # parameter procd.sh does not know (which it would drop without a word) is an error here.
+# shellcheck disable=SC3043,SC1090  # local is in dash and busybox ash; UCI files are sourced
 
 CONFIG_SECTIONS=
 CONFIG_NUM_SECTIONS=0
