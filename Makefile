@@ -13,13 +13,19 @@
 #   make fuzz                          each fuzzer for FUZZ_SECONDS (fuzz/run.sh; clang,
 #                                      from scripts/deps.sh --fuzz)
 #   make dist/linux_amd64/openai-proxy static, stripped release binary (static OpenSSL)
-#   make dist/scf.zip                  cloud-function zip: `main` + `scf_bootstrap`
-#   make dist                          every platform this machine can build, and scf.zip
+#   make dist/scf.zip                  Tencent SCF zip: `main` + `scf_bootstrap`
+#   make dist/fc.zip                   Aliyun FC custom-runtime zip: `bootstrap` + `openai-proxy`
+#   make dist/openwrt/openai-proxy_<version>-1_<arch>.ipk
+#                                      OpenWrt package of a small router binary (dist/README.md)
+#   make dist/openwrt                  the OpenWrt packages of every small binary built
+#   make dist/systemd                  the systemd unit and its example environment file
+#   make dist                          every platform this machine can build, and the above
 #   make clean
 #
 # Packages: scripts/deps.sh (Debian/Ubuntu). Variables: JOBS (build parallelism),
 # TEST_JOBS (ctest parallelism), FUZZ_SECONDS, STATIC_TEST=0 to leave out the static build
-# and its chroot test from `make test` and `make test-mbedtls`.
+# and its chroot test from `make test` and `make test-mbedtls`; for the OpenWrt packages,
+# OPENWRT_ARCH_<cpu> (the package architecture) and SMALL_BINARY_<cpu> (the binary packed).
 
 CMAKE        ?= cmake
 CTEST        ?= ctest
@@ -30,6 +36,9 @@ STATIC_TEST  ?= 1
 
 # Release platforms, as <os>_<arch>. `make dist` builds those it can and names the rest.
 DIST_PLATFORMS := linux_amd64 linux_arm64 linux_armv7 linux_mipsle darwin_arm64
+
+# The project's version (CMakeLists.txt), for package file names and control fields.
+VERSION := $(shell grep -o 'openai_proxy VERSION [0-9.]*' CMakeLists.txt | cut -d' ' -f3)
 
 HOST_OS   := $(shell uname -s | tr A-Z a-z)
 HOST_ARCH := $(subst x86_64,amd64,$(subst aarch64,arm64,$(shell uname -m)))
@@ -46,7 +55,7 @@ endif
 MAKEFLAGS += --no-print-directory
 
 # Always ask CMake: it knows what is out of date; make does not.
-.PHONY: all test test-asan test-bsd-sockets test-mbedtls fuzz dist clean FORCE
+.PHONY: all test test-asan test-bsd-sockets test-mbedtls fuzz dist dist/openwrt dist/systemd clean FORCE
 all: openai-proxy
 
 # configure(build dir, cmake args)
@@ -94,7 +103,7 @@ fuzz:
 $(foreach p,$(DIST_PLATFORMS),dist/$(p)/openai-proxy): dist/%/openai-proxy: FORCE
 	@JOBS=$(JOBS) scripts/dist.sh $*
 
-# Tencent SCF web function (also Aliyun FC custom runtime): the binary must be called
+# Tencent SCF web function (Aliyun FC: dist/fc.zip below): the binary must be called
 # `main` next to `scf_bootstrap`; the zip keeps both execute bits.
 dist/scf.zip: dist/linux_amd64/openai-proxy scf_bootstrap
 	@$(MAKE) _scf_pack
@@ -110,6 +119,56 @@ _scf_pack:
 	@test "$$(zipinfo dist/scf.zip | grep -cE '^-rwxr-xr-x .* (main|scf_bootstrap)$$')" = 2 || \
 	  { echo "dist/scf.zip: main and scf_bootstrap must both be stored executable" >&2; exit 1; }
 
+# Aliyun Function Compute custom runtime: FC runs /code/bootstrap (packaging/fc/bootstrap),
+# which starts the binary on 0.0.0.0:$FC_SERVER_PORT (9000 by default).
+dist/fc.zip: dist/linux_amd64/openai-proxy packaging/fc/bootstrap scripts/package.sh
+	scripts/package.sh fc dist/linux_amd64/openai-proxy $@
+
+# OpenWrt packages, one per router CPU, of the small (mbedTLS) static binaries. opkg
+# installs a package only when its Architecture is one `opkg print-architecture` lists
+# on the router: the names below are the usual OpenWrt ones for each CPU (ramips and
+# ath79 routers, ipq40xx, filogic/ipq807x, x86_64); override OPENWRT_ARCH_<cpu> to pack
+# for another (dist/README.md), and SMALL_BINARY_<cpu> to pack another binary.
+OPENWRT_CPUS        := mipsle mips armv7 arm64 amd64
+OPENWRT_RELEASE     ?= 1
+OPENWRT_ARCH_mipsle ?= mipsel_24kc
+OPENWRT_ARCH_mips   ?= mips_24kc
+OPENWRT_ARCH_armv7  ?= arm_cortex-a7_neon-vfpv4
+OPENWRT_ARCH_arm64  ?= aarch64_cortex-a53
+OPENWRT_ARCH_amd64  ?= x86_64
+$(foreach c,$(OPENWRT_CPUS),$(eval SMALL_BINARY_$(c) ?= dist/linux_$(c)-small/openai-proxy))
+openwrt_ipk = dist/openwrt/openai-proxy_$(VERSION)-$(OPENWRT_RELEASE)_$(OPENWRT_ARCH_$(1)).ipk
+# cpu=arch=binary=ipk, one word per CPU, for the shell loops below.
+OPENWRT_SET := $(foreach c,$(OPENWRT_CPUS),$(c)=$(OPENWRT_ARCH_$(c))=$(SMALL_BINARY_$(c))=$(call openwrt_ipk,$(c)))
+OPENWRT_FILES := packaging/openwrt/files/openai-proxy.init packaging/openwrt/files/openai-proxy.config scripts/package.sh
+
+define openwrt_rule
+$(call openwrt_ipk,$(1)): $(SMALL_BINARY_$(1)) $(OPENWRT_FILES)
+	scripts/package.sh ipk --cpu $(1) --arch $(OPENWRT_ARCH_$(1)) --version $(VERSION)-$(OPENWRT_RELEASE) $$< $$@
+endef
+$(foreach c,$(OPENWRT_CPUS),$(eval $(call openwrt_rule,$(c))))
+
+# Packs each small binary that exists (build them with make dist/linux_<cpu>-small/openai-proxy,
+# or `make dist`); names the others.
+dist/openwrt:
+	@built=; skipped=; \
+	for t in $(OPENWRT_SET); do \
+	  IFS==; set -- $$t; unset IFS; cpu=$$1; bin=$$3; ipk=$$4; \
+	  if [ -f "$$bin" ]; then $(MAKE) "$$ipk" || exit 1; built="$$built $$ipk"; \
+	  else skipped="$$skipped $$cpu"; echo "dist/openwrt: no $$bin (make $$bin)"; fi; \
+	done; \
+	echo "dist/openwrt: built:$${built:- nothing}"; \
+	if [ -n "$$skipped" ]; then echo "dist/openwrt: skipped, no small binary:$$skipped"; fi
+
+# The systemd unit and its example environment file, beside the binaries
+# (packaging/systemd; test_systemd_unit.py runs systemd-analyze verify on them).
+dist/systemd:
+	install -D -m 644 packaging/systemd/openai-proxy.service dist/systemd/openai-proxy.service
+	install -D -m 644 packaging/systemd/openai-proxy.env dist/systemd/openai-proxy.env
+
+# OpenWrt packages are made of the small binaries this run built, or of ones given with
+# SMALL_BINARY_<cpu> (or left by an earlier build) when their platform is not in
+# DIST_PLATFORMS.
 dist:
 	@built=; skipped=; \
 	for p in $(DIST_PLATFORMS); do \
@@ -117,8 +176,19 @@ dist:
 	  case $$rc in 0) built="$$built $$p";; 3) skipped="$$skipped $$p";; *) exit $$rc;; esac; \
 	done; \
 	case " $$built " in \
-	  *" linux_amd64 "*) $(MAKE) _scf_pack || exit 1; built="$$built scf.zip";; \
-	  *) skipped="$$skipped scf.zip";; esac; \
+	  *" linux_amd64 "*) $(MAKE) _scf_pack || exit 1; built="$$built scf.zip"; \
+	    scripts/package.sh fc dist/linux_amd64/openai-proxy dist/fc.zip || exit 1; built="$$built fc.zip";; \
+	  *) skipped="$$skipped scf.zip fc.zip";; esac; \
+	for t in $(OPENWRT_SET); do \
+	  IFS==; set -- $$t; unset IFS; cpu=$$1; arch=$$2; bin=$$3; ipk=$$4; \
+	  case " $(DIST_PLATFORMS) " in *" linux_$$cpu-small "*) \
+	    case " $$built " in *" linux_$$cpu-small "*) ok=1;; *) ok=;; esac;; \
+	  *) if [ -f "$$bin" ]; then ok=1; else ok=; fi;; esac; \
+	  if [ -n "$$ok" ]; then \
+	    scripts/package.sh ipk --cpu $$cpu --arch $$arch --version $(VERSION)-$(OPENWRT_RELEASE) "$$bin" "$$ipk" || exit 1; built="$$built $${ipk#dist/}"; \
+	  else echo "dist/openwrt: no $$bin for $$cpu (make $$bin)"; skipped="$$skipped openwrt($$cpu)"; fi; \
+	done; \
+	$(MAKE) dist/systemd >/dev/null || exit 1; built="$$built systemd/"; \
 	echo; echo "make dist: built:$${built:- nothing}"; \
 	if [ -n "$$skipped" ]; then echo "make dist: skipped (not buildable on this machine, reasons above):$$skipped"; fi
 

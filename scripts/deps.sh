@@ -17,7 +17,9 @@ set -eu
 
 cross_archs=""
 want_src=0
-packages="build-essential cmake pkg-config libssl-dev libmbedtls-dev doctest-dev python3 openssl zip unzip file ca-certificates"
+# busybox and systemd: the packaging tests run the OpenWrt init script under busybox ash
+# and check the systemd unit with systemd-analyze (each skipped, saying why, without).
+packages="build-essential cmake pkg-config libssl-dev libmbedtls-dev doctest-dev python3 openssl zip unzip file ca-certificates busybox systemd"
 for arg in "$@"; do
     case "$arg" in
         --fuzz)  packages="$packages clang-14 libclang-rt-14-dev" ;;
