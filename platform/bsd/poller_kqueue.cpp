@@ -82,18 +82,21 @@ public:
     }
 
     void wake() override {
+        int saved = errno;  // a signal handler must leave errno as it found it
         if (pipe_write_ >= 0) {
             char one = 1;
             ssize_t r = ::write(pipe_write_, &one, 1);
             (void)r;  // EAGAIN: the pipe is full, so a wake-up is pending anyway
-            return;
-        }
+        } else {
 #ifdef EVFILT_USER
-        struct kevent ev;
-        EV_SET(&ev, kWakeIdent, EVFILT_USER, 0, NOTE_TRIGGER, 0, to_udata<decltype(ev.udata)>(nullptr));
-        // No output slots: kevent() applies the change and returns without waiting.
-        ::kevent(kq_, &ev, 1, nullptr, 0, nullptr);
+            struct kevent ev;
+            EV_SET(&ev, kWakeIdent, EVFILT_USER, 0, NOTE_TRIGGER, 0, to_udata<decltype(ev.udata)>(nullptr));
+            // No output slots and a zero timeout: the change is applied, nothing waited for.
+            const timespec zero{};
+            ::kevent(kq_, &ev, 1, nullptr, 0, &zero);
 #endif
+        }
+        errno = saved;
     }
 
     PollWait wait(PollEvent* events, int cap, int timeout_ms) override {
@@ -194,8 +197,9 @@ private:
         }
 #else
         // One call per change: without receipts, a failed change ends the call.
+        const timespec zero{};
         for (int i = 0; i < 2; ++i)
-            results[i] = ::kevent(kq_, &changes[i], 1, nullptr, 0, nullptr) == 0 ? 0 : errno;
+            results[i] = ::kevent(kq_, &changes[i], 1, nullptr, 0, &zero) == 0 ? 0 : errno;
 #endif
     }
 
@@ -223,9 +227,10 @@ std::unique_ptr<Poller> Poller::create(std::string& error) {
         return nullptr;
     }
     struct kevent ev;
+    const timespec zero{};  // registration only: never wait
 #ifdef EVFILT_USER
     EV_SET(&ev, kWakeIdent, EVFILT_USER, EV_ADD | EV_CLEAR, 0, 0, to_udata<decltype(ev.udata)>(nullptr));
-    if (::kevent(kq, &ev, 1, nullptr, 0, nullptr) != 0) {
+    if (::kevent(kq, &ev, 1, nullptr, 0, &zero) != 0) {
         error = std::string("kevent(EVFILT_USER): ") + std::strerror(errno);
         ::close(kq);
         return nullptr;
@@ -244,7 +249,7 @@ std::unique_ptr<Poller> Poller::create(std::string& error) {
         return nullptr;
     }
     EV_SET(&ev, static_cast<uintptr_t>(fds[0]), EVFILT_READ, EV_ADD, 0, 0, to_udata<decltype(ev.udata)>(nullptr));
-    if (::kevent(kq, &ev, 1, nullptr, 0, nullptr) != 0) {
+    if (::kevent(kq, &ev, 1, nullptr, 0, &zero) != 0) {
         error = std::string("kevent(wake-up pipe): ") + std::strerror(errno);
         return nullptr;
     }
