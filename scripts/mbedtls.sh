@@ -7,6 +7,7 @@
 #
 #   --cc COMPILER         C compiler (a path or a name on PATH; default: cc)
 #   --ar AR               archiver (default: CMake's choice next to the compiler)
+#   --ranlib RANLIB       ranlib (default: CMake's choice)
 #   --system NAME         CMAKE_SYSTEM_NAME when cross-compiling (Linux, Windows, Darwin)
 #   --processor CPU       CMAKE_SYSTEM_PROCESSOR (informational)
 #   --config FILE         a shell file of `scripts/config.py` lines (set/unset/...) run
@@ -26,13 +27,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$PWD
 
-name=${1:?usage: scripts/mbedtls.sh NAME [--cc CC] [--ar AR] [--system NAME] [--processor CPU] [--config FILE] [--cflags FLAGS]}
+name=${1:?usage: scripts/mbedtls.sh NAME [--cc CC] [--ar AR] [--ranlib RANLIB] [--system NAME] [--processor CPU] [--config FILE] [--cflags FLAGS]}
 shift
-cc=cc ar="" system="" processor="" config="" cflags=""
+cc=cc ar="" ranlib="" system="" processor="" config="" cflags=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --cc) cc=$2 ;;
         --ar) ar=$2 ;;
+        --ranlib) ranlib=$2 ;;
         --system) system=$2 ;;
         --processor) processor=$2 ;;
         --config) config=$2 ;;
@@ -62,7 +64,7 @@ if [ -z "$tarball" ]; then
 fi
 
 # Everything that shapes the result goes into the stamp.
-stamp_text=$(printf '%s\n' "$tarball" "$cc" "$ar" "$system" "$processor" "$cflags"
+stamp_text=$(printf '%s\n' "$tarball" "$cc" "$ar" "$ranlib" "$system" "$processor" "$cflags"
              [ -n "$config" ] && cat "$config"; cat "$0")
 if [ -f "$prefix/.stamp" ] && [ "$(cat "$prefix/.stamp")" = "$stamp_text" ] &&
    [ -f "$prefix/lib/libmbedtls.a" ]; then
@@ -93,6 +95,7 @@ cmake_args=(-S "$src" -B "$work/build" -DCMAKE_BUILD_TYPE=MinSizeRel
             -DCMAKE_INSTALL_PREFIX="$prefix" -DCMAKE_C_COMPILER="$cc"
             -DCMAKE_C_FLAGS="$cflags")
 [ -n "$ar" ] && cmake_args+=(-DCMAKE_AR="$(command -v "$ar" || echo "$ar")")
+[ -n "$ranlib" ] && cmake_args+=(-DCMAKE_RANLIB="$(command -v "$ranlib" || echo "$ranlib")")
 [ -n "$system" ] && cmake_args+=(-DCMAKE_SYSTEM_NAME="$system")
 [ -n "$processor" ] && cmake_args+=(-DCMAKE_SYSTEM_PROCESSOR="$processor")
 cmake "${cmake_args[@]}" >"$work/configure.log" || { cat "$work/configure.log" >&2; exit 1; }

@@ -15,9 +15,9 @@ const char* const kBundleFiles[] = {
     "/etc/pki/tls/certs/ca-bundle.crt",                   // RHEL, Fedora, CentOS
     "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",  // RHEL/Fedora extracted store
     "/etc/ssl/ca-bundle.pem",                             // openSUSE, SLES
-    "/etc/ssl/cert.pem",                                  // Alpine, OpenWrt, macOS
+    "/etc/ssl/cert.pem",                                  // Alpine, OpenWrt, macOS, OpenBSD, FreeBSD
     "/etc/pki/tls/cacert.pem",                            // OpenELEC
-    "/usr/local/share/certs/ca-root-nss.crt",             // FreeBSD
+    "/usr/local/share/certs/ca-root-nss.crt",             // FreeBSD's ca_root_nss package
     "/usr/share/ssl/certs/ca-bundle.crt",                 // old Red Hat layouts
 };
 

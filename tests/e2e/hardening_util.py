@@ -15,6 +15,7 @@ import ssl
 import struct
 import threading
 import time
+import unittest
 
 from harness import DEFAULT_TIMEOUT, PeerClosed, Proxy, RawClient, certs, now, stop_listening, wait_until
 
@@ -242,6 +243,11 @@ def send_raw(port, data, host='127.0.0.1', timeout=DEFAULT_TIMEOUT, close_wait=5
 
 # ---- /proc --------------------------------------------------------------------------
 
+# For a test whose check is a /proc figure (descriptors, memory, CPU time, TCP queues):
+# Linux only. Elsewhere (macOS, the BSDs) the test is skipped, never passed blind.
+needs_linux_proc = unittest.skipUnless(os.path.isdir('/proc/self/fd') and os.path.exists('/proc/net/tcp'),
+                                       "reads Linux's /proc")
+
 def proc_fds(pid):
     try:
         return len(os.listdir('/proc/%d/fd' % pid))
@@ -318,5 +324,5 @@ def asan_env(binary_path, extra_options=''):
 
 
 __all__ = ['StrictProxy', 'RawServer', 'Canary', 'ScriptedUpstream', 'read_request_head', 'reset_close', 'send_raw',
-           'proc_fds', 'proc_rss_kb', 'proc_cpu_seconds', 'cpu_share', 'is_sanitized', 'asan_env',
+           'proc_fds', 'proc_rss_kb', 'proc_cpu_seconds', 'cpu_share', 'needs_linux_proc', 'is_sanitized', 'asan_env',
            'wait_until']

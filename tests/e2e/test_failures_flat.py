@@ -13,7 +13,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import ProxyTestCase, RawClient, binary, free_port, main, now  # noqa: E402
-from hardening_util import (RawServer, asan_env, proc_fds, proc_rss_kb, read_request_head,  # noqa: E402
+from hardening_util import (RawServer, asan_env, proc_fds, proc_rss_kb, needs_linux_proc, read_request_head,  # noqa: E402
                             reset_close)
 
 CLIENTS = 3
@@ -42,6 +42,7 @@ def reset(s, _i):
 
 
 class FailuresFlat(ProxyTestCase):
+    @needs_linux_proc
     def test_failures_leave_descriptors_and_memory_flat(self):
         servers = {
             'garbage': RawServer(garbage),

@@ -25,7 +25,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import ProxyTestCase, Resp, echo_handler, main, now, wait_until  # noqa: E402
-from hardening_util import proc_fds  # noqa: E402
+from hardening_util import needs_linux_proc, proc_fds  # noqa: E402
 
 THREADS = 8
 SECONDS = 12.0          # per run; each exchange waits at most READ_WAIT for an answer
@@ -163,6 +163,7 @@ def mutated_answer_handler(req):
     return Resp(raw=mutate(rnd, upstream_answer(rnd)), rst=rnd.random() < 0.1)
 
 
+@needs_linux_proc  # its checks count the proxy's descriptors
 class HostileMix(ProxyTestCase):
     def assert_unharmed(self, p, base_fds):
         """Alive, and back to `base_fds` descriptors once idle upstream connections are gone."""

@@ -12,6 +12,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import Proxy, ProxyTestCase, Resp, main, now, wait_until  # noqa: E402
+from hardening_util import needs_linux_proc  # noqa: E402
 
 
 def stream_handler(req):
@@ -190,6 +191,7 @@ class Shutdown(ProxyTestCase):
             time.sleep(0.05)
         return last
 
+    @needs_linux_proc  # what the kernel holds: /proc/net/tcp
     def test_an_answer_still_leaving_when_its_exchange_ends_is_delivered_whole(self):
         # A client that does not read: the upstream's answer is all in the proxy (the
         # exchange over, the connection back between requests) while its last bytes still

@@ -27,14 +27,15 @@ using op_test::LoopbackPair;
 namespace {
 
 // Every backend this build has, each by its factory. One per OS today, behind
-// Poller::create (epoll on Linux); a backend built beside it (a kqueue or IOCP variant, a
+// Poller::create: epoll on Linux, kqueue on macOS and the BSDs (OP_TEST_POLLER, from
+// tests/CMakeLists.txt, names its file); a backend built beside it (an IOCP variant, a
 // poll() fallback) is one more line here, and every test below runs on it too.
 struct Backend {
     const char* name;
     std::unique_ptr<Poller> (*create)(std::string& error);
 };
 const Backend kBackends[] = {
-    {"Poller::create (this system's)", &Poller::create},
+    {"Poller::create: " OP_TEST_POLLER, &Poller::create},
 };
 
 template <class Body>
