@@ -139,8 +139,15 @@ public:
         st->socket = s;
         st->owner = owner;
         st->interest = interest;
+        // The first poll starts now rather than with the next wait(), so that a handle
+        // AFD refuses (not a socket, or closed: Wine's SIO_BASE_HANDLE does not check)
+        // makes add() say false, as epoll_ctl does. It is reported by the next wait().
+        bool ok = interest == kNone ? is_socket(s) : start_poll(st);
+        if (!ok) {
+            delete st;
+            return false;
+        }
         sockets_.emplace(s, st);
-        enqueue(st);
         return true;
     }
 
@@ -241,10 +248,39 @@ private:
         return nullptr;
     }
 
+    // For add() with kNone, which starts no poll: whether `s` is an open socket.
+    static bool is_socket(SocketHandle s) {
+        int type = 0;
+        int len = sizeof type;
+        return getsockopt(static_cast<SOCKET>(s), SOL_SOCKET, SO_TYPE, reinterpret_cast<char*>(&type), &len) == 0;
+    }
+
     void enqueue(SockState* st) {
         if (st->queued) return;
         st->queued = true;
         updates_.push_back(st);
+    }
+
+    // Issues the poll for `st`'s interest. false when AFD refuses it outright (then no
+    // packet will come).
+    bool start_poll(SockState* st) {
+        const ULONG want = afd_events(st->interest);
+        st->info.timeout.QuadPart = INT64_MAX;  // never: the poll ends by an event or a cancel
+        st->info.number_of_handles = 1;
+        st->info.exclusive = FALSE;  // other pollers (workers sharing a listener) poll the same socket
+        st->info.handles[0].handle = st->base;
+        st->info.handles[0].events = want;
+        st->info.handles[0].status = 0;
+        st->iosb.Status = kStatusPending;
+        // The state's address rides on the packet as its lpOverlapped (ApcContext).
+        NTSTATUS rc = NtDeviceIoControlFile(afd_, nullptr, nullptr, st, &st->iosb, kIoctlAfdPoll, &st->info,
+                                            sizeof st->info, &st->info, sizeof st->info);
+        if (rc != kStatusPending && !NT_SUCCESS(rc)) return false;
+        // Pending, or done already (a socket ready now): either way a packet comes.
+        st->in_flight = true;
+        st->cancelling = false;
+        st->polled_events = want;
+        return true;
     }
 
     // Frees a removed state once the kernel and the update list are done with it.
@@ -275,8 +311,8 @@ private:
             // kNone: no poll. One in flight is left to finish; it reports nothing then
             // (completed() filters by the interest) and is not renewed.
             if (st->interest == kNone) continue;
-            const ULONG want = afd_events(st->interest);
             if (st->in_flight) {
+                const ULONG want = afd_events(st->interest);
                 // The poll in flight watches every event now asked: kept; what it may
                 // report beyond them is filtered out when it completes.
                 if ((want & ~st->polled_events) == 0) continue;
@@ -288,23 +324,7 @@ private:
                 }
                 continue;
             }
-            st->info.timeout.QuadPart = INT64_MAX;  // never: the poll ends by an event or a cancel
-            st->info.number_of_handles = 1;
-            st->info.exclusive = FALSE;  // other pollers (workers sharing a listener) poll the same socket
-            st->info.handles[0].handle = st->base;
-            st->info.handles[0].events = want;
-            st->info.handles[0].status = 0;
-            st->iosb.Status = kStatusPending;
-            // The state's address rides on the packet as its lpOverlapped (ApcContext).
-            NTSTATUS rc = NtDeviceIoControlFile(afd_, nullptr, nullptr, st, &st->iosb, kIoctlAfdPoll, &st->info,
-                                                sizeof st->info, &st->info, sizeof st->info);
-            if (rc == kStatusPending || NT_SUCCESS(rc)) {
-                // Pending, or done already (a socket ready now): either way a packet comes.
-                st->in_flight = true;
-                st->cancelling = false;
-                st->polled_events = want;
-                continue;
-            }
+            if (start_poll(st)) continue;
             if (out.count < cap) {  // failed outright: no packet will come
                 events[out.count].owner = st->owner;
                 events[out.count].ready = kReadable | kWritable;
