@@ -12,7 +12,11 @@
 #                                      (as root; build/mbedtls-static)
 #   make fuzz                          each fuzzer for FUZZ_SECONDS (fuzz/run.sh; clang,
 #                                      from scripts/deps.sh --fuzz)
+#   make test-windows                  the Windows build (mingw-w64, mbedTLS) under Wine: unit
+#                                      tests and the end-to-end suite (build/windows;
+#                                      scripts/test-windows.sh; packages: deps.sh --windows)
 #   make dist/linux_amd64/openai-proxy static, stripped release binary (static OpenSSL)
+#   make dist/windows_amd64/openai-proxy.exe  static, stripped Windows build (mingw-w64, mbedTLS)
 #   make dist/scf.zip                  cloud-function zip: `main` + `scf_bootstrap`
 #   make dist                          every platform this machine can build, and scf.zip
 #   make clean
@@ -29,7 +33,8 @@ FUZZ_SECONDS ?= 60
 STATIC_TEST  ?= 1
 
 # Release platforms, as <os>_<arch>. `make dist` builds those it can and names the rest.
-DIST_PLATFORMS := linux_amd64 linux_arm64 linux_armv7 linux_mipsle darwin_arm64
+DIST_PLATFORMS := linux_amd64 linux_arm64 linux_armv7 linux_mipsle darwin_arm64 windows_amd64 windows_arm64
+POSIX_DIST_PLATFORMS := $(filter-out windows_%,$(DIST_PLATFORMS))
 
 HOST_OS   := $(shell uname -s | tr A-Z a-z)
 HOST_ARCH := $(subst x86_64,amd64,$(subst aarch64,arm64,$(shell uname -m)))
@@ -46,7 +51,7 @@ endif
 MAKEFLAGS += --no-print-directory
 
 # Always ask CMake: it knows what is out of date; make does not.
-.PHONY: all test test-asan test-bsd-sockets test-mbedtls fuzz dist clean FORCE
+.PHONY: all test test-asan test-bsd-sockets test-mbedtls test-windows fuzz dist clean FORCE
 all: openai-proxy
 
 # configure(build dir, cmake args)
@@ -83,6 +88,11 @@ test-mbedtls: $(MBEDTLS_STATIC_BINARY)
 	$(CMAKE) --build build/mbedtls -j $(JOBS)
 	$(CTEST) --test-dir build/mbedtls --output-on-failure -j $(TEST_JOBS)
 
+# The Windows build, cross-compiled and run under Wine: its unit tests (the poller
+# contract on IOCP among them) and every e2e test through tests/windows/wine-run.
+test-windows:
+	@JOBS=$(JOBS) TEST_JOBS=$(TEST_JOBS) scripts/test-windows.sh
+
 build/mbedtls-static/openai-proxy: FORCE
 	$(call configure,build/mbedtls-static,-DCMAKE_BUILD_TYPE=Release -DOP_TESTS=OFF -DOP_SANITIZE=OFF -DOP_STATIC=ON -DOP_TLS=mbedtls)
 	$(CMAKE) --build build/mbedtls-static --target openai-proxy -j $(JOBS)
@@ -91,7 +101,10 @@ fuzz:
 	fuzz/run.sh $(FUZZ_SECONDS) $(abspath build/fuzz)
 
 # One rule per platform; scripts/dist.sh explains (exit 3) what a platform lacks here.
-$(foreach p,$(DIST_PLATFORMS),dist/$(p)/openai-proxy): dist/%/openai-proxy: FORCE
+$(foreach p,$(POSIX_DIST_PLATFORMS),dist/$(p)/openai-proxy): dist/%/openai-proxy: FORCE
+	@JOBS=$(JOBS) scripts/dist.sh $*
+
+dist/windows_amd64/openai-proxy.exe dist/windows_arm64/openai-proxy.exe: dist/%/openai-proxy.exe: FORCE
 	@JOBS=$(JOBS) scripts/dist.sh $*
 
 # Tencent SCF web function (also Aliyun FC custom runtime): the binary must be called

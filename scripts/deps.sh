@@ -10,6 +10,9 @@
 #                              OpenSSL (multiarch libssl-dev:arm64, :armhf) for `make dist`
 #   scripts/deps.sh --mbedtls-src  a deb-src entry of its own, for Debian's mbedtls source
 #                              package (scripts/mbedtls.sh builds it for other targets)
+#   scripts/deps.sh --windows  mingw-w64 (-posix) and Wine, and the deb-src entry above,
+#                              for `make dist/windows_amd64/openai-proxy.exe` and
+#                              `make test-windows`
 #
 # Safe to run again: when every package is already installed it changes nothing and
 # needs no network. Runs as root, or through sudo when not root.
@@ -31,7 +34,10 @@ for arg in "$@"; do
                   g++-mipsel-linux-gnu libssl-dev:arm64 libssl-dev:armhf"
                  cross_archs="arm64 armhf" ;;
         --mbedtls-src) packages="$packages python3"; want_src=1 ;;
-        -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        # wine64 alone (no 32-bit Wine, no multiarch i386): the .exe is 64-bit.
+        --windows) packages="$packages g++-mingw-w64-x86-64-posix gcc-mingw-w64-x86-64-posix wine64 python3"
+                   want_src=1 ;;
+        -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "deps.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
     esac
 done
