@@ -54,8 +54,9 @@ if [ ! -f "$WINEPREFIX/system.reg" ]; then
 fi
 # One wineserver for the whole run (-p: persistent), rather than one started and stopped
 # around each proxy; killed at the end whatever happens.
+# (wineserver -p fails when one already serves this prefix: that one is used then.)
 if [ -n "$wineserver" ]; then
-    "$wineserver" -p
+    "$wineserver" -p 2>/dev/null || true
     trap '"$wineserver" -k 2>/dev/null || true' EXIT
 fi
 

@@ -37,7 +37,7 @@ BOOL WINAPI on_console_event(DWORD event) {
         // Here the system ends the process as soon as this function returns, so it
         // does not: it waits while the loops finish (main returning ends the process,
         // this thread with it). Windows allows a few seconds for that (5 s for a console
-        // close), then ends the process anyway, whatever -shutdown-timeout says.
+        // close), then ends the process anyway, whatever -shutdown-grace says.
         if (g_terminate_handler) g_terminate_handler(SIGTERM);
         Sleep(INFINITE);
         return TRUE;
