@@ -29,7 +29,15 @@ wine=${OP_WINE:-$(command -v wine64 || { [ -x /usr/lib/wine/wine64 ] && echo /us
 if [ -n "$wine" ]; then
     export WINEPREFIX=${WINEPREFIX:-$PWD/build/wineprefix} WINEDEBUG=-all
     [ -f "$WINEPREFIX/system.reg" ] || "$wine" wineboot -i >/dev/null 2>&1 || true
-    ver=$("$wine" "$out" -version 2>&1 | tr -d '\r') || fail "wine $out -version: $ver"
+    # Through a file, not a pipe: the first Wine process of a session starts Wine's
+    # services (services.exe, rpcss...), which inherit its standard output and keep a
+    # pipe open long after the program has exited.
+    tmp=$(mktemp)
+    rc=0
+    "$wine" "$out" -version </dev/null >"$tmp" 2>&1 || rc=$?
+    ver=$(tr -d '\r' <"$tmp")
+    rm -f "$tmp"
+    [ "$rc" = 0 ] || fail "wine $out -version (status $rc): $ver"
     case "$ver" in "openai-proxy "*) ;; *) fail "wine $out -version printed: $ver";; esac
     echo "wine $out -version: $ver"
 else

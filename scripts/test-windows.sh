@@ -50,6 +50,9 @@ if [ ! -f "$WINEPREFIX/system.reg" ]; then
     start=$(date +%s)
     "$wine" wineboot -i >/dev/null 2>&1 || true
     [ -f "$WINEPREFIX/system.reg" ] || { echo "test-windows: wineboot -i failed to create $WINEPREFIX" >&2; exit 1; }
+    # Until wineboot's wineserver has gone (it lingers a few seconds), so that the
+    # persistent one below is the one every test talks to.
+    [ -z "$wineserver" ] || "$wineserver" -w || true
     echo "test-windows: prefix made in $(( $(date +%s) - start )) s"
 fi
 # One wineserver for the whole run (-p: persistent), rather than one started and stopped
@@ -59,6 +62,10 @@ if [ -n "$wineserver" ]; then
     "$wineserver" -p 2>/dev/null || true
     trap '"$wineserver" -k 2>/dev/null || true' EXIT
 fi
+# The session's first Wine process starts Wine's services (services.exe, rpcss...), which
+# inherit its standard streams and outlive it: started here with /dev/null, so that no
+# test reading a program's output through a pipe waits for them.
+"$wine" cmd /c exit </dev/null >/dev/null 2>&1 || true
 
 status=0
 scripts/check-windows-exe.sh build/windows/openai-proxy.exe || status=$?

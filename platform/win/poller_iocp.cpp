@@ -358,9 +358,12 @@ private:
             const ULONG ev = st->info.handles[0].events;
             if (ev & kAfdPollLocalClose) {
                 // Closed without remove(): nothing more will ever come for it. Forgotten,
-                // as epoll forgets a closed descriptor.
-                sockets_.erase(st->socket);
+                // as epoll forgets a closed descriptor (unless the handle's value already
+                // names a new socket, registered since).
+                auto it = sockets_.find(st->socket);
+                if (it != sockets_.end() && it->second == st) sockets_.erase(it);
                 st->removed = true;
+                zombies_.push_back(st);
                 release_if_done(st);
                 return;
             }

@@ -23,13 +23,13 @@ namespace {
 
 // Winsock must be started before any other call of it, once per process. Done by a
 // static object: this file is linked into every build that has sockets, and nothing
-// opens a socket before main().
+// opens a socket before main(). Never cleaned up: at exit a detached resolver thread
+// may still be inside getaddrinfo(), and the process's end releases Winsock anyway.
 struct WinsockStartup {
     WinsockStartup() {
         WSADATA data;
         WSAStartup(MAKEWORD(2, 2), &data);
     }
-    ~WinsockStartup() { WSACleanup(); }
 } g_winsock;
 
 SOCKET sock(SocketHandle s) { return static_cast<SOCKET>(s); }
