@@ -48,11 +48,12 @@ export WINEPREFIX=$top/build/wineprefix WINEDEBUG=-all OP_WINE=$wine
 if [ ! -f "$WINEPREFIX/system.reg" ]; then
     echo "test-windows: creating the Wine prefix $WINEPREFIX (once)"
     start=$(date +%s)
-    "$wine" wineboot -i >/dev/null 2>&1 || true
-    [ -f "$WINEPREFIX/system.reg" ] || { echo "test-windows: wineboot -i failed to create $WINEPREFIX" >&2; exit 1; }
-    # Until wineboot's wineserver has gone (it lingers a few seconds), so that the
-    # persistent one below is the one every test talks to.
+    "$wine" wineboot -i </dev/null >/dev/null 2>&1 || true
+    # Until wineboot's wineserver has gone (it lingers a few seconds): it writes the
+    # registry (system.reg) as it exits, and the persistent one below must be the one
+    # every test talks to.
     [ -z "$wineserver" ] || "$wineserver" -w || true
+    [ -f "$WINEPREFIX/system.reg" ] || { echo "test-windows: wineboot -i failed to create $WINEPREFIX" >&2; exit 1; }
     echo "test-windows: prefix made in $(( $(date +%s) - start )) s"
 fi
 # One wineserver for the whole run (-p: persistent), rather than one started and stopped
