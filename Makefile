@@ -12,6 +12,9 @@
 #                                      (as root; build/mbedtls-static)
 #   make fuzz                          each fuzzer for FUZZ_SECONDS (fuzz/run.sh; clang,
 #                                      from scripts/deps.sh --fuzz)
+#   make test-windows                  the Windows build (mingw-w64, mbedTLS) under Wine: unit
+#                                      tests and the end-to-end suite (build/windows;
+#                                      scripts/test-windows.sh; packages: deps.sh --windows)
 #   make dist/linux_amd64/openai-proxy static, stripped release binary (static OpenSSL)
 #   make dist/darwin_arm64/openai-proxy macOS (also darwin_amd64): natively on a Mac of that
 #                                      CPU (Homebrew's openssl@3), else cross-built with
@@ -19,6 +22,7 @@
 #   make check-darwin                  both macOS binaries, and the unit tests compiled and
 #                                      linked for macOS, checked without a Mac (SKIP line
 #                                      without the toolchain)
+#   make dist/windows_amd64/openai-proxy.exe  static, stripped Windows build (mingw-w64, mbedTLS)
 #   make dist/scf.zip                  Tencent SCF zip: `main` + `scf_bootstrap`
 #   make dist/fc.zip                   Aliyun FC custom-runtime zip: `bootstrap` + `openai-proxy`
 #   make dist/openwrt/openai-proxy_<version>-1_<arch>.ipk
@@ -41,7 +45,8 @@ FUZZ_SECONDS ?= 60
 STATIC_TEST  ?= 1
 
 # Release platforms, as <os>_<arch>. `make dist` builds those it can and names the rest.
-DIST_PLATFORMS := linux_amd64 linux_arm64 linux_armv7 linux_mipsle darwin_arm64 darwin_amd64
+DIST_PLATFORMS := linux_amd64 linux_arm64 linux_armv7 linux_mipsle darwin_arm64 darwin_amd64 windows_amd64 windows_arm64
+POSIX_DIST_PLATFORMS := $(filter-out windows_%,$(DIST_PLATFORMS))
 
 # The project's version (CMakeLists.txt), for package file names and control fields.
 VERSION := $(shell grep -o 'openai_proxy VERSION [0-9.]*' CMakeLists.txt | cut -d' ' -f3)
@@ -71,7 +76,7 @@ endif
 endif
 
 # Always ask CMake: it knows what is out of date; make does not.
-.PHONY: all test test-asan test-bsd-sockets test-mbedtls check-darwin fuzz dist dist/openwrt dist/systemd clean FORCE
+.PHONY: all test test-asan test-bsd-sockets test-mbedtls test-windows check-darwin fuzz dist dist/openwrt dist/systemd clean FORCE
 all: openai-proxy
 
 # configure(build dir, cmake args)
@@ -108,6 +113,11 @@ test-mbedtls: $(MBEDTLS_STATIC_BINARY)
 	$(CMAKE) --build build/mbedtls -j $(JOBS)
 	$(CTEST) --test-dir build/mbedtls --output-on-failure -j $(TEST_JOBS)
 
+# The Windows build, cross-compiled and run under Wine: its unit tests (the poller
+# contract on IOCP among them) and every e2e test through tests/windows/wine-run.
+test-windows:
+	@JOBS=$(JOBS) TEST_JOBS=$(TEST_JOBS) scripts/test-windows.sh
+
 build/mbedtls-static/openai-proxy: FORCE
 	$(call configure,build/mbedtls-static,-DCMAKE_BUILD_TYPE=Release -DOP_TESTS=OFF -DOP_SANITIZE=OFF -DOP_STATIC=ON -DOP_TLS=mbedtls)
 	$(CMAKE) --build build/mbedtls-static --target openai-proxy -j $(JOBS)
@@ -119,7 +129,10 @@ check-darwin:
 	@JOBS=$(JOBS) scripts/check-darwin.sh
 
 # One rule per platform; scripts/dist.sh explains (exit 3) what a platform lacks here.
-$(foreach p,$(DIST_PLATFORMS),dist/$(p)/openai-proxy): dist/%/openai-proxy: FORCE
+$(foreach p,$(POSIX_DIST_PLATFORMS),dist/$(p)/openai-proxy): dist/%/openai-proxy: FORCE
+	@JOBS=$(JOBS) scripts/dist.sh $*
+
+dist/windows_amd64/openai-proxy.exe dist/windows_arm64/openai-proxy.exe: dist/%/openai-proxy.exe: FORCE
 	@JOBS=$(JOBS) scripts/dist.sh $*
 
 # Tencent SCF web function (Aliyun FC: dist/fc.zip below): the binary must be called

@@ -17,6 +17,9 @@
 #                              $OP_ZIG_PREFIX, default /opt/openai-proxy-zig. Exit status 3
 #                              when Zig cannot be had (no npm, or the registry unreachable):
 #                              the Debian packages are installed all the same.
+#   scripts/deps.sh --windows  mingw-w64 (-posix) and Wine, and the deb-src entry above,
+#                              for `make dist/windows_amd64/openai-proxy.exe` and
+#                              `make test-windows`
 #
 # Safe to run again: when every package is already installed it changes nothing and
 # needs no network. Runs as root, or through sudo when not root.
@@ -42,7 +45,10 @@ for arg in "$@"; do
                  cross_archs="arm64 armhf" ;;
         --mbedtls-src) packages="$packages python3"; want_src=1 ;;
         --darwin) packages="$packages python3 llvm-14"; want_src=1; want_zig=1 ;;
-        -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        # wine64 alone (no 32-bit Wine, no multiarch i386): the .exe is 64-bit.
+        --windows) packages="$packages g++-mingw-w64-x86-64-posix gcc-mingw-w64-x86-64-posix wine64 python3"
+                   want_src=1 ;;
+        -h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "deps.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
     esac
 done

@@ -16,6 +16,11 @@
 #             re-signs). Checked with scripts/macho_check.py: Mach-O of the right CPU,
 #             imports kevent, loads only libSystem (and libc++ on a native build), a code
 #             signature that matches the file. Not run: there is no Mac here.
+#   windows_amd64  dist/windows_amd64/openai-proxy.exe, cross-built with mingw-w64
+#             (-posix) and mbedTLS built for it (scripts/mbedtls.sh), static and stripped;
+#             its import table is checked to name only DLLs every Windows has, and it is
+#             run once under Wine if installed (scripts/deps.sh --windows).
+#   windows_arm64  not buildable with Debian's toolchains (see below).
 #
 # Exit status: 0 built and verified; 3 this platform cannot be built on this machine
 # (a missing toolchain or library, explained on stderr); anything else: the build or
@@ -23,7 +28,7 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-platform=${1:?usage: scripts/dist.sh <os>_<arch> (linux_amd64, linux_arm64, linux_armv7, linux_mipsle, darwin_arm64, darwin_amd64)}
+platform=${1:?usage: scripts/dist.sh <os>_<arch> (linux_amd64, linux_arm64, linux_armv7, linux_mipsle, darwin_arm64, darwin_amd64, windows_amd64)}
 os=${platform%%_*}
 arch=${platform#*_}
 out=dist/$platform/openai-proxy
@@ -34,6 +39,10 @@ cannot() {
     echo "dist/$platform: cannot be built on this machine: $*" >&2
     exit 3
 }
+
+if [ "$os" = windows ]; then
+    exec scripts/dist-windows.sh "$arch"
+fi
 
 case "$(uname -s)" in Linux) host_os=linux ;; Darwin) host_os=darwin ;; *) host_os=other ;; esac
 case "$(uname -m)" in x86_64|amd64) host_arch=amd64 ;; aarch64|arm64) host_arch=arm64 ;; *) host_arch=other ;; esac

@@ -55,6 +55,7 @@ int main(int argc, char** argv) {
     trust.ca_file = config.ca_file;
     if (const char* f = std::getenv("SSL_CERT_FILE")) trust.env_cert_file = f;
     if (const char* d = std::getenv("SSL_CERT_DIR")) trust.env_cert_dir = d;
+    trust.os_store = op::sys::has_os_trust_store();
     std::string error;
     auto tls = op::TlsClientContext::create(trust, error);
     if (!tls) {

@@ -37,6 +37,7 @@ struct TrustSettings {
     std::string ca_file;        // -ca-file; wins over everything when non-empty
     std::string env_cert_file;  // SSL_CERT_FILE (may be empty)
     std::string env_cert_dir;   // SSL_CERT_DIR (may be empty)
+    bool os_store = false;      // the system has a trust store outside files (sys::has_os_trust_store)
 };
 
 class TlsClientContext {
@@ -47,7 +48,7 @@ public:
     // `error` otherwise. The TLS library and the certificates are loaded by ready().
     static std::unique_ptr<TlsClientContext> create(const TrustSettings& trust, std::string& error);
     virtual ~TlsClientContext() = default;
-    // Which file or directory the trust store comes from.
+    // Which file or directory (or the system's store) the trust store comes from.
     virtual const std::string& trust_source() const = 0;
     // Initialises the TLS library and loads the trust store, on the first call only (a
     // few milliseconds), from whichever thread makes it; concurrent callers wait for it.
@@ -57,7 +58,8 @@ public:
     virtual bool ready(std::string& error) = 0;
 };
 
-// First match wins: ca_file; SSL_CERT_FILE / SSL_CERT_DIR; the first existing bundle
+// First match wins: ca_file; SSL_CERT_FILE / SSL_CERT_DIR; the system's own store where
+// it has one outside files (os_store: Windows' ROOT and CA stores); else the first existing bundle
 // among the usual distro paths (Debian/Ubuntu, RHEL/Fedora, Alpine, OpenWrt, SUSE,
 // Android), else the first existing directory of hashed certificates. ca_file is taken
 // as given (create() fails naming it if unusable); SSL_CERT_FILE and SSL_CERT_DIR
@@ -66,6 +68,7 @@ public:
 struct TrustChoice {
     std::string file;
     std::string dir;
+    bool os_store = false;  // the system's store (sys::os_trust_store), and nothing else
 };
 TrustChoice choose_trust_store(const TrustSettings& trust,
                                bool (*file_exists)(const std::string&),

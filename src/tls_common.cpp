@@ -471,7 +471,7 @@ using namespace tls_internal;
 
 std::unique_ptr<TlsClientContext> TlsClientContext::create(const TrustSettings& trust, std::string& error) {
     TrustChoice choice = choose_trust_store(trust, sys::file_exists, sys::dir_exists);
-    if (choice.file.empty() && choice.dir.empty()) {
+    if (choice.file.empty() && choice.dir.empty() && !choice.os_store) {
         error = "no CA certificate bundle found (SSL_CERT_FILE and SSL_CERT_DIR unset or missing, "
                 "none of the usual system paths such as /etc/ssl/certs/ca-certificates.crt or "
                 "/etc/pki/tls/certs/ca-bundle.crt exist); pass -ca-file with a PEM bundle";
@@ -503,6 +503,7 @@ std::unique_ptr<TlsClientContext> TlsClientContext::create(const TrustSettings& 
 
     std::string source = choice.file;
     if (!choice.dir.empty()) source += (source.empty() ? "" : " and ") + choice.dir;
+    if (choice.os_store) source = "the system certificate stores (ROOT, CA)";
     return new_tls_context(std::move(choice), std::move(label), std::move(source));
 }
 

@@ -21,6 +21,7 @@
 //     release_buffers() has nothing to give back.
 // Errors are worded as OpenSSL words them (X509_verify_cert_error_string, its alert
 // and record-layer reasons), so users and tests see one vocabulary whichever backend.
+#include "sys.h"
 #include "tls_internal.h"
 
 #include <cctype>
@@ -354,6 +355,35 @@ private:
     std::shared_ptr<Engine> engine_;  // set once by build(), when it succeeds
 };
 
+// The system's store (Windows: ROOT and CA, sys::os_trust_store). Each ROOT certificate
+// is a trust anchor. mbedTLS has no notion of untrusted intermediates kept aside to
+// complete a chain (what Windows keeps CA for, when a server sends its chain without
+// them): each CA certificate is added as an anchor only if it verifies, now, against the
+// roots, so that it stands for a chain that ends in one of them.
+std::string load_os_store(Engine& engine) {
+    std::vector<std::string> roots, intermediates;
+    std::string error;
+    if (!sys::os_trust_store(roots, intermediates, error)) return error;
+    for (const std::string& der : roots) {
+        if (mbedtls_x509_crt_parse_der(&engine.anchors, reinterpret_cast<const unsigned char*>(der.data()),
+                                       der.size()) == 0)
+            ++engine.usable_anchors;
+    }
+    if (engine.usable_anchors == 0) return "the system certificate store ROOT holds no certificate mbed TLS can use";
+    for (const std::string& der : intermediates) {
+        mbedtls_x509_crt cert;
+        mbedtls_x509_crt_init(&cert);
+        std::uint32_t flags = 0;
+        const auto* p = reinterpret_cast<const unsigned char*>(der.data());
+        if (mbedtls_x509_crt_parse_der(&cert, p, der.size()) == 0 &&
+            mbedtls_x509_crt_verify(&cert, &engine.anchors, nullptr, nullptr, &flags, nullptr, nullptr) == 0 &&
+            cert.ca_istrue)
+            mbedtls_x509_crt_parse_der(&engine.anchors, p, der.size());
+        mbedtls_x509_crt_free(&cert);
+    }
+    return "";
+}
+
 std::string MbedTlsContext::build() {
     auto engine = std::make_shared<Engine>();
     static const unsigned char kPersonalisation[] = "openai-proxy upstream TLS";
@@ -376,6 +406,10 @@ std::string MbedTlsContext::build() {
     if (!trust().dir.empty()) {
         rc = mbedtls_x509_crt_parse_path(&engine->anchors, trust().dir.c_str());
         if (rc < 0) return "cannot use CA directory " + trust().dir + ": " + mbedtls_reason(rc);
+    }
+    if (trust().os_store) {
+        std::string error = load_os_store(*engine);
+        if (!error.empty()) return error;
     }
 
     mbedtls_ssl_config& conf = engine->conf;

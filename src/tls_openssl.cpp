@@ -435,6 +435,8 @@ std::string OpenSslContext::build() {
     if (!trust().dir.empty() && SSL_CTX_load_verify_locations(ctx, nullptr, trust().dir.c_str()) != 1) {
         return fail("cannot use CA directory " + trust().dir + ": " + take_openssl_error("unknown error"));
     }
+    // The system's own store is Windows', whose builds use the mbedTLS backend (CMake).
+    if (trust().os_store) return fail("the system certificate stores need the mbedTLS backend; pass -ca-file");
     ERR_clear_error();
     SSL_CTX_set_app_data(ctx, this);
     ctx_ = ctx;

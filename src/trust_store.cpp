@@ -45,6 +45,13 @@ TrustChoice choose_trust_store(const TrustSettings& trust,
     if (!trust.env_cert_file.empty() && file_exists(trust.env_cert_file)) choice.file = trust.env_cert_file;
     if (!trust.env_cert_dir.empty() && dir_exists(trust.env_cert_dir)) choice.dir = trust.env_cert_dir;
     if (!choice.file.empty() || !choice.dir.empty()) return choice;
+    // Windows keeps its trust anchors in the registry, read through CryptoAPI: no
+    // file of the list below is the system's there (under Wine, /etc/ssl/... would even
+    // name the Linux host's files).
+    if (trust.os_store) {
+        choice.os_store = true;
+        return choice;
+    }
 
     for (const char* path : kBundleFiles) {
         if (file_exists(path)) {

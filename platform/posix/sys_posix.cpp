@@ -59,5 +59,12 @@ bool dir_exists(const std::string& path) {
     return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+// The trust store is a file or a directory of PEM certificates (trust_store.cpp).
+bool has_os_trust_store() { return false; }
+bool os_trust_store(std::vector<std::string>&, std::vector<std::string>&, std::string& error) {
+    error = "this system keeps its trust store in files";
+    return false;
+}
+
 }  // namespace sys
 }  // namespace op

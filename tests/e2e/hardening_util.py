@@ -249,8 +249,23 @@ needs_linux_proc = unittest.skipUnless(os.path.isdir('/proc/self/fd') and os.pat
                                        "reads Linux's /proc")
 
 def proc_fds(pid):
+    """Open descriptors of the process. For the Windows build under Wine (OP_WINE_EXE set:
+    tests/windows/wine-run), pipes are left out: Wine gives each thread its own pipes to
+    wineserver, so the proxy's resolver threads, started by the first lookup, would count
+    as leaks. A socket handle in use holds its Unix descriptor in Wine's per-process cache
+    until it is closed, so a leaked socket still counts."""
     try:
-        return len(os.listdir('/proc/%d/fd' % pid))
+        fds = os.listdir('/proc/%d/fd' % pid)
+        if not os.environ.get('OP_WINE_EXE'):
+            return len(fds)
+        n = 0
+        for fd in fds:
+            try:
+                if not os.readlink('/proc/%d/fd/%s' % (pid, fd)).startswith('pipe:'):
+                    n += 1
+            except OSError:
+                pass
+        return n
     except OSError:
         return -1
 

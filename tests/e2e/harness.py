@@ -956,6 +956,17 @@ def binary():
     return os.environ.get('OP_BINARY', '')
 
 
+# The Windows build under Wine (`make test-windows`): OP_BINARY is tests/windows/wine-run,
+# which starts the .exe named by OP_WINE_EXE and turns SIGTERM/SIGINT into Ctrl-C events.
+WINDOWS = bool(os.environ.get('OP_WINE_EXE'))
+
+
+def windows_skip(reason):
+    """unittest.skipIf for a test that cannot apply to the Windows build: `reason` says why
+    (printed with the run's skips)."""
+    return unittest.skipIf(WINDOWS, 'Windows build: ' + reason)
+
+
 # Variables the proxy reads: cleared from the inherited environment unless a test sets them.
 _PROXY_ENV = ('SSL_CERT_FILE', 'SSL_CERT_DIR', 'ENV', 'HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY',
               'https_proxy', 'ALL_PROXY', 'all_proxy', 'NO_PROXY', 'no_proxy', 'OPENAI_PROXY_LISTEN',
@@ -1079,10 +1090,23 @@ class Proxy:
         except (OSError, TypeError):
             return ''
 
+    @property
+    def pid(self):
+        """The proxy's own process: proc.pid, or under tests/windows/wine-run the Wine
+        process that runs the .exe (the wrapper's one child)."""
+        if not WINDOWS or self.proc is None:
+            return self.proc.pid if self.proc else None
+        try:
+            with open('/proc/%d/task/%d/children' % (self.proc.pid, self.proc.pid)) as f:
+                children = f.read().split()
+            return int(children[0]) if children else self.proc.pid
+        except (OSError, ValueError):
+            return self.proc.pid
+
     def rss_kib(self):
         """Resident set size of the proxy in KiB (Linux /proc), or None."""
         try:
-            with open('/proc/%d/status' % self.proc.pid) as f:
+            with open('/proc/%d/status' % self.pid) as f:
                 for line in f:
                     if line.startswith('VmRSS:'):
                         return int(line.split()[1])

@@ -61,7 +61,7 @@ class FailuresFlat(ProxyTestCase):
         ]
         p = self.start_proxy(self.targets(*[(key, url) for _n, key, url in routes]) + ['-workers', '1'],
                              env=asan_env(binary()))
-        pid = p.proc.pid
+        pid = p.pid
         counts = {name: 0 for name, _k, _u in routes}
         statuses = {}
         errors = []

@@ -20,7 +20,7 @@ import tempfile
 import zipfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (ProxyTestCase, binary, certs, free_port, main, request_once, wait_until)  # noqa: E402
+from harness import (ProxyTestCase, binary, certs, free_port, main, request_once, wait_until, windows_skip)  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, '..', '..'))
@@ -38,6 +38,7 @@ def listening_on_any(port):
     return False
 
 
+@windows_skip('Function Compute runs the Linux binary')
 class FcZip(ProxyTestCase):
     @classmethod
     def setUpClass(cls):

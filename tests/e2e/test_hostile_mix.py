@@ -168,14 +168,14 @@ class HostileMix(ProxyTestCase):
     def assert_unharmed(self, p, base_fds):
         """Alive, and back to `base_fds` descriptors once idle upstream connections are gone."""
         self.assertTrue(p.alive(), 'the proxy died; stderr:\n' + p.stderr()[-4000:])
-        self.assertTrue(wait_until(lambda: proc_fds(p.proc.pid) <= base_fds, 10),
-                        'descriptors: %d at start, %d now' % (base_fds, proc_fds(p.proc.pid)))
+        self.assertTrue(wait_until(lambda: proc_fds(p.pid) <= base_fds, 10),
+                        'descriptors: %d at start, %d now' % (base_fds, proc_fds(p.pid)))
 
     def test_mutated_requests_from_many_clients(self):
         up = self.start_upstream(upstream_handler)
         p = self.start_proxy(['-default-target', up.authority, '-disable-target-header',
                               '-pool-idle-timeout', '1s', '-workers', '2'])
-        base_fds = proc_fds(p.proc.pid)
+        base_fds = proc_fds(p.pid)
         counts, bad, lock = {}, [], threading.Lock()
         stop = threading.Event()
 
@@ -216,7 +216,7 @@ class HostileMix(ProxyTestCase):
         # cut), or a 502; never a client left waiting.
         up = self.start_upstream(mutated_answer_handler)
         p = self.start_proxy(['-default-target', up.authority, '-disable-target-header', '-workers', '2'])
-        base_fds = proc_fds(p.proc.pid)
+        base_fds = proc_fds(p.pid)
         counts, bad, lock = {}, [], threading.Lock()
         seeds = iter(range(400))
 

@@ -31,7 +31,7 @@ import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (ProxyTestCase, binary, certs, free_port, main, request_once, wait_until)  # noqa: E402
+from harness import (ProxyTestCase, binary, certs, free_port, main, request_once, wait_until, windows_skip)  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, '..', '..'))
@@ -75,6 +75,7 @@ def parse_control(text):
     return fields
 
 
+@windows_skip('an OpenWrt package holds a Linux binary')
 class Package(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -181,6 +182,7 @@ class Package(unittest.TestCase):
         self.assertFalse(os.path.exists(out))
 
 
+@windows_skip('an OpenWrt package holds a Linux binary')
 class SdkMakefile(unittest.TestCase):
     """packaging/openwrt/Makefile cannot be built here (no OpenWrt SDK); at least it must
     not drift from the project: same version, same files, same conffiles."""
@@ -211,6 +213,7 @@ def shells():
     return out
 
 
+@windows_skip('an OpenWrt package holds a Linux binary')
 class InitScript(ProxyTestCase):
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix='init-')

@@ -24,7 +24,7 @@ import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (ProxyTestCase, binary, free_port, main, run_cli, wait_until)  # noqa: E402
+from harness import (ProxyTestCase, binary, free_port, main, run_cli, wait_until, windows_skip)  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, '..', '..'))
@@ -52,6 +52,7 @@ def seconds(text):
     return int(m.group(1)) * (60 if m.group(2) == 'min' else 1)
 
 
+@windows_skip('systemd runs the Linux binary')
 class SystemdUnit(ProxyTestCase):
     @classmethod
     def setUpClass(cls):

@@ -1,19 +1,21 @@
-// The contract of platform/poller.h, checked on every backend this build has, over real
-// loopback sockets. Waits that must report something get seconds (they return at once
+// The contract of platform/poller.h, checked on every backend this build has
+// (poller_backends.h), over real loopback sockets; on Windows under Wine too (`make
+// test-windows`). The wake from a signal handler is in posix/test_poller_signal.cpp,
+// POSIX builds only. Waits that must report something get seconds (they return at once
 // when the backend is right); waits that must report nothing get 50 ms.
 #include <atomic>
 #include <chrono>
-#include <csignal>
 #include <cstring>
 #include <memory>
-#include <pthread.h>
 #include <string>
 #include <thread>
 
 #include "doctest/doctest.h"
 #include "loopback.h"
 #include "poller.h"
+#include "poller_backends.h"
 #include "sys.h"
+#include "under_wine.h"
 
 using op::IoStatus;
 using op::kNone;
@@ -23,31 +25,9 @@ using op::Poller;
 using op::PollEvent;
 using op::PollWait;
 using op_test::LoopbackPair;
+using op_test::for_each_backend;
 
 namespace {
-
-// Every backend this build has, each by its factory. One per OS today, behind
-// Poller::create: epoll on Linux, kqueue on macOS and the BSDs (OP_TEST_POLLER, from
-// tests/CMakeLists.txt, names its file); a backend built beside it (an IOCP variant, a
-// poll() fallback) is one more line here, and every test below runs on it too.
-struct Backend {
-    const char* name;
-    std::unique_ptr<Poller> (*create)(std::string& error);
-};
-const Backend kBackends[] = {
-    {"Poller::create: " OP_TEST_POLLER, &Poller::create},
-};
-
-template <class Body>
-void for_each_backend(Body body) {
-    for (const Backend& b : kBackends) {
-        INFO("backend: " << b.name);
-        std::string error;
-        std::unique_ptr<Poller> p = b.create(error);
-        REQUIRE_MESSAGE(p, error);
-        body(*p);
-    }
-}
 
 constexpr int kReported = 5000;   // ms: a wait that must report returns long before
 constexpr int kQuiet = 50;        // ms: a wait that must report nothing
@@ -177,7 +157,17 @@ TEST_CASE("poller: a reset is reported as readable and writable whatever the int
             char buf[8];
             op::IoResult r = interest == kWritable ? op::net::write(pair.client, "y", 1)
                                                    : op::net::read(pair.client, buf, sizeof buf);
-            CHECK(r.status == IoStatus::Error);
+            if (interest != kWritable && op_test::under_wine()) {
+                // Wine's recv() on a reset connection returns 0 (its server has already
+                // taken the socket's pending error), where Windows and Linux fail with
+                // a reset: only Eof is told apart from Error here. The report above is
+                // checked all the same, and the write case below.
+                MESSAGE("under Wine: recv after a reset gives end of stream, not WSAECONNRESET");
+                CHECK(r.status != IoStatus::Ok);
+                CHECK(r.status != IoStatus::WouldBlock);
+            } else {
+                CHECK(r.status == IoStatus::Error);
+            }
             p.remove(pair.client);
         });
     }
@@ -267,41 +257,5 @@ TEST_CASE("poller: wake comes with the events of the same wait") {
         REQUIRE(w.count == 1);
         CHECK(events[0].owner == &tag);
         p.remove(pair.server);
-    });
-}
-
-namespace {
-std::atomic<Poller*> g_signal_poller{nullptr};
-extern "C" void wake_from_signal(int) {
-    if (Poller* p = g_signal_poller.load()) p->wake();
-}
-}  // namespace
-
-TEST_CASE("poller: wake from a signal handler ends the wait of the thread it interrupts") {
-    for_each_backend([](Poller& p) {
-        g_signal_poller = &p;
-        auto previous = std::signal(SIGUSR1, wake_from_signal);
-        REQUIRE(bool(previous != SIG_ERR));
-        std::atomic<bool> waiting{false};
-        PollWait w;
-        std::int64_t waited = -1;
-        // The signal goes to the waiting thread itself, so that it interrupts the wait:
-        // the wait in progress must still come back woken, not empty.
-        std::thread waiter([&] {
-            PollEvent events[8];
-            auto start = std::chrono::steady_clock::now();
-            waiting = true;
-            w = p.wait(events, 8, 30000);
-            waited = elapsed_ms(start);
-        });
-        for (int i = 0; i < 5000 && !waiting; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));  // into the wait itself
-        REQUIRE(pthread_kill(waiter.native_handle(), SIGUSR1) == 0);
-        waiter.join();
-        std::signal(SIGUSR1, previous);
-        g_signal_poller = nullptr;
-        CHECK(w.error == 0);
-        CHECK(w.woken);
-        CHECK(waited < 10000);
     });
 }

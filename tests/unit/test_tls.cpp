@@ -676,6 +676,43 @@ TEST_CASE("trust store: SSL_CERT_FILE and SSL_CERT_DIR come next, when they exis
     c = choose(trust);
     CHECK(c.file == "/etc/ssl/certs/ca-certificates.crt");
     CHECK(c.dir.empty());
+    CHECK_FALSE(c.os_store);
+}
+
+TEST_CASE("trust store: a system store outside files is loaded by ready(); POSIX has none to load") {
+    // Windows' side is tests/unit/win/test_os_trust_store.cpp.
+    TrustSettings trust;
+    trust.os_store = true;
+    std::string error;
+    auto ctx = op::TlsClientContext::create(trust, error);
+    REQUIRE_MESSAGE(ctx, error);
+    CHECK(ctx->trust_source() == "the system certificate stores (ROOT, CA)");
+    CHECK_FALSE(ctx->ready(error));
+    CHECK_FALSE(error.empty());
+}
+
+TEST_CASE("trust store: a system store outside files (Windows) comes after the environment, instead of the paths") {
+    everything_exists();
+    TrustSettings trust;
+    trust.os_store = true;
+    trust.ca_file = "/ca.pem";
+    TrustChoice c = choose(trust);
+    CHECK(c.file == "/ca.pem");
+    CHECK_FALSE(c.os_store);
+
+    trust.ca_file = "";
+    trust.env_cert_file = "/env.pem";
+    c = choose(trust);
+    CHECK(c.file == "/env.pem");
+    CHECK_FALSE(c.os_store);
+
+    // Nothing set (or set but missing): the system's store, and no distro path, although
+    // every one exists (under Wine, /etc/ssl/... would name the Linux host's files).
+    trust.env_cert_file = "/missing.pem";
+    c = choose(trust);
+    CHECK(c.os_store);
+    CHECK(c.file.empty());
+    CHECK(c.dir.empty());
 }
 
 TEST_CASE("trust store: each distro bundle is found when it is the only one") {
