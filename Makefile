@@ -13,6 +13,11 @@
 #   make fuzz                          each fuzzer for FUZZ_SECONDS (fuzz/run.sh; clang,
 #                                      from scripts/deps.sh --fuzz)
 #   make dist/linux_amd64/openai-proxy static, stripped release binary (static OpenSSL)
+#   make dist/linux_mipsle-small/openai-proxy  the same with a trimmed mbedTLS, at most 1.5 MiB,
+#                                      for routers (also mips, armv7, arm64, amd64 -small)
+#   make test-small                    each -small binary under its qemu-<cpu>-static: the
+#                                      SDK-style checks (tests/small/run.py), and the whole
+#                                      e2e suite on linux_amd64-small (build/small-e2e)
 #   make dist/scf.zip                  cloud-function zip: `main` + `scf_bootstrap`
 #   make dist                          every platform this machine can build, and scf.zip
 #   make clean
@@ -30,6 +35,8 @@ STATIC_TEST  ?= 1
 
 # Release platforms, as <os>_<arch>. `make dist` builds those it can and names the rest.
 DIST_PLATFORMS := linux_amd64 linux_arm64 linux_armv7 linux_mipsle darwin_arm64
+# The small (mbedTLS) router builds: scripts/dist.sh <os>_<arch>-small.
+SMALL_PLATFORMS := linux_mipsle-small linux_mips-small linux_armv7-small linux_arm64-small linux_amd64-small
 
 HOST_OS   := $(shell uname -s | tr A-Z a-z)
 HOST_ARCH := $(subst x86_64,amd64,$(subst aarch64,arm64,$(shell uname -m)))
@@ -46,7 +53,7 @@ endif
 MAKEFLAGS += --no-print-directory
 
 # Always ask CMake: it knows what is out of date; make does not.
-.PHONY: all test test-asan test-bsd-sockets test-mbedtls fuzz dist clean FORCE
+.PHONY: all test test-asan test-bsd-sockets test-mbedtls test-small fuzz dist clean FORCE
 all: openai-proxy
 
 # configure(build dir, cmake args)
@@ -91,7 +98,7 @@ fuzz:
 	fuzz/run.sh $(FUZZ_SECONDS) $(abspath build/fuzz)
 
 # One rule per platform; scripts/dist.sh explains (exit 3) what a platform lacks here.
-$(foreach p,$(DIST_PLATFORMS),dist/$(p)/openai-proxy): dist/%/openai-proxy: FORCE
+$(foreach p,$(DIST_PLATFORMS) $(SMALL_PLATFORMS),dist/$(p)/openai-proxy): dist/%/openai-proxy: FORCE
 	@JOBS=$(JOBS) scripts/dist.sh $*
 
 # Tencent SCF web function (also Aliyun FC custom runtime): the binary must be called
@@ -112,7 +119,7 @@ _scf_pack:
 
 dist:
 	@built=; skipped=; \
-	for p in $(DIST_PLATFORMS); do \
+	for p in $(DIST_PLATFORMS) $(SMALL_PLATFORMS); do \
 	  JOBS=$(JOBS) scripts/dist.sh $$p; rc=$$?; \
 	  case $$rc in 0) built="$$built $$p";; 3) skipped="$$skipped $$p";; *) exit $$rc;; esac; \
 	done; \

@@ -387,7 +387,9 @@ std::string MbedTlsContext::build() {
     mbedtls_ssl_conf_ca_chain(&conf, &engine->anchors, nullptr);
     mbedtls_ssl_conf_rng(&conf, mbedtls_ctr_drbg_random, &engine->drbg);
     mbedtls_ssl_conf_session_tickets(&conf, MBEDTLS_SSL_SESSION_TICKETS_ENABLED);
+#if defined(MBEDTLS_SSL_RENEGOTIATION)  // compiled out of the small builds' mbedTLS (platform/mbedtls/small.cfg)
     mbedtls_ssl_conf_renegotiation(&conf, MBEDTLS_SSL_RENEGOTIATION_DISABLED);
+#endif
     rc = mbedtls_ssl_conf_alpn_protocols(&conf, kAlpn);
     if (rc != 0) return "cannot set ALPN: " + mbedtls_reason(rc);
     engine_ = std::move(engine);
