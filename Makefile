@@ -47,6 +47,7 @@ HOST_ARCH := $(subst x86_64,amd64,$(subst aarch64,arm64,$(shell uname -m)))
 ifeq ($(HOST_OS)$(STATIC_TEST)$(shell id -u),linux10)
 STATIC_BINARY := dist/linux_$(HOST_ARCH)/openai-proxy
 MBEDTLS_STATIC_BINARY := build/mbedtls-static/openai-proxy
+SMALL_CHROOT := 1
 endif
 
 # CMake's own makefiles run under ours; spare the "Entering directory" lines.
@@ -93,6 +94,29 @@ test-mbedtls: $(MBEDTLS_STATIC_BINARY)
 build/mbedtls-static/openai-proxy: FORCE
 	$(call configure,build/mbedtls-static,-DCMAKE_BUILD_TYPE=Release -DOP_TESTS=OFF -DOP_SANITIZE=OFF -DOP_STATIC=ON -DOP_TLS=mbedtls)
 	$(CMAKE) --build build/mbedtls-static --target openai-proxy -j $(JOBS)
+
+# The small router builds, each built (scripts/dist.sh: at most 1.5 MiB) and run under its
+# qemu-<cpu>-static through the SDK-style checks (tests/small/run.sh); then the whole suite
+# with this machine's own small binary: the unit tests built on the same trimmed mbedTLS,
+# every e2e test run against dist/linux_<host arch>-small/openai-proxy (OP_TEST_BINARY),
+# the chroot test included (as root). A CPU this machine has no compiler for is named
+# as skipped; the host's own small build must succeed.
+SMALL_HOST := linux_$(HOST_ARCH)-small
+test-small:
+	@built=; skipped=; \
+	for p in $(SMALL_PLATFORMS); do \
+	  JOBS=$(JOBS) scripts/dist.sh $$p; rc=$$?; \
+	  case $$rc in 0) built="$$built $$p";; 3) skipped="$$skipped $$p";; *) exit $$rc;; esac; \
+	done; \
+	case " $$built " in *" $(SMALL_HOST) "*) ;; *) echo "make test-small: $(SMALL_HOST) was not built" >&2; exit 1;; esac; \
+	tests/small/run.sh $$built || exit 1; \
+	if [ -n "$$skipped" ]; then echo "make test-small: not built on this machine (reasons above):$$skipped"; fi
+	$(call configure,build/small-e2e,-DCMAKE_BUILD_TYPE=Release -DOP_TESTS=ON -DOP_SANITIZE=OFF -DOP_STATIC=OFF -DOP_TLS=mbedtls \
+	  -DMBEDTLS_ROOT_DIR=$(abspath build/mbedtls-prefix/small-$(HOST_ARCH)) \
+	  -DOP_TEST_BINARY=$(abspath dist/$(SMALL_HOST)/openai-proxy) \
+	  -DOP_STATIC_BINARY=$(if $(SMALL_CHROOT),$(abspath dist/$(SMALL_HOST)/openai-proxy)))
+	$(CMAKE) --build build/small-e2e -j $(JOBS)
+	$(CTEST) --test-dir build/small-e2e --output-on-failure -j $(TEST_JOBS)
 
 fuzz:
 	fuzz/run.sh $(FUZZ_SECONDS) $(abspath build/fuzz)

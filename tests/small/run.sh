@@ -1,0 +1,57 @@
+#!/bin/bash
+# Runs tests/small/sdk_checks.py against each small (mbedTLS) binary named, under its
+# qemu-<cpu>-static when it is not this machine's CPU (binfmt need not be registered: a
+# wrapper script runs `qemu-<cpu>-static <binary> "$@"`, which is what OP_BINARY names).
+#
+#   tests/small/run.sh linux_mipsle-small linux_mips-small ...   (dist/<platform>/openai-proxy)
+#
+# A platform whose binary is missing fails; one whose qemu is missing is named as skipped.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+top=$PWD
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+case "$(uname -m)" in x86_64) host=amd64 ;; aarch64) host=arm64 ;; *) host=other ;; esac
+
+passed=() failed=() skipped=()
+for platform in "$@"; do
+    arch=${platform#linux_}
+    arch=${arch%-small}
+    bin=$top/dist/$platform/openai-proxy
+    case "$arch" in
+        amd64) qemu=x86_64 ;; arm64) qemu=aarch64 ;; armv7) qemu=arm ;;
+        mipsle) qemu=mipsel ;; mips) qemu=mips ;;
+        *) echo "run.sh: unknown platform $platform" >&2; failed+=("$platform"); continue ;;
+    esac
+    if [ ! -x "$bin" ]; then
+        echo "=== $platform: FAIL: no $bin (make dist/$platform/openai-proxy)"
+        failed+=("$platform")
+        continue
+    fi
+    op_binary=$bin
+    how="natively"
+    if [ "$arch" != "$host" ]; then
+        if ! command -v "qemu-$qemu-static" >/dev/null 2>&1; then
+            echo "=== $platform: SKIP: qemu-$qemu-static is not installed (scripts/deps.sh --small)"
+            skipped+=("$platform")
+            continue
+        fi
+        op_binary=$tmp/$platform
+        printf '#!/bin/sh\nexec %s %s "$@"\n' "$(command -v "qemu-$qemu-static")" "$bin" >"$op_binary"
+        chmod +x "$op_binary"
+        how="under qemu-$qemu-static"
+    fi
+    echo "=== $platform ($(wc -c <"$bin") bytes), $how"
+    start=$SECONDS
+    if OP_BINARY=$op_binary python3 tests/small/sdk_checks.py 2>&1 | tail -12; then
+        passed+=("$platform")
+    else
+        failed+=("$platform")
+    fi
+    echo "=== $platform: $((SECONDS - start)) s"
+done
+
+echo
+echo "tests/small: passed: ${passed[*]:-none}"
+[ ${#skipped[@]} -eq 0 ] || echo "tests/small: skipped: ${skipped[*]}"
+[ ${#failed[@]} -eq 0 ] || { echo "tests/small: FAILED: ${failed[*]}"; exit 1; }
