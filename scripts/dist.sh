@@ -80,7 +80,7 @@ linux)
         missing=()
         for tool in "$cc" "$cxx"; do
             command -v "$tool" >/dev/null 2>&1 ||
-                missing+=("the compiler '$tool' (Debian: scripts/deps.sh --cross, or apt-get install g++-$triplet)")
+                missing+=("the compiler '$tool' (Debian: scripts/deps.sh --small, or apt-get install g++-$triplet)")
         done
         if [ ${#missing[@]} -gt 0 ]; then
             printf -v why '\n  - %s' "${missing[@]}"
@@ -92,7 +92,7 @@ linux)
         rc=0
         JOBS=$jobs scripts/mbedtls.sh "small-$arch" "${mbedtls_args[@]}" || rc=$?
         # 3: no source package (no deb-src entry): this machine cannot build it.
-        [ "$rc" = 3 ] && cannot "scripts/mbedtls.sh found no mbedTLS source (scripts/deps.sh --mbedtls-src)"
+        [ "$rc" = 3 ] && cannot "scripts/mbedtls.sh found no mbedTLS source (scripts/deps.sh --small adds the deb-src entry it needs)"
         [ "$rc" = 0 ] || exit "$rc"
         cmake_args+=(-DOP_TLS=mbedtls -DMBEDTLS_ROOT_DIR="$PWD/build/mbedtls-prefix/small-$arch"
                      "-DCMAKE_CXX_FLAGS_RELEASE=-Os -DNDEBUG")
@@ -193,6 +193,7 @@ fi
 case "$desc" in *"not stripped"*) fail "not stripped";; esac
 size=$(wc -c <"$out")
 if [ "$variant" = small ] && [ "$size" -gt "$small_limit" ]; then
+    rm -f "$out"
     fail "$size bytes: more than the small builds' limit of $small_limit bytes (1.5 MiB)"
 fi
 if [ "$os" = linux ] && [ "$host_os/$host_arch" != "linux/$arch" ]; then
