@@ -16,8 +16,9 @@
 #   make dist/linux_mipsle-small/openai-proxy  the same with a trimmed mbedTLS, at most 1.5 MiB,
 #                                      for routers (also mips, armv7, arm64, amd64 -small)
 #   make test-small                    each -small binary under its qemu-<cpu>-static: the
-#                                      SDK-style checks (tests/small/run.py), and the whole
-#                                      e2e suite on linux_amd64-small (build/small-e2e)
+#                                      SDK-style checks (tests/small/sdk_checks.py), every e2e
+#                                      test for linux_mipsle-small under qemu, and the whole
+#                                      suite on linux_amd64-small natively (build/small-e2e)
 #   make dist/scf.zip                  cloud-function zip: `main` + `scf_bootstrap`
 #   make dist                          every platform this machine can build, and scf.zip
 #   make clean
@@ -96,12 +97,15 @@ build/mbedtls-static/openai-proxy: FORCE
 	$(CMAKE) --build build/mbedtls-static --target openai-proxy -j $(JOBS)
 
 # The small router builds, each built (scripts/dist.sh: at most 1.5 MiB) and run under its
-# qemu-<cpu>-static through the SDK-style checks (tests/small/run.sh); then the whole suite
+# qemu-<cpu>-static through the SDK-style checks (tests/small/run.sh), linux_mipsle-small
+# also through every e2e test (SMALL_E2E_QEMU); then the whole suite
 # with this machine's own small binary: the unit tests built on the same trimmed mbedTLS,
 # every e2e test run against dist/linux_<host arch>-small/openai-proxy (OP_TEST_BINARY),
 # the chroot test included (as root). A CPU this machine has no compiler for is named
 # as skipped; the host's own small build must succeed.
 SMALL_HOST := linux_$(HOST_ARCH)-small
+# The CPU whose small binary also runs every e2e test under qemu (~3.5 min under qemu-mipsel).
+SMALL_E2E_QEMU ?= linux_mipsle-small
 test-small:
 	@built=; skipped=; \
 	for p in $(SMALL_PLATFORMS); do \
@@ -109,7 +113,7 @@ test-small:
 	  case $$rc in 0) built="$$built $$p";; 3) skipped="$$skipped $$p";; *) exit $$rc;; esac; \
 	done; \
 	case " $$built " in *" $(SMALL_HOST) "*) ;; *) echo "make test-small: $(SMALL_HOST) was not built" >&2; exit 1;; esac; \
-	tests/small/run.sh $$built || exit 1; \
+	tests/small/run.sh --full $(SMALL_E2E_QEMU) $$built || exit 1; \
 	if [ -n "$$skipped" ]; then echo "make test-small: not built on this machine (reasons above):$$skipped"; fi
 	$(call configure,build/small-e2e,-DCMAKE_BUILD_TYPE=Release -DOP_TESTS=ON -DOP_SANITIZE=OFF -DOP_STATIC=OFF -DOP_TLS=mbedtls \
 	  -DMBEDTLS_ROOT_DIR=$(abspath build/mbedtls-prefix/small-$(HOST_ARCH)) \

@@ -71,7 +71,9 @@ linux)
     if [ "$variant" = small ]; then
         # mbedTLS for the target, trimmed (platform/mbedtls/small.cfg), -Os with a section
         # per function so that the proxy's --gc-sections drops what it never calls; the
-        # proxy -Os too (measured in dist/README.md).
+        # proxy -Os too (measured in dist/README.md). 64-bit file offsets as the proxy's
+        # (CMakeLists.txt): on 32-bit CPUs, mbedTLS's readdir()/stat() of a CA directory
+        # otherwise fail with EOVERFLOW now and then (seen under qemu-mipsel-static).
         cc=cc cxx=c++
         if [ "$cross" = 1 ]; then
             cc=${CROSS_CC:-$triplet-gcc}
@@ -87,7 +89,7 @@ linux)
             cannot "a build for $arch from $host_os/$host_arch needs:$why"
         fi
         mbedtls_args=(--cc "$cc" --config platform/mbedtls/small.cfg
-                      --cflags "-Os -ffunction-sections -fdata-sections")
+                      --cflags "-Os -ffunction-sections -fdata-sections -D_FILE_OFFSET_BITS=64")
         [ "$cross" = 1 ] && mbedtls_args+=(--system Linux --processor "$cpu")
         rc=0
         JOBS=$jobs scripts/mbedtls.sh "small-$arch" "${mbedtls_args[@]}" || rc=$?
