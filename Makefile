@@ -23,6 +23,12 @@
 #                                      linked for macOS, checked without a Mac (SKIP line
 #                                      without the toolchain)
 #   make dist/windows_amd64/openai-proxy.exe  static, stripped Windows build (mingw-w64, mbedTLS)
+#   make dist/linux_mipsle-small/openai-proxy  the same with a trimmed mbedTLS, at most 1.5 MiB,
+#                                      for routers (also mips, armv7, arm64, amd64 -small)
+#   make test-small                    each -small binary under its qemu-<cpu>-static: the
+#                                      SDK-style checks (tests/small/sdk_checks.py), every e2e
+#                                      test for linux_mipsle-small under qemu, and the whole
+#                                      suite on linux_amd64-small natively (build/small-e2e)
 #   make dist/scf.zip                  Tencent SCF zip: `main` + `scf_bootstrap`
 #   make dist/fc.zip                   Aliyun FC custom-runtime zip: `bootstrap` + `openai-proxy`
 #   make dist/openwrt/openai-proxy_<version>-1_<arch>.ipk
@@ -47,6 +53,8 @@ STATIC_TEST  ?= 1
 # Release platforms, as <os>_<arch>. `make dist` builds those it can and names the rest.
 DIST_PLATFORMS := linux_amd64 linux_arm64 linux_armv7 linux_mipsle darwin_arm64 darwin_amd64 windows_amd64 windows_arm64
 POSIX_DIST_PLATFORMS := $(filter-out windows_%,$(DIST_PLATFORMS))
+# The small (mbedTLS) router builds: scripts/dist.sh <os>_<arch>-small.
+SMALL_PLATFORMS := linux_mipsle-small linux_mips-small linux_armv7-small linux_arm64-small linux_amd64-small
 
 # The project's version (CMakeLists.txt), for package file names and control fields.
 VERSION := $(shell grep -o 'openai_proxy VERSION [0-9.]*' CMakeLists.txt | cut -d' ' -f3)
@@ -60,6 +68,7 @@ HOST_ARCH := $(subst x86_64,amd64,$(subst aarch64,arm64,$(shell uname -m)))
 ifeq ($(HOST_OS)$(STATIC_TEST)$(shell id -u),linux10)
 STATIC_BINARY := dist/linux_$(HOST_ARCH)/openai-proxy
 MBEDTLS_STATIC_BINARY := build/mbedtls-static/openai-proxy
+SMALL_CHROOT := 1
 endif
 
 # CMake's own makefiles run under ours; spare the "Entering directory" lines.
@@ -76,7 +85,7 @@ endif
 endif
 
 # Always ask CMake: it knows what is out of date; make does not.
-.PHONY: all test test-asan test-bsd-sockets test-mbedtls test-windows check-darwin fuzz dist dist/openwrt dist/systemd clean FORCE
+.PHONY: all test test-asan test-bsd-sockets test-mbedtls test-windows test-small check-darwin fuzz dist dist/openwrt dist/systemd clean FORCE
 all: openai-proxy
 
 # configure(build dir, cmake args)
@@ -122,6 +131,32 @@ build/mbedtls-static/openai-proxy: FORCE
 	$(call configure,build/mbedtls-static,-DCMAKE_BUILD_TYPE=Release -DOP_TESTS=OFF -DOP_SANITIZE=OFF -DOP_STATIC=ON -DOP_TLS=mbedtls)
 	$(CMAKE) --build build/mbedtls-static --target openai-proxy -j $(JOBS)
 
+# The small router builds, each built (scripts/dist.sh: at most 1.5 MiB) and run under its
+# qemu-<cpu>-static through the SDK-style checks (tests/small/run.sh), linux_mipsle-small
+# also through every e2e test (SMALL_E2E_QEMU); then the whole suite
+# with this machine's own small binary: the unit tests built on the same trimmed mbedTLS,
+# every e2e test run against dist/linux_<host arch>-small/openai-proxy (OP_TEST_BINARY),
+# the chroot test included (as root). A CPU this machine has no compiler for is named
+# as skipped; the host's own small build must succeed.
+SMALL_HOST := linux_$(HOST_ARCH)-small
+# The CPU whose small binary also runs every e2e test under qemu (~3.5 min under qemu-mipsel).
+SMALL_E2E_QEMU ?= linux_mipsle-small
+test-small:
+	@built=; skipped=; \
+	for p in $(SMALL_PLATFORMS); do \
+	  JOBS=$(JOBS) scripts/dist.sh $$p; rc=$$?; \
+	  case $$rc in 0) built="$$built $$p";; 3) skipped="$$skipped $$p";; *) exit $$rc;; esac; \
+	done; \
+	case " $$built " in *" $(SMALL_HOST) "*) ;; *) echo "make test-small: $(SMALL_HOST) was not built" >&2; exit 1;; esac; \
+	tests/small/run.sh --full $(SMALL_E2E_QEMU) $$built || exit 1; \
+	if [ -n "$$skipped" ]; then echo "make test-small: not built on this machine (reasons above):$$skipped"; fi
+	$(call configure,build/small-e2e,-DCMAKE_BUILD_TYPE=Release -DOP_TESTS=ON -DOP_SANITIZE=OFF -DOP_STATIC=OFF -DOP_TLS=mbedtls \
+	  -DMBEDTLS_ROOT_DIR=$(abspath build/mbedtls-prefix/small-$(HOST_ARCH)) \
+	  -DOP_TEST_BINARY=$(abspath dist/$(SMALL_HOST)/openai-proxy) \
+	  -DOP_STATIC_BINARY=$(if $(SMALL_CHROOT),$(abspath dist/$(SMALL_HOST)/openai-proxy)))
+	$(CMAKE) --build build/small-e2e -j $(JOBS)
+	$(CTEST) --test-dir build/small-e2e --output-on-failure -j $(TEST_JOBS)
+
 fuzz:
 	fuzz/run.sh $(FUZZ_SECONDS) $(abspath build/fuzz)
 
@@ -129,7 +164,7 @@ check-darwin:
 	@JOBS=$(JOBS) scripts/check-darwin.sh
 
 # One rule per platform; scripts/dist.sh explains (exit 3) what a platform lacks here.
-$(foreach p,$(POSIX_DIST_PLATFORMS),dist/$(p)/openai-proxy): dist/%/openai-proxy: FORCE
+$(foreach p,$(POSIX_DIST_PLATFORMS) $(SMALL_PLATFORMS),dist/$(p)/openai-proxy): dist/%/openai-proxy: FORCE
 	@JOBS=$(JOBS) scripts/dist.sh $*
 
 dist/windows_amd64/openai-proxy.exe dist/windows_arm64/openai-proxy.exe: dist/%/openai-proxy.exe: FORCE
@@ -203,7 +238,7 @@ dist/systemd:
 # DIST_PLATFORMS.
 dist:
 	@built=; skipped=; \
-	for p in $(DIST_PLATFORMS); do \
+	for p in $(DIST_PLATFORMS) $(SMALL_PLATFORMS); do \
 	  JOBS=$(JOBS) scripts/dist.sh $$p; rc=$$?; \
 	  case $$rc in 0) built="$$built $$p";; 3) skipped="$$skipped $$p";; *) exit $$rc;; esac; \
 	done; \
@@ -213,7 +248,7 @@ dist:
 	  *) skipped="$$skipped scf.zip fc.zip";; esac; \
 	for t in $(OPENWRT_SET); do \
 	  IFS==; set -- $$t; unset IFS; cpu=$$1; arch=$$2; bin=$$3; ipk=$$4; \
-	  case " $(DIST_PLATFORMS) " in *" linux_$$cpu-small "*) \
+	  case " $(DIST_PLATFORMS) $(SMALL_PLATFORMS) " in *" linux_$$cpu-small "*) \
 	    case " $$built " in *" linux_$$cpu-small "*) ok=1;; *) ok=;; esac;; \
 	  *) if [ -f "$$bin" ]; then ok=1; else ok=; fi;; esac; \
 	  if [ -n "$$ok" ]; then \

@@ -560,6 +560,8 @@ class Bench:
         if kind.startswith("op"):
             if kind == "op1-base":
                 binary = self.a.base_binary
+            elif kind in self.a.extra:
+                binary = self.a.extra[kind]
             argv = [binary or self.a.binary, f"-listen=127.0.0.1:{port}",
                     f"-default-target=https://127.0.0.1:{up_port}", f"-ca-file={ca}",
                     "-workers=" + ("0" if kind == "opN" else "1"), "-shutdown-grace=1s",
@@ -1124,6 +1126,13 @@ def run(args):
         proxies.insert(1, "op1-base")
     if "op1-base" in proxies and not args.base_binary:
         die("op1-base needs --base-binary")
+    # --extra-binary NAME=PATH: a row "op1-NAME" right after op1 (and op1-base) everywhere.
+    at = proxies.index("op1-base") + 1 if "op1-base" in proxies else (proxies.index("op1") + 1 if "op1" in proxies else 0)
+    for kind in args.extra:
+        if kind not in proxies:
+            proxies.insert(at, kind)
+            at += 1
+    extras = [k for k in args.extra if k in proxies]
     peers = [p for p in proxies if p in ("nginx", "haproxy")]
     one_thread = [p for p in proxies if p in ("op1", "nginx", "haproxy")]
     workloads = set(args.only.split(",")) if args.only else {"static", "post", "body", "sse", "abort", "hold"}
@@ -1164,6 +1173,7 @@ def run(args):
                 entries.append(("op1", args.binary, "openai-proxy, tested build"))
                 if os.path.isfile(args.static_binary):
                     entries.append(("op1", args.static_binary, "openai-proxy, static release binary"))
+            entries += [(k, args.extra[k], PROXY_LABELS[k]) for k in extras]
             entries += [(k, None, PROXY_LABELS[k]) for k in ("nginx", "haproxy") if k in proxies]
             for kind, binary, label in entries:
                 timings = [start_timing(bench, kind, bench.up_port, binary) for _ in range(args.start_repeats)]
@@ -1191,7 +1201,7 @@ def run(args):
                     f"no request yet.)\n")
 
         # ---------------- small POST + 1 MiB bodies (nginx upstream) ----------------
-        post_kinds = [k for k in ("op1", "op1-base", "op1-pool20", "opN", "nginx", "haproxy", "direct") if k in proxies]
+        post_kinds = [k for k in ("op1", "op1-base", *extras, "op1-pool20", "opN", "nginx", "haproxy", "direct") if k in proxies]
         if ("post" in workloads or "body" in workloads):
             if not hasattr(bench, "upstream"):
                 bench.start_upstream_nginx()
@@ -1277,7 +1287,7 @@ def run(args):
                 svc.stop()
 
         # ---------------- SSE latency, abort, hold (SSE upstream: bench/sse_tool.c) ----------------
-        sse_kinds = [k for k in ("op1", "op1-base", "nginx", "haproxy", "direct") if k in proxies or k == "direct"]
+        sse_kinds = [k for k in ("op1", "op1-base", *extras, "nginx", "haproxy", "direct") if k in proxies or k == "direct"]
         if "sse" in workloads or "abort" in workloads:
             bench.start_sse_server()
             services = {k: bench.start(k, bench.sse_port) for k in sse_kinds}
@@ -1349,7 +1359,7 @@ def run(args):
         if "hold" in workloads and args.hold:
             if not hasattr(bench, "sse_port"):
                 bench.start_sse_server()
-            hold_kinds = [k for k in ("op1", "nginx", "haproxy") if k in proxies]
+            hold_kinds = [k for k in ("op1", *extras, "nginx", "haproxy") if k in proxies]
             rows = []
             for n in args.hold:
                 reps = args.hold_repeats if n <= 2000 else args.hold_big_repeats
@@ -1462,6 +1472,10 @@ def main():
     ap.add_argument("--base-binary", default=None,
                     help="a second openai-proxy build (e.g. the previous revision) measured beside "
                          "--binary in the same run, as 'op1-base' (1 worker, same settings)")
+    ap.add_argument("--extra-binary", action="append", default=[], metavar="NAME=PATH",
+                    help="another openai-proxy build measured in the same run as row 'op1-NAME' (1 worker, "
+                         "same settings as op1), in every workload op1 runs, idle RSS and hold included; "
+                         "repeatable (e.g. small=dist/linux_amd64-small/openai-proxy)")
     ap.add_argument("--proxies", default="op1,op1-pool20,opN,nginx,haproxy,direct",
                     help="which to run (default: %(default)s)")
     ap.add_argument("--only", help="workloads, comma-separated: static,post,body,sse,abort,hold (default: all)")
@@ -1503,6 +1517,13 @@ def main():
         a.repeats, a.duration, a.warmup, a.body_duration = 1, 1, 0, 1
         a.sse_events, a.abort_repeats, a.hold, a.hold_seconds = 20, 2, "200", 2
         a.hold_repeats, a.start_repeats = 1, 2
+    a.extra = {}
+    for spec in a.extra_binary:
+        name, sep, path = spec.partition("=")
+        if not sep or not name or not os.path.isfile(path):
+            die(f"--extra-binary {spec}: want NAME=PATH of an existing file")
+        a.extra["op1-" + name] = os.path.abspath(path)
+        PROXY_LABELS["op1-" + name] = f"openai-proxy, 1 worker, {name} (`{path}`)"
     a.connections = [int(x) for x in a.connections.split(",") if x]
     a.hold = [int(x) for x in a.hold.split(",") if x]
     if a.hold_10k and 10000 not in a.hold:

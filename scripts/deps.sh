@@ -8,6 +8,8 @@
 #   scripts/deps.sh --all      all of the above
 #   scripts/deps.sh --cross    also cross compilers, qemu-user-static and the targets'
 #                              OpenSSL (multiarch libssl-dev:arm64, :armhf) for `make dist`
+#   scripts/deps.sh --small    the cross compilers (mipsel, mips, armhf, arm64), qemu-user-static
+#                              and the mbedtls source entry: `make test-small`, the -small builds
 #   scripts/deps.sh --mbedtls-src  a deb-src entry of its own, for Debian's mbedtls source
 #                              package (scripts/mbedtls.sh builds it for other targets)
 #   scripts/deps.sh --darwin   also what the macOS cross build needs (`make dist/darwin_*`,
@@ -41,14 +43,18 @@ for arg in "$@"; do
         # libssl-dev:mipsel lags the host's and cannot be installed beside it; see
         # dist/README.md for linux_mipsle with OPENSSL_ROOT_DIR.
         --cross) packages="$packages qemu-user-static g++-aarch64-linux-gnu g++-arm-linux-gnueabihf
-                  g++-mipsel-linux-gnu libssl-dev:arm64 libssl-dev:armhf"
+                  g++-mipsel-linux-gnu g++-mips-linux-gnu libssl-dev:arm64 libssl-dev:armhf"
                  cross_archs="arm64 armhf" ;;
+        # The small (mbedTLS) builds need no target libraries: mbedTLS is built from source.
+        --small) packages="$packages qemu-user-static g++-aarch64-linux-gnu g++-arm-linux-gnueabihf
+                  g++-mipsel-linux-gnu g++-mips-linux-gnu python3"
+                 want_src=1 ;;
         --mbedtls-src) packages="$packages python3"; want_src=1 ;;
         --darwin) packages="$packages python3 llvm-14"; want_src=1; want_zig=1 ;;
         # wine64 alone (no 32-bit Wine, no multiarch i386): the .exe is 64-bit.
         --windows) packages="$packages g++-mingw-w64-x86-64-posix gcc-mingw-w64-x86-64-posix wine64 python3"
                    want_src=1 ;;
-        -h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "deps.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
     esac
 done

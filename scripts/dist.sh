@@ -1,11 +1,17 @@
 #!/bin/bash
-# Builds one release binary: scripts/dist.sh <os>_<arch>  ->  dist/<os>_<arch>/openai-proxy
+# Builds one release binary: scripts/dist.sh <os>_<arch>[-small]  ->  dist/<os>_<arch>[-small]/openai-proxy
 #
 #   linux_*   fully static (glibc + static OpenSSL, -DOP_STATIC=ON) and stripped; built
 #             natively when the host matches, else with a cross compiler plus a static
 #             OpenSSL for the target (Debian multiarch libssl-dev:<arch>, or
 #             OPENSSL_ROOT_DIR), and then run once under qemu-<cpu>-static if installed.
 #             linux_amd64, linux_arm64, linux_armv7 (armhf), linux_mipsle (mipsel).
+#   linux_*-small  the same with mbedTLS instead of OpenSSL, for routers: mbedTLS 2.28
+#             built from Debian's source package by scripts/mbedtls.sh with the trimmed
+#             configuration platform/mbedtls/small.cfg (a TLS 1.2 client), everything
+#             compiled -Os; at most 1.5 MiB (1,572,864 bytes) or the build fails.
+#             linux_mipsle-small, linux_mips-small (big-endian MIPS32), linux_armv7-small,
+#             linux_arm64-small, linux_amd64-small. Needs only the cross compiler (C and C++).
 #   darwin_*  darwin_arm64, darwin_amd64 (macOS 11 or later): libSystem dynamic, the rest
 #             static, stripped, ad-hoc signed (as the linker signs). On a Mac of that
 #             CPU: Apple's clang with Homebrew's openssl@3 (OPENSSL_ROOT_DIR, else `brew
@@ -28,9 +34,14 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-platform=${1:?usage: scripts/dist.sh <os>_<arch> (linux_amd64, linux_arm64, linux_armv7, linux_mipsle, darwin_arm64, darwin_amd64, windows_amd64)}
-os=${platform%%_*}
-arch=${platform#*_}
+platform=${1:?usage: scripts/dist.sh <os>_<arch>[-small] (linux_amd64, linux_arm64, linux_armv7, linux_mipsle, linux_mips-small, darwin_arm64, darwin_amd64, windows_amd64; -small: mbedTLS)}
+variant=""
+base=$platform
+case "$platform" in *-small) variant=small; base=${platform%-small} ;; esac
+os=${base%%_*}
+arch=${base#*_}
+# The small builds' size limit: what a router's flash can spare (issue 13).
+small_limit=1572864
 out=dist/$platform/openai-proxy
 build=build/static-$platform
 jobs=${JOBS:-$(nproc 2>/dev/null || sysctl -n hw.ncpu 2>/dev/null || echo 2)}
@@ -47,6 +58,7 @@ fi
 case "$(uname -s)" in Linux) host_os=linux ;; Darwin) host_os=darwin ;; *) host_os=other ;; esac
 case "$(uname -m)" in x86_64|amd64) host_arch=amd64 ;; aarch64|arm64) host_arch=arm64 ;; *) host_arch=other ;; esac
 
+endian=""  # checked for MIPS, which comes in both byte orders
 case "$arch" in
     # deb: Debian's architecture name (libssl-dev:<deb>); qemu: qemu-<qemu>-static runs it.
     amd64) triplet=x86_64-linux-gnu; cpu=x86_64; deb=amd64; qemu=x86_64; file_arch="x86-64" ;;
@@ -54,16 +66,61 @@ case "$arch" in
     # ARMv7 hard-float (Debian armhf: VFPv3-D16, Thumb-2); not ARMv5/v6 (Go's GOARM=5/6).
     armv7) triplet=arm-linux-gnueabihf; cpu=armv7-a; deb=armhf; qemu=arm; file_arch="ARM, EABI5" ;;
     # Little-endian MIPS32r2 (Debian mipsel), as in MT7621 and many other routers.
-    mipsle) triplet=mipsel-linux-gnu; cpu=mipsel; deb=mipsel; qemu=mipsel; file_arch="MIPS" ;;
-    *) echo "dist/$platform: unknown architecture '$arch' (amd64, arm64, armv7 or mipsle)" >&2; exit 2 ;;
+    mipsle) triplet=mipsel-linux-gnu; cpu=mipsel; deb=mipsel; qemu=mipsel; file_arch="MIPS"; endian=LSB ;;
+    # Big-endian MIPS32r2 (Atheros/Qualcomm QCA95xx and other OpenWrt routers): Debian 12
+    # has no such port, only the cross compiler (g++-mips-linux-gnu), so no libssl-dev:mips;
+    # the mbedTLS build (linux_mips-small) needs nothing else.
+    mips) triplet=mips-linux-gnu; cpu=mips; deb=mips; qemu=mips; file_arch="MIPS"; endian=MSB ;;
+    *) echo "dist/$platform: unknown architecture '$arch' (amd64, arm64, armv7, mipsle or mips)" >&2; exit 2 ;;
 esac
 
 cmake_args=(-S . -DCMAKE_BUILD_TYPE=Release -DOP_TESTS=OFF -DOP_SANITIZE=OFF)
 
+if [ "$variant" = small ] && [ "$os" != linux ]; then
+    echo "dist/$platform: the -small (mbedTLS) builds are Linux ones" >&2
+    exit 2
+fi
+
 case "$os" in
 linux)
     cmake_args+=(-DOP_STATIC=ON)
-    if [ "$host_os/$host_arch" != "linux/$arch" ]; then
+    cross=0
+    [ "$host_os/$host_arch" = "linux/$arch" ] || cross=1
+    if [ "$variant" = small ]; then
+        # mbedTLS for the target, trimmed (platform/mbedtls/small.cfg), -Os with a section
+        # per function so that the proxy's --gc-sections drops what it never calls; the
+        # proxy -Os too (measured in dist/README.md). 64-bit file offsets as the proxy's
+        # (CMakeLists.txt): on 32-bit CPUs, mbedTLS's readdir()/stat() of a CA directory
+        # otherwise fail with EOVERFLOW now and then (seen under qemu-mipsel-static).
+        cc=cc cxx=c++
+        if [ "$cross" = 1 ]; then
+            cc=${CROSS_CC:-$triplet-gcc}
+            cxx=${CROSS_CXX:-$triplet-g++}
+        fi
+        missing=()
+        for tool in "$cc" "$cxx"; do
+            command -v "$tool" >/dev/null 2>&1 ||
+                missing+=("the compiler '$tool' (Debian: scripts/deps.sh --small, or apt-get install g++-$triplet)")
+        done
+        if [ ${#missing[@]} -gt 0 ]; then
+            printf -v why '\n  - %s' "${missing[@]}"
+            cannot "a build for $arch from $host_os/$host_arch needs:$why"
+        fi
+        mbedtls_args=(--cc "$cc" --config platform/mbedtls/small.cfg
+                      --cflags "-Os -ffunction-sections -fdata-sections -D_FILE_OFFSET_BITS=64")
+        [ "$cross" = 1 ] && mbedtls_args+=(--system Linux --processor "$cpu")
+        rc=0
+        JOBS=$jobs scripts/mbedtls.sh "small-$arch" "${mbedtls_args[@]}" || rc=$?
+        # 3: no source package (no deb-src entry): this machine cannot build it.
+        [ "$rc" = 3 ] && cannot "scripts/mbedtls.sh found no mbedTLS source (scripts/deps.sh --small adds the deb-src entry it needs)"
+        [ "$rc" = 0 ] || exit "$rc"
+        cmake_args+=(-DOP_TLS=mbedtls -DMBEDTLS_ROOT_DIR="$PWD/build/mbedtls-prefix/small-$arch"
+                     "-DCMAKE_CXX_FLAGS_RELEASE=-Os -DNDEBUG")
+        if [ "$cross" = 1 ]; then
+            cmake_args+=(-DCMAKE_SYSTEM_NAME=Linux -DCMAKE_SYSTEM_PROCESSOR="$cpu"
+                         -DCMAKE_CXX_COMPILER="$cxx" -DCMAKE_FIND_ROOT_PATH_MODE_PROGRAM=NEVER)
+        fi
+    elif [ "$cross" = 1 ]; then
         # Cross build: a compiler for the target and an OpenSSL built for it, as static
         # libraries. Debian ships both (g++-aarch64-linux-gnu; libssl-dev:arm64 after
         # `dpkg --add-architecture arm64`), or point OPENSSL_ROOT_DIR at your own build.
@@ -75,7 +132,10 @@ linux)
         for d in ${OPENSSL_ROOT_DIR:+"$OPENSSL_ROOT_DIR/lib" "$OPENSSL_ROOT_DIR/lib64"} "/usr/lib/$triplet"; do
             if [ -f "$d/libssl.a" ] && [ -f "$d/libcrypto.a" ]; then ssl_lib=$d; break; fi
         done
-        if [ "$deb" = mipsel ]; then
+        if [ "$deb" = mips ]; then
+            ssl_how="Debian 12 has no big-endian mips port, hence no libssl-dev:mips (build\
+ linux_mips-small, with mbedTLS, instead); or your own OpenSSL build in a prefix"
+        elif [ "$deb" = mipsel ]; then
             # Debian 12's security archive has no mipsel: libssl-dev:mipsel lags the host's.
             ssl_how="Debian 12's libssl-dev:mipsel cannot be installed beside the host's;\
  unpack it into a prefix as dist/README.md shows and set OPENSSL_ROOT_DIR"
@@ -183,6 +243,7 @@ echo "$out: $desc"
 fail() { echo "dist/$platform: verification failed: $*" >&2; exit 1; }
 if [ "$os" = linux ]; then
     case "$desc" in *"$file_arch"*) ;; *) fail "not an $file_arch binary";; esac
+    case "$desc" in *"$endian"*) ;; *) fail "not $endian (byte order)";; esac
     case "$desc" in *"statically linked"*|*"static-pie linked"*) ;; *) fail "not statically linked";; esac
     if [ "$host_os/$host_arch" = "linux/$arch" ]; then
         # ldd exits 1 for static executables; its message is what we check.
@@ -205,6 +266,11 @@ if [ "$os" = darwin ]; then
         echo "note: $out is cross-built and link-checked, not run (no Mac here)"
     fi
 fi
+size=$(wc -c <"$out")
+if [ "$variant" = small ] && [ "$size" -gt "$small_limit" ]; then
+    rm -f "$out"
+    fail "$size bytes: more than the small builds' limit of $small_limit bytes (1.5 MiB)"
+fi
 if [ "$os" = linux ] && [ "$host_os/$host_arch" != "linux/$arch" ]; then
     # A cross binary is run once under user-mode QEMU when it is installed
     # (scripts/deps.sh --cross); binfmt need not be registered.
@@ -216,4 +282,4 @@ if [ "$os" = linux ] && [ "$host_os/$host_arch" != "linux/$arch" ]; then
         echo "note: qemu-$qemu-static not installed, $out not run (scripts/deps.sh --cross)"
     fi
 fi
-echo "$out: $(wc -c <"$out") bytes"
+echo "$out: $size bytes"

@@ -110,7 +110,8 @@ public:
     // Bytes of plaintext already decrypted or ciphertext buffered and not yet read.
     virtual bool has_buffered_input() const = 0;
     // Gives the engine's record buffers back if no partial record needs them (for a
-    // connection about to sit idle). A library that cannot (mbed TLS 2.28) keeps them.
+    // connection about to sit idle). Both backends also do it by themselves whenever a
+    // read runs dry.
     virtual void release_buffers() = 0;
 
     // The last error as one line, without library internals beyond the reason.

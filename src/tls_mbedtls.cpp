@@ -16,15 +16,25 @@
 //   - every certificate of the trust store is a trust anchor, self-signed or not: a
 //     bundle holding an intermediate CA without its root verifies chains up to that
 //     intermediate, where OpenSSL (without X509_V_FLAG_PARTIAL_CHAIN) wants the root;
-//   - each session holds its two record buffers (just over 16 KiB each) for its whole
-//     life: 2.28 can neither shrink them nor serialise a TLS (not DTLS) connection, so
-//     release_buffers() has nothing to give back.
+//   - mbedTLS allocates a session's two record buffers (the incoming one at TLS's full
+//     16 KiB, since a server may send records that large; the outgoing one at
+//     MBEDTLS_SSL_OUT_CONTENT_LEN) at setup and keeps them to the end. Between records
+//     neither holds anything but the 8-byte sequence number in front, so a session that
+//     is idle after the handshake "parks" them, as OpenSSL's SSL_MODE_RELEASE_BUFFERS
+//     does its own: the buffers are freed and their pointers moved, offsets kept, into
+//     two small arrays of the session; every call that may read or write a record first
+//     gives them their full size back. 2.28 has no API for it (its
+//     MBEDTLS_SSL_VARIABLE_BUFFER_LENGTH shrinks only to a negotiated max_fragment_length,
+//     which the big front ends ignore), so this walks the record-layer fields of
+//     mbedtls_ssl_context, public in 2.x.
 // Errors are worded as OpenSSL words them (X509_verify_cert_error_string, its alert
 // and record-layer reasons), so users and tests see one vocabulary whichever backend.
 #include "sys.h"
 #include "tls_internal.h"
 
+#include <array>
 #include <cctype>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <ctime>
@@ -33,7 +43,10 @@
 #include <mbedtls/ctr_drbg.h>
 #include <mbedtls/entropy.h>
 #include <mbedtls/error.h>
+#include <mbedtls/platform.h>
+#include <mbedtls/platform_util.h>
 #include <mbedtls/ssl.h>
+#include <mbedtls/ssl_internal.h>  // MBEDTLS_SSL_IN_BUFFER_LEN, MBEDTLS_SSL_OUT_BUFFER_LEN
 #include <mbedtls/version.h>
 #include <mbedtls/x509_crt.h>
 
@@ -134,7 +147,16 @@ public:
         : engine_(std::move(engine)), key_(std::move(key)) {
         mbedtls_ssl_init(&ssl_);
     }
-    ~MbedTlsSession() override { mbedtls_ssl_free(&ssl_); }
+    ~MbedTlsSession() override {
+        // mbedtls_ssl_free frees (and wipes, at the full size) only heap buffers.
+        if (parked_) {
+            mbedtls_platform_zeroize(in_park_, sizeof in_park_);
+            mbedtls_platform_zeroize(out_park_, sizeof out_park_);
+            ssl_.in_buf = nullptr;
+            ssl_.out_buf = nullptr;
+        }
+        mbedtls_ssl_free(&ssl_);
+    }
     MbedTlsSession(const MbedTlsSession&) = delete;
     MbedTlsSession& operator=(const MbedTlsSession&) = delete;
 
@@ -161,6 +183,7 @@ public:
         if (rc == 0) {
             done_ = true;
             remember_session();
+            park();
             return TlsStatus::Ok;
         }
         if (rc == MBEDTLS_ERR_SSL_WANT_READ || rc == MBEDTLS_ERR_SSL_WANT_WRITE) return TlsStatus::WantRead;
@@ -176,12 +199,16 @@ public:
         if (failed_) return TlsStatus::Error;
         if (closed_) return TlsStatus::Closed;
         if (cap == 0) return TlsStatus::Ok;  // nothing asked for; callers pass cap > 0
+        if (!unpark()) return TlsStatus::Error;
         int rc = mbedtls_ssl_read(&ssl_, reinterpret_cast<unsigned char*>(out), cap);
         if (rc > 0) {
             *n = static_cast<std::size_t>(rc);
             return TlsStatus::Ok;
         }
-        if (rc == MBEDTLS_ERR_SSL_WANT_READ || rc == MBEDTLS_ERR_SSL_WANT_WRITE) return TlsStatus::WantRead;
+        if (rc == MBEDTLS_ERR_SSL_WANT_READ || rc == MBEDTLS_ERR_SSL_WANT_WRITE) {
+            park();  // nothing to read until more ciphertext comes
+            return TlsStatus::WantRead;
+        }
         if (rc == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY) {
             closed_ = true;  // mbedTLS would go on reading records after it
             return TlsStatus::Closed;
@@ -193,6 +220,7 @@ public:
         *n = 0;
         if (failed_) return TlsStatus::Error;
         if (len == 0) return TlsStatus::Ok;
+        if (!unpark()) return TlsStatus::Error;
         // The send callback never refuses bytes, so every call makes whole records of
         // up to 16 KiB; room for all of them is made up front.
         out_.reserve_more(len + (len / kMaxRecordPlaintext + 1) * kRecordOverhead);
@@ -213,6 +241,7 @@ public:
             return fail(rc);
         }
         *n = len;
+        park();
         return TlsStatus::Ok;
     }
 
@@ -224,10 +253,100 @@ public:
                !in_.taken_whole_records();
     }
 
-    // See the top of the file: 2.28's record buffers live as long as the session.
-    void release_buffers() override {}
+    // Parked whenever read() runs dry and after each write(): here only for callers that
+    // ask outright.
+    void release_buffers() override { park(); }
 
 private:
+    // --- record buffers (see the top of the file) ---------------------------------------
+    // What a parked buffer keeps: the sequence number (8 bytes), then the record header
+    // and explicit IV, where the pointers into the buffer point (TLS: at most 8 + 5 + 16
+    // bytes in from its start; park() checks).
+    static constexpr std::size_t kParkBytes = 48;
+
+    // The pointers into each record buffer (a null entry: a field this build lacks).
+    using BufferPointers = std::array<unsigned char**, 7>;
+    BufferPointers in_pointers() {
+        return {&ssl_.in_ctr, &ssl_.in_hdr, &ssl_.in_len, &ssl_.in_iv, &ssl_.in_msg, &ssl_.in_offt,
+#if defined(MBEDTLS_SSL_DTLS_CONNECTION_ID)
+                &ssl_.in_cid};
+#else
+                nullptr};
+#endif
+    }
+    BufferPointers out_pointers() {
+        return {&ssl_.out_ctr, &ssl_.out_hdr, &ssl_.out_len, &ssl_.out_iv, &ssl_.out_msg,
+#if defined(MBEDTLS_SSL_DTLS_CONNECTION_ID)
+                &ssl_.out_cid,
+#else
+                nullptr,
+#endif
+                nullptr};
+    }
+
+    static bool within_park(const unsigned char* buf, const BufferPointers& pointers) {
+        for (unsigned char** p : pointers) {
+            if (p == nullptr || *p == nullptr) continue;
+            if (*p < buf || *p - buf >= static_cast<std::ptrdiff_t>(kParkBytes)) return false;
+        }
+        return true;
+    }
+
+    // Moves a record buffer to `to`, its first kParkBytes bytes and its pointers with it.
+    static void move_buffer(unsigned char*& buf, unsigned char* to, const BufferPointers& pointers) {
+        for (unsigned char** p : pointers) {
+            if (p != nullptr && *p != nullptr) *p = to + (*p - buf);
+        }
+        std::memcpy(to, buf, kParkBytes);
+        buf = to;
+    }
+
+    // Frees both record buffers when no record is in flight either way: the handshake
+    // over, no byte of an incoming record taken (in_left), nothing decrypted or held back
+    // (check_pending), no outgoing record unsent (out_left: the send callback takes all).
+    void park() {
+        if (parked_ || !done_ || failed_ || ssl_.state != MBEDTLS_SSL_HANDSHAKE_OVER || ssl_.handshake != nullptr ||
+            ssl_.in_left != 0 || ssl_.out_left != 0 || mbedtls_ssl_check_pending(&ssl_) != 0) {
+            return;
+        }
+        const BufferPointers in = in_pointers(), out = out_pointers();
+        if (!within_park(ssl_.in_buf, in) || !within_park(ssl_.out_buf, out)) return;  // never so in TLS
+#if defined(MBEDTLS_SSL_VARIABLE_BUFFER_LENGTH)
+        in_size_ = ssl_.in_buf_len;
+        out_size_ = ssl_.out_buf_len;
+#endif
+        unsigned char* in_heap = ssl_.in_buf;
+        unsigned char* out_heap = ssl_.out_buf;
+        move_buffer(ssl_.in_buf, in_park_, in);
+        move_buffer(ssl_.out_buf, out_park_, out);
+        mbedtls_platform_zeroize(in_heap, in_size_);
+        mbedtls_free(in_heap);
+        mbedtls_platform_zeroize(out_heap, out_size_);
+        mbedtls_free(out_heap);
+        parked_ = true;
+    }
+
+    // Gives the record buffers their full size back; false (and a sticky error) if the
+    // memory is not there.
+    bool unpark() {
+        if (!parked_) return true;
+        auto* in_heap = static_cast<unsigned char*>(mbedtls_calloc(1, in_size_));
+        auto* out_heap = static_cast<unsigned char*>(mbedtls_calloc(1, out_size_));
+        if (in_heap == nullptr || out_heap == nullptr) {
+            mbedtls_free(in_heap);
+            mbedtls_free(out_heap);
+            failed_ = true;
+            error_ = "out of memory for the TLS record buffers";
+            return false;
+        }
+        move_buffer(ssl_.in_buf, in_heap, in_pointers());
+        move_buffer(ssl_.out_buf, out_heap, out_pointers());
+        mbedtls_platform_zeroize(in_park_, sizeof in_park_);
+        mbedtls_platform_zeroize(out_park_, sizeof out_park_);
+        parked_ = false;
+        return true;
+    }
+
     static int send_to_queue(void* self, const unsigned char* data, std::size_t len) {
         static_cast<MbedTlsSession*>(self)->out_.append(reinterpret_cast<const char*>(data), len);
         return static_cast<int>(len);
@@ -334,6 +453,11 @@ private:
     bool top_self_issued_ = false;
     bool top_rejected_ = false;   // ends in, or at a CA issued by, a rejected trust anchor
     std::uint32_t leaf_flags_ = 0;
+    bool parked_ = false;          // the record buffers are in the arrays below
+    std::size_t in_size_ = MBEDTLS_SSL_IN_BUFFER_LEN;  // their full sizes, given back by unpark()
+    std::size_t out_size_ = MBEDTLS_SSL_OUT_BUFFER_LEN;
+    unsigned char in_park_[kParkBytes] = {};
+    unsigned char out_park_[kParkBytes] = {};
 };
 
 // The trust store is chosen and checked when the context is created; mbedTLS's side
@@ -421,7 +545,9 @@ std::string MbedTlsContext::build() {
     mbedtls_ssl_conf_ca_chain(&conf, &engine->anchors, nullptr);
     mbedtls_ssl_conf_rng(&conf, mbedtls_ctr_drbg_random, &engine->drbg);
     mbedtls_ssl_conf_session_tickets(&conf, MBEDTLS_SSL_SESSION_TICKETS_ENABLED);
+#if defined(MBEDTLS_SSL_RENEGOTIATION)  // compiled out of the small builds' mbedTLS (platform/mbedtls/small.cfg)
     mbedtls_ssl_conf_renegotiation(&conf, MBEDTLS_SSL_RENEGOTIATION_DISABLED);
+#endif
     rc = mbedtls_ssl_conf_alpn_protocols(&conf, kAlpn);
     if (rc != 0) return "cannot set ALPN: " + mbedtls_reason(rc);
     engine_ = std::move(engine);

@@ -16,6 +16,10 @@
 #include <thread>
 #include <vector>
 
+#if defined(__GLIBC__)
+#include <malloc.h>  // mallinfo2: the heap bytes in use, for the idle-session test
+#endif
+
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -406,6 +410,52 @@ TEST_CASE("tls: has_buffered_input covers decrypted and undecrypted bytes") {
     CHECK(rest.size() == 10000 - sizeof buf);
     CHECK_FALSE(client->has_buffered_input());
 }
+
+#if defined(__GLIBC__)
+// Both backends give a session's record buffers back when a read runs dry (OpenSSL:
+// SSL_MODE_RELEASE_BUFFERS; mbed TLS: the session parks them), and take them again for
+// the next record: an idle pooled connection or a held stream costs no 16 KiB buffer.
+TEST_CASE("tls: an idle session gives its record buffers back, and reads the next record whole") {
+    if (mallinfo2().uordblks == 0) {
+        MESSAGE("skipped: no heap statistics here (a sanitizer's allocator replaces glibc's)");
+        return;
+    }
+    Pki pki;
+    auto ctx = client_context(pki.ca_file);
+    for (int version : {TLS1_2_VERSION, TLS1_3_VERSION}) {
+        CAPTURE(version);
+        TestServer server(pki, version);
+        ServerConn conn(server);
+        auto client = TlsSession::create(*ctx, "localhost", 443);
+        REQUIRE(client);
+        REQUIRE(run_handshake(*client, conn) == TlsStatus::Ok);
+        client_read_all(*client);  // TLS 1.3 tickets
+        client_write(*client, "POST /v1/chat/completions HTTP/1.1\r\n\r\n");
+        client_to_server(*client, conn);
+        conn.read_all();
+        for (int round = 0; round < 3; ++round) {
+            CAPTURE(round);
+            // A full-size record (16 KiB of plaintext), read in two parts: after the first,
+            // the session holds its incoming buffer; once the read runs dry, it does not.
+            const std::string event = pattern(16 * 1024, static_cast<unsigned>(round));
+            conn.write(event);
+            server_to_client(conn, *client);
+            std::string got(event.size() + 1, '\0');  // allocated before measuring
+            std::size_t have = 0, n = 0;
+            REQUIRE(client->read(got.data(), 100, &n) == TlsStatus::Ok);
+            have += n;
+            const std::size_t busy = mallinfo2().uordblks;
+            TlsStatus last;
+            while ((last = client->read(got.data() + have, got.size() - have, &n)) == TlsStatus::Ok) have += n;
+            const std::size_t idle = mallinfo2().uordblks;
+            CHECK(last == TlsStatus::WantRead);
+            got.resize(have);
+            CHECK(got == event);
+            CHECK(busy >= idle + 16 * 1024);
+        }
+    }
+}
+#endif
 
 TEST_CASE("tls: a certificate from an unknown CA fails verification") {
     Pki pki;
