@@ -31,7 +31,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(os.path.dirname(HERE))
@@ -389,9 +388,12 @@ def main():
         skip('the openai package is not in %s (tests/sdk/setup.sh installs it)' % node_dir)
     if not harness.binary():
         sys.exit('sdk-check: set OP_BINARY to the proxy to test')
+    exe = os.environ.get('OP_WINE_EXE')
+    for path in [harness.binary()] + ([exe] if exe else []):
+        if not os.path.isfile(path):
+            sys.exit('sdk-check: %s does not exist' % path)
     with open(os.path.join(node_dir, 'node_modules', 'openai', 'package.json')) as f:
         version = json.load(f)['version']
-    exe = os.environ.get('OP_WINE_EXE')
     print('sdk-check: openai %s on node %s, proxy %s' % (
         version, subprocess.run([node, '--version'], capture_output=True, text=True).stdout.strip(),
         harness.binary() + (' ' + exe if exe else '')), flush=True)
@@ -402,7 +404,11 @@ def main():
     data = os.urandom(UPLOAD_BYTES)
     with open(upload_path, 'wb') as f:
         f.write(data)
-    r = Runner(node, module, upload_path)
+    try:
+        r = Runner(node, module, upload_path)
+    except AssertionError as e:   # the proxy did not start
+        print('FAIL  the proxy starts\n    %s\n0 passed, 1 failed' % e)
+        return 1
     try:
         r.run('chat', 'chat.completions.create: JSON answer', expect_chat)
         r.run('stream', 'chat.completions.create stream: true: %d SSE events and [DONE]' % STREAM_EVENTS,
