@@ -19,6 +19,10 @@
 #   make dist/darwin_arm64/openai-proxy macOS (also darwin_amd64): natively on a Mac of that
 #                                      CPU (Homebrew's openssl@3), else cross-built with
 #                                      Zig (scripts/deps.sh --darwin); see scripts/dist.sh
+#   make sdk-check                     the official OpenAI Node SDK (npm openai v4, fetched into
+#                                      build/sdk-node) through the proxy, as directly
+#                                      (tests/sdk; OP_BINARY, default ./openai-proxy, built;
+#                                      SKIP line without Node or the npm registry)
 #   make check-darwin                  both macOS binaries, and the unit tests compiled and
 #                                      linked for macOS, checked without a Mac (SKIP line
 #                                      without the toolchain)
@@ -85,7 +89,7 @@ endif
 endif
 
 # Always ask CMake: it knows what is out of date; make does not.
-.PHONY: all test test-asan test-bsd-sockets test-mbedtls test-windows test-small check-darwin fuzz dist dist/openwrt dist/systemd clean FORCE
+.PHONY: all test test-asan test-bsd-sockets test-mbedtls test-windows test-small sdk-check check-darwin fuzz dist dist/openwrt dist/systemd clean FORCE
 all: openai-proxy
 
 # configure(build dir, cmake args)
@@ -126,6 +130,15 @@ test-mbedtls: $(MBEDTLS_STATIC_BINARY)
 # contract on IOCP among them) and every e2e test through tests/windows/wine-run.
 test-windows:
 	@JOBS=$(JOBS) TEST_JOBS=$(TEST_JOBS) scripts/test-windows.sh
+
+# The official OpenAI Node SDK through the proxy (tests/sdk/run.py): OP_BINARY=<binary> for
+# another build (dist/linux_amd64/openai-proxy, a -small one), or the Windows .exe with
+# OP_BINARY=tests/windows/wine-run OP_WINE_EXE=<.exe>. Without OP_BINARY, ./openai-proxy is
+# built first. The SDK comes from npm (tests/sdk/setup.sh), never committed.
+sdk-check: $(if $(OP_BINARY),,openai-proxy)
+	@tests/sdk/setup.sh
+	@OP_BINARY=$(abspath $(or $(OP_BINARY),openai-proxy)) \
+	  $(if $(OP_WINE_EXE),OP_WINE_EXE=$(abspath $(OP_WINE_EXE))) python3 tests/sdk/run.py
 
 build/mbedtls-static/openai-proxy: FORCE
 	$(call configure,build/mbedtls-static,-DCMAKE_BUILD_TYPE=Release -DOP_TESTS=OFF -DOP_SANITIZE=OFF -DOP_STATIC=ON -DOP_TLS=mbedtls)

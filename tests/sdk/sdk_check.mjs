@@ -1,0 +1,116 @@
+// One check of the official OpenAI Node SDK (npm `openai`, v4) against a base URL: the
+// proxy (http://127.0.0.1:<port>/v1) or, for the baseline, the fake upstream itself.
+// tests/sdk/run.py runs it once per check and base URL and judges what it prints.
+//
+//   node sdk_check.mjs <check> <baseURL> [file]
+//
+// checks: chat, stream, upload (file: the path to upload), error, abort.
+// Prints one JSON line: {"observed": {...}, "timing": {...}} on success, or
+// {"error": "..."} when the SDK call failed in a way the check did not expect.
+// `observed` is what the SDK handed to the program, compared between the proxy and the
+// direct run; `timing` is not compared (run.py reads bounds from it).
+// The module is loaded from build/sdk-node (tests/sdk/setup.sh) through OP_SDK_MODULE.
+import fs from 'node:fs';
+import { pathToFileURL } from 'node:url';
+
+const [check, baseURL, file] = process.argv.slice(2);
+const modulePath = process.env.OP_SDK_MODULE;
+if (!check || !baseURL || !modulePath) {
+  process.stderr.write('usage: OP_SDK_MODULE=<.../openai/index.mjs> node sdk_check.mjs <check> <baseURL> [file]\n');
+  process.exit(2);
+}
+const { default: OpenAI, toFile } = await import(pathToFileURL(modulePath).href);
+
+const GOOD_KEY = 'sk-sdk-check-good';
+const BAD_KEY = 'sk-sdk-check-bad';
+
+function client(apiKey = GOOD_KEY) {
+  // maxRetries 0: an error must reach the program as the first answer, not a retry's.
+  return new OpenAI({ apiKey, baseURL, maxRetries: 0, timeout: 30_000, organization: null, project: null });
+}
+
+const messages = [{ role: 'user', content: 'Say hello through the proxy' }];
+const ms = () => Number(process.hrtime.bigint() / 1000n) / 1000;
+
+async function chat() {
+  const c = await client().chat.completions.create({ model: 'sdk-json', messages, temperature: 0 });
+  return {
+    observed: {
+      id: c.id, object: c.object, model: c.model, content: c.choices[0].message.content,
+      role: c.choices[0].message.role, finish_reason: c.choices[0].finish_reason, usage: c.usage,
+      request_id: c._request_id,
+    },
+  };
+}
+
+async function stream() {
+  const t0 = ms();
+  const s = await client().chat.completions.create({ model: 'sdk-stream', messages, stream: true });
+  const deltas = [];
+  const arrivals = [];
+  let finish = null;
+  for await (const chunk of s) {
+    arrivals.push(ms() - t0);
+    deltas.push(chunk.choices[0].delta.content ?? null);
+    finish = chunk.choices[0].finish_reason ?? finish;
+  }
+  return {
+    observed: { chunks: deltas.length, deltas, text: deltas.join(''), finish_reason: finish },
+    timing: { arrivals_ms: arrivals },
+  };
+}
+
+async function upload() {
+  const f = await client().files.create({ file: fs.createReadStream(file), purpose: 'assistants' });
+  return {
+    observed: {
+      id: f.id, object: f.object, bytes: f.bytes, filename: f.filename, purpose: f.purpose,
+      sha256: f.sha256, content_type: f.content_type,
+    },
+  };
+}
+
+async function error() {
+  try {
+    await client(BAD_KEY).chat.completions.create({ model: 'sdk-json', messages });
+  } catch (e) {
+    return {
+      observed: {
+        class: e.constructor.name, is_authentication_error: e instanceof OpenAI.AuthenticationError,
+        is_api_error: e instanceof OpenAI.APIError, status: e.status ?? null, message: e.message,
+        code: e.code ?? null, type: e.type ?? null, param: e.param ?? null,
+        error_message: e.error?.message ?? null, request_id: e.request_id ?? null,
+      },
+    };
+  }
+  return { error: 'the request with a bad key did not throw' };
+}
+
+async function abort() {
+  const s = await client().chat.completions.create({ model: 'sdk-long', messages, stream: true });
+  const deltas = [];
+  let ended = 'aborted';
+  try {
+    for await (const chunk of s) {
+      deltas.push(chunk.choices[0].delta.content ?? null);
+      if (deltas.length === 3) {
+        s.controller.abort();
+        break;
+      }
+    }
+  } catch (e) {
+    ended = 'threw ' + e.constructor.name + ': ' + e.message;
+  }
+  return { observed: { chunks: deltas.length, deltas, ended } };
+}
+
+const checks = { chat, stream, upload, error, abort };
+let out;
+try {
+  if (!checks[check]) throw new Error('unknown check ' + check);
+  out = await checks[check]();
+} catch (e) {
+  out = { error: `${e.constructor.name}: ${e.message}` + (e.status ? ` (status ${e.status})` : '') };
+}
+// Exit at once: a kept-alive socket must not hold the process (and the timing) open.
+process.stdout.write(JSON.stringify(out) + '\n', () => process.exit(0));
