@@ -1064,9 +1064,14 @@ class Proxy:
                     with socket.socket(family, socket.SOCK_STREAM) as probe:
                         probe.settimeout(0.5)
                         probe.connect((self.host, self.port))
-                    return self
                 except OSError:
                     time.sleep(0.03)
+                    continue
+                # The first listening socket accepts before the others exist (one per
+                # worker); the start line comes once all are set up, so a test that counts
+                # descriptors from here sees the steady state (under qemu the gap is long).
+                if self._started_line(deadline):
+                    return self
             else:
                 self.kill()
                 raise AssertionError('proxy did not accept connections within %.0f s; stderr:\n%s'
@@ -1075,6 +1080,17 @@ class Proxy:
                 break
         raise AssertionError('proxy exited with status %s at start (argv %s); stderr:\n%s'
                              % (self.returncode, self.argv(), last_err))
+
+    def _started_line(self, deadline):
+        while now() < deadline:
+            if 'Starting proxy server on ' in self.stderr() + self.stdout():
+                return True
+            if self.proc.poll() is not None:
+                return False
+            time.sleep(0.03)
+        self.kill()
+        raise AssertionError('proxy accepted a connection but did not log its start line within %.0f s; '
+                             'stderr:\n%s' % (PROXY_START_TIMEOUT, self.stderr()))
 
     def stderr(self):
         try:
