@@ -49,6 +49,9 @@
 
 CMAKE        ?= cmake
 CTEST        ?= ctest
+# Extra ctest arguments, e.g. CTEST_FLAGS='--repeat until-pass:2' (what .ci/run gives the
+# suites other than `make test`: a test that fails and then passes shows both runs in the log).
+CTEST_FLAGS  ?=
 JOBS         ?= $(shell nproc 2>/dev/null || sysctl -n hw.ncpu 2>/dev/null || echo 2)
 TEST_JOBS    ?= 2
 FUZZ_SECONDS ?= 60
@@ -105,18 +108,18 @@ test: $(STATIC_BINARY)
 	$(call configure,build/test,-DCMAKE_BUILD_TYPE=Release -DOP_TESTS=ON -DOP_SANITIZE=OFF -DOP_STATIC=OFF -DOP_TLS=openssl \
 	  -DOP_STATIC_BINARY=$(if $(STATIC_BINARY),$(abspath $(STATIC_BINARY))))
 	$(CMAKE) --build build/test -j $(JOBS)
-	$(CTEST) --test-dir build/test --output-on-failure -j $(TEST_JOBS)
+	$(CTEST) --test-dir build/test --output-on-failure -j $(TEST_JOBS) $(CTEST_FLAGS)
 
 test-asan:
 	$(call configure,build/asan,-DCMAKE_BUILD_TYPE=RelWithDebInfo -DOP_TESTS=ON -DOP_SANITIZE=ON -DOP_STATIC=OFF -DOP_TLS=openssl -DOP_STATIC_BINARY=)
 	$(CMAKE) --build build/asan -j $(JOBS)
-	UBSAN_OPTIONS=print_stacktrace=1 $(CTEST) --test-dir build/asan --output-on-failure -j $(TEST_JOBS)
+	UBSAN_OPTIONS=print_stacktrace=1 $(CTEST) --test-dir build/asan --output-on-failure -j $(TEST_JOBS) $(CTEST_FLAGS)
 
 # OP_SOCKETS=bsd: the sockets macOS and the BSDs get, on this system's poller.
 test-bsd-sockets:
 	$(call configure,build/bsd-sockets,-DCMAKE_BUILD_TYPE=Release -DOP_TESTS=ON -DOP_SANITIZE=OFF -DOP_STATIC=OFF -DOP_STATIC_BINARY= -DOP_SOCKETS=bsd -DOP_TLS=openssl)
 	$(CMAKE) --build build/bsd-sockets -j $(JOBS)
-	$(CTEST) --test-dir build/bsd-sockets --output-on-failure -j $(TEST_JOBS)
+	$(CTEST) --test-dir build/bsd-sockets --output-on-failure -j $(TEST_JOBS) $(CTEST_FLAGS)
 
 # The whole suite again with the other TLS backend: the unit tests of tls.h and every e2e
 # test must pass unchanged on it.
@@ -124,7 +127,7 @@ test-mbedtls: $(MBEDTLS_STATIC_BINARY)
 	$(call configure,build/mbedtls,-DCMAKE_BUILD_TYPE=Release -DOP_TESTS=ON -DOP_SANITIZE=OFF -DOP_STATIC=OFF -DOP_TLS=mbedtls \
 	  -DOP_STATIC_BINARY=$(if $(MBEDTLS_STATIC_BINARY),$(abspath $(MBEDTLS_STATIC_BINARY))))
 	$(CMAKE) --build build/mbedtls -j $(JOBS)
-	$(CTEST) --test-dir build/mbedtls --output-on-failure -j $(TEST_JOBS)
+	$(CTEST) --test-dir build/mbedtls --output-on-failure -j $(TEST_JOBS) $(CTEST_FLAGS)
 
 # The Windows build, cross-compiled and run under Wine: its unit tests (the poller
 # contract on IOCP among them) and every e2e test through tests/windows/wine-run.
@@ -168,7 +171,7 @@ test-small:
 	  -DOP_TEST_BINARY=$(abspath dist/$(SMALL_HOST)/openai-proxy) \
 	  -DOP_STATIC_BINARY=$(if $(SMALL_CHROOT),$(abspath dist/$(SMALL_HOST)/openai-proxy)))
 	$(CMAKE) --build build/small-e2e -j $(JOBS)
-	$(CTEST) --test-dir build/small-e2e --output-on-failure -j $(TEST_JOBS)
+	$(CTEST) --test-dir build/small-e2e --output-on-failure -j $(TEST_JOBS) $(CTEST_FLAGS)
 
 fuzz:
 	fuzz/run.sh $(FUZZ_SECONDS) $(abspath build/fuzz)
