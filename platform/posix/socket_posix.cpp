@@ -14,13 +14,15 @@
 
 #include "posix/socket_os.h"
 
+#include "sockaddr_common.h"
+
 namespace op {
 
 static_assert(sizeof(SockAddr::storage) >= sizeof(sockaddr_storage), "SockAddr too small");
 
 namespace {
 
-const sockaddr* sa(const SockAddr& a) { return reinterpret_cast<const sockaddr*>(a.storage); }
+using sockaddr_common::sa;
 
 IoResult from_errno(ssize_t n) {
     if (n > 0) return {IoStatus::Ok, static_cast<std::size_t>(n), 0};
@@ -30,37 +32,6 @@ IoResult from_errno(ssize_t n) {
 }
 
 }  // namespace
-
-std::string SockAddr::to_string() const {
-    char host[INET6_ADDRSTRLEN] = "?";
-    unsigned port = 0;
-    const sockaddr* s = sa(*this);
-    if (s->sa_family == AF_INET) {
-        auto* in = reinterpret_cast<const sockaddr_in*>(s);
-        inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
-        port = ntohs(in->sin_port);
-        return std::string(host) + ":" + std::to_string(port);
-    }
-    auto* in6 = reinterpret_cast<const sockaddr_in6*>(s);
-    inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
-    port = ntohs(in6->sin6_port);
-    return "[" + std::string(host) + "]:" + std::to_string(port);
-}
-
-bool SockAddr::ip_bytes(unsigned char out[16], std::size_t& n) const {
-    const sockaddr* s = sa(*this);
-    if (len >= sizeof(sockaddr_in) && s->sa_family == AF_INET) {
-        std::memcpy(out, &reinterpret_cast<const sockaddr_in*>(s)->sin_addr, 4);
-        n = 4;
-        return true;
-    }
-    if (len >= sizeof(sockaddr_in6) && s->sa_family == AF_INET6) {
-        std::memcpy(out, &reinterpret_cast<const sockaddr_in6*>(s)->sin6_addr, 16);
-        n = 16;
-        return true;
-    }
-    return false;
-}
 
 namespace net {
 
@@ -186,16 +157,7 @@ int resolve(const std::string& host, std::uint16_t port, SockAddr* out, int cap,
         error = gai_strerror(rc);
         return 0;
     }
-    int n = 0;
-    for (addrinfo* ai = res; ai && n < cap; ai = ai->ai_next) {
-        if (ai->ai_addrlen > sizeof out[n].storage) continue;
-        std::memcpy(out[n].storage, ai->ai_addr, ai->ai_addrlen);
-        out[n].len = static_cast<unsigned>(ai->ai_addrlen);
-        ++n;
-    }
-    freeaddrinfo(res);
-    if (n == 0) error = "no usable address";
-    return n;
+    return sockaddr_common::take_addresses(res, out, cap, error);
 }
 
 }  // namespace net
