@@ -14,6 +14,8 @@ constexpr std::int64_t kLingerMs = 2'000;             // discarding input before
 constexpr std::int64_t kOrphanGraceMs = 50;           // an answer whose client left (+ a tick)
 constexpr std::uint64_t kOrphanAnswerLimit = 64 * 1024;  // ... is waited for up to this size
 constexpr std::size_t kPipelineLimit = 64 * 1024;     // buffered bytes of later requests
+constexpr std::size_t kTlsReadChunk = 17 * 1024;      // ciphertext per read: a whole record and its header
+constexpr std::size_t kTlsWriteChunk = 16 * 1024;     // plaintext per TLS write: one full record
 
 std::int64_t ms(std::chrono::seconds s) { return static_cast<std::int64_t>(s.count()) * 1000; }
 
@@ -35,6 +37,14 @@ ClientConn::ClientConn(ClientContext& ctx, SocketHandle fd) : ctx_(ctx), fd_(fd)
 
 void ClientConn::start() {
     net::set_nodelay(fd_);
+    if (ctx_.listener_tls) {
+        tls_ = ctx_.listener_tls->new_session();
+        if (!tls_) {
+            log_line("Error: cannot start TLS for a client connection; closing it");
+            close_client();
+            return;
+        }
+    }
     interest_ = kReadable;
     if (!ctx_.loop.add(fd_, this, interest_)) {
         log_line("Error: cannot watch a client connection; closing it");
@@ -42,6 +52,9 @@ void ClientConn::start() {
         return;
     }
     refresh_clock();
+    // The handshake and then the request head must come within -header-timeout: the
+    // Idle clock, restarted by every event, does not run until the handshake is done.
+    if (tls_) deadline_ms = ctx_.loop.now_ms() + ms(ctx_.config.header_timeout);
 }
 
 ClientConn::~ClientConn() {
@@ -94,7 +107,11 @@ void ClientConn::enter(State next) {
         case State::Lingering:
             // Shut our side, then discard what the client still sends for a moment, so
             // unread request bytes do not turn into a reset that destroys the answer
-            // before the client reads it.
+            // before the client reads it. Over TLS, the clean end first (close_notify).
+            if (tls_) {
+                tls_->close_notify();
+                (void)send_ciphertext();  // what does not fit now is not waited for
+            }
             net::shutdown_write(fd_);
             deadline_ms = now + kLingerMs;
             break;
@@ -162,11 +179,13 @@ void ClientConn::read_client() {
         }
         char* p = in_.prepare(want);
         if (!p) return;
-        IoResult r = net::read(fd_, p, want);
+        IoResult r = client_read(p, want);
         if (r.status == IoStatus::Ok) {
             std::size_t before = in_.size();
             in_.commit(r.bytes);
-            if (r.bytes < want) return;  // drained; the poller reports more (or EOF)
+            // Drained: the poller reports more (or EOF). Not so a TLS record's plaintext
+            // that did not fit: the engine holds it, and no event will say so.
+            if (r.bytes < want && !(tls_ && tls_->has_buffered_input())) return;
             // A whole head is here: parse it before reading on, so that the body that
             // follows is read in large reads once the exchange has begun.
             if (before_exchange() && head_end_seen(in_.view(), before)) return;
@@ -220,7 +239,7 @@ void ClientConn::drain_orphan() {
 void ClientConn::flush_client() {
     assert(state_ != State::Orphaned && state_ != State::Closed);  // no socket
     while (!out_.empty()) {
-        IoResult r = net::write(fd_, out_.data(), out_.size());
+        IoResult r = client_write(out_.data(), out_.size());
         if (r.status == IoStatus::Ok) {
             out_.consume(r.bytes);
             client_written_ += r.bytes;
@@ -230,8 +249,68 @@ void ClientConn::flush_client() {
         close_client();
         return;
     }
+    if (ciphertext_waiting()) {
+        IoResult r = send_ciphertext();
+        if (r.status == IoStatus::Error) {
+            close_client();
+            return;
+        }
+        if (ciphertext_waiting()) return;
+    }
     if (state_ == State::Flushing) close_client();
     else if (state_ == State::Draining) enter(State::Lingering);
+}
+
+IoResult ClientConn::client_read(char* p, std::size_t cap) {
+    if (!tls_) return net::read(fd_, p, cap);
+    for (;;) {  // each round takes bytes from the socket, so it ends
+        TlsStatus st;
+        if (tls_->handshake_done()) {
+            std::size_t n = 0;
+            st = tls_->read(p, cap, &n);
+            if (st == TlsStatus::Ok) return {IoStatus::Ok, n, 0};
+        } else {
+            st = tls_->handshake();
+            IoResult sent = send_ciphertext();  // its answer to the client's flight
+            if (sent.status == IoStatus::Error) return sent;
+            if (st == TlsStatus::Ok) continue;
+        }
+        if (st == TlsStatus::Closed) return {IoStatus::Eof, 0, 0};
+        if (st == TlsStatus::Error) {
+            // Not logged: scanners and clients with other ideas of TLS are common on
+            // an open port, and the log is for exchanges.
+            return {IoStatus::Error, 0, 0};
+        }
+        char buf[kTlsReadChunk];  // not the loop's scratch: a caller up the stack may hold that
+        IoResult r = net::read(fd_, buf, sizeof buf);
+        if (r.status != IoStatus::Ok) return r;
+        tls_->feed_ciphertext(buf, r.bytes);
+    }
+}
+
+IoResult ClientConn::client_write(const char* p, std::size_t len) {
+    if (!tls_) return net::write(fd_, p, len);
+    IoResult sent = send_ciphertext();
+    if (sent.status == IoStatus::Error) return sent;
+    if (ciphertext_waiting()) return {IoStatus::WouldBlock, 0, 0};
+    std::size_t n = len < kTlsWriteChunk ? len : kTlsWriteChunk;
+    std::size_t done = 0;
+    if (tls_->write(p, n, &done) != TlsStatus::Ok) return {IoStatus::Error, 0, 0};
+    sent = send_ciphertext();
+    if (sent.status == IoStatus::Error) return sent;
+    return {IoStatus::Ok, n, 0};  // what is left of its ciphertext goes on the next call
+}
+
+IoResult ClientConn::send_ciphertext() {
+    std::size_t total = 0;
+    while (tls_->pending_ciphertext() > 0) {
+        std::string_view c = tls_->peek_ciphertext();
+        IoResult r = net::write(fd_, c.data(), c.size());
+        if (r.status != IoStatus::Ok) return r.status == IoStatus::WouldBlock ? IoResult{IoStatus::Ok, total, 0} : r;
+        tls_->drop_ciphertext(r.bytes);
+        total += r.bytes;
+    }
+    return {IoStatus::Ok, total, 0};
 }
 
 void ClientConn::settle() {
@@ -274,6 +353,13 @@ void ClientConn::settle_rounds() {
                 up_->want_read(false);
             }
         }
+        // Plaintext a TLS record brought beyond what was read: no event will come for it.
+        if (!progress && tls_ && state_ != State::Orphaned && wants_client_bytes() && tls_->has_buffered_input()) {
+            std::size_t before = in_.size();
+            read_client();
+            if (closed) return;
+            progress = in_.size() != before;
+        }
         if (!progress) break;
     }
     if (closed) return;
@@ -283,24 +369,32 @@ void ClientConn::settle_rounds() {
     refresh_clock();
 }
 
-void ClientConn::update_interest() {
-    unsigned want = 0;
+// Whether the client's next bytes are welcome now (the read side of update_interest).
+bool ClientConn::wants_client_bytes() const {
     switch (state_) {
         case State::Idle:
         case State::ReadingHead:
-        case State::Lingering: want = kReadable; break;
+        case State::Lingering: return true;
         case State::Exchange: {
             std::size_t limit = req_done_ ? kPipelineLimit : kHighWater;
             std::size_t pending_up = up_out_.size() - up_sent_;
-            if (in_.size() < limit && (req_done_ || pending_up < kHighWater)) want |= kReadable;
-            break;
+            return in_.size() < limit && (req_done_ || pending_up < kHighWater);
         }
         case State::Flushing:
-        case State::Draining: break;  // only writing now
+        case State::Draining:  // only writing now
         case State::Orphaned:
-        case State::Closed: assert(!"no socket to poll"); return;
+        case State::Closed: return false;
     }
-    if (!out_.empty()) want |= kWritable;
+    return false;
+}
+
+void ClientConn::update_interest() {
+    if (state_ == State::Orphaned || state_ == State::Closed) {
+        assert(!"no socket to poll");
+        return;
+    }
+    unsigned want = wants_client_bytes() ? static_cast<unsigned>(kReadable) : 0u;
+    if (!out_.empty() || ciphertext_waiting()) want |= kWritable;
     if (want != interest_) {
         if (!ctx_.loop.modify(fd_, this, want)) {
             // Without the interest it needs the connection would wait for nothing.
@@ -315,6 +409,7 @@ void ClientConn::update_interest() {
 // The clocks that any event restarts; the others run from entering their state (enter).
 void ClientConn::refresh_clock() {
     std::int64_t now = ctx_.loop.now_ms();
+    if (tls_ && !tls_->handshake_done()) return;  // the handshake's clock runs from accept (start)
     if (state_ == State::Idle) {
         deadline_ms = now + ms(ctx_.config.keepalive_timeout);
     } else if (state_ == State::Exchange) {
@@ -325,6 +420,10 @@ void ClientConn::refresh_clock() {
 }
 
 void ClientConn::on_timeout() {
+    if (tls_ && !tls_->handshake_done()) {  // nothing can be answered before the handshake
+        close_client();
+        return;
+    }
     switch (state_) {
         case State::ReadingHead:
             answer_error({408, "invalid_request_error", "request_timeout", "timed out reading the request head"});

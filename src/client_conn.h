@@ -47,6 +47,7 @@
 #include "request_plan.h"
 #include "socket.h"
 #include "target.h"
+#include "tls.h"
 #include "upstream_conn.h"
 
 namespace op {
@@ -77,7 +78,9 @@ public:
     // Shutdown: a connection between requests, with its last answer delivered, is closed
     // at once (asked again every tick while stopping).
     bool close_if_idle() override {
-        if (state_ != State::Idle || !in_.empty() || !out_.empty()) return false;  // an answer still leaving
+        if (state_ != State::Idle || !in_.empty() || !out_.empty() || ciphertext_waiting()) {
+            return false;  // an answer still leaving
+        }
         close_client();
         return true;
     }
@@ -128,12 +131,23 @@ private:
     void close_client();
     void close_socket();  // the client's socket only, and its count
     void update_interest();
+    bool wants_client_bytes() const;
     void refresh_clock();
+
+    // The client's socket, through TLS when the listener has it (tls_): the same results
+    // as net::read / net::write. A TLS write takes at most one record's worth of
+    // plaintext, and only once the ciphertext of the one before has left, so the
+    // ciphertext held is bounded; send_ciphertext() moves what is waiting.
+    IoResult client_read(char* p, std::size_t cap);
+    IoResult client_write(const char* p, std::size_t len);
+    IoResult send_ciphertext();
+    bool ciphertext_waiting() const { return tls_ && tls_->pending_ciphertext() > 0; }
 
     ClientContext& ctx_;
     SocketHandle fd_;
     State state_ = State::Idle;
     unsigned interest_ = 0;
+    std::unique_ptr<TlsSession> tls_;  // -tls-cert: the client's TLS session
     ByteBuffer in_;   // bytes from the client not yet consumed
     ByteBuffer out_;  // bytes for the client not yet written
     bool in_settle_ = false;
