@@ -72,7 +72,8 @@ bool ClientConn::may_enter(State from, State to) {
         case State::ReadingHead: return to == State::Exchange || to == State::Draining;
         case State::Exchange:
             return to == State::Idle || to == State::ReadingHead || to == State::Draining || to == State::Flushing ||
-                   to == State::Orphaned;
+                   to == State::Orphaned || to == State::Tunnel;
+        case State::Tunnel: return to == State::Flushing;
         case State::Draining: return to == State::Lingering;
         case State::Orphaned:
         case State::Flushing:
@@ -93,6 +94,7 @@ void ClientConn::enter(State next) {
         // so a client trickling bytes cannot hold the connection forever.
         case State::ReadingHead: deadline_ms = now + ms(ctx_.config.header_timeout); break;
         case State::Exchange: deadline_ms = now + ms(ctx_.config.response_timeout); break;
+        case State::Tunnel: deadline_ms = now + ms(ctx_.config.idle_timeout); break;
         case State::Orphaned:
             close_socket();
             in_.release();
@@ -159,8 +161,8 @@ void ClientConn::read_client() {
     const std::size_t chunk = ctx_.config.buffer_size;
     for (;;) {
         std::size_t limit = before_exchange() ? ctx_.config.max_header_bytes + chunk
-                            : state_ == State::Exchange && !req_done_ ? kHighWater
-                                                                      : kPipelineLimit;
+                            : (state_ == State::Exchange && !req_done_) || state_ == State::Tunnel ? kHighWater
+                                                                                                  : kPipelineLimit;
         if (state_ == State::Lingering) {
             char sink[1024];
             IoResult r = net::read(fd_, sink, sizeof sink);
@@ -173,7 +175,7 @@ void ClientConn::read_client() {
         // there, never waiting for more), so a 1 MiB upload costs ~16 reads, not 1024;
         // it is forwarded as soon as it is read either way (bench/results.md, Notes).
         std::size_t want = chunk;
-        if (state_ == State::Exchange && !req_done_) {
+        if ((state_ == State::Exchange && !req_done_) || state_ == State::Tunnel) {
             want = limit - in_.size();
             if (want > 64 * chunk) want = 64 * chunk;
         }
@@ -208,6 +210,12 @@ void ClientConn::client_left() {
     // upstream is given up to kOrphanGraceMs to finish a short answer, which is then
     // discarded and its connection pooled instead of costing a later request a TLS
     // handshake. A stream (chunked or close-delimited) or a longer answer is not waited for.
+    if (state_ == State::Tunnel) {
+        // What the client sent last (a WebSocket close frame, often) goes on if it can.
+        if (up_) tunnel_to_upstream();
+        close_client();
+        return;
+    }
     if (state_ != State::Exchange || !up_ || up_->state() != UpstreamConn::State::Ready || response_started_ ||
         !req_done_ || up_sent_ != up_out_.size() || ctx_.stopping) {
         close_client();
@@ -337,11 +345,16 @@ void ClientConn::settle_rounds() {
             move_request();
             if (closed) return;
             progress = progress || in_.size() != before_in || up_sent_ != before_sent;
+        } else if (state_ == State::Tunnel) {
+            std::size_t before_in = in_.size();
+            tunnel_to_upstream();
+            if (closed) return;
+            progress = progress || in_.size() != before_in;
         }
         flush_client();
         if (closed) return;
         // Backpressure on the response: read the upstream only while the client keeps up.
-        if (up_ && state_ == State::Exchange) {
+        if (up_ && (state_ == State::Exchange || state_ == State::Tunnel)) {
             if (upstream_paused_ && out_.size() <= kLowWater) {
                 upstream_paused_ = false;
                 up_->want_read(true);
@@ -380,6 +393,7 @@ bool ClientConn::wants_client_bytes() const {
             std::size_t pending_up = up_out_.size() - up_sent_;
             return in_.size() < limit && (req_done_ || pending_up < kHighWater);
         }
+        case State::Tunnel: return in_.size() < kHighWater;
         case State::Flushing:
         case State::Draining:  // only writing now
         case State::Orphaned:
@@ -412,6 +426,8 @@ void ClientConn::refresh_clock() {
     if (tls_ && !tls_->handshake_done()) return;  // the handshake's clock runs from accept (start)
     if (state_ == State::Idle) {
         deadline_ms = now + ms(ctx_.config.keepalive_timeout);
+    } else if (state_ == State::Tunnel) {
+        deadline_ms = now + ms(ctx_.config.idle_timeout);  // WebSocket pings count
     } else if (state_ == State::Exchange) {
         // Only silence ends an exchange. Connecting and the TLS handshake carry their
         // own, shorter deadlines in UpstreamConn.
@@ -441,6 +457,11 @@ void ClientConn::on_timeout() {
                 abort_midstream("idle");
             }
             break;
+        case State::Tunnel:
+            log_line("Error processing request: no data from %s or the client for %llds (WebSocket)",
+                     plan_.target.authority.c_str(), static_cast<long long>(ctx_.config.idle_timeout.count()));
+            close_client();
+            return;
         case State::Orphaned:  // the grace ended before the answer did
         case State::Idle:
         case State::Flushing:
@@ -490,7 +511,11 @@ void ClientConn::begin_exchange(const RequestHead& head, std::size_t head_len) {
         return;
     }
     // The upstream request head: re-serialised, so nothing malformed passes through.
-    write_request_head(up_out_, head, plan_.upstream_target, plan_.target.authority);
+    // Other upgrades (h2c...) are not offered upstream: their Upgrade field is dropped
+    // like any hop-by-hop field, and the request goes on as plain HTTP/1.1.
+    websocket_ = is_websocket_upgrade(head);
+    write_request_head(up_out_, head, plan_.upstream_target, plan_.target.authority,
+                       websocket_ ? std::string_view("websocket") : std::string_view());
     if (ctx_.config.local_mode) {
         const OutgoingTarget& t = plan_.upstream_target;
         log_line("Proxying request to: %s%s%.*s", plan_.target.origin().c_str(), t.slash ? "/" : "",
@@ -640,7 +665,7 @@ void ClientConn::upstream_failed(UpstreamFailure why, const std::string& detail)
 void ClientConn::read_upstream() {
     const std::size_t chunk = ctx_.config.buffer_size;
     char* buf = ctx_.scratch(chunk);
-    while (up_ && !closed && state_ == State::Exchange) {
+    while (up_ && !closed && (state_ == State::Exchange || state_ == State::Tunnel)) {
         if (out_.size() >= kHighWater) {
             // The client is behind: stop reading the upstream. settle() resumes below
             // kLowWater, and then reads what TLS may already hold without waiting for
@@ -671,6 +696,12 @@ void ClientConn::read_upstream() {
 }
 
 void ClientConn::upstream_ended(bool error, const std::string& detail) {
+    if (state_ == State::Tunnel) {  // its last bytes (a close frame) reach the client, then the close
+        release_upstream(false);
+        enter(State::Flushing);
+        flush_client();
+        return;
+    }
     bool head_done = response_started_;
     if (!head_done) {
         // A pooled connection the upstream had already closed: replay the request once
@@ -715,6 +746,10 @@ bool ClientConn::retract_response() {
 // ---- response side --------------------------------------------------------------------
 
 void ClientConn::on_response_bytes(const char* p, std::size_t n) {
+    if (state_ == State::Tunnel) {
+        out_.append(p, n);
+        return;
+    }
     if (response_started_) {
         on_body_bytes(p, n);
         return;
@@ -736,8 +771,15 @@ void ClientConn::on_response_bytes(const char* p, std::size_t n) {
             return;
         }
         if (head.status < 200) {
+            if (head.status == 101 && websocket_ && accepts_websocket(head) && req_done_) {
+                resp_head_.consume(r.consumed);
+                start_tunnel(head);  // the bytes after the head are the first of the tunnel
+                return;
+            }
             if (head.status == 101) {
-                std::string msg = "upstream " + plan_.target.authority + " switched protocols, which is not supported";
+                std::string msg = "upstream " + plan_.target.authority +
+                                  (websocket_ ? " answered the WebSocket upgrade with a 101 that does not accept it"
+                                              : " switched protocols unasked");
                 release_upstream(false);
                 answer_error({502, "proxy_error", "upstream_bad_response", msg});
                 return;
@@ -789,6 +831,30 @@ void ClientConn::start_response(const ResponseHead& head) {
     write_response_head(out_, head, framing);
 
     if (resp_kind_ == BodyKind::None) response_complete();
+}
+
+void ClientConn::start_tunnel(const ResponseHead& head) {
+    response_started_ = true;
+    response_at_ = client_written_ + out_.size();
+    ResponseFraming framing;
+    framing.upgrade = "websocket";
+    write_response_head(out_, head, framing);
+    enter(State::Tunnel);
+    if (!resp_head_.empty()) out_.append(resp_head_.data(), resp_head_.size());
+    resp_head_.release();
+    // The request had no body: whatever the client sent after its head is the tunnel's.
+    up_out_.clear();
+    up_sent_ = 0;
+    replayable_ = false;
+}
+
+// Client bytes to the upstream, as they are, while it takes them.
+void ClientConn::tunnel_to_upstream() {
+    while (!in_.empty() && up_ && up_->state() == UpstreamConn::State::Ready) {
+        std::size_t w = up_->write(in_.data(), in_.size());
+        if (closed || w == 0) return;  // full: its writable event resumes
+        in_.consume(w);
+    }
 }
 
 void ClientConn::emit_body(const char* p, std::size_t n) {
@@ -888,6 +954,7 @@ void ClientConn::abort_midstream(const std::string& why) {
 
 void ClientConn::reset_exchange() {
     if (up_) release_upstream(false);
+    websocket_ = false;
     up_out_.clear();
     up_sent_ = 0;
     replayable_ = true;
