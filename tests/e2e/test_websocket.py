@@ -345,7 +345,12 @@ class WebSocket(ProxyTestCase):
 
     def test_through_the_https_listener(self):
         server, key = certs().server
-        p = self.proxy(['-tls-cert', server, '-tls-key', key])
+        try:
+            p = self.proxy(['-tls-cert', server, '-tls-key', key])
+        except AssertionError as e:
+            if 'has no TLS server side' in str(e):
+                self.skipTest('this build has no TLS server side (a small router build)')
+            raise
         ctx = ssl.create_default_context(cafile=certs().ca)
         ws = self.open(p, tls_context=ctx)
         ws.send(0x1, b'push 3')
