@@ -14,6 +14,8 @@ constexpr std::int64_t kLingerMs = 2'000;             // discarding input before
 constexpr std::int64_t kOrphanGraceMs = 50;           // an answer whose client left (+ a tick)
 constexpr std::uint64_t kOrphanAnswerLimit = 64 * 1024;  // ... is waited for up to this size
 constexpr std::size_t kPipelineLimit = 64 * 1024;     // buffered bytes of later requests
+constexpr std::size_t kTlsReadChunk = 17 * 1024;      // ciphertext per read: a whole record and its header
+constexpr std::size_t kTlsWriteChunk = 16 * 1024;     // plaintext per TLS write: one full record
 
 std::int64_t ms(std::chrono::seconds s) { return static_cast<std::int64_t>(s.count()) * 1000; }
 
@@ -35,6 +37,14 @@ ClientConn::ClientConn(ClientContext& ctx, SocketHandle fd) : ctx_(ctx), fd_(fd)
 
 void ClientConn::start() {
     net::set_nodelay(fd_);
+    if (ctx_.listener_tls) {
+        tls_ = ctx_.listener_tls->new_session();
+        if (!tls_) {
+            log_line("Error: cannot start TLS for a client connection; closing it");
+            close_client();
+            return;
+        }
+    }
     interest_ = kReadable;
     if (!ctx_.loop.add(fd_, this, interest_)) {
         log_line("Error: cannot watch a client connection; closing it");
@@ -42,6 +52,9 @@ void ClientConn::start() {
         return;
     }
     refresh_clock();
+    // The handshake and then the request head must come within -header-timeout: the
+    // Idle clock, restarted by every event, does not run until the handshake is done.
+    if (tls_) deadline_ms = ctx_.loop.now_ms() + ms(ctx_.config.header_timeout);
 }
 
 ClientConn::~ClientConn() {
@@ -59,7 +72,8 @@ bool ClientConn::may_enter(State from, State to) {
         case State::ReadingHead: return to == State::Exchange || to == State::Draining;
         case State::Exchange:
             return to == State::Idle || to == State::ReadingHead || to == State::Draining || to == State::Flushing ||
-                   to == State::Orphaned;
+                   to == State::Orphaned || to == State::Tunnel;
+        case State::Tunnel: return to == State::Flushing;
         case State::Draining: return to == State::Lingering;
         case State::Orphaned:
         case State::Flushing:
@@ -80,6 +94,7 @@ void ClientConn::enter(State next) {
         // so a client trickling bytes cannot hold the connection forever.
         case State::ReadingHead: deadline_ms = now + ms(ctx_.config.header_timeout); break;
         case State::Exchange: deadline_ms = now + ms(ctx_.config.response_timeout); break;
+        case State::Tunnel: deadline_ms = now + ms(ctx_.config.idle_timeout); break;
         case State::Orphaned:
             close_socket();
             in_.release();
@@ -94,7 +109,11 @@ void ClientConn::enter(State next) {
         case State::Lingering:
             // Shut our side, then discard what the client still sends for a moment, so
             // unread request bytes do not turn into a reset that destroys the answer
-            // before the client reads it.
+            // before the client reads it. Over TLS, the clean end first (close_notify).
+            if (tls_) {
+                tls_->close_notify();
+                (void)send_ciphertext();  // what does not fit now is not waited for
+            }
             net::shutdown_write(fd_);
             deadline_ms = now + kLingerMs;
             break;
@@ -142,8 +161,8 @@ void ClientConn::read_client() {
     const std::size_t chunk = ctx_.config.buffer_size;
     for (;;) {
         std::size_t limit = before_exchange() ? ctx_.config.max_header_bytes + chunk
-                            : state_ == State::Exchange && !req_done_ ? kHighWater
-                                                                      : kPipelineLimit;
+                            : (state_ == State::Exchange && !req_done_) || state_ == State::Tunnel ? kHighWater
+                                                                                                  : kPipelineLimit;
         if (state_ == State::Lingering) {
             char sink[1024];
             IoResult r = net::read(fd_, sink, sizeof sink);
@@ -156,17 +175,19 @@ void ClientConn::read_client() {
         // there, never waiting for more), so a 1 MiB upload costs ~16 reads, not 1024;
         // it is forwarded as soon as it is read either way (bench/results.md, Notes).
         std::size_t want = chunk;
-        if (state_ == State::Exchange && !req_done_) {
+        if ((state_ == State::Exchange && !req_done_) || state_ == State::Tunnel) {
             want = limit - in_.size();
             if (want > 64 * chunk) want = 64 * chunk;
         }
         char* p = in_.prepare(want);
         if (!p) return;
-        IoResult r = net::read(fd_, p, want);
+        IoResult r = client_read(p, want);
         if (r.status == IoStatus::Ok) {
             std::size_t before = in_.size();
             in_.commit(r.bytes);
-            if (r.bytes < want) return;  // drained; the poller reports more (or EOF)
+            // Drained: the poller reports more (or EOF). Not so a TLS record's plaintext
+            // that did not fit: the engine holds it, and no event will say so.
+            if (r.bytes < want && !(tls_ && tls_->has_buffered_input())) return;
             // A whole head is here: parse it before reading on, so that the body that
             // follows is read in large reads once the exchange has begun.
             if (before_exchange() && head_end_seen(in_.view(), before)) return;
@@ -189,6 +210,12 @@ void ClientConn::client_left() {
     // upstream is given up to kOrphanGraceMs to finish a short answer, which is then
     // discarded and its connection pooled instead of costing a later request a TLS
     // handshake. A stream (chunked or close-delimited) or a longer answer is not waited for.
+    if (state_ == State::Tunnel) {
+        // What the client sent last (a WebSocket close frame, often) goes on if it can.
+        if (up_) tunnel_to_upstream();
+        close_client();
+        return;
+    }
     if (state_ != State::Exchange || !up_ || up_->state() != UpstreamConn::State::Ready || response_started_ ||
         !req_done_ || up_sent_ != up_out_.size() || ctx_.stopping) {
         close_client();
@@ -220,7 +247,7 @@ void ClientConn::drain_orphan() {
 void ClientConn::flush_client() {
     assert(state_ != State::Orphaned && state_ != State::Closed);  // no socket
     while (!out_.empty()) {
-        IoResult r = net::write(fd_, out_.data(), out_.size());
+        IoResult r = client_write(out_.data(), out_.size());
         if (r.status == IoStatus::Ok) {
             out_.consume(r.bytes);
             client_written_ += r.bytes;
@@ -230,8 +257,68 @@ void ClientConn::flush_client() {
         close_client();
         return;
     }
+    if (ciphertext_waiting()) {
+        IoResult r = send_ciphertext();
+        if (r.status == IoStatus::Error) {
+            close_client();
+            return;
+        }
+        if (ciphertext_waiting()) return;
+    }
     if (state_ == State::Flushing) close_client();
     else if (state_ == State::Draining) enter(State::Lingering);
+}
+
+IoResult ClientConn::client_read(char* p, std::size_t cap) {
+    if (!tls_) return net::read(fd_, p, cap);
+    for (;;) {  // each round takes bytes from the socket, so it ends
+        TlsStatus st;
+        if (tls_->handshake_done()) {
+            std::size_t n = 0;
+            st = tls_->read(p, cap, &n);
+            if (st == TlsStatus::Ok) return {IoStatus::Ok, n, 0};
+        } else {
+            st = tls_->handshake();
+            IoResult sent = send_ciphertext();  // its answer to the client's flight
+            if (sent.status == IoStatus::Error) return sent;
+            if (st == TlsStatus::Ok) continue;
+        }
+        if (st == TlsStatus::Closed) return {IoStatus::Eof, 0, 0};
+        if (st == TlsStatus::Error) {
+            // Not logged: scanners and clients with other ideas of TLS are common on
+            // an open port, and the log is for exchanges.
+            return {IoStatus::Error, 0, 0};
+        }
+        char buf[kTlsReadChunk];  // not the loop's scratch: a caller up the stack may hold that
+        IoResult r = net::read(fd_, buf, sizeof buf);
+        if (r.status != IoStatus::Ok) return r;
+        tls_->feed_ciphertext(buf, r.bytes);
+    }
+}
+
+IoResult ClientConn::client_write(const char* p, std::size_t len) {
+    if (!tls_) return net::write(fd_, p, len);
+    IoResult sent = send_ciphertext();
+    if (sent.status == IoStatus::Error) return sent;
+    if (ciphertext_waiting()) return {IoStatus::WouldBlock, 0, 0};
+    std::size_t n = len < kTlsWriteChunk ? len : kTlsWriteChunk;
+    std::size_t done = 0;
+    if (tls_->write(p, n, &done) != TlsStatus::Ok) return {IoStatus::Error, 0, 0};
+    sent = send_ciphertext();
+    if (sent.status == IoStatus::Error) return sent;
+    return {IoStatus::Ok, n, 0};  // what is left of its ciphertext goes on the next call
+}
+
+IoResult ClientConn::send_ciphertext() {
+    std::size_t total = 0;
+    while (tls_->pending_ciphertext() > 0) {
+        std::string_view c = tls_->peek_ciphertext();
+        IoResult r = net::write(fd_, c.data(), c.size());
+        if (r.status != IoStatus::Ok) return r.status == IoStatus::WouldBlock ? IoResult{IoStatus::Ok, total, 0} : r;
+        tls_->drop_ciphertext(r.bytes);
+        total += r.bytes;
+    }
+    return {IoStatus::Ok, total, 0};
 }
 
 void ClientConn::settle() {
@@ -258,11 +345,16 @@ void ClientConn::settle_rounds() {
             move_request();
             if (closed) return;
             progress = progress || in_.size() != before_in || up_sent_ != before_sent;
+        } else if (state_ == State::Tunnel) {
+            std::size_t before_in = in_.size();
+            tunnel_to_upstream();
+            if (closed) return;
+            progress = progress || in_.size() != before_in;
         }
         flush_client();
         if (closed) return;
         // Backpressure on the response: read the upstream only while the client keeps up.
-        if (up_ && state_ == State::Exchange) {
+        if (up_ && (state_ == State::Exchange || state_ == State::Tunnel)) {
             if (upstream_paused_ && out_.size() <= kLowWater) {
                 upstream_paused_ = false;
                 up_->want_read(true);
@@ -274,6 +366,13 @@ void ClientConn::settle_rounds() {
                 up_->want_read(false);
             }
         }
+        // Plaintext a TLS record brought beyond what was read: no event will come for it.
+        if (!progress && tls_ && state_ != State::Orphaned && wants_client_bytes() && tls_->has_buffered_input()) {
+            std::size_t before = in_.size();
+            read_client();
+            if (closed) return;
+            progress = in_.size() != before;
+        }
         if (!progress) break;
     }
     if (closed) return;
@@ -283,24 +382,33 @@ void ClientConn::settle_rounds() {
     refresh_clock();
 }
 
-void ClientConn::update_interest() {
-    unsigned want = 0;
+// Whether the client's next bytes are welcome now (the read side of update_interest).
+bool ClientConn::wants_client_bytes() const {
     switch (state_) {
         case State::Idle:
         case State::ReadingHead:
-        case State::Lingering: want = kReadable; break;
+        case State::Lingering: return true;
         case State::Exchange: {
             std::size_t limit = req_done_ ? kPipelineLimit : kHighWater;
             std::size_t pending_up = up_out_.size() - up_sent_;
-            if (in_.size() < limit && (req_done_ || pending_up < kHighWater)) want |= kReadable;
-            break;
+            return in_.size() < limit && (req_done_ || pending_up < kHighWater);
         }
+        case State::Tunnel: return in_.size() < kHighWater;
         case State::Flushing:
-        case State::Draining: break;  // only writing now
+        case State::Draining:  // only writing now
         case State::Orphaned:
-        case State::Closed: assert(!"no socket to poll"); return;
+        case State::Closed: return false;
     }
-    if (!out_.empty()) want |= kWritable;
+    return false;
+}
+
+void ClientConn::update_interest() {
+    if (state_ == State::Orphaned || state_ == State::Closed) {
+        assert(!"no socket to poll");
+        return;
+    }
+    unsigned want = wants_client_bytes() ? static_cast<unsigned>(kReadable) : 0u;
+    if (!out_.empty() || ciphertext_waiting()) want |= kWritable;
     if (want != interest_) {
         if (!ctx_.loop.modify(fd_, this, want)) {
             // Without the interest it needs the connection would wait for nothing.
@@ -315,8 +423,11 @@ void ClientConn::update_interest() {
 // The clocks that any event restarts; the others run from entering their state (enter).
 void ClientConn::refresh_clock() {
     std::int64_t now = ctx_.loop.now_ms();
+    if (tls_ && !tls_->handshake_done()) return;  // the handshake's clock runs from accept (start)
     if (state_ == State::Idle) {
         deadline_ms = now + ms(ctx_.config.keepalive_timeout);
+    } else if (state_ == State::Tunnel) {
+        deadline_ms = now + ms(ctx_.config.idle_timeout);  // WebSocket pings count
     } else if (state_ == State::Exchange) {
         // Only silence ends an exchange. Connecting and the TLS handshake carry their
         // own, shorter deadlines in UpstreamConn.
@@ -325,6 +436,10 @@ void ClientConn::refresh_clock() {
 }
 
 void ClientConn::on_timeout() {
+    if (tls_ && !tls_->handshake_done()) {  // nothing can be answered before the handshake
+        close_client();
+        return;
+    }
     switch (state_) {
         case State::ReadingHead:
             answer_error({408, "invalid_request_error", "request_timeout", "timed out reading the request head"});
@@ -342,6 +457,11 @@ void ClientConn::on_timeout() {
                 abort_midstream("idle");
             }
             break;
+        case State::Tunnel:
+            log_line("Error processing request: no data from %s or the client for %llds (WebSocket)",
+                     plan_.target.authority.c_str(), static_cast<long long>(ctx_.config.idle_timeout.count()));
+            close_client();
+            return;
         case State::Orphaned:  // the grace ended before the answer did
         case State::Idle:
         case State::Flushing:
@@ -391,7 +511,11 @@ void ClientConn::begin_exchange(const RequestHead& head, std::size_t head_len) {
         return;
     }
     // The upstream request head: re-serialised, so nothing malformed passes through.
-    write_request_head(up_out_, head, plan_.upstream_target, plan_.target.authority);
+    // Other upgrades (h2c...) are not offered upstream: their Upgrade field is dropped
+    // like any hop-by-hop field, and the request goes on as plain HTTP/1.1.
+    websocket_ = is_websocket_upgrade(head);
+    write_request_head(up_out_, head, plan_.upstream_target, plan_.target.authority,
+                       websocket_ ? std::string_view("websocket") : std::string_view());
     if (ctx_.config.local_mode) {
         const OutgoingTarget& t = plan_.upstream_target;
         log_line("Proxying request to: %s%s%.*s", plan_.target.origin().c_str(), t.slash ? "/" : "",
@@ -541,7 +665,7 @@ void ClientConn::upstream_failed(UpstreamFailure why, const std::string& detail)
 void ClientConn::read_upstream() {
     const std::size_t chunk = ctx_.config.buffer_size;
     char* buf = ctx_.scratch(chunk);
-    while (up_ && !closed && state_ == State::Exchange) {
+    while (up_ && !closed && (state_ == State::Exchange || state_ == State::Tunnel)) {
         if (out_.size() >= kHighWater) {
             // The client is behind: stop reading the upstream. settle() resumes below
             // kLowWater, and then reads what TLS may already hold without waiting for
@@ -572,6 +696,12 @@ void ClientConn::read_upstream() {
 }
 
 void ClientConn::upstream_ended(bool error, const std::string& detail) {
+    if (state_ == State::Tunnel) {  // its last bytes (a close frame) reach the client, then the close
+        release_upstream(false);
+        enter(State::Flushing);
+        flush_client();
+        return;
+    }
     bool head_done = response_started_;
     if (!head_done) {
         // A pooled connection the upstream had already closed: replay the request once
@@ -616,6 +746,10 @@ bool ClientConn::retract_response() {
 // ---- response side --------------------------------------------------------------------
 
 void ClientConn::on_response_bytes(const char* p, std::size_t n) {
+    if (state_ == State::Tunnel) {
+        out_.append(p, n);
+        return;
+    }
     if (response_started_) {
         on_body_bytes(p, n);
         return;
@@ -637,8 +771,15 @@ void ClientConn::on_response_bytes(const char* p, std::size_t n) {
             return;
         }
         if (head.status < 200) {
+            if (head.status == 101 && websocket_ && accepts_websocket(head) && req_done_) {
+                resp_head_.consume(r.consumed);
+                start_tunnel(head);  // the bytes after the head are the first of the tunnel
+                return;
+            }
             if (head.status == 101) {
-                std::string msg = "upstream " + plan_.target.authority + " switched protocols, which is not supported";
+                std::string msg = "upstream " + plan_.target.authority +
+                                  (websocket_ ? " answered the WebSocket upgrade with a 101 that does not accept it"
+                                              : " switched protocols unasked");
                 release_upstream(false);
                 answer_error({502, "proxy_error", "upstream_bad_response", msg});
                 return;
@@ -690,6 +831,30 @@ void ClientConn::start_response(const ResponseHead& head) {
     write_response_head(out_, head, framing);
 
     if (resp_kind_ == BodyKind::None) response_complete();
+}
+
+void ClientConn::start_tunnel(const ResponseHead& head) {
+    response_started_ = true;
+    response_at_ = client_written_ + out_.size();
+    ResponseFraming framing;
+    framing.upgrade = "websocket";
+    write_response_head(out_, head, framing);
+    enter(State::Tunnel);
+    if (!resp_head_.empty()) out_.append(resp_head_.data(), resp_head_.size());
+    resp_head_.release();
+    // The request had no body: whatever the client sent after its head is the tunnel's.
+    up_out_.clear();
+    up_sent_ = 0;
+    replayable_ = false;
+}
+
+// Client bytes to the upstream, as they are, while it takes them.
+void ClientConn::tunnel_to_upstream() {
+    while (!in_.empty() && up_ && up_->state() == UpstreamConn::State::Ready) {
+        std::size_t w = up_->write(in_.data(), in_.size());
+        if (closed || w == 0) return;  // full: its writable event resumes
+        in_.consume(w);
+    }
 }
 
 void ClientConn::emit_body(const char* p, std::size_t n) {
@@ -789,6 +954,7 @@ void ClientConn::abort_midstream(const std::string& why) {
 
 void ClientConn::reset_exchange() {
     if (up_) release_upstream(false);
+    websocket_ = false;
     up_out_.clear();
     up_sent_ = 0;
     replayable_ = true;

@@ -11,6 +11,9 @@
 //                                                  Flushing: the answer failed midway
 //                                                  Orphaned: client left, request sent
 //                                                    whole, nothing of the answer relayed
+//                                                  Tunnel: a WebSocket upgrade accepted (101)
+//   Tunnel       -idle-timeout, restarted by       Flushing: the upstream ended it
+//                every event
 //   Orphaned     50 ms grace                       -
 //   Flushing     30 s to deliver                   -
 //   Draining     30 s to deliver                   Lingering: delivered, write side shut
@@ -28,6 +31,12 @@
 // above kHighWater, and stops reading the upstream while the bytes not yet accepted
 // by the client are above kHighWater; each resumes below kLowWater. Memory per
 // exchange is therefore bounded whatever the body sizes.
+//
+// A WebSocket upgrade (Connection: upgrade, Upgrade: websocket) is forwarded with those two
+// fields; when the upstream answers 101 the connection becomes a two-way byte tunnel
+// (frames are neither parsed nor re-framed) with the same backpressure rule both ways,
+// until either side closes or resets, which closes the other. Any other answer to it is
+// relayed as an ordinary response.
 //
 // A client that goes away ends its exchange and closes the upstream, with one exception
 // (client_left): if the request was sent whole and nothing of the answer relayed yet,
@@ -47,6 +56,7 @@
 #include "request_plan.h"
 #include "socket.h"
 #include "target.h"
+#include "tls.h"
 #include "upstream_conn.h"
 
 namespace op {
@@ -77,7 +87,9 @@ public:
     // Shutdown: a connection between requests, with its last answer delivered, is closed
     // at once (asked again every tick while stopping).
     bool close_if_idle() override {
-        if (state_ != State::Idle || !in_.empty() || !out_.empty()) return false;  // an answer still leaving
+        if (state_ != State::Idle || !in_.empty() || !out_.empty() || ciphertext_waiting()) {
+            return false;  // an answer still leaving
+        }
         close_client();
         return true;
     }
@@ -87,6 +99,7 @@ private:
         Idle,         // between requests, nothing of the next one yet: keep-alive clock
         ReadingHead,  // part of a head is in: header clock, from its first byte
         Exchange,     // relaying a request and its answer: response / idle clock
+        Tunnel,       // WebSocket: bytes both ways, unparsed, until either side closes
         Orphaned,     // the client left; the upstream may still finish (client_left)
         Flushing,     // the answer failed midway: deliver what is buffered, then close
         Draining,     // a final answer: deliver it, then linger
@@ -117,6 +130,8 @@ private:
     void on_body_bytes(const char* p, std::size_t n);
     void emit_body(const char* p, std::size_t n);
     void response_complete();
+    void start_tunnel(const ResponseHead& head);
+    void tunnel_to_upstream();
     void upstream_ended(bool error, const std::string& detail);
     void answer_error(const ProxyError& e);
     void abort_midstream(const std::string& why);
@@ -128,12 +143,24 @@ private:
     void close_client();
     void close_socket();  // the client's socket only, and its count
     void update_interest();
+    bool wants_client_bytes() const;
     void refresh_clock();
+
+    // The client's socket, through TLS when the listener has it (tls_): the same results
+    // as net::read / net::write. A TLS write takes at most one record's worth of
+    // plaintext, and only once the ciphertext of the one before has left, so the
+    // ciphertext held is bounded; send_ciphertext() moves what is waiting.
+    IoResult client_read(char* p, std::size_t cap);
+    IoResult client_write(const char* p, std::size_t len);
+    IoResult send_ciphertext();
+    bool ciphertext_waiting() const { return tls_ && tls_->pending_ciphertext() > 0; }
 
     ClientContext& ctx_;
     SocketHandle fd_;
     State state_ = State::Idle;
     unsigned interest_ = 0;
+    std::unique_ptr<TlsSession> tls_;  // -tls-cert: the client's TLS session
+    bool websocket_ = false;           // this exchange asks for a WebSocket upgrade
     ByteBuffer in_;   // bytes from the client not yet consumed
     ByteBuffer out_;  // bytes for the client not yet written
     bool in_settle_ = false;

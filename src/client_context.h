@@ -10,6 +10,7 @@
 #include "config.h"
 #include "event_loop.h"
 #include "http_head.h"
+#include "listener_tls.h"
 #include "router.h"
 #include "upstreams.h"
 
@@ -37,6 +38,7 @@ struct ClientContext {
     Upstreams& upstreams;
     ClientCounter& counter;
     bool stopping = false;  // graceful stop under way: no orphan grace, nothing pooled
+    ListenerTls* listener_tls = nullptr;  // -tls-cert: clients speak TLS (shared by every worker)
 
     // A per-loop scratch buffer of at least n bytes, valid until the next call.
     char* scratch(std::size_t n) {

@@ -184,6 +184,18 @@ const Option kOptions[] = {
          c.ca_file = std::string(v);
          return true;
      }},
+    {"tls-cert", "OPENAI_PROXY_TLS_CERT", Kind::Text, "path", "none (plain HTTP)",
+     "serve HTTPS: PEM certificate chain, server certificate first (with -tls-key; re-read on SIGHUP)",
+     [](Config& c, std::string_view v, std::string&) {
+         c.tls_cert = std::string(v);
+         return true;
+     }},
+    {"tls-key", "OPENAI_PROXY_TLS_KEY", Kind::Text, "path", "none",
+     "PEM private key of -tls-cert (not encrypted)",
+     [](Config& c, std::string_view v, std::string&) {
+         c.tls_key = std::string(v);
+         return true;
+     }},
     {"upstream-proxy", "OPENAI_PROXY_UPSTREAM_PROXY", Kind::Text, "http://host:port", "none (ENV=local: HTTP_PROXY)",
      "reach upstreams through this HTTP proxy (CONNECT tunnel; TLS still verified end to end)",
      [](Config& c, std::string_view v, std::string& why) {
@@ -470,6 +482,9 @@ ConfigResult parse_config(int argc, const char* const* argv, const EnvLookup& en
         parse_target("api.openai.com", t, why);
         c.default_target = t;
     }
+
+    if (c.tls_cert.empty() != c.tls_key.empty())
+        r.errors.push_back(c.tls_cert.empty() ? "-tls-key needs -tls-cert" : "-tls-cert needs -tls-key");
 
     // Local mode (as the original): upstream connections through HTTP_PROXY.
     if (const char* mode = env("ENV"); mode && std::string_view(mode) == "local") {

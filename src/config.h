@@ -33,6 +33,8 @@ struct Config {
     std::optional<Target> default_target;                  // -default-target / OPENAI_PROXY_DEFAULT_TARGET;
                                                            // api.openai.com when no targets at all
     std::string ca_file;                                   // -ca-file
+    std::string tls_cert;                                  // -tls-cert: HTTPS on the listener (with tls_key)
+    std::string tls_key;                                   // -tls-key
     std::optional<Target> upstream_proxy;                  // -upstream-proxy, or local mode's proxy
     std::string upstream_proxy_authorization;              // "Basic ..." from user:pass@ in its URL
     bool local_mode = false;                               // ENV=local

@@ -530,6 +530,27 @@ FieldKind classify_field(std::string_view name) {
 
 bool is_hop_by_hop(std::string_view name) { return is_hop_by_hop(classify_field(name)); }
 
+bool field_lists(const HeadCommon& head, std::string_view name, std::string_view element) {
+    bool found = false;
+    for (std::size_t i = 0; i < head.field_count && !found; ++i) {
+        if (!iequals(head.fields[i].name, name)) continue;
+        for_each_element(head.fields[i].value, [&](std::string_view e) {
+            found = iequals(e, element);
+            return !found;
+        });
+    }
+    return found;
+}
+
+bool is_websocket_upgrade(const RequestHead& head) {
+    return head.method == "GET" && head.version_minor >= 1 && head.body_kind() == BodyKind::None &&
+           named_by_connection(head, "upgrade") && field_lists(head, "Upgrade", "websocket");
+}
+
+bool accepts_websocket(const ResponseHead& head) {
+    return head.status == 101 && named_by_connection(head, "upgrade") && field_lists(head, "Upgrade", "websocket");
+}
+
 bool named_by_connection_slow(const HeadCommon& head, std::string_view name) {
     bool found = false;
     for (std::size_t i = 0; i < head.field_count && !found; ++i) {

@@ -125,6 +125,16 @@ inline bool is_hop_by_hop(FieldKind kind) {
     return kind == FieldKind::Connection || kind == FieldKind::TransferEncoding || kind == FieldKind::OtherHopByHop;
 }
 
+// True if some field named `name` lists `element` (case-insensitive) in its
+// comma-separated value, e.g. field_lists(head, "Upgrade", "websocket").
+bool field_lists(const HeadCommon& head, std::string_view name, std::string_view element);
+
+// A WebSocket opening handshake (RFC 6455 section 4.1, RFC 9110 section 7.8): a GET
+// without a body, HTTP/1.1, "Connection: upgrade" and "Upgrade: websocket".
+bool is_websocket_upgrade(const RequestHead& head);
+// The upstream's acceptance of it: 101 with "Upgrade: websocket" and "Connection: upgrade".
+bool accepts_websocket(const ResponseHead& head);
+
 // True if `name` is listed as a token of any Connection field of `head`.
 bool named_by_connection_slow(const HeadCommon& head, std::string_view name);
 inline bool named_by_connection(const HeadCommon& head, std::string_view name) {

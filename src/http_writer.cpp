@@ -47,7 +47,8 @@ void append_decimal(ByteBuffer& out, std::uint64_t v) {
     out.append(p, static_cast<std::size_t>(end - p));
 }
 
-void write_request_head(ByteBuffer& out, const RequestHead& head, const OutgoingTarget& target, std::string_view host) {
+void write_request_head(ByteBuffer& out, const RequestHead& head, const OutgoingTarget& target, std::string_view host,
+                        std::string_view upgrade) {
     out.append(head.method);
     out.append(" ", 1);
     if (target.slash) out.append("/", 1);
@@ -71,6 +72,10 @@ void write_request_head(ByteBuffer& out, const RequestHead& head, const Outgoing
         out.append("Content-Length: ");
         append_decimal(out, head.content_length);
         out.append(kCrlf);
+    }
+    if (!upgrade.empty()) {
+        out.append("Connection: Upgrade\r\n");
+        append_field(out, "Upgrade", upgrade);
     }
     out.append(kCrlf);
 }
@@ -102,8 +107,14 @@ void write_response_head(ByteBuffer& out, const ResponseHead& head, const Respon
         out.append(kCrlf);
     }
     if (framing.chunked) out.append("Transfer-Encoding: chunked\r\n");
-    if (framing.close) out.append("Connection: close\r\n");
-    else if (framing.keep_alive) out.append("Connection: keep-alive\r\n");
+    if (!framing.upgrade.empty()) {
+        out.append("Connection: Upgrade\r\n");
+        append_field(out, "Upgrade", framing.upgrade);
+    } else if (framing.close) {
+        out.append("Connection: close\r\n");
+    } else if (framing.keep_alive) {
+        out.append("Connection: keep-alive\r\n");
+    }
     out.append(kCrlf);
 }
 

@@ -39,7 +39,10 @@ struct OutgoingTarget {
 //   "Transfer-Encoding: chunked" when the body is chunked (the proxy re-chunks it),
 //   else "Content-Length: <n>" when the request had one
 //   CRLF
-void write_request_head(ByteBuffer& out, const RequestHead& head, const OutgoingTarget& target, std::string_view host);
+//   "Connection: Upgrade" and "Upgrade: " <upgrade> when `upgrade` is not empty (the one
+//   exception to dropping hop-by-hop fields: a WebSocket handshake, RFC 9110 7.8)
+void write_request_head(ByteBuffer& out, const RequestHead& head, const OutgoingTarget& target, std::string_view host,
+                        std::string_view upgrade = {});
 
 // The CONNECT request that opens a tunnel through an upstream proxy (RFC 9110 9.3.6):
 //   "CONNECT " <host>:<port> " HTTP/1.1" CRLF "Host: " <host>:<port> CRLF
@@ -55,6 +58,7 @@ struct ResponseFraming {
     bool chunked = false;         // "Transfer-Encoding: chunked": the body is re-chunked
     bool close = false;           // "Connection: close"
     bool keep_alive = false;      // "Connection: keep-alive" (an HTTP/1.0 client), unless close
+    std::string_view upgrade;     // a 101: "Connection: Upgrade" and "Upgrade: <upgrade>"
 };
 
 // The client response head:

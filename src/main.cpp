@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "config.h"
+#include "listener_tls.h"
 #include "log.h"
 #include "sys.h"
 #include "tls.h"
@@ -27,6 +28,11 @@ void on_terminate(int) {
     if (++g_signals >= 2) std::_Exit(1);
     unsigned n = g_worker_count.load();
     for (unsigned i = 0; i < n; ++i) g_workers[i]->request_stop();
+}
+
+// SIGHUP: the first worker re-reads the listener's certificate, for all of them.
+void on_reload(int) {
+    if (g_worker_count.load() > 0) g_workers[0]->request_reload();
 }
 
 const char* env_lookup(const char* name) { return std::getenv(name); }
@@ -63,9 +69,22 @@ int main(int argc, char** argv) {
         return config.ca_file.empty() ? 1 : 2;
     }
 
+    // HTTPS on the listener: both files are checked now, so that a bad one is an error
+    // at start (exit 2), not at the first client.
+    std::unique_ptr<op::ListenerTls> listener_tls;
+    if (!config.tls_cert.empty()) {
+        listener_tls = std::make_unique<op::ListenerTls>(config.tls_cert, config.tls_key);
+        if (!listener_tls->load(error)) {
+            std::fprintf(stderr, "openai-proxy: %s\n", error.c_str());
+            return 2;
+        }
+    }
+
     // Installed before binding: a signal that arrives once the port accepts must not
-    // find the default action (seen under ASan's slower start-up).
+    // find the default action (seen under ASan's slower start-up). SIGHUP too, which
+    // would otherwise end the process.
     op::sys::on_terminate_signal(on_terminate);
+    op::sys::on_reload_signal(on_reload);
     op::sys::raise_fd_limit();
     op::sys::tune_allocator();
     // One event loop per worker, each with its own idle pool and resolver: nothing
@@ -92,6 +111,7 @@ int main(int argc, char** argv) {
             return 1;
         }
     }
+    for (auto& w : worker_list) w->serve_tls(listener_tls.get());
     for (unsigned i = 0; i < workers; ++i) g_workers[i] = worker_list[i].get();
     g_worker_count.store(workers);
     if (g_signals > 0)  // arrived before the loops existed: stop them now

@@ -1,5 +1,6 @@
-// Client-side TLS over memory buffers: the engine never owns a socket, so the same
-// code serves every event-loop backend. The owner moves ciphertext between the socket
+// TLS over memory buffers, for upstream connections (and for the listener: see
+// TlsServerContext at the end). The engine never owns a socket, so the same code serves
+// every event-loop backend. The owner moves ciphertext between the socket
 // and the engine: bytes read from the socket go in with feed_ciphertext(); bytes to
 // send are sent straight from the engine's queue (peek_ciphertext/drop_ciphertext).
 // Plaintext goes through read()/write().
@@ -114,8 +115,33 @@ public:
     // read runs dry.
     virtual void release_buffers() = 0;
 
+    // Queues a close_notify alert (the clean end of the stream, RFC 8446 section 6.1)
+    // once the handshake is done and nothing failed; the owner sends it like any other
+    // ciphertext. No-op otherwise.
+    virtual void close_notify() = 0;
+
     // The last error as one line, without library internals beyond the reason.
     virtual const std::string& error() const = 0;
+};
+
+// Server-side TLS, for the listening socket (-tls-cert / -tls-key): TLS 1.2 and, where
+// the library has it, 1.3; forward-secret AEAD suites only; ALPN "http/1.1" (a client
+// that offers ALPN without it is refused with no_application_protocol, RFC 7301); no
+// renegotiation; resumption through session tickets, whose key lives and dies with the
+// context. Client certificates are not asked for. Sessions come from new_session() and
+// behave as in tls.h above, with handshake() answering the client's hello.
+class TlsServerContext {
+public:
+    // Reads the certificate chain (PEM: the server's certificate first, then the
+    // intermediates a client needs) and its private key (PEM, not encrypted). nullptr and
+    // `error`, one line naming the file, when either cannot be read or used, when they do
+    // not belong together, or when this build's TLS library has no server side.
+    static std::shared_ptr<TlsServerContext> load(const std::string& cert_file, const std::string& key_file,
+                                                  std::string& error);
+    virtual ~TlsServerContext() = default;
+    // A session for one accepted connection, keeping what it needs of this context alive
+    // (a reload may drop the context first); nullptr when the library cannot allocate one.
+    virtual std::unique_ptr<TlsSession> new_session() = 0;
 };
 
 }  // namespace op

@@ -44,9 +44,14 @@
 #include <mbedtls/entropy.h>
 #include <mbedtls/error.h>
 #include <mbedtls/platform.h>
+#include <mbedtls/pk.h>
 #include <mbedtls/platform_util.h>
 #include <mbedtls/ssl.h>
 #include <mbedtls/ssl_internal.h>  // MBEDTLS_SSL_IN_BUFFER_LEN, MBEDTLS_SSL_OUT_BUFFER_LEN
+#include <mbedtls/ssl_ciphersuites.h>
+#if defined(MBEDTLS_SSL_TICKET_C)
+#include <mbedtls/ssl_ticket.h>
+#endif
 #include <mbedtls/version.h>
 #include <mbedtls/x509_crt.h>
 
@@ -176,13 +181,22 @@ public:
         return true;
     }
 
+    // The server side's second phase: `owner` keeps `conf` (and what it points at) alive
+    // for as long as the session lives.
+    bool init_server(std::shared_ptr<void> owner, const mbedtls_ssl_config& conf) {
+        server_ = std::move(owner);
+        if (mbedtls_ssl_setup(&ssl_, &conf) != 0) return false;
+        mbedtls_ssl_set_bio(&ssl_, this, send_to_queue, receive_from_queue, nullptr);
+        return true;
+    }
+
     TlsStatus handshake() override {
         if (failed_) return TlsStatus::Error;
         if (done_) return TlsStatus::Ok;
         int rc = mbedtls_ssl_handshake(&ssl_);
         if (rc == 0) {
             done_ = true;
-            remember_session();
+            if (engine_) remember_session();  // a client's, for its next connection
             park();
             return TlsStatus::Ok;
         }
@@ -256,6 +270,12 @@ public:
     // Parked whenever read() runs dry and after each write(): here only for callers that
     // ask outright.
     void release_buffers() override { park(); }
+
+    void close_notify() override {
+        if (failed_ || !done_ || closed_ || !unpark()) return;
+        mbedtls_ssl_close_notify(&ssl_);  // the send callback takes the alert whole
+        park();
+    }
 
 private:
     // --- record buffers (see the top of the file) ---------------------------------------
@@ -441,7 +461,8 @@ private:
         engine_->cache.store(key_, std::move(session), static_cast<std::int64_t>(std::time(nullptr)) + lifetime);
     }
 
-    std::shared_ptr<Engine> engine_;
+    std::shared_ptr<Engine> engine_;  // a client's (null on the server side)
+    std::shared_ptr<void> server_;    // a server's: what its configuration lives in
     std::string key_;   // "host:port", the session-cache key
     IpAddress ip_;      // the target, when it is an address
     mbedtls_ssl_context ssl_;
@@ -554,6 +575,108 @@ std::string MbedTlsContext::build() {
     return "";
 }
 
+#if defined(MBEDTLS_SSL_SRV_C)
+// The listener's side (tls.h, TlsServerContext): the certificate chain, its key, the
+// configuration and the ticket key. Each session holds a reference, so that a reload
+// can drop the context while its connections go on.
+class MbedTlsServerContext final : public TlsServerContext,
+                                   public std::enable_shared_from_this<MbedTlsServerContext> {
+public:
+    MbedTlsServerContext() {
+        mbedtls_entropy_init(&entropy_);
+        mbedtls_ctr_drbg_init(&drbg_);
+        mbedtls_x509_crt_init(&chain_);
+        mbedtls_pk_init(&key_);
+        mbedtls_ssl_config_init(&conf_);
+#if defined(MBEDTLS_SSL_TICKET_C)
+        mbedtls_ssl_ticket_init(&tickets_);
+#endif
+    }
+    ~MbedTlsServerContext() override {
+#if defined(MBEDTLS_SSL_TICKET_C)
+        mbedtls_ssl_ticket_free(&tickets_);
+#endif
+        mbedtls_ssl_config_free(&conf_);
+        mbedtls_pk_free(&key_);
+        mbedtls_x509_crt_free(&chain_);
+        mbedtls_ctr_drbg_free(&drbg_);
+        mbedtls_entropy_free(&entropy_);
+    }
+    MbedTlsServerContext(const MbedTlsServerContext&) = delete;
+    MbedTlsServerContext& operator=(const MbedTlsServerContext&) = delete;
+
+    // "" or why not, naming the file.
+    std::string build(const std::string& cert_file, const std::string& key_file);
+
+    std::unique_ptr<TlsSession> new_session() override {
+        auto session = std::make_unique<MbedTlsSession>(nullptr, std::string());
+        if (!session->init_server(shared_from_this(), conf_)) return nullptr;
+        return session;
+    }
+
+private:
+    mbedtls_entropy_context entropy_;
+    mbedtls_ctr_drbg_context drbg_;
+    mbedtls_x509_crt chain_;
+    mbedtls_pk_context key_;
+    mbedtls_ssl_config conf_;
+#if defined(MBEDTLS_SSL_TICKET_C)
+    mbedtls_ssl_ticket_context tickets_;
+#endif
+    std::vector<int> suites_;  // conf_ keeps the pointer
+};
+
+std::string MbedTlsServerContext::build(const std::string& cert_file, const std::string& key_file) {
+    static const unsigned char kPersonalisation[] = "openai-proxy listener TLS";
+    int rc = mbedtls_ctr_drbg_seed(&drbg_, mbedtls_entropy_func, &entropy_, kPersonalisation,
+                                   sizeof kPersonalisation - 1);
+    if (rc != 0) return "cannot seed the TLS random generator: " + mbedtls_reason(rc);
+    rc = mbedtls_x509_crt_parse_file(&chain_, cert_file.c_str());
+    if (rc != 0) {
+        return "cannot use -tls-cert " + cert_file + ": " +
+               (rc > 0 ? std::to_string(rc) + " of its certificates do not parse" : mbedtls_reason(rc));
+    }
+    rc = mbedtls_pk_parse_keyfile(&key_, key_file.c_str(), nullptr);
+    if (rc != 0) return "cannot use -tls-key " + key_file + ": " + mbedtls_reason(rc);
+    rc = mbedtls_pk_check_pair(&chain_.pk, &key_);
+    if (rc != 0) return "-tls-key " + key_file + " is not the key of -tls-cert " + cert_file;
+
+    rc = mbedtls_ssl_config_defaults(&conf_, MBEDTLS_SSL_IS_SERVER, MBEDTLS_SSL_TRANSPORT_STREAM,
+                                     MBEDTLS_SSL_PRESET_DEFAULT);
+    if (rc != 0) return "cannot create TLS context: " + mbedtls_reason(rc);
+    mbedtls_ssl_conf_min_version(&conf_, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);  // TLS 1.2
+    mbedtls_ssl_conf_rng(&conf_, mbedtls_ctr_drbg_random, &drbg_);
+    mbedtls_ssl_conf_authmode(&conf_, MBEDTLS_SSL_VERIFY_NONE);  // no client certificates
+#if defined(MBEDTLS_SSL_RENEGOTIATION)
+    mbedtls_ssl_conf_renegotiation(&conf_, MBEDTLS_SSL_RENEGOTIATION_DISABLED);
+#endif
+    // Forward-secret AEAD suites only, those this mbedTLS has; the server's order.
+    static const char* const kSuites[] = {
+        "TLS-ECDHE-ECDSA-WITH-AES-128-GCM-SHA256",       "TLS-ECDHE-RSA-WITH-AES-128-GCM-SHA256",
+        "TLS-ECDHE-ECDSA-WITH-AES-256-GCM-SHA384",       "TLS-ECDHE-RSA-WITH-AES-256-GCM-SHA384",
+        "TLS-ECDHE-ECDSA-WITH-CHACHA20-POLY1305-SHA256", "TLS-ECDHE-RSA-WITH-CHACHA20-POLY1305-SHA256",
+    };
+    for (const char* name : kSuites) {
+        if (int id = mbedtls_ssl_get_ciphersuite_id(name)) suites_.push_back(id);
+    }
+    if (suites_.empty()) return "this build's mbed TLS has none of the ECDHE AEAD cipher suites";
+    suites_.push_back(0);
+    mbedtls_ssl_conf_ciphersuites(&conf_, suites_.data());
+    rc = mbedtls_ssl_conf_own_cert(&conf_, &chain_, &key_);
+    if (rc != 0) return "cannot use -tls-cert " + cert_file + ": " + mbedtls_reason(rc);
+    // mbedTLS answers an ALPN offer without a protocol of this list with
+    // no_application_protocol, as RFC 7301 asks.
+    rc = mbedtls_ssl_conf_alpn_protocols(&conf_, kAlpn);
+    if (rc != 0) return "cannot set ALPN: " + mbedtls_reason(rc);
+#if defined(MBEDTLS_SSL_TICKET_C)
+    rc = mbedtls_ssl_ticket_setup(&tickets_, mbedtls_ctr_drbg_random, &drbg_, MBEDTLS_CIPHER_AES_256_GCM, 86400);
+    if (rc != 0) return "cannot set up session tickets: " + mbedtls_reason(rc);
+    mbedtls_ssl_conf_session_tickets_cb(&conf_, mbedtls_ssl_ticket_write, mbedtls_ssl_ticket_parse, &tickets_);
+#endif
+    return "";
+}
+#endif  // MBEDTLS_SSL_SRV_C
+
 }  // namespace
 
 std::unique_ptr<TlsContextBase> new_tls_context(TrustChoice trust, std::string file_label, std::string trust_source) {
@@ -561,3 +684,23 @@ std::unique_ptr<TlsContextBase> new_tls_context(TrustChoice trust, std::string f
 }
 
 }  // namespace op::tls_internal
+
+namespace op {
+
+std::shared_ptr<TlsServerContext> TlsServerContext::load(const std::string& cert_file, const std::string& key_file,
+                                                         std::string& error) {
+#if defined(MBEDTLS_SSL_SRV_C)
+    auto ctx = std::make_shared<tls_internal::MbedTlsServerContext>();
+    error = ctx->build(cert_file, key_file);
+    if (!error.empty()) return nullptr;
+    return ctx;
+#else
+    (void)cert_file;
+    (void)key_file;
+    error = "this build's mbed TLS has no TLS server side (the small router builds leave it out): "
+            "-tls-cert needs the standard build";
+    return nullptr;
+#endif
+}
+
+}  // namespace op

@@ -248,17 +248,8 @@ public:
     // Second phase of construction; false leaves the object safe to destroy.
     bool init(OpenSslContext& ctx, const std::string& host) {
         ERR_clear_error();
-        ssl_ = SSL_new(ctx.ssl_ctx());
-        if (!ssl_) return false;
+        if (!attach(ctx.ssl_ctx())) return false;
         SSL_set_app_data(ssl_, this);
-        BIO* rbio = new_queue_bio(&in_);
-        BIO* wbio = rbio ? new_queue_bio(&out_) : nullptr;
-        if (!wbio) {
-            BIO_free(rbio);
-            ERR_clear_error();
-            return false;
-        }
-        SSL_set_bio(ssl_, rbio, wbio);
         SSL_set_connect_state(ssl_);
 
         bool ok;
@@ -272,6 +263,14 @@ public:
         if (ok) ctx.offer(key_, ssl_);
         ERR_clear_error();
         return ok;
+    }
+
+    // The server side's second phase: the session answers a client's hello.
+    bool init_server(SSL_CTX* ctx) {
+        ERR_clear_error();
+        if (!attach(ctx)) return false;
+        SSL_set_accept_state(ssl_);
+        return true;
     }
 
     const std::string& key() const { return key_; }
@@ -333,7 +332,29 @@ public:
 
     void release_buffers() override { release_idle_buffers(); }
 
+    void close_notify() override {
+        if (failed_ || !SSL_is_init_finished(ssl_)) return;
+        clear_stale_errors();
+        SSL_shutdown(ssl_);  // queues the alert; the peer's own is not waited for
+        ERR_clear_error();
+    }
+
 private:
+    // A new SSL of `ctx`, reading and writing through the session's two queues.
+    bool attach(SSL_CTX* ctx) {
+        ssl_ = SSL_new(ctx);
+        if (!ssl_) return false;
+        BIO* rbio = new_queue_bio(&in_);
+        BIO* wbio = rbio ? new_queue_bio(&out_) : nullptr;
+        if (!wbio) {
+            BIO_free(rbio);
+            ERR_clear_error();
+            return false;
+        }
+        SSL_set_bio(ssl_, rbio, wbio);
+        return true;
+    }
+
     // RELEASE_BUFFERS frees a record buffer only on the path that empties it, and a
     // TLS 1.3 post-handshake message (a session ticket, read inside SSL_read) leaves
     // a 16 KiB write buffer behind until the next SSL_write: a pooled connection
@@ -453,4 +474,93 @@ std::unique_ptr<TlsContextBase> new_tls_context(TrustChoice trust, std::string f
     return std::make_unique<OpenSslContext>(std::move(trust), std::move(file_label), std::move(trust_source));
 }
 
+namespace {
+
+// The listener's side (tls.h, TlsServerContext). An SSL_CTX is reference-counted and
+// each SSL holds one reference, so a session outlives a context that a reload dropped.
+class OpenSslServerContext final : public TlsServerContext {
+public:
+    explicit OpenSslServerContext(SSL_CTX* ctx) : ctx_(ctx) {}
+    ~OpenSslServerContext() override { SSL_CTX_free(ctx_); }
+    OpenSslServerContext(const OpenSslServerContext&) = delete;
+    OpenSslServerContext& operator=(const OpenSslServerContext&) = delete;
+
+    std::unique_ptr<TlsSession> new_session() override {
+        auto session = std::make_unique<OpenSslSession>(std::string());
+        if (!session->init_server(ctx_)) return nullptr;
+        return session;
+    }
+
+private:
+    SSL_CTX* ctx_;
+};
+
+// ALPN (RFC 7301): http/1.1 when the client offers it; a client offering only others
+// (h2 alone) is refused with no_application_protocol rather than answered in a protocol
+// it did not ask for.
+int select_http11(SSL*, const unsigned char** out, unsigned char* out_len, const unsigned char* in,
+                  unsigned in_len, void*) {
+    unsigned char* chosen = nullptr;
+    if (SSL_select_next_proto(&chosen, out_len, kAlpnHttp11, sizeof kAlpnHttp11, in, in_len) !=
+        OPENSSL_NPN_NEGOTIATED) {
+        return SSL_TLSEXT_ERR_ALERT_FATAL;
+    }
+    *out = chosen;
+    return SSL_TLSEXT_ERR_OK;
+}
+
+// An encrypted key would make OpenSSL prompt on the terminal: no passphrase, a clear error.
+int no_passphrase(char*, int, int, void*) { return 0; }
+
+}  // namespace
+
 }  // namespace op::tls_internal
+
+namespace op {
+
+std::shared_ptr<TlsServerContext> TlsServerContext::load(const std::string& cert_file, const std::string& key_file,
+                                                         std::string& error) {
+    using namespace tls_internal;
+    ERR_clear_error();
+    SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
+    if (!ctx) {
+        error = "cannot create TLS context: " + take_openssl_error("out of memory");
+        return nullptr;
+    }
+    auto fail = [&](std::string message) -> std::shared_ptr<TlsServerContext> {
+        SSL_CTX_free(ctx);
+        ERR_clear_error();
+        error = std::move(message);
+        return nullptr;
+    };
+    if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1) {
+        return fail("cannot require TLS 1.2: " + take_openssl_error("unsupported"));
+    }
+    // TLS 1.2: ECDHE with AES-GCM or ChaCha20-Poly1305 only; TLS 1.3's suites are all AEAD.
+    if (SSL_CTX_set_cipher_list(ctx, "ECDHE+AESGCM:ECDHE+CHACHA20") != 1) {
+        return fail("cannot set the TLS 1.2 cipher suites: " + take_openssl_error("unsupported"));
+    }
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    // Stateless resumption only (tickets): no per-session memory kept on our side.
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_alpn_select_cb(ctx, select_http11, nullptr);
+    SSL_CTX_set_default_passwd_cb(ctx, no_passphrase);
+    if (SSL_CTX_use_certificate_chain_file(ctx, cert_file.c_str()) != 1) {
+        return fail("cannot use -tls-cert " + cert_file + ": " + take_openssl_error("no certificate"));
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx, key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
+        std::string reason = take_openssl_error("no private key");
+        if (reason == "key values mismatch") {  // checked against the certificate already
+            return fail("-tls-key " + key_file + " is not the key of -tls-cert " + cert_file);
+        }
+        return fail("cannot use -tls-key " + key_file + ": " + reason);
+    }
+    if (SSL_CTX_check_private_key(ctx) != 1) {
+        return fail("-tls-key " + key_file + " is not the key of -tls-cert " + cert_file);
+    }
+    ERR_clear_error();
+    return std::make_shared<OpenSslServerContext>(ctx);
+}
+
+}  // namespace op

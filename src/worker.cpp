@@ -85,6 +85,11 @@ void Worker::request_stop() {
     loop_->wake();
 }
 
+void Worker::request_reload() {
+    reload_requests_.fetch_add(1);
+    loop_->wake();
+}
+
 void Worker::client_closed() {
     assert(client_count_ > 0);  // once per accepted socket
     --client_count_;
@@ -155,6 +160,12 @@ void Worker::on_wake() {
     if (requests != stop_seen_) {
         stop_seen_ = requests;
         if (!clients_.stopping) begin_shutdown();
+    }
+    requests = reload_requests_.load();
+    if (requests != reload_seen_) {
+        reload_seen_ = requests;
+        if (clients_.listener_tls) clients_.listener_tls->reload();
+        else log_line("SIGHUP: nothing to reload (no -tls-cert)");
     }
 }
 

@@ -59,6 +59,11 @@ public:
     int run() { return loop_->run(*this); }
     // Async-signal-safe: asks the loop to stop (the graceful stop; see above).
     void request_stop();
+    // Clients of this worker speak TLS with `tls`'s certificate (before run()).
+    void serve_tls(ListenerTls* tls) { clients_.listener_tls = tls; }
+    // Async-signal-safe: asks the loop to re-read what SIGHUP re-reads (the listener's
+    // certificate), in the loop's thread; one worker is asked, for all of them.
+    void request_reload();
 
 private:
     class Listener;
@@ -87,6 +92,8 @@ private:
     std::atomic<std::size_t>& open_clients_;
     std::atomic<int> stop_requests_{0};
     int stop_seen_ = 0;
+    std::atomic<int> reload_requests_{0};
+    int reload_seen_ = 0;
     bool accept_paused_ = false;  // out of descriptors: backing off
     bool accept_full_ = false;    // at -max-connections
     std::int64_t accept_resume_ms_ = 0;

@@ -28,6 +28,22 @@ void on_terminate_signal(void (*handler)(int)) {
     sigaction(SIGTERM, &act, nullptr);
 }
 
+namespace {
+void (*g_reload_handler)(int) = nullptr;
+extern "C" void on_hangup(int sig) {
+    if (g_reload_handler) g_reload_handler(sig);
+}
+}  // namespace
+
+void on_reload_signal(void (*handler)(int)) {
+    g_reload_handler = handler;
+    struct sigaction act {};
+    act.sa_handler = on_hangup;
+    sigemptyset(&act.sa_mask);
+    act.sa_flags = SA_RESTART;
+    sigaction(SIGHUP, &act, nullptr);
+}
+
 void raise_fd_limit() {
     rlimit lim{};
     if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {

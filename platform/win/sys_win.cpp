@@ -53,6 +53,9 @@ void on_terminate_signal(void (*handler)(int)) {
     SetConsoleCtrlHandler(on_console_event, TRUE);
 }
 
+// No SIGHUP on Windows: a new certificate is taken by restarting the proxy.
+void on_reload_signal(void (*)(int)) {}
+
 // No descriptor limit to raise: sockets are kernel handles, bounded by memory only.
 void raise_fd_limit() {}
 

@@ -94,6 +94,19 @@ TEST_CASE("config: every Go flag syntax") {
     CHECK(ok({"-listen=:1", "-listen=:2"}).listen.port == 2);
 }
 
+TEST_CASE("config: -tls-cert and -tls-key come together, from flags or the environment") {
+    CHECK(ok({}).tls_cert.empty());
+    Config c = ok({"-tls-cert", "/c.pem", "-tls-key", "/k.pem"});
+    CHECK(c.tls_cert == "/c.pem");
+    CHECK(c.tls_key == "/k.pem");
+    c = ok({}, {{"OPENAI_PROXY_TLS_CERT", "/e.pem"}, {"OPENAI_PROXY_TLS_KEY", "/ek.pem"}});
+    CHECK(c.tls_cert == "/e.pem");
+    CHECK(c.tls_key == "/ek.pem");
+    one_error({"-tls-cert", "/c.pem"}, {"-tls-cert needs -tls-key"});
+    one_error({"-tls-key", "/k.pem"}, {"-tls-key needs -tls-cert"});
+    one_error({}, {"-tls-key needs -tls-cert"}, {{"OPENAI_PROXY_TLS_KEY", "/ek.pem"}});
+}
+
 TEST_CASE("config: boolean flags") {
     CHECK(ok({"-allow-private"}).allow_private);
     CHECK(ok({"--allow-private"}).allow_private);

@@ -79,6 +79,50 @@ TEST_CASE("request head: drops Host, X-Target-Host, Expect, hop-by-hop and Conne
           "POST /v1/x HTTP/1.1\r\nHost: up\r\nX-Kept: 1\r\nX-Kept: 2\r\nContent-Length: 2\r\n\r\n");
 }
 
+TEST_CASE("request head: a WebSocket upgrade keeps Connection: Upgrade and Upgrade, and nothing else hop-by-hop") {
+    const std::string text =
+        "GET /v1/realtime?model=m HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, Upgrade, X-Private\r\n"
+        "Upgrade: websocket\r\nX-Private: 1\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: realtime\r\n\r\n";
+    ByteBuffer out;
+    op::write_request_head(out, request(text), {false, "/v1/realtime?model=m"}, "up", "websocket");
+    CHECK(out.view() ==
+          "GET /v1/realtime?model=m HTTP/1.1\r\nHost: up\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+          "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: realtime\r\nConnection: Upgrade\r\n"
+          "Upgrade: websocket\r\n\r\n");
+    CHECK(op::is_websocket_upgrade(request(text)));
+}
+
+TEST_CASE("request head: what is and is not a WebSocket upgrade") {
+    auto upgrade = [](const std::string& text) { return op::is_websocket_upgrade(request(text)); };
+    CHECK(upgrade("GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: WebSocket\r\n\r\n"));
+    CHECK(upgrade("GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive\r\nConnection: Upgrade\r\n"
+                  "Upgrade: h2c, websocket\r\n\r\n"));
+    CHECK_FALSE(upgrade("GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n"));  // not in Connection
+    CHECK_FALSE(upgrade("GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: h2c\r\n\r\n"));
+    CHECK_FALSE(upgrade("POST / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n"));
+    CHECK_FALSE(upgrade("GET / HTTP/1.0\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n"));
+    CHECK_FALSE(upgrade("GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: websocket\r\n"
+                        "Content-Length: 3\r\n\r\n"));
+    CHECK_FALSE(upgrade("GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: websocketx\r\n\r\n"));
+}
+
+TEST_CASE("response head: a 101 that accepts a WebSocket, relayed with its upgrade fields") {
+    const std::string text =
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+    CHECK(op::accepts_websocket(response(text)));
+    ResponseFraming framing;
+    framing.upgrade = "websocket";
+    CHECK(response_head(text, framing) ==
+          "HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
+          "Connection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
+    CHECK_FALSE(op::accepts_websocket(response("HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n"
+                                               "Connection: Upgrade\r\n\r\n")));
+    CHECK_FALSE(op::accepts_websocket(response("HTTP/1.1 200 OK\r\nUpgrade: websocket\r\n"
+                                               "Connection: Upgrade\r\nContent-Length: 0\r\n\r\n")));
+}
+
 TEST_CASE("request head: framing, normalised and last") {
     // Content-Length is written once, as a plain number, whatever list the client sent.
     const std::string listed = "PUT /f HTTP/1.1\r\nContent-Length: 5, 5\r\nHost: h\r\nContent-Length: 5\r\nX: y\r\n\r\n";

@@ -1,0 +1,364 @@
+"""WebSocket pass-through (RFC 6455 over an HTTP/1.1 upgrade, RFC 9110 section 7.8): the
+handshake forwarded with Connection/Upgrade and the Sec-WebSocket-* fields, the 101
+relayed, then a byte tunnel both ways: echo and server-pushed messages, large and
+fragmented frames, ping/pong, close from either side, a client abort reaching the upstream
+at once, -idle-timeout, a refusal relayed as an ordinary answer, other upgrades not
+offered upstream, and the same through the HTTPS listener.
+
+The upstream is a small RFC 6455 server written here (TLS on loopback, the test CA's
+certificate); the client speaks the protocol byte by byte."""
+import base64
+import hashlib
+import os
+import socket
+import ssl
+import struct
+import threading
+import time
+
+from harness import ProxyTestCase, RawClient, certs, main, now, parse_head, wait_until
+
+GUID = b'258EAFA5-E914-47DA-95CA-C5AB0DC85B11'
+
+
+def accept_key(key):
+    return base64.b64encode(hashlib.sha1(key.encode() + GUID).digest()).decode()
+
+
+def masked(key, data):
+    """`data` XOR the 4-byte `key` repeated (RFC 6455 section 5.3), as one big integer."""
+    if not data:
+        return b''
+    k = (key * (len(data) // 4 + 1))[:len(data)]
+    return (int.from_bytes(data, 'big') ^ int.from_bytes(k, 'big')).to_bytes(len(data), 'big')
+
+
+def frame(opcode, payload, fin=True, mask=True):
+    head = bytes([(0x80 if fin else 0) | opcode])
+    n = len(payload)
+    m = 0x80 if mask else 0
+    if n < 126:
+        head += bytes([m | n])
+    elif n < 65536:
+        head += bytes([m | 126]) + struct.pack('!H', n)
+    else:
+        head += bytes([m | 127]) + struct.pack('!Q', n)
+    if not mask:
+        return head + payload
+    key = os.urandom(4)
+    return head + key + masked(key, payload)
+
+
+def recv_exact(s, n):
+    out = b''
+    while len(out) < n:
+        b = s.recv(n - len(out))
+        if not b:
+            raise EOFError('closed after %d of %d bytes' % (len(out), n))
+        out += b
+    return out
+
+
+def read_frame(s):
+    """(fin, opcode, payload), unmasking if masked."""
+    b0, b1 = recv_exact(s, 2)
+    n = b1 & 0x7f
+    if n == 126:
+        n = struct.unpack('!H', recv_exact(s, 2))[0]
+    elif n == 127:
+        n = struct.unpack('!Q', recv_exact(s, 8))[0]
+    key = recv_exact(s, 4) if b1 & 0x80 else None
+    payload = recv_exact(s, n)
+    if key:
+        payload = masked(key, payload)
+    return bool(b0 & 0x80), b0 & 0x0f, payload
+
+
+class WsUpstream:
+    """TLS WebSocket server on loopback. Echoes each frame (same FIN and opcode); text
+    commands: 'push N' sends N messages, 'close-now' sends a close frame and closes,
+    'reset-now' resets. Answers /deny with a 403. Records each request head and when each
+    connection was seen closed by the peer."""
+
+    def __init__(self):
+        self.heads = []
+        self.closed_at = []
+        self.errors = []
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(*certs().server)
+        self.ctx = ctx
+        self.lsock = socket.socket()
+        self.lsock.bind(('127.0.0.1', 0))
+        self.lsock.listen(16)
+        self.port = self.lsock.getsockname()[1]
+        self.socks = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def authority(self):
+        return 'https://127.0.0.1:%d' % self.port
+
+    def close(self):
+        self.lsock.close()
+        for s in self.socks:
+            try:
+                s.close()
+            except OSError:
+                pass
+
+    def _accept(self):
+        while True:
+            try:
+                raw, _ = self.lsock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(raw,), daemon=True).start()
+
+    def _serve(self, raw):
+        try:
+            s = self.ctx.wrap_socket(raw, server_side=True)
+        except (ssl.SSLError, OSError):
+            return
+        self.socks.append(s)
+        try:
+            data = b''
+            while b'\r\n\r\n' not in data:
+                b = s.recv(4096)
+                if not b:
+                    return
+                data += b
+            head_bytes, rest = data.split(b'\r\n\r\n', 1)
+            start, fields_list = parse_head(head_bytes + b'\r\n\r\n')
+            method, target, _ = start.split(' ', 2)
+            self.heads.append((method, target, fields_list))
+            fields = {k.lower(): v for k, v in fields_list}
+            if target.startswith('/deny'):
+                body = b'{"error":{"message":"no","type":"invalid_request_error","code":null}}'
+                s.sendall(b'HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s'
+                          % (len(body), body))
+                s.recv(1)
+                s.close()
+                return
+            if 'sec-websocket-key' not in fields:
+                s.sendall(b'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok')
+                s.close()
+                return
+            extra = ''
+            if 'sec-websocket-protocol' in fields:
+                extra = 'Sec-WebSocket-Protocol: %s\r\n' % fields['sec-websocket-protocol'].split(',')[0].strip()
+            s.sendall(('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n'
+                       'Sec-WebSocket-Accept: %s\r\n%s\r\n' % (accept_key(fields['sec-websocket-key']), extra)).encode())
+            if rest:
+                raise AssertionError('bytes before the 101: %r' % rest)
+            while True:
+                fin, op, payload = read_frame(s)
+                if op == 0x8:
+                    s.sendall(frame(0x8, payload, mask=False))
+                    s.close()
+                    self.closed_at.append(now())
+                    return
+                if op == 0x9:
+                    s.sendall(frame(0xA, payload, mask=False))
+                    continue
+                if op == 0x1 and payload.startswith(b'push '):
+                    for i in range(int(payload[5:])):
+                        s.sendall(frame(0x1, b'msg %d' % i, mask=False))
+                    continue
+                if op == 0x1 and payload == b'close-now':
+                    s.sendall(frame(0x8, struct.pack('!H', 1000) + b'bye', mask=False))
+                    s.close()
+                    return
+                if op == 0x1 and payload == b'reset-now':
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
+                    s.close()
+                    return
+                s.sendall(frame(op, payload, fin=fin, mask=False))
+        except (EOFError, ConnectionResetError, BrokenPipeError, ssl.SSLError, OSError):
+            self.closed_at.append(now())
+
+
+class WebSocketClient:
+    """The client side: the handshake through RawClient, then frames (masked, as a client's
+    must be) written to and read from its connection."""
+
+    def __init__(self, port, path='/v1/realtime?model=gpt-realtime', headers=(), tls_context=None):
+        self.c = RawClient(port, tls_context=tls_context, server_hostname='localhost' if tls_context else None,
+                           timeout=10)
+        self.key = base64.b64encode(os.urandom(16)).decode()
+        fields = [('Connection', 'Upgrade'), ('Upgrade', 'websocket'), ('Sec-WebSocket-Version', '13'),
+                  ('Sec-WebSocket-Key', self.key)] + list(headers)
+        self.c.request('GET', path, fields)
+        self.head = self.c.read_head()
+
+    @property
+    def sock(self):
+        return self.c.sock
+
+    def send(self, opcode, payload, fin=True):
+        self.c.send(frame(opcode, payload, fin=fin))
+
+    def frame(self, timeout=10):
+        """(fin, opcode, payload) of the next frame from the server (never masked)."""
+        deadline = now() + timeout
+        rd = self.c.rd
+        b0, b1 = rd.read_exact(2, deadline)
+        n = b1 & 0x7f
+        if n == 126:
+            n = struct.unpack('!H', rd.read_exact(2, deadline))[0]
+        elif n == 127:
+            n = struct.unpack('!Q', rd.read_exact(8, deadline))[0]
+        if b1 & 0x80:
+            raise AssertionError('a frame from the server is masked')
+        return bool(b0 & 0x80), b0 & 0x0f, rd.read_exact(n, deadline)
+
+    def closed_within(self, timeout):
+        """True when the connection ends (EOF or reset) within `timeout`, with no byte first."""
+        rd = self.c.rd
+        try:
+            more = rd.fill(timeout)
+        except socket.timeout:
+            return False
+        return not more and not rd.buf
+
+    def close(self):
+        self.c.close()
+
+
+class WebSocket(ProxyTestCase):
+    def setUp(self):
+        self.up = WsUpstream()
+        self.addCleanup(self.up.close)
+
+    def proxy(self, extra=()):
+        return self.start_proxy(['-default-target', self.up.authority, '-disable-target-header'] + list(extra))
+
+    def open(self, p, **kw):
+        ws = WebSocketClient(p.port, **kw)
+        self.addCleanup(ws.close)
+        self.assertEqual(ws.head.status, 101, ws.head)
+        self.assertEqual(ws.head.header('Sec-WebSocket-Accept'), accept_key(ws.key))
+        self.assertEqual((ws.head.header('Upgrade') or '').lower(), 'websocket')
+        self.assertIn('upgrade', (ws.head.header('Connection') or '').lower())
+        self.assertIsNone(ws.head.header('Content-Length'))
+        self.assertIsNone(ws.head.header('Transfer-Encoding'))
+        return ws
+
+    def test_handshake_echo_push_large_fragmented_ping(self):
+        p = self.proxy()
+        ws = self.open(p, headers=[('Authorization', 'Bearer sk-test'), ('OpenAI-Beta', 'realtime=v1'),
+                                   ('Sec-WebSocket-Protocol', 'realtime, openai-beta.realtime-v1')])
+        self.assertEqual(ws.head.header('Sec-WebSocket-Protocol'), 'realtime')
+        method, target, fields = self.up.heads[0][:3]
+        names = {k.lower(): v for k, v in fields}
+        self.assertEqual((method, target), ('GET', '/v1/realtime?model=gpt-realtime'))
+        self.assertEqual(names['upgrade'], 'websocket')
+        self.assertEqual(names['connection'], 'Upgrade')
+        self.assertEqual(names['sec-websocket-key'], ws.key)
+        self.assertEqual(names['sec-websocket-version'], '13')
+        self.assertEqual(names['authorization'], 'Bearer sk-test')
+        self.assertEqual(names['host'], '127.0.0.1:%d' % self.up.port)
+
+        ws.send(0x1, b'{"type":"session.update"}')
+        self.assertEqual(ws.frame(), (True, 0x1, b'{"type":"session.update"}'))
+        ws.send(0x1, b'push 50')
+        self.assertEqual([ws.frame()[2] for _ in range(50)], [b'msg %d' % i for i in range(50)])
+        big = os.urandom(3 << 20)  # larger than every buffer on the way: backpressure both ways
+        ws.send(0x2, big)
+        self.assertEqual(ws.frame(), (True, 0x2, big))
+        ws.send(0x1, b'part one, ', fin=False)
+        ws.send(0x0, b'part two', fin=True)
+        self.assertEqual(ws.frame(), (False, 0x1, b'part one, '))
+        self.assertEqual(ws.frame(), (True, 0x0, b'part two'))
+        ws.send(0x9, b'are you there')
+        self.assertEqual(ws.frame(), (True, 0xA, b'are you there'))
+        # The client's close: echoed, then the upstream closes, then the client sees the end.
+        ws.send(0x8, struct.pack('!H', 1000))
+        self.assertEqual(ws.frame(), (True, 0x8, struct.pack('!H', 1000)))
+        self.assertTrue(ws.closed_within(5))
+        self.assertEqual(self.get(p, '/v1/models').status, 200)  # the proxy goes on
+
+    def test_upstream_close_and_reset_reach_the_client(self):
+        p = self.proxy()
+        ws = self.open(p)
+        ws.send(0x1, b'close-now')
+        fin, op, payload = ws.frame()
+        self.assertEqual((op, payload), (0x8, struct.pack('!H', 1000) + b'bye'))
+        self.assertTrue(ws.closed_within(5))
+        ws = self.open(p)
+        ws.send(0x1, b'reset-now')
+        start = now()
+        self.assertTrue(ws.closed_within(5))
+        self.assertLess(now() - start, 3)
+
+    def test_client_abort_closes_the_upstream_at_once(self):
+        p = self.proxy()
+        ws = self.open(p)
+        ws.send(0x1, b'hello')
+        ws.frame()
+        seen = len(self.up.closed_at)
+        ws.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
+        t0 = now()
+        ws.close()
+        self.assertTrue(wait_until(lambda: len(self.up.closed_at) > seen, 5))
+        self.assertLess(self.up.closed_at[seen] - t0, 1.0)
+
+    def test_idle_timeout_and_pings_keep_it_alive(self):
+        p = self.proxy(['-idle-timeout', '1s'])
+        ws = self.open(p)
+        for _ in range(8):  # 2.4 s of pings, 0.3 s apart: longer than the timeout
+            ws.send(0x9, b'p')
+            self.assertEqual(ws.frame()[1], 0xA)
+            time.sleep(0.3)
+        start = now()
+        self.assertTrue(ws.closed_within(10))  # silence: closed after -idle-timeout
+        self.assertTrue(0.5 < now() - start < 5, now() - start)
+        self.assertTrue(wait_until(lambda: 'WebSocket' in p.stderr(), 5), p.stderr())
+
+    def test_refusal_is_relayed_and_the_connection_goes_on(self):
+        p = self.proxy()
+        ws = WebSocketClient(p.port, path='/deny')
+        self.addCleanup(ws.close)
+        self.assertEqual(ws.head.status, 403)
+        self.assertEqual(b''.join(piece for _, piece in ws.c.body_pieces(ws.head)),
+                         b'{"error":{"message":"no","type":"invalid_request_error","code":null}}')
+        self.assertIsNone(ws.head.header('Upgrade'))
+        # An ordinary answer: the connection takes the next request.
+        ws.c.request('GET', '/v1/models')
+        self.assertEqual(ws.c.read_response().status, 200)
+
+    def test_other_upgrades_are_not_offered_upstream(self):
+        p = self.proxy()
+        with RawClient(p.port) as c:
+            c.request('GET', '/h2c', [('Connection', 'Upgrade, HTTP2-Settings'), ('Upgrade', 'h2c'),
+                                      ('HTTP2-Settings', 'AAMAAABkAARAAAAAAAIAAAAA')])
+            r = c.read_response()
+        self.assertEqual(r.status, 200, r)
+        names = {k.lower() for k, _ in self.up.heads[-1][2]}
+        self.assertEqual(self.up.heads[-1][1], '/h2c')
+        self.assertNotIn('upgrade', names)
+        self.assertNotIn('http2-settings', names)
+        # A WebSocket handshake with a body is not an upgrade either.
+        with RawClient(p.port) as c:
+            c.request('GET', '/body', [('Connection', 'Upgrade'), ('Upgrade', 'websocket'),
+                                       ('Sec-WebSocket-Version', '13')], b'xyz')
+            self.assertEqual(c.read_response().status, 200)
+
+    def test_through_the_https_listener(self):
+        server, key = certs().server
+        try:
+            p = self.proxy(['-tls-cert', server, '-tls-key', key])
+        except AssertionError as e:
+            if 'has no TLS server side' in str(e):
+                self.skipTest('this build has no TLS server side (a small router build)')
+            raise
+        ctx = ssl.create_default_context(cafile=certs().ca)
+        ws = self.open(p, tls_context=ctx)
+        ws.send(0x1, b'push 3')
+        self.assertEqual([ws.frame()[2] for _ in range(3)], [b'msg 0', b'msg 1', b'msg 2'])
+        big = os.urandom(1 << 20)
+        ws.send(0x2, big)
+        self.assertEqual(ws.frame()[2], big)
+
+
+if __name__ == '__main__':
+    main()
