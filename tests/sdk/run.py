@@ -17,6 +17,11 @@ expectations, and the upstream saw the same requests both times.
   error    401 with OpenAI's JSON error body -> AuthenticationError, status 401, message
   abort    a long stream the client aborts after 3 events: the upstream must see its
            connection closed within ABORT_CLOSE_SECONDS
+  https    chat again, the SDK talking HTTPS to the proxy's own listener (-tls-cert)
+  realtime the Realtime API's WebSocket client (openai/beta/realtime/ws), which always
+           uses wss://, through the HTTPS listener to a fake Realtime upstream (RFC 6455
+           over TLS): session.created, two client events, a text response, the close
+A build without a TLS server side (the small router builds) skips the last two, saying so.
 
 Environment: OP_BINARY (the proxy; tests/windows/wine-run with OP_WINE_EXE for the
 Windows .exe under Wine), OP_SDK_NODE_DIR (default build/sdk-node, filled by
@@ -29,14 +34,18 @@ import json
 import os
 import re
 import shutil
+import socket
+import ssl
 import subprocess
 import sys
+import threading
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(TOP, 'tests', 'e2e'))
 import harness  # noqa: E402
 from harness import Resp, Upstream, Proxy, certs, now, wait_until  # noqa: E402
+from test_websocket import accept_key, frame, read_frame  # noqa: E402
 
 GOOD_KEY = 'sk-sdk-check-good'
 UPLOAD_BYTES = 1 << 20
@@ -177,6 +186,82 @@ class FakeOpenAI:
                     body=json.dumps(answer).encode())
 
 
+class FakeRealtime:
+    """A fake Realtime API over WebSocket (TLS on loopback, the test CA's certificate):
+    session.created on open; conversation.item.create -> conversation.item.created;
+    response.create -> response.created, three text deltas, response.done; a close frame
+    is answered and the connection closed. Records each handshake's head."""
+
+    DELTAS = ['Hello', ' through the', ' proxy \u2713']
+
+    def __init__(self):
+        self.heads = []
+        self.errors = []
+        self.ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self.ctx.load_cert_chain(*certs().server)
+        self.lsock = socket.socket()
+        self.lsock.bind(('127.0.0.1', 0))
+        self.lsock.listen(8)
+        self.url = 'https://127.0.0.1:%d' % self.lsock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self):
+        self.lsock.close()
+
+    def _accept(self):
+        while True:
+            try:
+                raw, _ = self.lsock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(raw,), daemon=True).start()
+
+    def _serve(self, raw):
+        try:
+            s = self.ctx.wrap_socket(raw, server_side=True)
+        except OSError:
+            return
+        try:
+            data = b''
+            while b'\r\n\r\n' not in data:
+                b = s.recv(4096)
+                if not b:
+                    return
+                data += b
+            start, fields = harness.parse_head(data.split(b'\r\n\r\n', 1)[0] + b'\r\n\r\n')
+            names = {k.lower(): v for k, v in fields}
+            self.heads.append({'target': start.split(' ')[1], 'authorization': names.get('authorization'),
+                               'openai_beta': names.get('openai-beta'), 'upgrade': names.get('upgrade'),
+                               'version': names.get('sec-websocket-version')})
+            s.sendall(('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n'
+                       'Sec-WebSocket-Accept: %s\r\n\r\n' % accept_key(names['sec-websocket-key'])).encode())
+
+            def send(event):
+                s.sendall(frame(0x1, json.dumps(event).encode(), mask=False))
+            send({'type': 'session.created', 'event_id': 'ev_1', 'session': {'id': 'sess_sdk', 'model': 'sdk'}})
+            while True:
+                _fin, op, payload = read_frame(s)
+                if op == 0x8:
+                    s.sendall(frame(0x8, payload[:2], mask=False))
+                    return
+                if op != 0x1:
+                    continue
+                ev = json.loads(payload)
+                if ev.get('type') == 'conversation.item.create':
+                    send({'type': 'conversation.item.created', 'event_id': 'ev_2', 'item': ev.get('item')})
+                elif ev.get('type') == 'response.create':
+                    send({'type': 'response.created', 'event_id': 'ev_3', 'response': {'id': 'resp_1'}})
+                    for i, d in enumerate(self.DELTAS):
+                        send({'type': 'response.text.delta', 'event_id': 'ev_d%d' % i, 'response_id': 'resp_1',
+                              'delta': d})
+                    send({'type': 'response.done', 'event_id': 'ev_4', 'response': {'id': 'resp_1'}})
+        except (EOFError, OSError, ValueError) as e:
+            if not isinstance(e, (EOFError, ConnectionResetError)):
+                self.errors.append(repr(e))
+        finally:
+            s.close()
+
+
 class Runner:
     def __init__(self, node, module, upload_path):
         self.node = node
@@ -185,6 +270,19 @@ class Runner:
         self.fake = FakeOpenAI()
         self.up = Upstream(self.fake)
         self.proxy = Proxy(['-default-target', self.up.url]).start()
+        self.realtime = FakeRealtime()
+        # The same, serving HTTPS itself; and one in front of the fake Realtime API.
+        server, key = certs().server
+        self.tls_proxies = {}
+        self.no_tls_server = None
+        for name, target in (('https', self.up.url), ('realtime', self.realtime.url)):
+            try:
+                self.tls_proxies[name] = Proxy(['-default-target', target, '-tls-cert', server,
+                                                '-tls-key', key]).start()
+            except AssertionError as e:
+                if 'has no TLS server side' not in str(e):
+                    raise
+                self.no_tls_server = 'this build has no TLS server side (a small router build)'
         self.passed = self.failed = 0
 
     def node_run(self, check, base_url):
@@ -229,6 +327,11 @@ class Runner:
         return view
 
     def one_side(self, check, base_url):
+        if check == 'realtime':
+            h0, e0 = len(self.realtime.heads), len(self.realtime.errors)
+            out, ended = self.node_run(check, base_url)
+            wait_until(lambda: len(self.realtime.heads) > h0, timeout=5)
+            return out, {'ended': ended, 'requests': self.realtime.heads[h0:], 'problems': self.realtime.errors[e0:]}
         n0 = len(self.up.requests)
         p0 = len(self.fake.problems)
         l0 = len(self.fake.long_streams)
@@ -249,9 +352,17 @@ class Runner:
         extra['problems'] = self.fake.problems[p0:]
         return out, extra
 
-    def run(self, check, title, expect, note=None):
-        direct, dx = self.one_side(check, self.up.url + '/v1')
-        via, vx = self.one_side(check, 'http://%s/v1' % self.proxy.addr)
+    def run(self, check, title, expect, note=None, via_tls=None):
+        """via_tls: the name of the HTTPS-listener proxy to go through instead of the plain one."""
+        if via_tls and via_tls not in self.tls_proxies:
+            print('SKIP  %s (%s)' % (title, self.no_tls_server), flush=True)
+            return True
+        sdk_check = 'chat' if check == 'https' else check
+        direct_url = (self.realtime.url if check == 'realtime' else self.up.url) + '/v1'
+        via_url = 'https://127.0.0.1:%d/v1' % self.tls_proxies[via_tls].port if via_tls else \
+            'http://%s/v1' % self.proxy.addr
+        direct, dx = self.one_side(sdk_check, direct_url)
+        via, vx = self.one_side(sdk_check, via_url)
         why = []
         if 'error' in direct:
             why.append('direct baseline failed: %s' % direct['error'])
@@ -272,8 +383,9 @@ class Runner:
         if self.up.errors:
             why.append('upstream errors: %s' % self.up.errors)
             del self.up.errors[:]
-        if not self.proxy.alive():
-            why.append('the proxy died; stderr:\n%s' % self.proxy.stderr()[-2000:])
+        for p in [self.proxy] + list(self.tls_proxies.values()):
+            if not p.alive():
+                why.append('a proxy died; stderr:\n%s' % p.stderr()[-2000:])
         if why:
             self.failed += 1
             print('FAIL  %s\n    %s' % (title, '\n    '.join(why)), flush=True)
@@ -361,6 +473,21 @@ def expect_abort(out, ext):
     return why
 
 
+def expect_realtime(out, ext):
+    o = out['observed']
+    want = {'types': ['session.created', 'conversation.item.created', 'response.created'] +
+            ['response.text.delta'] * len(FakeRealtime.DELTAS) + ['response.done'],
+            'text': ''.join(FakeRealtime.DELTAS), 'session': 'sess_sdk', 'close_code': 1000}
+    why = ['%s is %r, not %r' % (k, o.get(k), v) for k, v in want.items() if o.get(k) != v]
+    heads = ext['requests']
+    if len(heads) != 1:
+        why.append('the upstream saw %d WebSocket handshakes, not 1' % len(heads))
+    elif heads[0] != {'target': '/v1/realtime?model=sdk-realtime', 'authorization': 'Bearer ' + GOOD_KEY,
+                      'openai_beta': 'realtime=v1', 'upgrade': 'websocket', 'version': '13'}:
+        why.append('the upstream saw the handshake %r' % heads[0])
+    return why
+
+
 def prepare_wine():
     """For the Windows .exe: a Wine prefix (build/wineprefix unless WINEPREFIX is set), made
     once as scripts/test-windows.sh does, and a wineserver that stays up between proxies."""
@@ -418,13 +545,19 @@ def main():
         r.run('error', '401 with OpenAI error body -> AuthenticationError, status and message', expect_error)
         r.run('abort', 'stream aborted by the client after 3 events -> upstream connection closed',
               expect_abort, note_abort)
+        r.run('https', 'chat.completions.create over HTTPS to the proxy (-tls-cert)', expect_chat,
+              via_tls='https')
+        r.run('realtime', 'Realtime API WebSocket client (wss://) through the HTTPS listener', expect_realtime,
+              via_tls='realtime')
     finally:
         r.up.close()
-        try:
-            r.proxy.stop_and_check()
-        except AssertionError as e:
-            r.failed += 1
-            print('FAIL  the proxy stops cleanly on SIGTERM\n    %s' % e)
+        r.realtime.close()
+        for p in [r.proxy] + list(r.tls_proxies.values()):
+            try:
+                p.stop_and_check()
+            except AssertionError as e:
+                r.failed += 1
+                print('FAIL  the proxy stops cleanly on SIGTERM\n    %s' % e)
     print('%d passed, %d failed' % (r.passed, r.failed))
     return 1 if r.failed else 0
 

@@ -4,7 +4,7 @@
 //
 //   node sdk_check.mjs <check> <baseURL> [file]
 //
-// checks: chat, stream, upload (file: the path to upload), error, abort.
+// checks: chat, stream, upload (file: the path to upload), error, abort, realtime.
 // Prints one JSON line: {"observed": {...}, "timing": {...}} on success, or
 // {"error": "..."} when the SDK call failed in a way the check did not expect.
 // `observed` is what the SDK handed to the program, compared between the proxy and the
@@ -104,7 +104,42 @@ async function abort() {
   return { observed: { chunks: deltas.length, deltas, ended } };
 }
 
-const checks = { chat, stream, upload, error, abort };
+// The Realtime API's WebSocket client (openai/beta/realtime/ws, on the `ws` package). It
+// always connects with wss://, so through the proxy this needs the HTTPS listener.
+async function realtime() {
+  const wsModule = new URL('beta/realtime/ws.mjs', pathToFileURL(modulePath)).href;
+  const { OpenAIRealtimeWS } = await import(wsModule);
+  const rt = new OpenAIRealtimeWS({ model: 'sdk-realtime' }, client());
+  const events = [];
+  let closeCode = null;
+  const finished = new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('no response.done within 20 s')), 20_000);
+    rt.on('error', (e) => { clearTimeout(timer); reject(new Error(e.message)); });
+    rt.on('event', (ev) => {
+      events.push(ev);
+      if (ev.type === 'session.created') {
+        rt.send({ type: 'conversation.item.create',
+                  item: { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'Say hello' }] } });
+        rt.send({ type: 'response.create', response: { modalities: ['text'] } });
+      }
+      if (ev.type === 'response.done') { clearTimeout(timer); resolve(); }
+    });
+  });
+  await finished;
+  const closed = new Promise((resolve) => rt.socket.on('close', (code) => { closeCode = code; resolve(); }));
+  rt.close({ code: 1000, reason: 'done' });
+  await Promise.race([closed, new Promise((r) => setTimeout(r, 5000))]);
+  return {
+    observed: {
+      types: events.map((e) => e.type),
+      text: events.filter((e) => e.type === 'response.text.delta').map((e) => e.delta).join(''),
+      session: events[0]?.session?.id ?? null,
+      close_code: closeCode,
+    },
+  };
+}
+
+const checks = { chat, stream, upload, error, abort, realtime };
 let out;
 try {
   if (!checks[check]) throw new Error('unknown check ' + check);

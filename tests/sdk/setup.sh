@@ -1,6 +1,7 @@
 #!/bin/sh
-# Installs the official OpenAI Node SDK (npm `openai`, major version 4) into
-# build/sdk-node for tests/sdk/run.py (make sdk-check). Nothing is committed: build/ is
+# Installs the official OpenAI Node SDK (npm `openai`, major version 4, and `ws` 8 for its
+# Realtime client) into build/sdk-node for tests/sdk/run.py (make sdk-check). Nothing is
+# committed: build/ is
 # ignored by git.
 #
 # Without Node, npm or a reachable npm registry it prints `SKIP sdk: <reason>` and exits
@@ -22,10 +23,14 @@ command -v "$node" >/dev/null 2>&1 || skip "node is not installed (Debian: apt-g
 major=$("$node" -e 'process.stdout.write(process.versions.node.split(".")[0])' 2>/dev/null)
 [ "${major:-0}" -ge 18 ] 2>/dev/null || skip "node $("$node" --version 2>/dev/null) is older than 18, the SDK's minimum"
 
-installed=$("$node" -e 'try { const p = require(process.argv[1]); process.stdout.write(p.version) } catch (e) {}' \
-    "$PWD/$dir/node_modules/openai/package.json" 2>/dev/null)
-case "$installed" in
-4.*) echo "sdk setup: openai $installed already in $dir"; exit 0 ;;
+version_of() {
+    "$node" -e 'try { const p = require(process.argv[1]); process.stdout.write(p.version) } catch (e) {}' \
+        "$PWD/$dir/node_modules/$1/package.json" 2>/dev/null
+}
+installed=$(version_of openai)
+ws=$(version_of ws)
+case "$installed/$ws" in
+4.*/8.*) echo "sdk setup: openai $installed and ws $ws already in $dir"; exit 0 ;;
 esac
 
 command -v "$npm" >/dev/null 2>&1 || skip "npm is not installed (Debian: apt-get install npm)"
@@ -38,9 +43,9 @@ case $rc in
    skip "the npm registry is not reachable (npm ping: ${why:-exit status $rc})" ;;
 esac
 mkdir -p "$dir"
-if ! out=$(timeout 600 "$npm" install --prefix "$dir" --no-audit --no-fund openai@4 2>&1); then
+# ws: the WebSocket package the SDK's Realtime client (openai/beta/realtime/ws) runs on.
+if ! out=$(timeout 600 "$npm" install --prefix "$dir" --no-audit --no-fund openai@4 ws@8 2>&1); then
     echo "$out" | tail -n 20
-    skip "npm install openai@4 failed ($(echo "$out" | grep -m 1 -E 'npm (error|ERR!)' | sed 's/^npm [a-zA-Z!]* //'))"
+    skip "npm install openai@4 ws@8 failed ($(echo "$out" | grep -m 1 -E 'npm (error|ERR!)' | sed 's/^npm [a-zA-Z!]* //'))"
 fi
-version=$("$node" -e 'process.stdout.write(require(process.argv[1]).version)' "$PWD/$dir/node_modules/openai/package.json")
-echo "sdk setup: installed openai $version in $dir"
+echo "sdk setup: installed openai $(version_of openai) and ws $(version_of ws) in $dir"
