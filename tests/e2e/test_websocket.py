@@ -245,8 +245,11 @@ class WebSocket(ProxyTestCase):
 
     def test_handshake_echo_push_large_fragmented_ping(self):
         p = self.proxy()
+        # A browser cannot set headers on a WebSocket: the SDK's browser client puts the key in
+        # a subprotocol, which must reach the upstream unchanged (no server-side key here).
+        protocols = 'realtime, openai-insecure-api-key.sk-browser-key, openai-beta.realtime-v1'
         ws = self.open(p, headers=[('Authorization', 'Bearer sk-test'), ('OpenAI-Beta', 'realtime=v1'),
-                                   ('Sec-WebSocket-Protocol', 'realtime, openai-beta.realtime-v1')])
+                                   ('Sec-WebSocket-Protocol', protocols)])
         self.assertEqual(ws.head.header('Sec-WebSocket-Protocol'), 'realtime')
         method, target, fields = self.up.heads[0][:3]
         names = {k.lower(): v for k, v in fields}
@@ -255,6 +258,7 @@ class WebSocket(ProxyTestCase):
         self.assertEqual(names['connection'], 'Upgrade')
         self.assertEqual(names['sec-websocket-key'], ws.key)
         self.assertEqual(names['sec-websocket-version'], '13')
+        self.assertEqual(names['sec-websocket-protocol'], protocols)
         self.assertEqual(names['authorization'], 'Bearer sk-test')
         self.assertEqual(names['host'], '127.0.0.1:%d' % self.up.port)
 
