@@ -17,6 +17,12 @@ expectations, and the upstream saw the same requests both times.
   error    401 with OpenAI's JSON error body -> AuthenticationError, status 401, message
   abort    a long stream the client aborts after 3 events: the upstream must see its
            connection closed within ABORT_CLOSE_SECONDS
+  gappy    through a second proxy with -sse-keepalive 100ms: a stream whose events are
+           GAPPY_DELAY apart, so ": keep-alive" comments go between them (checked on the
+           wire); the SDK must see exactly the events it sees directly
+  slowjson through that proxy with -json-keepalive 100ms: a JSON answer whose head comes
+           after SLOW_HEAD_DELAY, so it arrives after a 200 head and whitespace; the SDK's
+           result must be the direct one (but _request_id, which that head cannot carry)
 
 Environment: OP_BINARY (the proxy; tests/windows/wine-run with OP_WINE_EXE for the
 Windows .exe under Wine), OP_SDK_NODE_DIR (default build/sdk-node, filled by
@@ -45,6 +51,10 @@ STREAM_DELAY = 0.15
 LONG_EVENTS = 400           # 400 x 0.1 s: 40 s, far longer than the check waits
 LONG_DELAY = 0.1
 ABORT_CLOSE_SECONDS = 5.0   # upstream connection closed after the client aborted
+GAPPY_EVENTS = 4
+GAPPY_DELAY = 0.35          # between events of the gappy stream (-sse-keepalive 100ms)
+SLOW_HEAD_DELAY = 0.5       # before the head of the slow JSON answer (-json-keepalive 100ms)
+KEEPALIVE_ARGS = ['-sse-keepalive', '100ms', '-json-keepalive', '100ms']
 NODE_TIMEOUT = 90
 
 
@@ -130,7 +140,7 @@ class FakeOpenAI:
         model = body.get('model')
         if body.get('messages') != [{'role': 'user', 'content': 'Say hello through the proxy'}]:
             self.problems.append('chat messages arrived as %r' % body.get('messages'))
-        if model == 'sdk-json':
+        if model in ('sdk-json', 'sdk-slow-json'):
             answer = {
                 'id': 'chatcmpl-sdk-json', 'object': 'chat.completion', 'created': 1700000000, 'model': model,
                 'choices': [{'index': 0, 'message': {'role': 'assistant', 'content': 'Hello from the fake API \u2713',
@@ -140,16 +150,17 @@ class FakeOpenAI:
                 'system_fingerprint': 'fp_sdk',
             }
             return Resp(200, [('Content-Type', 'application/json'), ('x-request-id', 'req_sdk_json'),
-                              ('openai-processing-ms', '12')], body=json.dumps(answer).encode())
-        if model in ('sdk-stream', 'sdk-long') and body.get('stream') is True:
-            n = STREAM_EVENTS if model == 'sdk-stream' else LONG_EVENTS
+                              ('openai-processing-ms', '12')], body=json.dumps(answer).encode(),
+                        head_delay=SLOW_HEAD_DELAY if model == 'sdk-slow-json' else 0)
+        if model in ('sdk-stream', 'sdk-long', 'sdk-gappy') and body.get('stream') is True:
+            n = {'sdk-stream': STREAM_EVENTS, 'sdk-long': LONG_EVENTS, 'sdk-gappy': GAPPY_EVENTS}[model]
             cid = 'chatcmpl-' + model
             chunks = [sse_chunk(cid, model, content='', role='assistant')]
             chunks += [sse_chunk(cid, model, content='piece %d; ' % i) for i in range(1, n - 1)]
             chunks += [sse_chunk(cid, model, finish='stop'), b'data: [DONE]\n\n']
             r = Resp(200, [('Content-Type', 'text/event-stream; charset=utf-8'), ('Cache-Control', 'no-cache'),
                            ('x-request-id', 'req_' + model)], chunks=chunks,
-                     delay=STREAM_DELAY if model == 'sdk-stream' else LONG_DELAY)
+                     delay={'sdk-stream': STREAM_DELAY, 'sdk-long': LONG_DELAY, 'sdk-gappy': GAPPY_DELAY}[model])
             if model == 'sdk-long':
                 self.long_streams.append(r)
             return r
@@ -185,6 +196,7 @@ class Runner:
         self.fake = FakeOpenAI()
         self.up = Upstream(self.fake)
         self.proxy = Proxy(['-default-target', self.up.url]).start()
+        self.keepalive_proxy = Proxy(['-default-target', self.up.url] + KEEPALIVE_ARGS).start()
         self.passed = self.failed = 0
 
     def node_run(self, check, base_url):
@@ -249,9 +261,10 @@ class Runner:
         extra['problems'] = self.fake.problems[p0:]
         return out, extra
 
-    def run(self, check, title, expect, note=None):
+    def run(self, check, title, expect, note=None, proxy=None):
+        proxy = proxy or self.proxy
         direct, dx = self.one_side(check, self.up.url + '/v1')
-        via, vx = self.one_side(check, 'http://%s/v1' % self.proxy.addr)
+        via, vx = self.one_side(check, 'http://%s/v1' % proxy.addr)
         why = []
         if 'error' in direct:
             why.append('direct baseline failed: %s' % direct['error'])
@@ -272,8 +285,8 @@ class Runner:
         if self.up.errors:
             why.append('upstream errors: %s' % self.up.errors)
             del self.up.errors[:]
-        if not self.proxy.alive():
-            why.append('the proxy died; stderr:\n%s' % self.proxy.stderr()[-2000:])
+        if not proxy.alive():
+            why.append('the proxy died; stderr:\n%s' % proxy.stderr()[-2000:])
         if why:
             self.failed += 1
             print('FAIL  %s\n    %s' % (title, '\n    '.join(why)), flush=True)
@@ -309,6 +322,32 @@ def expect_stream(out, ext):
     if span < sent_span / 2:
         why.append('the %d events arrived within %.3f s; sent over %.2f s: buffered?' % (len(arr), span, sent_span))
     return why
+
+
+def expect_gappy(out, ext):
+    o = out['observed']
+    want = [''] + ['piece %d; ' % i for i in range(1, GAPPY_EVENTS - 1)] + [None]
+    return [] if o['deltas'] == want else ['deltas %r, not %r' % (o['deltas'], want)]
+
+
+def comments_on_the_wire(proxy):
+    """The gappy stream read raw through the keep-alive proxy: how many ': keep-alive'
+    comments it carries (the gappy check means nothing if there are none)."""
+    body = json.dumps({'model': 'sdk-gappy', 'stream': True,
+                       'messages': [{'role': 'user', 'content': 'Say hello through the proxy'}]}).encode()
+    with harness.RawClient(proxy.port) as c:
+        c.request('POST', '/v1/chat/completions', [('Authorization', 'Bearer ' + GOOD_KEY),
+                                                  ('Content-Type', 'application/json')], body)
+        r = c.read_response('POST', timeout=30)
+    return r.body.count(b'\n: keep-alive\n\n') if r.status == 200 and r.complete else -1
+
+
+def expect_slowjson(out, ext):
+    o = out['observed']
+    want = {'id': 'chatcmpl-sdk-json', 'object': 'chat.completion', 'model': 'sdk-slow-json',
+            'content': 'Hello from the fake API \u2713', 'finish_reason': 'stop',
+            'usage': {'prompt_tokens': 7, 'completion_tokens': 6, 'total_tokens': 13}}
+    return ['%s is %r, not %r' % (k, o.get(k), v) for k, v in want.items() if o.get(k) != v]
 
 
 def note_stream(direct, dx, via, vx):
@@ -418,8 +457,22 @@ def main():
         r.run('error', '401 with OpenAI error body -> AuthenticationError, status and message', expect_error)
         r.run('abort', 'stream aborted by the client after 3 events -> upstream connection closed',
               expect_abort, note_abort)
+        comments = comments_on_the_wire(r.keepalive_proxy)
+        if comments > 0:
+            r.run('gappy', '-sse-keepalive: stream with %.2f s silences, keep-alive comments ignored' % GAPPY_DELAY,
+                  expect_gappy, lambda *a: '%d comments on the wire' % comments, proxy=r.keepalive_proxy)
+        else:
+            r.failed += 1
+            print('FAIL  -sse-keepalive: no keep-alive comment on the wire (%d)' % comments)
+        r.run('slowjson', '-json-keepalive: JSON answer after a 200 head and whitespace', expect_slowjson,
+              proxy=r.keepalive_proxy)
     finally:
         r.up.close()
+        try:
+            r.keepalive_proxy.stop_and_check()
+        except AssertionError as e:
+            r.failed += 1
+            print('FAIL  the keep-alive proxy stops cleanly on SIGTERM\n    %s' % e)
         try:
             r.proxy.stop_and_check()
         except AssertionError as e:
