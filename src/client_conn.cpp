@@ -1,6 +1,7 @@
 #include "client_conn.h"
 
 #include <cassert>
+#include <utility>
 
 #include "http_writer.h"
 #include "log.h"
@@ -702,6 +703,7 @@ void ClientConn::on_response_bytes(const char* p, std::size_t n) {
 
 void ClientConn::start_response(const ResponseHead& head) {
     response_started_ = true;
+    last_emit_ms_ = ctx_.loop.now_ms();  // the head (or, after a keep-alive head, the answer) counts as news
     resp_kind_ = head.body_kind(head_request_);
     resp_keep_alive_ = head.keep_alive();
     resp_remaining_ = head.content_length;
@@ -885,9 +887,9 @@ bool ClientConn::begin_cors(const RequestHead& head, std::size_t head_len) {
         return false;
     find_field(head, "access-control-request-headers", request_headers);
     if (cors_answer_.allow_origin.empty()) {
-        in_.consume(head_len);
-        answer_error({403, "invalid_request_error", "origin_not_allowed",
-                      "origin " + cors_origin_.assign(origin.data(), origin.size()) + " is not allowed (-cors-origins)"});
+        std::string msg = "origin " + std::string(origin) + " is not allowed (-cors-origins)";
+        in_.consume(head_len);  // `head` views die here
+        answer_error({403, "invalid_request_error", "origin_not_allowed", std::move(msg)});
         return true;
     }
     bool close = !req_done_ || !client_keep_alive_;  // a preflight has no body; one that does is not trusted
@@ -924,7 +926,7 @@ std::int64_t ClientConn::keepalive_due_ms() const {
 
 void ClientConn::send_keepalive() {
     if (keepalive_due_ms() == 0) {  // no longer due (cannot happen: the clock follows it)
-        refresh_clock();
+        deadline_ms = activity_deadline_ms_;
         return;
     }
     if (response_started_) {
