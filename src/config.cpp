@@ -309,12 +309,12 @@ const Option kOptions[] = {
      "browser origins allowed to call the proxy (scheme://host[:port], or * for any); "
      "the proxy answers CORS preflights itself",
      [](Config& c, std::string_view v, std::string& why) { return parse_cors_origins(v, c.cors, why); }},
-    {"sse-keepalive", nullptr, Kind::Text, "duration", "0 (off)",
-     "send \": keep-alive\" between the events of a text/event-stream answer silent this long",
+    {"sse-keepalive", nullptr, Kind::Text, "duration", "0",
+     "send \": keep-alive\" between the events of a text/event-stream answer silent this long; 0 = off",
      [](Config& c, std::string_view v, std::string& why) { return set_period(c.sse_keepalive, v, why); }},
-    {"json-keepalive", nullptr, Kind::Text, "duration", "0 (off)",
-     "no response head this long for a non-streamed JSON POST: answer 200 now, a whitespace byte each period, "
-     "then the upstream's body (whatever its status)",
+    {"json-keepalive", nullptr, Kind::Text, "duration", "0",
+     "no response head this long for a non-streamed JSON POST: answer 200 at once, a whitespace byte each "
+     "period, then the upstream's body, whatever its status; 0 = off",
      [](Config& c, std::string_view v, std::string& why) { return set_period(c.json_keepalive, v, why); }},
 };
 

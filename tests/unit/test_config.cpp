@@ -430,8 +430,8 @@ TEST_CASE("config: usage_text lists every option with its default") {
                   Opt{"max-request-line", "", nullptr}, Opt{"max-header-count", "", nullptr},
                   Opt{"allow-hosts", "", nullptr}, Opt{"allow-private", "false", nullptr},
                   Opt{"disable-target-header", "false", nullptr},
-                  Opt{"cors-origins", "off", "OPENAI_PROXY_CORS_ORIGINS"}, Opt{"sse-keepalive", "0 (off)", nullptr},
-                  Opt{"json-keepalive", "0 (off)", nullptr}}) {
+                  Opt{"cors-origins", "off", "OPENAI_PROXY_CORS_ORIGINS"}, Opt{"sse-keepalive", "0", nullptr},
+                  Opt{"json-keepalive", "0", nullptr}}) {
         INFO("option -", o.name);
         std::string e = entry(o.name);
         REQUIRE_FALSE(e.empty());
