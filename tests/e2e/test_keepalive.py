@@ -128,6 +128,8 @@ class SseKeepalive(ProxyTestCase):
             from openai._streaming import SSEDecoder
         except ImportError as e:
             self.skipTest('the Python openai SDK is not importable (%s); pip install openai to run this' % e)
+        if not hasattr(SSEDecoder, 'iter_bytes'):
+            self.skipTest('this openai SDK is too old (its SSEDecoder has no iter_bytes)')
         pieces = [b'data: {"i":1}\n\n', b'data: {"i":2}\n\n', b'data: [DONE]\n\n']
         up = self.stream(pieces)
         p = self.start_proxy(self.targets(('a', up)) + ['-sse-keepalive', PERIOD_ARG])
