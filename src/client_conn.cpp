@@ -1,6 +1,7 @@
 #include "client_conn.h"
 
 #include <cassert>
+#include <utility>
 
 #include "http_writer.h"
 #include "log.h"
@@ -18,6 +19,24 @@ constexpr std::size_t kTlsReadChunk = 17 * 1024;      // ciphertext per read: a 
 constexpr std::size_t kTlsWriteChunk = 16 * 1024;     // plaintext per TLS write: one full record
 
 std::int64_t ms(std::chrono::seconds s) { return static_cast<std::int64_t>(s.count()) * 1000; }
+
+// The value of the first field named `name` (case-insensitive) and whether there is one.
+bool find_field(const HeadCommon& head, std::string_view name, std::string_view& value) {
+    for (std::size_t i = 0; i < head.field_count; ++i) {
+        if (head.fields[i].kind == FieldKind::Other && iequals(head.fields[i].name, name)) {
+            value = head.fields[i].value;
+            return true;
+        }
+    }
+    return false;
+}
+
+bool starts_with_ci(std::string_view s, std::string_view prefix) {
+    return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
+}
+
+constexpr std::string_view kSseComment = ": keep-alive\n\n";
+constexpr std::string_view kJsonWhitespace = "\n";
 
 // Whether `buf` holds the blank line that ends a head ("\n\n" or "\n\r\n"), looking
 // only at bytes from `from` on (and the two before, which may start it).
@@ -93,7 +112,10 @@ void ClientConn::enter(State next) {
         // The header clock starts with the first byte and is not reset by later ones,
         // so a client trickling bytes cannot hold the connection forever.
         case State::ReadingHead: deadline_ms = now + ms(ctx_.config.header_timeout); break;
-        case State::Exchange: deadline_ms = now + ms(ctx_.config.response_timeout); break;
+        case State::Exchange:
+            activity_deadline_ms_ = deadline_ms = now + ms(ctx_.config.response_timeout);
+            last_emit_ms_ = now;
+            break;
         case State::Tunnel: deadline_ms = now + ms(ctx_.config.idle_timeout); break;
         case State::Orphaned:
             close_socket();
@@ -217,7 +239,7 @@ void ClientConn::client_left() {
         return;
     }
     if (state_ != State::Exchange || !up_ || up_->state() != UpstreamConn::State::Ready || response_started_ ||
-        !req_done_ || up_sent_ != up_out_.size() || ctx_.stopping) {
+        keepalive_head_sent_ || !req_done_ || up_sent_ != up_out_.size() || ctx_.stopping) {
         close_client();
         return;
     }
@@ -431,7 +453,10 @@ void ClientConn::refresh_clock() {
     } else if (state_ == State::Exchange) {
         // Only silence ends an exchange. Connecting and the TLS handshake carry their
         // own, shorter deadlines in UpstreamConn.
-        deadline_ms = now + ms(response_started_ ? ctx_.config.idle_timeout : ctx_.config.response_timeout);
+        activity_deadline_ms_ = now + ms(response_started_ ? ctx_.config.idle_timeout : ctx_.config.response_timeout);
+        deadline_ms = activity_deadline_ms_;
+        std::int64_t due = keepalive_due_ms();
+        if (due != 0 && due < deadline_ms) deadline_ms = due;
     }
 }
 
@@ -445,6 +470,10 @@ void ClientConn::on_timeout() {
             answer_error({408, "invalid_request_error", "request_timeout", "timed out reading the request head"});
             break;
         case State::Exchange:
+            if (ctx_.loop.now_ms() < activity_deadline_ms_) {  // not the activity clock: a keep-alive is due
+                send_keepalive();
+                return;
+            }
             if (!response_started_) {
                 std::string msg = "upstream " + plan_.target.authority + " sent no response within " +
                                   std::to_string(ctx_.config.response_timeout.count()) + "s";
@@ -504,6 +533,7 @@ void ClientConn::begin_exchange(const RequestHead& head, std::size_t head_len) {
     req_remaining_ = head.content_length;
     req_done_ = req_kind_ == BodyKind::None;
     req_body_bytes_ = 0;
+    if (ctx_.config.cors.enabled && begin_cors(head, head_len)) return;  // a preflight, answered
 
     if (!plan_request(head, ctx_.config, ctx_.router, plan_)) {
         in_.consume(head_len);
@@ -522,6 +552,10 @@ void ClientConn::begin_exchange(const RequestHead& head, std::size_t head_len) {
                  static_cast<int>(t.rest.size()), t.rest.data());
     }
     if (plan_.send_continue) write_continue(out_);
+    if (ctx_.config.json_keepalive.count() > 0 && head.method == "POST" && client_minor_ >= 1) {
+        std::string_view type;
+        json_candidate_ = find_field(head, "content-type", type) && starts_with_ci(type, "application/json");
+    }
 
     in_.consume(head_len);  // `head` views die here
     acquire_upstream(true);
@@ -555,12 +589,14 @@ void ClientConn::move_request() {
                     std::size_t w = up_->write(in_.data(), n);
                     if (closed) return;
                     if (w == 0) break;  // the upstream is full; its writable event resumes
+                    note_request_body(in_.data(), w);
                     in_.consume(w);
                     req_remaining_ -= w;
                     req_done_ = req_remaining_ == 0;
                     progress = true;
                     continue;
                 }
+                note_request_body(in_.data(), n);
                 up_out_.append(in_.data(), n);
                 in_.consume(n);
                 req_remaining_ -= n;
@@ -592,6 +628,7 @@ void ClientConn::move_request() {
                     }
                     return;
                 }
+                note_request_body(step.data.data(), step.data.size());
                 write_chunk(up_out_, step.data);
             } else if (step.status == ChunkedDecoder::Status::Done) {
                 write_last_chunk(up_out_);
@@ -807,9 +844,18 @@ void ClientConn::on_response_bytes(const char* p, std::size_t n) {
 
 void ClientConn::start_response(const ResponseHead& head) {
     response_started_ = true;
+    last_emit_ms_ = ctx_.loop.now_ms();  // the head (or, after a keep-alive head, the answer) counts as news
     resp_kind_ = head.body_kind(head_request_);
     resp_keep_alive_ = head.keep_alive();
     resp_remaining_ = head.content_length;
+    if (keepalive_head_sent_) {
+        // -json-keepalive's 200 head is out: this head is not relayed, its body follows
+        // as chunks (an HTTP/1.1 client and a completely read request: see begin_exchange).
+        client_chunked_ = true;
+        response_at_ = client_written_ + out_.size();
+        if (resp_kind_ == BodyKind::None) response_complete();
+        return;
+    }
     client_chunked_ = false;
     bool pass_length = false;
     if (resp_kind_ == BodyKind::Chunked || resp_kind_ == BodyKind::UntilClose) {
@@ -828,7 +874,14 @@ void ClientConn::start_response(const ResponseHead& head) {
     framing.chunked = client_chunked_;
     framing.close = close_after_;
     framing.keep_alive = client_minor_ == 0;
+    framing.cors = cors();
     write_response_head(out_, head, framing);
+    if (ctx_.config.sse_keepalive.count() > 0 &&
+        (resp_kind_ == BodyKind::Chunked || resp_kind_ == BodyKind::UntilClose)) {
+        // Only where a comment can be added: chunks, or a close-delimited body.
+        std::string_view type;
+        sse_ = find_field(head, "content-type", type) && starts_with_ci(type, "text/event-stream");
+    }
 
     if (resp_kind_ == BodyKind::None) response_complete();
 }
@@ -859,6 +912,8 @@ void ClientConn::tunnel_to_upstream() {
 
 void ClientConn::emit_body(const char* p, std::size_t n) {
     if (n == 0) return;
+    last_emit_ms_ = ctx_.loop.now_ms();
+    if (sse_) note_sse_bytes(p, n);
     if (client_chunked_) write_chunk(out_, std::string_view(p, n));
     else out_.append(p, n);
 }
@@ -932,7 +987,8 @@ void ClientConn::answer_error(const ProxyError& e) {
     // The connection stays open only when the whole request was read and the client
     // wants more; after a malformed request nothing that follows is trusted.
     bool close = !req_done_ || !client_keep_alive_ || e.status == 408;
-    write_error_response(out_, e, close);
+    if (keepalive_head_sent_) write_error_chunk(out_, e);  // the 200 head is out: the error is its body
+    else write_error_response(out_, e, close, cors());
     reset_exchange();
     end_exchange(close);
 }
@@ -971,6 +1027,93 @@ void ClientConn::reset_exchange() {
     resp_remaining_ = 0;
     client_chunked_ = false;
     close_after_ = false;
+    cors_answer_ = CorsAnswer{};
+    sse_ = false;
+    sse_tail_len_ = 0;
+    json_candidate_ = false;
+    stream_scan_.reset();
+    keepalive_head_sent_ = false;
+}
+
+// ---- CORS and keep-alives -------------------------------------------------------------
+
+// Decides this exchange's CORS fields from the request's Origin, and answers a
+// preflight (OPTIONS with Origin and Access-Control-Request-Method) itself: 204 with the
+// grant, or 403 for an origin not allowed. Returns true when it answered.
+bool ClientConn::begin_cors(const RequestHead& head, std::size_t head_len) {
+    const CorsPolicy& policy = ctx_.config.cors;
+    std::string_view origin, method, request_headers;
+    bool has_origin = find_field(head, "origin", origin);
+    if (has_origin && policy.allows(origin)) {
+        cors_origin_.assign(origin.data(), origin.size());
+        cors_answer_.allow_origin = cors_origin_;
+        cors_answer_.credentials = policy.credentials();
+    }
+    if (head.method != "OPTIONS" || !has_origin || !find_field(head, "access-control-request-method", method))
+        return false;
+    find_field(head, "access-control-request-headers", request_headers);
+    if (cors_answer_.allow_origin.empty()) {
+        std::string msg = "origin " + std::string(origin) + " is not allowed (-cors-origins)";
+        in_.consume(head_len);  // `head` views die here
+        answer_error({403, "invalid_request_error", "origin_not_allowed", std::move(msg)});
+        return true;
+    }
+    bool close = !req_done_ || !client_keep_alive_;  // a preflight has no body; one that does is not trusted
+    write_preflight_response(out_, cors_answer_, request_headers, close);
+    in_.consume(head_len);  // `head` views die here
+    reset_exchange();
+    end_exchange(close);
+    return true;
+}
+
+void ClientConn::note_sse_bytes(const char* p, std::size_t n) {
+    std::size_t from = n > 4 ? n - 4 : 0;
+    for (std::size_t i = from; i < n; ++i) sse_tail_ = sse_tail_ << 8 | static_cast<unsigned char>(p[i]);
+    sse_tail_len_ += static_cast<unsigned>(n - from);
+    if (sse_tail_len_ > 4) sse_tail_len_ = 4;
+}
+
+// Between events: nothing relayed yet, or the bytes so far end with a blank line.
+bool ClientConn::sse_at_boundary() const {
+    if (sse_tail_len_ == 0) return true;
+    if (sse_tail_len_ >= 2 && (sse_tail_ & 0xffff) == 0x0a0a) return true;                // "\n\n"
+    return sse_tail_len_ == 4 && sse_tail_ == 0x0d0a0d0a;                                 // "\r\n\r\n"
+}
+
+std::int64_t ClientConn::keepalive_due_ms() const {
+    if (state_ != State::Exchange) return 0;
+    if (response_started_) {
+        if (!sse_ || !out_.empty() || !sse_at_boundary()) return 0;  // a client behind needs no ping
+        return last_emit_ms_ + ctx_.config.sse_keepalive.count();
+    }
+    if (!json_candidate_ || !req_done_ || stream_scan_.found() || !out_.empty()) return 0;
+    return last_emit_ms_ + ctx_.config.json_keepalive.count();
+}
+
+void ClientConn::send_keepalive() {
+    if (keepalive_due_ms() == 0) {  // no longer due (cannot happen: the clock follows it)
+        deadline_ms = activity_deadline_ms_;
+        return;
+    }
+    if (response_started_) {
+        if (client_chunked_) write_chunk(out_, kSseComment);
+        else out_.append(kSseComment);  // close-delimited; still at a boundary after it
+    } else {
+        if (!keepalive_head_sent_) {
+            keepalive_head_sent_ = true;
+            close_after_ = !client_keep_alive_;  // the request was read whole (keepalive_due_ms)
+            write_keepalive_head(out_, cors(), close_after_);
+        }
+        write_chunk(out_, kJsonWhitespace);
+    }
+    last_emit_ms_ = ctx_.loop.now_ms();
+    flush_client();
+    if (closed) return;
+    update_interest();
+    if (closed) return;
+    deadline_ms = activity_deadline_ms_;  // not restarted: only the peers' activity does that
+    std::int64_t due = keepalive_due_ms();
+    if (due != 0 && due < deadline_ms) deadline_ms = due;
 }
 
 }  // namespace op

@@ -42,6 +42,18 @@
 // (client_left): if the request was sent whole and nothing of the answer relayed yet,
 // the connection lives on "orphaned" (socket closed, upstream kept) for a short grace,
 // so that a short answer still arriving can be read and its connection pooled.
+//
+// Browsers and CDNs (README "CORS", "Keep-alive through CDNs"), each off by default:
+// with -cors-origins a preflight is answered here and never forwarded, and every answer
+// (relayed or the proxy's own) carries the CORS fields. A keep-alive is due in Exchange
+// when the client has had no byte for the period: -sse-keepalive on a text/event-stream
+// answer whose relayed bytes end at an event boundary, -json-keepalive before the
+// upstream's head for a non-streamed JSON POST (the 200 head first, then one whitespace
+// chunk each period; the upstream's head, whatever its status, is then not relayed, its
+// body follows as chunks, and an error of the proxy's own ends the body as its JSON).
+// The exchange's clock is the earlier of the activity clock (above) and the keep-alive
+// due; sending a keep-alive never restarts the activity clock, so a silent upstream
+// still times out.
 #pragma once
 
 #include <cstdint>
@@ -50,11 +62,13 @@
 #include "byte_buffer.h"
 #include "chunked_decoder.h"
 #include "client_context.h"
+#include "cors_policy.h"
 #include "error_response.h"
 #include "http_head.h"
 #include "pollable.h"
 #include "request_plan.h"
 #include "socket.h"
+#include "stream_flag_scan.h"
 #include "target.h"
 #include "tls.h"
 #include "upstream_conn.h"
@@ -145,6 +159,16 @@ private:
     void update_interest();
     bool wants_client_bytes() const;
     void refresh_clock();
+    // CORS and keep-alives (see the top).
+    const CorsAnswer* cors() const { return ctx_.config.cors.enabled ? &cors_answer_ : nullptr; }
+    bool begin_cors(const RequestHead& head, std::size_t head_len);
+    void note_request_body(const char* p, std::size_t n) {
+        if (json_candidate_) stream_scan_.feed(p, n);
+    }
+    void note_sse_bytes(const char* p, std::size_t n);
+    bool sse_at_boundary() const;
+    std::int64_t keepalive_due_ms() const;  // 0: none due
+    void send_keepalive();
 
     // The client's socket, through TLS when the listener has it (tls_): the same results
     // as net::read / net::write. A TLS write takes at most one record's worth of
@@ -197,6 +221,20 @@ private:
     bool client_chunked_ = false;
     std::uint64_t client_written_ = 0;  // bytes written to the client socket, ever
     std::uint64_t response_at_ = 0;     // offset of this response's head in that stream
+
+    // CORS: what this exchange's answers carry (cors()); allow_origin views cors_origin_,
+    // which keeps its storage from one request to the next.
+    std::string cors_origin_;
+    CorsAnswer cors_answer_;
+    // Keep-alives.
+    std::int64_t activity_deadline_ms_ = 0;  // the activity clock; deadline_ms may be earlier
+    std::int64_t last_emit_ms_ = 0;          // when the client was last given bytes (exchange start)
+    bool sse_ = false;                       // -sse-keepalive applies to this answer
+    std::uint32_t sse_tail_ = 0;             // its last relayed bytes, newest lowest
+    unsigned sse_tail_len_ = 0;              // how many of them (0-4)
+    bool json_candidate_ = false;            // -json-keepalive may apply (POST, JSON, HTTP/1.1)
+    StreamFlagScan stream_scan_;             // ... unless its body says "stream": true
+    bool keepalive_head_sent_ = false;       // the 200 head of -json-keepalive went out
 };
 
 }  // namespace op

@@ -55,12 +55,11 @@ bool parse_size(std::string_view s, std::uint64_t max, std::uint64_t& out) {
     return true;
 }
 
-// Go durations ("90s", "1m30s", "1h", "500ms", rounded up to whole seconds) or plain
-// seconds ("90").
-bool parse_seconds(std::string_view s, std::chrono::seconds& out) {
+// Go durations ("90s", "1m30s", "1h", "500ms") or plain seconds ("90"), in milliseconds.
+bool parse_duration_ms(std::string_view s, std::int64_t& out) {
     std::uint64_t plain = 0;
     if (parse_uint(s, 100'000'000, plain)) {
-        out = std::chrono::seconds(plain);
+        out = static_cast<std::int64_t>(plain) * 1000;
         return true;
     }
     if (s.empty()) return false;
@@ -83,7 +82,15 @@ bool parse_seconds(std::string_view s, std::chrono::seconds& out) {
         else return false;
     }
     if (total_ms > 1e11) return false;
-    out = std::chrono::seconds(static_cast<std::int64_t>((total_ms + 999) / 1000));
+    out = static_cast<std::int64_t>(total_ms + 0.999);
+    return true;
+}
+
+// The same, rounded up to whole seconds.
+bool parse_seconds(std::string_view s, std::chrono::seconds& out) {
+    std::int64_t ms = 0;
+    if (!parse_duration_ms(s, ms)) return false;
+    out = std::chrono::seconds((ms + 999) / 1000);
     return true;
 }
 
@@ -113,6 +120,18 @@ bool set_duration(std::chrono::seconds& field, std::string_view v, std::string& 
         return false;
     }
     field = s;
+    return true;
+}
+
+// A period that 0 turns off; at least 10 ms otherwise (a shorter one is a typo, and
+// would busy the loop).
+bool set_period(std::chrono::milliseconds& field, std::string_view v, std::string& why) {
+    std::int64_t ms = 0;
+    if (!parse_duration_ms(v, ms) || (ms != 0 && ms < 10)) {
+        why = "must be a duration such as 30s or 500ms (0 = off; at least 10ms)";
+        return false;
+    }
+    field = std::chrono::milliseconds(ms);
     return true;
 }
 
@@ -297,6 +316,18 @@ const Option kOptions[] = {
          if (!parse_bool(v, c.disable_target_header)) return why = "must be true or false", false;
          return true;
      }},
+    // Browsers and CDNs (README "CORS", "Keep-alive through CDNs").
+    {"cors-origins", "OPENAI_PROXY_CORS_ORIGINS", Kind::Text, "*|origin,...", "off",
+     "browser origins allowed to call the proxy (scheme://host[:port], or * for any); "
+     "the proxy answers CORS preflights itself",
+     [](Config& c, std::string_view v, std::string& why) { return parse_cors_origins(v, c.cors, why); }},
+    {"sse-keepalive", nullptr, Kind::Text, "duration", "0",
+     "send \": keep-alive\" between the events of a text/event-stream answer silent this long; 0 = off",
+     [](Config& c, std::string_view v, std::string& why) { return set_period(c.sse_keepalive, v, why); }},
+    {"json-keepalive", nullptr, Kind::Text, "duration", "0",
+     "no response head this long for a non-streamed JSON POST: answer 200 at once, a whitespace byte each "
+     "period, then the upstream's body, whatever its status; 0 = off",
+     [](Config& c, std::string_view v, std::string& why) { return set_period(c.json_keepalive, v, why); }},
 };
 
 const Option* find_option(std::string_view name) {

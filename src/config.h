@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "cors_policy.h"
 #include "target.h"
 
 namespace op {
@@ -71,6 +72,11 @@ struct Config {
     std::vector<std::string> allow_hosts;                  // -allow-hosts: names and *.suffix patterns
     bool allow_private = false;                            // -allow-private: lift the address rule
     bool disable_target_header = false;                    // -disable-target-header
+
+    // Browsers and CDNs (README "CORS" and "Keep-alive through CDNs"); all off by default.
+    CorsPolicy cors;                                       // -cors-origins / OPENAI_PROXY_CORS_ORIGINS
+    std::chrono::milliseconds sse_keepalive{0};            // -sse-keepalive: comment after this silence
+    std::chrono::milliseconds json_keepalive{0};           // -json-keepalive: 200 head + whitespace
 };
 
 using EnvLookup = std::function<const char*(const char* name)>;

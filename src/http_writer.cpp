@@ -34,6 +34,55 @@ bool relayed(const HeadCommon& head, const HeaderField& f) {
     return !is_hop_by_hop(f.kind) && !named_by_connection(head, f.name);
 }
 
+bool starts_with_ci(std::string_view s, std::string_view prefix) {
+    return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
+}
+
+// Calls fn(token) for each comma-separated token of `list`, trimmed of spaces and tabs.
+template <typename Fn>
+void for_each_token(std::string_view list, Fn fn) {
+    while (!list.empty()) {
+        std::size_t comma = list.find(',');
+        std::string_view t = list.substr(0, comma);
+        while (!t.empty() && (t.front() == ' ' || t.front() == '\t')) t.remove_prefix(1);
+        while (!t.empty() && (t.back() == ' ' || t.back() == '\t')) t.remove_suffix(1);
+        if (!t.empty()) fn(t);
+        if (comma == std::string_view::npos) break;
+        list.remove_prefix(comma + 1);
+    }
+}
+
+// Fields the proxy's CORS policy replaces in a relayed head.
+bool replaced_by_cors(const HeaderField& f) {
+    return iequals(f.name, "vary") || starts_with_ci(f.name, "access-control-");
+}
+
+void write_cors_grant(ByteBuffer& out, const CorsAnswer& cors) {
+    if (cors.allow_origin.empty()) return;
+    append_field(out, "Access-Control-Allow-Origin", cors.allow_origin);
+    if (cors.credentials) out.append("Access-Control-Allow-Credentials: true\r\n");
+    append_field(out, "Access-Control-Expose-Headers", kCorsExposeHeaders);
+}
+
+// One Vary field: the upstream's Vary values in order, then "Origin" unless one of them
+// names it already or is "*".
+void write_merged_vary(ByteBuffer& out, const ResponseHead& head) {
+    out.append("Vary: ");
+    bool any = false, has_origin = false;
+    for (std::size_t i = 0; i < head.field_count; ++i) {
+        const HeaderField& f = head.fields[i];
+        if (!iequals(f.name, "vary")) continue;
+        for_each_token(f.value, [&](std::string_view t) {
+            if (any) out.append(", ", 2);
+            out.append(t);
+            any = true;
+            if (t == "*" || iequals(t, "origin")) has_origin = true;
+        });
+    }
+    if (!has_origin) out.append(any ? ", Origin" : "Origin");
+    out.append(kCrlf);
+}
+
 }  // namespace
 
 void append_decimal(ByteBuffer& out, std::uint64_t v) {
@@ -99,7 +148,12 @@ void write_response_head(ByteBuffer& out, const ResponseHead& head, const Respon
     out.append(kCrlf);
     for (std::size_t i = 0; i < head.field_count; ++i) {
         const HeaderField& f = head.fields[i];
-        if (f.kind != FieldKind::ContentLength && relayed(head, f)) append_field(out, f.name, f.value);
+        if (f.kind != FieldKind::ContentLength && relayed(head, f) && !(framing.cors && replaced_by_cors(f)))
+            append_field(out, f.name, f.value);
+    }
+    if (framing.cors) {
+        write_merged_vary(out, head);
+        write_cors_grant(out, *framing.cors);
     }
     if (framing.content_length) {
         out.append("Content-Length: ");
@@ -120,24 +174,51 @@ void write_response_head(ByteBuffer& out, const ResponseHead& head, const Respon
 
 void write_continue(ByteBuffer& out) { out.append("HTTP/1.1 100 Continue\r\n\r\n"); }
 
-void write_error_response(ByteBuffer& out, const ProxyError& e, bool close) {
-    assert(e.status >= 100 && e.status <= 999);
-    static constexpr std::string_view kOpen = "{\"error\":{\"message\":\"";
-    static constexpr std::string_view kType = "\",\"type\":\"";
-    static constexpr std::string_view kCode = "\",\"code\":\"";
-    static constexpr std::string_view kClose = "\"}}\n";
-    const std::size_t body_len = kOpen.size() + json_escaped_size(e.message) + kType.size() +
-                                 json_escaped_size(e.type) + kCode.size() + json_escaped_size(e.code) +
-                                 kClose.size();
-    out.append("HTTP/1.1 ");
-    append_decimal(out, static_cast<std::uint64_t>(e.status));
-    out.append(" ", 1);
-    out.append(reason_phrase(e.status));
-    out.append("\r\nContent-Type: application/json\r\nContent-Length: ");
-    append_decimal(out, body_len);
-    out.append(kCrlf);
+void write_cors_fields(ByteBuffer& out, const CorsAnswer* cors) {
+    if (!cors) return;
+    out.append("Vary: Origin\r\n");
+    write_cors_grant(out, *cors);
+}
+
+void write_preflight_response(ByteBuffer& out, const CorsAnswer& cors, std::string_view request_headers, bool close) {
+    out.append("HTTP/1.1 204 No Content\r\n"
+               "Vary: Origin, Access-Control-Request-Method, Access-Control-Request-Headers\r\n");
+    append_field(out, "Access-Control-Allow-Origin", cors.allow_origin);
+    if (cors.credentials) out.append("Access-Control-Allow-Credentials: true\r\n");
+    append_field(out, "Access-Control-Allow-Methods", kCorsAllowMethods);
+    bool any = false;
+    for_each_token(request_headers, [&](std::string_view t) {
+        if (!cors_header_allowed(t)) return;
+        out.append(any ? ", " : "Access-Control-Allow-Headers: ");
+        out.append(t);
+        any = true;
+    });
+    if (any) out.append(kCrlf);
+    append_field(out, "Access-Control-Max-Age", kCorsMaxAge);
     if (close) out.append("Connection: close\r\n");
     out.append(kCrlf);
+}
+
+void write_keepalive_head(ByteBuffer& out, const CorsAnswer* cors, bool close) {
+    out.append("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n");
+    write_cors_fields(out, cors);
+    if (close) out.append("Connection: close\r\n");
+    out.append(kCrlf);
+}
+
+namespace {
+
+constexpr std::string_view kOpen = "{\"error\":{\"message\":\"";
+constexpr std::string_view kType = "\",\"type\":\"";
+constexpr std::string_view kCode = "\",\"code\":\"";
+constexpr std::string_view kClose = "\"}}\n";
+
+std::size_t error_body_size(const ProxyError& e) {
+    return kOpen.size() + json_escaped_size(e.message) + kType.size() + json_escaped_size(e.type) + kCode.size() +
+           json_escaped_size(e.code) + kClose.size();
+}
+
+void write_error_body(ByteBuffer& out, const ProxyError& e) {
     out.append(kOpen);
     append_json_escaped(out, e.message);
     out.append(kType);
@@ -145,6 +226,31 @@ void write_error_response(ByteBuffer& out, const ProxyError& e, bool close) {
     out.append(kCode);
     append_json_escaped(out, e.code);
     out.append(kClose);
+}
+
+}  // namespace
+
+void write_error_response(ByteBuffer& out, const ProxyError& e, bool close, const CorsAnswer* cors) {
+    assert(e.status >= 100 && e.status <= 999);
+    out.append("HTTP/1.1 ");
+    append_decimal(out, static_cast<std::uint64_t>(e.status));
+    out.append(" ", 1);
+    out.append(reason_phrase(e.status));
+    out.append("\r\nContent-Type: application/json\r\nContent-Length: ");
+    append_decimal(out, error_body_size(e));
+    out.append(kCrlf);
+    write_cors_fields(out, cors);
+    if (close) out.append("Connection: close\r\n");
+    out.append(kCrlf);
+    write_error_body(out, e);
+}
+
+void write_error_chunk(ByteBuffer& out, const ProxyError& e) {
+    char line[kMaxChunkHeader];
+    out.append(line, chunk_header(line, error_body_size(e)));
+    write_error_body(out, e);
+    out.append(kChunkTrailerCrlf);
+    write_last_chunk(out);
 }
 
 std::size_t chunk_header(char* out, std::size_t payload_len) {

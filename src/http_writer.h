@@ -16,6 +16,7 @@
 #include <string_view>
 
 #include "byte_buffer.h"
+#include "cors_policy.h"
 #include "error_response.h"
 #include "http_head.h"
 #include "target.h"
@@ -59,21 +60,56 @@ struct ResponseFraming {
     bool close = false;           // "Connection: close"
     bool keep_alive = false;      // "Connection: keep-alive" (an HTTP/1.0 client), unless close
     std::string_view upgrade;     // a 101: "Connection: Upgrade" and "Upgrade: <upgrade>"
+    // CORS on (cors_policy.h): the upstream's Access-Control-* fields are dropped, its Vary
+    // fields become one with "Origin" added, and the allow fields follow when granted.
+    const CorsAnswer* cors = nullptr;
 };
 
 // The client response head:
 //   "HTTP/1.1 " <head.status> SP <head.reason> CRLF
 //   the fields of `head` in arrival order, except Content-Length, the hop-by-hop fields
-//   and those named by Connection; then what `framing` adds, in the order above; CRLF.
+//   and those named by Connection (and with `framing.cors`, Vary and Access-Control-*);
+//   with `framing.cors`, the CORS fields of write_cors_fields() (Vary merged with the
+//   upstream's); then what `framing` adds, in the order above; CRLF.
 void write_response_head(ByteBuffer& out, const ResponseHead& head, const ResponseFraming& framing);
+
+// The CORS fields of an answer of the proxy's own (nothing when `cors` is null):
+//   "Vary: Origin" CRLF, and when granted: "Access-Control-Allow-Origin: " <origin> CRLF,
+//   ["Access-Control-Allow-Credentials: true" CRLF],
+//   "Access-Control-Expose-Headers: " kCorsExposeHeaders CRLF
+// A relayed head (write_response_head) writes the same, with the upstream's Vary values
+// in one field before "Origin" ("Vary: Accept-Encoding, Origin"; no "Origin" added when
+// they name it already, or are "*").
+void write_cors_fields(ByteBuffer& out, const CorsAnswer* cors);
+
+// The proxy's own answer to a CORS preflight (an OPTIONS with Origin and
+// Access-Control-Request-Method) from a granted origin:
+//   "HTTP/1.1 204 No Content" CRLF
+//   "Vary: Origin, Access-Control-Request-Method, Access-Control-Request-Headers" CRLF
+//   "Access-Control-Allow-Origin: " <origin> CRLF [credentials CRLF]
+//   "Access-Control-Allow-Methods: " kCorsAllowMethods CRLF
+//   ["Access-Control-Allow-Headers: " <the tokens of `request_headers` (the
+//     Access-Control-Request-Headers value) that cors_header_allowed() grants, ", "-joined> CRLF]
+//   "Access-Control-Max-Age: " kCorsMaxAge CRLF ["Connection: close" CRLF] CRLF
+void write_preflight_response(ByteBuffer& out, const CorsAnswer& cors, std::string_view request_headers, bool close);
+
+// The head -json-keepalive sends before the upstream's answer has a head:
+//   "HTTP/1.1 200 OK" CRLF "Content-Type: application/json" CRLF
+//   "Transfer-Encoding: chunked" CRLF, the CORS fields (write_cors_fields),
+//   ["Connection: close" CRLF] CRLF
+void write_keepalive_head(ByteBuffer& out, const CorsAnswer* cors, bool close);
 
 // The interim answer to "Expect: 100-continue": "HTTP/1.1 100 Continue\r\n\r\n".
 void write_continue(ByteBuffer& out);
 
 // An error answer of the proxy's own: head (status, Content-Type: application/json,
-// Content-Length, "Connection: close" when `close`) and the JSON body of
-// error_response.h.
-void write_error_response(ByteBuffer& out, const ProxyError& e, bool close);
+// Content-Length, the CORS fields of write_cors_fields(), "Connection: close" when
+// `close`) and the JSON body of error_response.h.
+void write_error_response(ByteBuffer& out, const ProxyError& e, bool close, const CorsAnswer* cors = nullptr);
+
+// The same JSON body as one chunk, then the last chunk: the end of an answer whose
+// head already went out (-json-keepalive's 200).
+void write_error_chunk(ByteBuffer& out, const ProxyError& e);
 
 // ---- chunked transfer coding (RFC 9112 section 7.1) -----------------------------------
 

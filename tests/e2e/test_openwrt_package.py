@@ -330,6 +330,10 @@ config proxy 'main'
 	option max_request_line '4KiB'
 	option max_header_count '50'
 	option max_header_line '8KiB'
+	list cors_origin 'https://chat.example.com'
+	list cors_origin 'http://localhost:5173'
+	option sse_keepalive '30s'
+	option json_keepalive '500ms'
 """
 
     def everything_command(self, port, up, ca):
@@ -340,7 +344,9 @@ config proxy 'main'
                 '-pool-max-idle-per-host=8', '-pool-idle-timeout=60s', '-connect-timeout=5s', '-tls-timeout=6s',
                 '-response-timeout=2m', '-idle-timeout=3m', '-header-timeout=20s', '-keepalive-timeout=30s',
                 '-shutdown-grace=1h30m', '-max-header-size=32KiB', '-max-request-line=4KiB',
-                '-max-header-count=50', '-max-header-line=8KiB']
+                '-max-header-count=50', '-max-header-line=8KiB',
+                '-cors-origins=https://chat.example.com,http://localhost:5173', '-sse-keepalive=30s',
+                '-json-keepalive=500ms']
 
     def test_every_option(self):
         ca = '/etc/my certs/ca.pem'   # a space stays inside one argument

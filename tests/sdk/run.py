@@ -21,7 +21,13 @@ expectations, and the upstream saw the same requests both times.
   realtime the Realtime API's WebSocket client (openai/beta/realtime/ws), which always
            uses wss://, through the HTTPS listener to a fake Realtime upstream (RFC 6455
            over TLS): session.created, two client events, a text response, the close
-A build without a TLS server side (the small router builds) skips the last two, saying so.
+  gappy    through a second proxy with -sse-keepalive 100ms: a stream whose events are
+           GAPPY_DELAY apart, so ": keep-alive" comments go between them (checked on the
+           wire); the SDK must see exactly the events it sees directly
+  slowjson through that proxy with -json-keepalive 100ms: a JSON answer whose head comes
+           after SLOW_HEAD_DELAY, so it arrives after a 200 head and whitespace; the SDK's
+           result must be the direct one (but _request_id, which that head cannot carry)
+A build without a TLS server side (the small router builds) skips https and realtime, saying so.
 
 Environment: OP_BINARY (the proxy; tests/windows/wine-run with OP_WINE_EXE for the
 Windows .exe under Wine), OP_SDK_NODE_DIR (default build/sdk-node, filled by
@@ -54,6 +60,10 @@ STREAM_DELAY = 0.15
 LONG_EVENTS = 400           # 400 x 0.1 s: 40 s, far longer than the check waits
 LONG_DELAY = 0.1
 ABORT_CLOSE_SECONDS = 5.0   # upstream connection closed after the client aborted
+GAPPY_EVENTS = 3
+GAPPY_DELAY = 0.5           # between events of the gappy stream (-sse-keepalive 100ms)
+SLOW_HEAD_DELAY = 0.5       # before the head of the slow JSON answer (-json-keepalive 100ms)
+KEEPALIVE_ARGS = ['-sse-keepalive', '100ms', '-json-keepalive', '100ms']
 NODE_TIMEOUT = 90
 
 
@@ -139,7 +149,7 @@ class FakeOpenAI:
         model = body.get('model')
         if body.get('messages') != [{'role': 'user', 'content': 'Say hello through the proxy'}]:
             self.problems.append('chat messages arrived as %r' % body.get('messages'))
-        if model == 'sdk-json':
+        if model in ('sdk-json', 'sdk-slow-json'):
             answer = {
                 'id': 'chatcmpl-sdk-json', 'object': 'chat.completion', 'created': 1700000000, 'model': model,
                 'choices': [{'index': 0, 'message': {'role': 'assistant', 'content': 'Hello from the fake API \u2713',
@@ -149,16 +159,17 @@ class FakeOpenAI:
                 'system_fingerprint': 'fp_sdk',
             }
             return Resp(200, [('Content-Type', 'application/json'), ('x-request-id', 'req_sdk_json'),
-                              ('openai-processing-ms', '12')], body=json.dumps(answer).encode())
-        if model in ('sdk-stream', 'sdk-long') and body.get('stream') is True:
-            n = STREAM_EVENTS if model == 'sdk-stream' else LONG_EVENTS
+                              ('openai-processing-ms', '12')], body=json.dumps(answer).encode(),
+                        head_delay=SLOW_HEAD_DELAY if model == 'sdk-slow-json' else 0)
+        if model in ('sdk-stream', 'sdk-long', 'sdk-gappy') and body.get('stream') is True:
+            n = {'sdk-stream': STREAM_EVENTS, 'sdk-long': LONG_EVENTS, 'sdk-gappy': GAPPY_EVENTS}[model]
             cid = 'chatcmpl-' + model
             chunks = [sse_chunk(cid, model, content='', role='assistant')]
             chunks += [sse_chunk(cid, model, content='piece %d; ' % i) for i in range(1, n - 1)]
             chunks += [sse_chunk(cid, model, finish='stop'), b'data: [DONE]\n\n']
             r = Resp(200, [('Content-Type', 'text/event-stream; charset=utf-8'), ('Cache-Control', 'no-cache'),
                            ('x-request-id', 'req_' + model)], chunks=chunks,
-                     delay=STREAM_DELAY if model == 'sdk-stream' else LONG_DELAY)
+                     delay={'sdk-stream': STREAM_DELAY, 'sdk-long': LONG_DELAY, 'sdk-gappy': GAPPY_DELAY}[model])
             if model == 'sdk-long':
                 self.long_streams.append(r)
             return r
@@ -283,6 +294,7 @@ class Runner:
                 if 'has no TLS server side' not in str(e):
                     raise
                 self.no_tls_server = 'this build has no TLS server side (a small router build)'
+        self.keepalive_proxy = Proxy(['-default-target', self.up.url] + KEEPALIVE_ARGS).start()
         self.passed = self.failed = 0
 
     def node_run(self, check, base_url):
@@ -352,15 +364,16 @@ class Runner:
         extra['problems'] = self.fake.problems[p0:]
         return out, extra
 
-    def run(self, check, title, expect, note=None, via_tls=None):
-        """via_tls: the name of the HTTPS-listener proxy to go through instead of the plain one."""
+    def run(self, check, title, expect, note=None, proxy=None, via_tls=None):
+        """proxy: the plain proxy to go through (default self.proxy); via_tls: instead, the
+        name of the HTTPS-listener proxy."""
         if via_tls and via_tls not in self.tls_proxies:
             print('SKIP  %s (%s)' % (title, self.no_tls_server), flush=True)
             return True
+        proxy = self.tls_proxies[via_tls] if via_tls else (proxy or self.proxy)
         sdk_check = 'chat' if check == 'https' else check
         direct_url = (self.realtime.url if check == 'realtime' else self.up.url) + '/v1'
-        via_url = 'https://127.0.0.1:%d/v1' % self.tls_proxies[via_tls].port if via_tls else \
-            'http://%s/v1' % self.proxy.addr
+        via_url = ('https://127.0.0.1:%d/v1' % proxy.port) if via_tls else 'http://%s/v1' % proxy.addr
         direct, dx = self.one_side(sdk_check, direct_url)
         via, vx = self.one_side(sdk_check, via_url)
         why = []
@@ -383,9 +396,8 @@ class Runner:
         if self.up.errors:
             why.append('upstream errors: %s' % self.up.errors)
             del self.up.errors[:]
-        for p in [self.proxy] + list(self.tls_proxies.values()):
-            if not p.alive():
-                why.append('a proxy died; stderr:\n%s' % p.stderr()[-2000:])
+        if not proxy.alive():
+            why.append('the proxy died; stderr:\n%s' % proxy.stderr()[-2000:])
         if why:
             self.failed += 1
             print('FAIL  %s\n    %s' % (title, '\n    '.join(why)), flush=True)
@@ -421,6 +433,32 @@ def expect_stream(out, ext):
     if span < sent_span / 2:
         why.append('the %d events arrived within %.3f s; sent over %.2f s: buffered?' % (len(arr), span, sent_span))
     return why
+
+
+def expect_gappy(out, ext):
+    o = out['observed']
+    want = [''] + ['piece %d; ' % i for i in range(1, GAPPY_EVENTS - 1)] + [None]
+    return [] if o['deltas'] == want else ['deltas %r, not %r' % (o['deltas'], want)]
+
+
+def comments_on_the_wire(proxy):
+    """The gappy stream read raw through the keep-alive proxy: how many ': keep-alive'
+    comments it carries (the gappy check means nothing if there are none)."""
+    body = json.dumps({'model': 'sdk-gappy', 'stream': True,
+                       'messages': [{'role': 'user', 'content': 'Say hello through the proxy'}]}).encode()
+    with harness.RawClient(proxy.port) as c:
+        c.request('POST', '/v1/chat/completions', [('Authorization', 'Bearer ' + GOOD_KEY),
+                                                  ('Content-Type', 'application/json')], body)
+        r = c.read_response('POST', timeout=30)
+    return r.body.count(b'\n: keep-alive\n\n') if r.status == 200 and r.complete else -1
+
+
+def expect_slowjson(out, ext):
+    o = out['observed']
+    want = {'id': 'chatcmpl-sdk-json', 'object': 'chat.completion', 'model': 'sdk-slow-json',
+            'content': 'Hello from the fake API \u2713', 'finish_reason': 'stop',
+            'usage': {'prompt_tokens': 7, 'completion_tokens': 6, 'total_tokens': 13}}
+    return ['%s is %r, not %r' % (k, o.get(k), v) for k, v in want.items() if o.get(k) != v]
 
 
 def note_stream(direct, dx, via, vx):
@@ -549,15 +587,25 @@ def main():
               via_tls='https')
         r.run('realtime', 'Realtime API WebSocket client (wss://) through the HTTPS listener', expect_realtime,
               via_tls='realtime')
+        comments = comments_on_the_wire(r.keepalive_proxy)
+        if comments > 0:
+            r.run('gappy', '-sse-keepalive: stream with %.2f s silences, keep-alive comments ignored' % GAPPY_DELAY,
+                  expect_gappy, lambda *a: '%d comments on the wire' % comments, proxy=r.keepalive_proxy)
+        else:
+            r.failed += 1
+            print('FAIL  -sse-keepalive: no keep-alive comment on the wire (%d)' % comments)
+        r.run('slowjson', '-json-keepalive: JSON answer after a 200 head and whitespace', expect_slowjson,
+              proxy=r.keepalive_proxy)
     finally:
         r.up.close()
         r.realtime.close()
-        for p in [r.proxy] + list(r.tls_proxies.values()):
+        for name, p in [('the proxy', r.proxy), ('the keep-alive proxy', r.keepalive_proxy)] + \
+                [('the HTTPS-listener proxy (%s)' % n, p) for n, p in r.tls_proxies.items()]:
             try:
                 p.stop_and_check()
             except AssertionError as e:
                 r.failed += 1
-                print('FAIL  the proxy stops cleanly on SIGTERM\n    %s' % e)
+                print('FAIL  %s stops cleanly on SIGTERM\n    %s' % (name, e))
     print('%d passed, %d failed' % (r.passed, r.failed))
     return 1 if r.failed else 0
 

@@ -4,7 +4,8 @@
 //
 //   node sdk_check.mjs <check> <baseURL> [file]
 //
-// checks: chat, stream, upload (file: the path to upload), error, abort, realtime.
+// checks: chat, stream, upload (file: the path to upload), error, abort, realtime, and for
+// the keep-alive proxy: gappy (a stream with silences), slowjson (an answer whose head is late).
 // Prints one JSON line: {"observed": {...}, "timing": {...}} on success, or
 // {"error": "..."} when the SDK call failed in a way the check did not expect.
 // `observed` is what the SDK handed to the program, compared between the proxy and the
@@ -43,9 +44,9 @@ async function chat() {
   };
 }
 
-async function stream() {
+async function stream(model = 'sdk-stream') {
   const t0 = ms();
-  const s = await client().chat.completions.create({ model: 'sdk-stream', messages, stream: true });
+  const s = await client().chat.completions.create({ model, messages, stream: true });
   const deltas = [];
   const arrivals = [];
   let finish = null;
@@ -139,7 +140,19 @@ async function realtime() {
   };
 }
 
-const checks = { chat, stream, upload, error, abort, realtime };
+// A JSON answer through -json-keepalive: the same, but no _request_id (the upstream's
+// head is not relayed once the keep-alive head went out).
+async function slowjson() {
+  const c = await client().chat.completions.create({ model: 'sdk-slow-json', messages, temperature: 0 });
+  return {
+    observed: {
+      id: c.id, object: c.object, model: c.model, content: c.choices[0].message.content,
+      finish_reason: c.choices[0].finish_reason, usage: c.usage,
+    },
+  };
+}
+
+const checks = { chat, stream, upload, error, abort, realtime, gappy: () => stream('sdk-gappy'), slowjson };
 let out;
 try {
   if (!checks[check]) throw new Error('unknown check ' + check);

@@ -298,6 +298,37 @@ TEST_CASE("config: durations") {
     one_error({"-shutdown-grace=abc"}, {"shutdown-grace"});
 }
 
+TEST_CASE("config: -cors-origins, flag and environment") {
+    CHECK_FALSE(ok({}).cors.enabled);
+    Config c = ok({"-cors-origins", "https://App.Example.com:443, http://localhost:5173"});
+    CHECK(c.cors.enabled);
+    CHECK_FALSE(c.cors.any_origin);
+    CHECK(c.cors.origins == std::vector<std::string>{"https://app.example.com", "http://localhost:5173"});
+    Config star = ok({}, {{"OPENAI_PROXY_CORS_ORIGINS", "*"}});
+    CHECK(star.cors.enabled);
+    CHECK(star.cors.any_origin);
+    // The flag wins over the environment.
+    CHECK(ok({"-cors-origins=http://a.test"}, {{"OPENAI_PROXY_CORS_ORIGINS", "*"}}).cors.origins.size() == 1);
+    one_error({"-cors-origins", "https://a.test/"}, {"-cors-origins", "https://a.test/", "no path"});
+    one_error({}, {"OPENAI_PROXY_CORS_ORIGINS", "scheme://host"}, {{"OPENAI_PROXY_CORS_ORIGINS", "a.test"}});
+}
+
+TEST_CASE("config: keep-alive periods keep milliseconds") {
+    Config c = ok({});
+    CHECK(c.sse_keepalive.count() == 0);
+    CHECK(c.json_keepalive.count() == 0);
+    CHECK(ok({"-sse-keepalive", "200ms"}).sse_keepalive.count() == 200);
+    CHECK(ok({"-sse-keepalive", "30s"}).sse_keepalive.count() == 30000);
+    CHECK(ok({"-sse-keepalive", "15"}).sse_keepalive.count() == 15000);
+    CHECK(ok({"-json-keepalive", "1m30s"}).json_keepalive.count() == 90000);
+    CHECK(ok({"-json-keepalive", "0"}).json_keepalive.count() == 0);
+    for (const char* bad : {"5ms", "abc", "-1s", ""}) {
+        INFO("period: \"", bad, "\"");
+        std::string arg = std::string("-sse-keepalive=") + bad;
+        one_error({arg.c_str()}, {"sse-keepalive", "at least 10ms"});
+    }
+}
+
 TEST_CASE("config: sizes and counts") {
     CHECK(ok({"-max-body-size", "100MiB"}).max_body_bytes == 104857600ull);
     CHECK(ok({"-max-body-size", "1g"}).max_body_bytes == 1073741824ull);
@@ -411,7 +442,9 @@ TEST_CASE("config: usage_text lists every option with its default") {
                   Opt{"max-body-size", "", nullptr}, Opt{"max-header-size", "", nullptr},
                   Opt{"max-request-line", "", nullptr}, Opt{"max-header-count", "", nullptr},
                   Opt{"allow-hosts", "", nullptr}, Opt{"allow-private", "false", nullptr},
-                  Opt{"disable-target-header", "false", nullptr}}) {
+                  Opt{"disable-target-header", "false", nullptr},
+                  Opt{"cors-origins", "off", "OPENAI_PROXY_CORS_ORIGINS"}, Opt{"sse-keepalive", "0", nullptr},
+                  Opt{"json-keepalive", "0", nullptr}}) {
         INFO("option -", o.name);
         std::string e = entry(o.name);
         REQUIRE_FALSE(e.empty());

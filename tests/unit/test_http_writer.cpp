@@ -2,6 +2,7 @@
 // proxy writes (the end-to-end tests compare wire bytes, and these pin them), the
 // fields each head drops, and that what is written parses back.
 #include <cstdint>
+#include <cstdio>
 #include <string>
 
 #include "byte_buffer.h"
@@ -221,6 +222,87 @@ TEST_CASE("response head: what the relay adds, in a fixed order") {
     all.content_length = all.chunked = all.close = all.keep_alive = true;
     CHECK(response_head(in, all) ==
           "HTTP/1.1 200 OK\r\nX: y\r\nContent-Length: 12\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
+}
+
+// ---- CORS and keep-alive heads --------------------------------------------------------
+
+namespace {
+constexpr const char* kExpose =
+    "Access-Control-Expose-Headers: x-request-id, openai-processing-ms, openai-version, openai-organization, "
+    "openai-project, x-ratelimit-limit-requests, x-ratelimit-limit-tokens, x-ratelimit-remaining-requests, "
+    "x-ratelimit-remaining-tokens, x-ratelimit-reset-requests, x-ratelimit-reset-tokens, retry-after, "
+    "retry-after-ms\r\n";
+}  // namespace
+
+TEST_CASE("response head with CORS: the upstream's Access-Control-* replaced, Vary merged") {
+    const std::string in =
+        "HTTP/1.1 200 OK\r\nVary: Accept-Encoding\r\nAccess-Control-Allow-Origin: *\r\nX: y\r\n"
+        "access-control-expose-headers: x\r\nvary: Authorization,  Cookie\r\n\r\n";
+    const op::CorsAnswer granted{"https://app.test", true};
+    ResponseFraming f;
+    f.cors = &granted;
+    CHECK(response_head(in, f) == std::string("HTTP/1.1 200 OK\r\nX: y\r\n"
+                                              "Vary: Accept-Encoding, Authorization, Cookie, Origin\r\n"
+                                              "Access-Control-Allow-Origin: https://app.test\r\n"
+                                              "Access-Control-Allow-Credentials: true\r\n") +
+                                      kExpose + "\r\n");
+    const op::CorsAnswer not_granted{};
+    f.cors = &not_granted;
+    CHECK(response_head(in, f) == "HTTP/1.1 200 OK\r\nX: y\r\nVary: Accept-Encoding, Authorization, Cookie, Origin\r\n\r\n");
+    CHECK(response_head("HTTP/1.1 200 OK\r\n\r\n", f) == "HTTP/1.1 200 OK\r\nVary: Origin\r\n\r\n");
+    CHECK(response_head("HTTP/1.1 200 OK\r\nVary: origin\r\n\r\n", f) == "HTTP/1.1 200 OK\r\nVary: origin\r\n\r\n");
+    CHECK(response_head("HTTP/1.1 200 OK\r\nVary: *\r\n\r\n", f) == "HTTP/1.1 200 OK\r\nVary: *\r\n\r\n");
+    // Without CORS nothing changes.
+    CHECK(response_head(in, {}).find("Access-Control-Allow-Origin: *\r\n") != std::string::npos);
+}
+
+TEST_CASE("preflight response: the grant, and only allowed request headers") {
+    ByteBuffer out;
+    const op::CorsAnswer granted{"http://localhost:5173", false};
+    op::write_preflight_response(out, granted, "authorization, x-secret,content-type ,X-Stainless-OS", false);
+    CHECK(out.view() == "HTTP/1.1 204 No Content\r\n"
+                        "Vary: Origin, Access-Control-Request-Method, Access-Control-Request-Headers\r\n"
+                        "Access-Control-Allow-Origin: http://localhost:5173\r\n"
+                        "Access-Control-Allow-Methods: GET, POST, PUT, PATCH, DELETE, OPTIONS\r\n"
+                        "Access-Control-Allow-Headers: authorization, content-type, X-Stainless-OS\r\n"
+                        "Access-Control-Max-Age: 7200\r\n\r\n");
+    ByteBuffer none;
+    const op::CorsAnswer cred{"https://a.test", true};
+    op::write_preflight_response(none, cred, "x-secret", true);
+    CHECK(none.view() == "HTTP/1.1 204 No Content\r\n"
+                         "Vary: Origin, Access-Control-Request-Method, Access-Control-Request-Headers\r\n"
+                         "Access-Control-Allow-Origin: https://a.test\r\nAccess-Control-Allow-Credentials: true\r\n"
+                         "Access-Control-Allow-Methods: GET, POST, PUT, PATCH, DELETE, OPTIONS\r\n"
+                         "Access-Control-Max-Age: 7200\r\nConnection: close\r\n\r\n");
+}
+
+TEST_CASE("error response with CORS fields; the error as the last chunk of a body") {
+    const op::ProxyError e{502, "proxy_error", "upstream_unreachable", "down"};
+    const std::string body =
+        "{\"error\":{\"message\":\"down\",\"type\":\"proxy_error\",\"code\":\"upstream_unreachable\"}}\n";
+    const op::CorsAnswer granted{"https://app.test", false};
+    ByteBuffer out;
+    op::write_error_response(out, e, false, &granted);
+    CHECK(out.view() == "HTTP/1.1 502 Bad Gateway\r\nContent-Type: application/json\r\nContent-Length: " +
+                            std::to_string(body.size()) +
+                            "\r\nVary: Origin\r\nAccess-Control-Allow-Origin: https://app.test\r\n" + kExpose +
+                            "\r\n" + body);
+    ByteBuffer chunk;
+    op::write_error_chunk(chunk, e);
+    char hex[16];
+    std::snprintf(hex, sizeof hex, "%zx", body.size());
+    CHECK(chunk.view() == std::string(hex) + "\r\n" + body + "\r\n0\r\n\r\n");
+}
+
+TEST_CASE("keep-alive head: 200, JSON, chunked, CORS, close") {
+    ByteBuffer out;
+    op::write_keepalive_head(out, nullptr, false);
+    CHECK(out.view() == "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n");
+    ByteBuffer with;
+    const op::CorsAnswer not_granted{};
+    op::write_keepalive_head(with, &not_granted, true);
+    CHECK(with.view() == "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+                         "Vary: Origin\r\nConnection: close\r\n\r\n");
 }
 
 TEST_CASE("100 Continue") {
