@@ -16,6 +16,9 @@ void ignore_sigpipe();
 // be async-signal-safe (e.g. Poller::wake). On Windows: on Ctrl-C, Ctrl-Break and the
 // console's close (and log-off, shut-down), from the thread the system starts for them.
 void on_terminate_signal(void (*handler)(int));
+// Calls handler(signal_number) from signal context on SIGHUP (logrotate's "reopen your
+// files"); async-signal-safe handlers only. Windows has no such signal: a no-op there.
+void on_reopen_signal(void (*handler)(int));
 void raise_fd_limit();
 // Fixes the C library allocator's thresholds for giving memory back to the system (see
 // the definition); a no-op where there is nothing to tune.

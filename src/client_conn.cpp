@@ -35,6 +35,7 @@ ClientConn::ClientConn(ClientContext& ctx, SocketHandle fd) : ctx_(ctx), fd_(fd)
 
 void ClientConn::start() {
     net::set_nodelay(fd_);
+    if (ctx_.access_log) meter_.set_client(net::peer_address(fd_));
     interest_ = kReadable;
     if (!ctx_.loop.add(fd_, this, interest_)) {
         log_line("Error: cannot watch a client connection; closing it");
@@ -104,6 +105,7 @@ void ClientConn::enter(State next) {
                 up_ = nullptr;
             }
             if (fd_ != kInvalidSocket) close_socket();  // an orphan closed it when the client left
+            meter_.end(ctx_, out_mark());  // an exchange cut short (no-op if none)
             ctx_.loop.destroy_later(this);
             break;
     }
@@ -166,6 +168,7 @@ void ClientConn::read_client() {
         if (r.status == IoStatus::Ok) {
             std::size_t before = in_.size();
             in_.commit(r.bytes);
+            ctx_.metrics->bytes_from_clients.add(r.bytes);
             if (r.bytes < want) return;  // drained; the poller reports more (or EOF)
             // A whole head is here: parse it before reading on, so that the body that
             // follows is read in large reads once the exchange has begun.
@@ -224,6 +227,7 @@ void ClientConn::flush_client() {
         if (r.status == IoStatus::Ok) {
             out_.consume(r.bytes);
             client_written_ += r.bytes;
+            ctx_.metrics->bytes_to_clients.add(r.bytes);
             continue;
         }
         if (r.status == IoStatus::WouldBlock) return;
@@ -385,7 +389,9 @@ void ClientConn::begin_exchange(const RequestHead& head, std::size_t head_len) {
     req_done_ = req_kind_ == BodyKind::None;
     req_body_bytes_ = 0;
 
-    if (!plan_request(head, ctx_.config, ctx_.router, plan_)) {
+    const bool planned = plan_request(head, ctx_.config, ctx_.router, plan_);
+    meter_.begin(ctx_, &head, head_len, planned ? &plan_ : nullptr, out_mark());
+    if (!planned) {
         in_.consume(head_len);
         answer_error(*plan_.refusal);
         return;
@@ -405,6 +411,7 @@ void ClientConn::begin_exchange(const RequestHead& head, std::size_t head_len) {
 
 void ClientConn::acquire_upstream(bool allow_pooled) {
     UpstreamConn* conn = allow_pooled ? ctx_.upstreams.take_idle(plan_.pool_key) : nullptr;
+    (conn ? ctx_.metrics->pool_hits : ctx_.metrics->pool_misses).add();
     if (conn) {
         up_ = conn;
         up_->attach(this);
@@ -431,6 +438,7 @@ void ClientConn::move_request() {
                     std::size_t w = up_->write(in_.data(), n);
                     if (closed) return;
                     if (w == 0) break;  // the upstream is full; its writable event resumes
+                    meter_.request_body(in_.data(), w);
                     in_.consume(w);
                     req_remaining_ -= w;
                     req_done_ = req_remaining_ == 0;
@@ -438,6 +446,7 @@ void ClientConn::move_request() {
                     continue;
                 }
                 up_out_.append(in_.data(), n);
+                meter_.request_body(in_.data(), n);
                 in_.consume(n);
                 req_remaining_ -= n;
                 req_done_ = req_remaining_ == 0;
@@ -469,6 +478,7 @@ void ClientConn::move_request() {
                     return;
                 }
                 write_chunk(up_out_, step.data);
+                meter_.request_body(step.data.data(), step.data.size());
             } else if (step.status == ChunkedDecoder::Status::Done) {
                 write_last_chunk(up_out_);
                 req_done_ = true;
@@ -580,6 +590,7 @@ void ClientConn::upstream_ended(bool error, const std::string& detail) {
             up_->close();
             up_ = nullptr;
             retried_ = true;
+            meter_.stale_replay(ctx_);
             up_sent_ = 0;
             acquire_upstream(false);
             return;
@@ -688,12 +699,14 @@ void ClientConn::start_response(const ResponseHead& head) {
     framing.close = close_after_;
     framing.keep_alive = client_minor_ == 0;
     write_response_head(out_, head, framing);
+    meter_.response_head(ctx_, &head, head.status, StatusSource::Upstream);
 
     if (resp_kind_ == BodyKind::None) response_complete();
 }
 
 void ClientConn::emit_body(const char* p, std::size_t n) {
     if (n == 0) return;
+    meter_.response_body(p, n);
     if (client_chunked_) write_chunk(out_, std::string_view(p, n));
     else out_.append(p, n);
 }
@@ -767,7 +780,9 @@ void ClientConn::answer_error(const ProxyError& e) {
     // The connection stays open only when the whole request was read and the client
     // wants more; after a malformed request nothing that follows is trusted.
     bool close = !req_done_ || !client_keep_alive_ || e.status == 408;
+    if (!meter_.active()) meter_.begin(ctx_, nullptr, 0, nullptr, out_mark());  // no head parsed
     write_error_response(out_, e, close);
+    meter_.response_head(ctx_, nullptr, e.status, StatusSource::Proxy);
     reset_exchange();
     end_exchange(close);
 }
@@ -788,6 +803,7 @@ void ClientConn::abort_midstream(const std::string& why) {
 }
 
 void ClientConn::reset_exchange() {
+    meter_.end(ctx_, out_mark());  // no-op between exchanges
     if (up_) release_upstream(false);
     up_out_.clear();
     up_sent_ = 0;

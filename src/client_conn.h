@@ -42,6 +42,7 @@
 #include "chunked_decoder.h"
 #include "client_context.h"
 #include "error_response.h"
+#include "exchange_meter.h"
 #include "http_head.h"
 #include "pollable.h"
 #include "request_plan.h"
@@ -129,6 +130,8 @@ private:
     void close_socket();  // the client's socket only, and its count
     void update_interest();
     void refresh_clock();
+    // Bytes queued for the client so far: written and still buffered (ExchangeMeter).
+    std::uint64_t out_mark() const { return client_written_ + out_.size(); }
 
     ClientContext& ctx_;
     SocketHandle fd_;
@@ -170,6 +173,8 @@ private:
     bool client_chunked_ = false;
     std::uint64_t client_written_ = 0;  // bytes written to the client socket, ever
     std::uint64_t response_at_ = 0;     // offset of this response's head in that stream
+
+    ExchangeMeter meter_;  // metrics and the access log line of the exchange in progress
 };
 
 }  // namespace op

@@ -69,6 +69,10 @@ struct Config {
     std::vector<std::string> allow_hosts;                  // -allow-hosts: names and *.suffix patterns
     bool allow_private = false;                            // -allow-private: lift the address rule
     bool disable_target_header = false;                    // -disable-target-header
+
+    // Observability (README, "Metrics and health", "Access log"); both off by default.
+    std::optional<ListenAddress> admin_listen;             // -admin-listen: /healthz and /metrics
+    std::string access_log;                                // -access-log: a path, or "-" (stdout)
 };
 
 using EnvLookup = std::function<const char*(const char* name)>;

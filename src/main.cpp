@@ -8,8 +8,10 @@
 #include <thread>
 #include <vector>
 
+#include "access_log.h"
 #include "config.h"
 #include "log.h"
+#include "metrics.h"
 #include "sys.h"
 #include "tls.h"
 #include "worker.h"
@@ -21,12 +23,17 @@ constexpr unsigned kMaxWorkers = 256;
 op::Worker* g_workers[kMaxWorkers];
 std::atomic<unsigned> g_worker_count{0};
 volatile std::sig_atomic_t g_signals = 0;
+std::atomic<op::AccessLog*> g_access_log{nullptr};
 
 void on_terminate(int) {
     // First signal: graceful stop. Second: exit at once.
     if (++g_signals >= 2) std::_Exit(1);
     unsigned n = g_worker_count.load();
     for (unsigned i = 0; i < n; ++i) g_workers[i]->request_stop();
+}
+
+void on_hangup(int) {
+    if (op::AccessLog* log = g_access_log.load()) log->request_reopen();
 }
 
 const char* env_lookup(const char* name) { return std::getenv(name); }
@@ -78,6 +85,22 @@ int main(int argc, char** argv) {
     if (workers == 0) workers = 1;
     if (workers > kMaxWorkers) workers = kMaxWorkers;
     const bool socket_per_worker = workers == 1 || op::net::reuseport_balances();
+    // The counters' registry and the access log outlive the workers, which use them.
+    op::MetricsRegistry registry;
+    for (const auto& [key, target] : config.targets) registry.labels.find_or_add(target.origin());
+    if (config.default_target) registry.labels.find_or_add(config.default_target->origin());
+    std::unique_ptr<op::AccessLog> access_log;
+    if (!config.access_log.empty()) {
+        access_log = op::AccessLog::open(config.access_log, error);
+        if (!access_log) {
+            std::fprintf(stderr, "openai-proxy: %s\n", error.c_str());
+            return 1;
+        }
+        registry.access_log_on = true;
+    }
+    struct StopLog {
+        ~StopLog() { g_access_log.store(nullptr); }
+    } stop_log;
     std::vector<std::unique_ptr<op::Worker>> worker_list;
     // Destroyed before worker_list, on every return: from then on the signal handler
     // reaches no worker.
@@ -86,7 +109,7 @@ int main(int argc, char** argv) {
     } unpublish;
     std::atomic<std::size_t> open_clients{0};
     for (unsigned i = 0; i < workers; ++i) {
-        worker_list.push_back(op::Worker::create(config, *tls, open_clients, error));
+        worker_list.push_back(op::Worker::create(config, *tls, open_clients, registry, access_log.get(), error));
         if (!worker_list.back()) {
             op::log_line("Error: cannot listen on %s: %s", config.listen.text.c_str(), error.c_str());
             return 1;
@@ -115,6 +138,20 @@ int main(int argc, char** argv) {
         }
     }
     socket.reset();  // the workers hold it now
+    if (config.admin_listen) {
+        const op::ListenAddress& a = *config.admin_listen;
+        op::SocketHandle fd = op::net::listen_tcp(a.host, a.port, 64, false, error);
+        if (fd == op::kInvalidSocket || !worker_list[0]->listen_admin(fd, error)) {
+            op::log_line("Error: cannot listen on %s (-admin-listen): %s", a.text.c_str(), error.c_str());
+            return 1;
+        }
+        op::log_line("Serving /healthz and /metrics on %s", a.text.c_str());
+    }
+    if (access_log) {
+        access_log->start();
+        g_access_log.store(access_log.get());
+        op::sys::on_reopen_signal(on_hangup);
+    }
     op::log_line("Starting proxy server on %s", config.listen.text.c_str());
     // A loop whose backend fails returns 1; the others are then stopped as by a signal,
     // and the process exits with that status.

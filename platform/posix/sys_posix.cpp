@@ -28,6 +28,22 @@ void on_terminate_signal(void (*handler)(int)) {
     sigaction(SIGTERM, &act, nullptr);
 }
 
+namespace {
+void (*g_reopen_handler)(int) = nullptr;
+extern "C" void on_hangup(int sig) {
+    if (g_reopen_handler) g_reopen_handler(sig);
+}
+}  // namespace
+
+void on_reopen_signal(void (*handler)(int)) {
+    g_reopen_handler = handler;
+    struct sigaction act {};
+    act.sa_handler = on_hangup;
+    sigemptyset(&act.sa_mask);
+    act.sa_flags = SA_RESTART;
+    sigaction(SIGHUP, &act, nullptr);
+}
+
 void raise_fd_limit() {
     rlimit lim{};
     if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {

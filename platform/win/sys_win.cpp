@@ -53,6 +53,9 @@ void on_terminate_signal(void (*handler)(int)) {
     SetConsoleCtrlHandler(on_console_event, TRUE);
 }
 
+// No SIGHUP on Windows: a log is reopened only by restarting the process.
+void on_reopen_signal(void (*)(int)) {}
+
 // No descriptor limit to raise: sockets are kernel handles, bounded by memory only.
 void raise_fd_limit() {}
 
