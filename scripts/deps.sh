@@ -5,6 +5,9 @@
 #                              `make dist/linux_amd64/...`)
 #   scripts/deps.sh --fuzz     also clang and its fuzzer runtime, for `make fuzz`
 #   scripts/deps.sh --bench    also nginx, haproxy and wrk, for the benchmarks
+#   scripts/deps.sh --metrics  also promtool (Debian's prometheus package), with which the
+#                              metrics test validates /metrics (skipped, saying why, without);
+#                              the package also installs a Prometheus service the tests never use
 #   scripts/deps.sh --all      all of the above
 #   scripts/deps.sh --cross    also cross compilers, qemu-user-static and the targets'
 #                              OpenSSL (multiarch libssl-dev:arm64, :armhf) for `make dist`
@@ -37,7 +40,8 @@ for arg in "$@"; do
     case "$arg" in
         --fuzz)  packages="$packages clang-14 libclang-rt-14-dev" ;;
         --bench) packages="$packages nginx haproxy wrk" ;;
-        --all)   packages="$packages clang-14 libclang-rt-14-dev nginx haproxy wrk" ;;
+        --metrics) packages="$packages prometheus" ;;
+        --all)   packages="$packages clang-14 libclang-rt-14-dev nginx haproxy wrk prometheus" ;;
         # libssl-dev:<arch> must be the very version of the host's libssl-dev (Multi-Arch:
         # same). Not mipsel: Debian 12's security archive no longer builds it, so its
         # libssl-dev:mipsel lags the host's and cannot be installed beside it; see
@@ -54,7 +58,7 @@ for arg in "$@"; do
         # wine64 alone (no 32-bit Wine, no multiarch i386): the .exe is 64-bit.
         --windows) packages="$packages g++-mingw-w64-x86-64-posix gcc-mingw-w64-x86-64-posix wine64 python3"
                    want_src=1 ;;
-        -h|--help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "deps.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
     esac
 done
