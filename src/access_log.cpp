@@ -174,6 +174,17 @@ void append_json_string(std::string& out, std::string_view s) {
     static const char kHex[] = "0123456789abcdef";
     out += '"';
     while (!s.empty()) {
+        std::size_t plain = 0;  // a run that needs no escaping goes out in one append
+        while (plain < s.size()) {
+            unsigned char b = static_cast<unsigned char>(s[plain]);
+            if (b < 0x20 || b >= 0x7F || b == '"' || b == '\\') break;
+            ++plain;
+        }
+        if (plain) {
+            out.append(s.data(), plain);
+            s.remove_prefix(plain);
+            continue;
+        }
         unsigned char c = static_cast<unsigned char>(s[0]);
         if (c >= 0x80) {
             std::size_t n = utf8_sequence(s);

@@ -28,7 +28,7 @@ namespace op {
 
 class AccessLogRing {
 public:
-    static constexpr std::size_t kCapacity = 128 * 1024;  // a power of two
+    static constexpr std::size_t kCapacity = 256 * 1024;  // a power of two
 
     AccessLogRing(Counter& lines, Counter& dropped);
     // Producer: publishes one whole line, or drops it (counted) when it does not fit.
@@ -47,7 +47,7 @@ private:
 
 class AccessLog {
 public:
-    static constexpr int kFlushMs = 200;
+    static constexpr int kFlushMs = 20;
     static constexpr int kDropReportMs = 10'000;
 
     // `path`: a file opened for appending, or "-" for standard output. nullptr and

@@ -16,11 +16,19 @@ void AdminListener::on_ready(unsigned) {
     for (int i = 0; i < 16; ++i) {
         SocketHandle fd = kInvalidSocket;
         IoResult r = net::accept(fd_, &fd);
-        if (r.status != IoStatus::Ok) return;  // WouldBlock, or out of descriptors: the next readiness retries
+        if (r.status == IoStatus::WouldBlock) return;
+        if (r.status != IoStatus::Ok) {
+            if (net::is_fd_exhaustion(r.error) && loop_.modify(fd_, this, kNone)) deadline_ms = loop_.now_ms() + 100;
+            return;  // anything else: that connection is gone; the next readiness goes on
+        }
         auto* conn = new AdminConn(loop_, fd, registry_);
         loop_.adopt(conn);
         conn->start();
     }
+}
+
+void AdminListener::on_timeout() {
+    if (!loop_.modify(fd_, this, kReadable)) deadline_ms = loop_.now_ms() + 100;  // refused: try again later
 }
 
 AdminConn::~AdminConn() {

@@ -29,6 +29,9 @@ public:
     ~AdminListener() override;
     [[nodiscard]] bool watch() { return loop_.add(fd_, this, kReadable); }
     void on_ready(unsigned ready) override;
+    // Out of descriptors: the listener rests (not polled) for a moment instead of
+    // spinning on a readiness it cannot serve; this ends the rest.
+    void on_timeout() override;
 
 private:
     EventLoop& loop_;

@@ -10,8 +10,11 @@
 //                  output_tokens (Responses API); the last value seen of each wins,
 //                  so the usage event at the end of a stream counts
 //
-// It follows the JSON lexical structure (strings with escapes, object/array nesting,
-// which string is a key) without validating it. In SSE mode (a text/event-stream
+// In a request it follows the JSON lexical structure (strings with escapes,
+// object/array nesting, which string is a key) without validating it. In a response it
+// looks for the 7 bytes "usage" (quotes included) a few bytes at a time, and follows
+// the structure only inside the object that comes after them (see search()): most of a
+// completion is text nobody needs, and this costs a fraction of following it all. In SSE mode (a text/event-stream
 // answer) every line is scanned on its own: a newline resets the structure, so
 // "data: {...}" lines are each a document and a malformed event cannot hide later ones.
 // Outside SSE mode a raw newline only ends a string (JSON strings cannot hold one),
@@ -49,6 +52,23 @@ public:
 private:
     enum class Key : unsigned char { None, Model, Usage, Prompt, Completion };
     enum class Capture : unsigned char { None, Key, Model };
+    // Response mode: looking for the name "usage" (search()), then its ':' and '{', then
+    // inside its object (the structure machine).
+    enum class Phase : unsigned char { Search, AfterKey, AfterColon, InUsage };
+
+    void feed_structure(const char*& p, const char* end);
+    void search(const char*& p, const char* end);
+    void found_name() {
+        phase_ = Phase::AfterKey;
+        forget_window();
+    }
+    void enter_usage();
+    void forget_window() {
+        window_len_ = 0;
+        window_odd_ = false;
+    }
+    void remember(const char* p, std::size_t n);
+    bool window_trailing_odd() const;
 
     void structural(char c);
     void string_byte(char c);
@@ -61,6 +81,10 @@ private:
 
     Mode mode_;
     bool sse_ = false;
+    Phase phase_ = Phase::Search;
+    char window_[6] = {};     // the last bytes searched, for a name split across feeds
+    std::size_t window_len_ = 0;
+    bool window_odd_ = false;  // an odd run of backslashes ends just before window_[0]
     bool done_ = false;
 
     // Lexical state.

@@ -180,3 +180,16 @@ TEST_CASE("deep nesting beyond the tracked depth") {
                        ",\"usage\":{\"prompt_tokens\":4,\"completion_tokens\":6}}";
     check_every_split(UsageScanner::Mode::Response, false, deep, tokens(4, 6));
 }
+
+TEST_CASE("response: the name \"usage\" only counts with an unescaped opening quote") {
+    // A member name ending in "usage (its quote escaped), then the real one.
+    check_every_split(UsageScanner::Mode::Response, false,
+                      R"({"say \"usage":{"prompt_tokens":99},"usage":{"prompt_tokens":1,"completion_tokens":2}})",
+                      tokens(1, 2));
+    // Two backslashes: an escaped backslash, so the quote after them is real.
+    check_every_split(UsageScanner::Mode::Response, false,
+                      R"({"a":"x\\","usage":{"prompt_tokens":3,"completion_tokens":4}})", tokens(3, 4));
+    // The name followed by something other than an object.
+    check_every_split(UsageScanner::Mode::Response, false, R"({"usage":null,"x":"usage","usage" : {"prompt_tokens":5}})",
+                      tokens(5, -1));
+}
