@@ -18,6 +18,7 @@
 #include <atomic>
 #include <cstdint>
 #include <mutex>
+#include <type_traits>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -26,23 +27,33 @@
 
 namespace op {
 
+// 64 bits where the CPU has lock-free 64-bit atomics; on those without (MIPS32) a
+// 64-bit atomic would be a call into libatomic, which takes a lock: the word size
+// instead, so a counter wraps at 2^32 there (Prometheus reads that as a reset).
+using CounterWord =
+    std::conditional_t<std::atomic<std::uint64_t>::is_always_lock_free, std::uint64_t, std::uintptr_t>;
+
 class Counter {
 public:
-    void add(std::uint64_t n = 1) { v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
+    void add(std::uint64_t n = 1) {
+        v_.store(v_.load(std::memory_order_relaxed) + static_cast<CounterWord>(n), std::memory_order_relaxed);
+    }
     std::uint64_t get() const { return v_.load(std::memory_order_relaxed); }
 
 private:
-    std::atomic<std::uint64_t> v_{0};
+    std::atomic<CounterWord> v_{0};
 };
 
 class Gauge {
 public:
-    void add(std::int64_t n) { v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
-    void set(std::int64_t n) { v_.store(n, std::memory_order_relaxed); }
+    void add(std::int64_t n) {
+        v_.store(v_.load(std::memory_order_relaxed) + static_cast<std::intptr_t>(n), std::memory_order_relaxed);
+    }
+    void set(std::int64_t n) { v_.store(static_cast<std::intptr_t>(n), std::memory_order_relaxed); }
     std::int64_t get() const { return v_.load(std::memory_order_relaxed); }
 
 private:
-    std::atomic<std::int64_t> v_{0};
+    std::atomic<std::intptr_t> v_{0};  // a count of things in memory: the word size suffices
 };
 
 // Who produced the status of an exchange.
