@@ -132,6 +132,24 @@ class Metrics(ProxyTestCase):
             self.assertEqual(pub.body, b'upstream 404 for ' + path.encode())
         self.assertTrue(up.wait_requests(7))  # 5 above and these 2
 
+    def test_tls_handshakes_and_resumptions(self):
+        # Each answer closes its connection: three handshakes, the last two resumed (as
+        # test_tls_verify.py checks from the upstream's side).
+        up = self.start_upstream(lambda req: Resp(200, [('Content-Type', 'application/json')], body=b'{}', close=True))
+        p = self.launch(up)
+        c = self.client(p)
+        for _ in range(3):
+            c.request('GET', '/v1/models')
+            self.assertEqual(c.read_response().status, 200)
+        s = parse_metrics(scrape(self.admin_port).body.decode())
+        reused = [conn.session_reused for conn in up.conns]
+        self.assertEqual(reused, [False, True, True])
+        self.assertEqual(value(s, 'openai_proxy_upstream_tls_handshakes_total'), 3)
+        self.assertEqual(value(s, 'openai_proxy_upstream_tls_resumptions_total'), 2)
+        self.assertEqual(value(s, 'openai_proxy_upstream_connects_total'), 3)
+        self.assertEqual(value(s, 'openai_proxy_pool_misses_total'), 3)
+        self.assertEqual(value(s, 'openai_proxy_idle_pool_connections'), 0)
+
     def test_promtool_accepts_the_output(self):
         promtool = shutil.which('promtool')
         if not promtool:
