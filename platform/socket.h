@@ -63,6 +63,8 @@ void shutdown_write(SocketHandle s);
 void close(SocketHandle s);
 void set_nodelay(SocketHandle s);
 std::uint16_t local_port(SocketHandle s);
+// The connected peer as "1.2.3.4:5678" / "[::1]:5678"; "" when the OS cannot say.
+std::string peer_address(SocketHandle s);
 std::string error_text(int error);
 
 // Blocking name resolution (called on the resolver thread only). Fills up to `cap`

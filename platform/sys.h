@@ -16,8 +16,9 @@ void ignore_sigpipe();
 // be async-signal-safe (e.g. Poller::wake). On Windows: on Ctrl-C, Ctrl-Break and the
 // console's close (and log-off, shut-down), from the thread the system starts for them.
 void on_terminate_signal(void (*handler)(int));
-// Calls handler(signal_number) from signal context on SIGHUP (the same rules). Windows has
-// no such signal: there it does nothing.
+// Calls handler(signal_number) from signal context on SIGHUP (the same rules): the
+// listener's certificate re-read, logrotate's "reopen your files". Windows has no such
+// signal: there it does nothing.
 void on_reload_signal(void (*handler)(int));
 void raise_fd_limit();
 // Fixes the C library allocator's thresholds for giving memory back to the system (see

@@ -5,9 +5,12 @@
 #                              `make dist/linux_amd64/...`)
 #   scripts/deps.sh --fuzz     also clang and its fuzzer runtime, for `make fuzz`
 #   scripts/deps.sh --bench    also nginx, haproxy and wrk, for the benchmarks
-#   scripts/deps.sh --all      all of the above
+#   scripts/deps.sh --metrics  also promtool (Debian's prometheus package), with which the
+#                              metrics test validates /metrics (skipped, saying why, without);
+#                              the package also installs a Prometheus service the tests never use
 #   scripts/deps.sh --browser  also headless Chromium (Debian's chromium, without its
 #                              recommends: ~120 MB), for tests/e2e/test_cors_browser.py
+#   scripts/deps.sh --all      all of the above
 #   scripts/deps.sh --cross    also cross compilers, qemu-user-static and the targets'
 #                              OpenSSL (multiarch libssl-dev:arm64, :armhf) for `make dist`
 #   scripts/deps.sh --small    the cross compilers (mipsel, mips, armhf, arm64), qemu-user-static
@@ -39,8 +42,9 @@ for arg in "$@"; do
     case "$arg" in
         --fuzz)  packages="$packages clang-14 libclang-rt-14-dev" ;;
         --bench) packages="$packages nginx haproxy wrk" ;;
-        --all)   packages="$packages clang-14 libclang-rt-14-dev nginx haproxy wrk" ;;
+        --all)   packages="$packages clang-14 libclang-rt-14-dev nginx haproxy wrk prometheus chromium" ;;
         --browser) packages="$packages chromium" ;;
+        --metrics) packages="$packages prometheus" ;;
         # libssl-dev:<arch> must be the very version of the host's libssl-dev (Multi-Arch:
         # same). Not mipsel: Debian 12's security archive no longer builds it, so its
         # libssl-dev:mipsel lags the host's and cannot be installed beside it; see

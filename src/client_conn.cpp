@@ -64,6 +64,7 @@ void ClientConn::start() {
             return;
         }
     }
+    if (ctx_.access_log) meter_.set_client(net::peer_address(fd_));
     interest_ = kReadable;
     if (!ctx_.loop.add(fd_, this, interest_)) {
         log_line("Error: cannot watch a client connection; closing it");
@@ -145,6 +146,7 @@ void ClientConn::enter(State next) {
                 up_ = nullptr;
             }
             if (fd_ != kInvalidSocket) close_socket();  // an orphan closed it when the client left
+            meter_.end(ctx_, out_mark());  // an exchange cut short (no-op if none)
             ctx_.loop.destroy_later(this);
             break;
     }
@@ -207,6 +209,7 @@ void ClientConn::read_client() {
         if (r.status == IoStatus::Ok) {
             std::size_t before = in_.size();
             in_.commit(r.bytes);
+            ctx_.metrics->bytes_from_clients.add(r.bytes);
             // Drained: the poller reports more (or EOF). Not so a TLS record's plaintext
             // that did not fit: the engine holds it, and no event will say so.
             if (r.bytes < want && !(tls_ && tls_->has_buffered_input())) return;
@@ -273,6 +276,7 @@ void ClientConn::flush_client() {
         if (r.status == IoStatus::Ok) {
             out_.consume(r.bytes);
             client_written_ += r.bytes;
+            ctx_.metrics->bytes_to_clients.add(r.bytes);
             continue;
         }
         if (r.status == IoStatus::WouldBlock) return;
@@ -535,7 +539,9 @@ void ClientConn::begin_exchange(const RequestHead& head, std::size_t head_len) {
     req_body_bytes_ = 0;
     if (ctx_.config.cors.enabled && begin_cors(head, head_len)) return;  // a preflight, answered
 
-    if (!plan_request(head, ctx_.config, ctx_.router, plan_)) {
+    const bool planned = plan_request(head, ctx_.config, ctx_.router, plan_);
+    meter_.begin(ctx_, &head, head_len, planned ? &plan_ : nullptr, out_mark());
+    if (!planned) {
         in_.consume(head_len);
         answer_error(*plan_.refusal);
         return;
@@ -563,6 +569,7 @@ void ClientConn::begin_exchange(const RequestHead& head, std::size_t head_len) {
 
 void ClientConn::acquire_upstream(bool allow_pooled) {
     UpstreamConn* conn = allow_pooled ? ctx_.upstreams.take_idle(plan_.pool_key) : nullptr;
+    (conn ? ctx_.metrics->pool_hits : ctx_.metrics->pool_misses).add();
     if (conn) {
         up_ = conn;
         up_->attach(this);
@@ -590,6 +597,7 @@ void ClientConn::move_request() {
                     if (closed) return;
                     if (w == 0) break;  // the upstream is full; its writable event resumes
                     note_request_body(in_.data(), w);
+                    meter_.request_body(in_.data(), w);
                     in_.consume(w);
                     req_remaining_ -= w;
                     req_done_ = req_remaining_ == 0;
@@ -598,6 +606,7 @@ void ClientConn::move_request() {
                 }
                 note_request_body(in_.data(), n);
                 up_out_.append(in_.data(), n);
+                meter_.request_body(in_.data(), n);
                 in_.consume(n);
                 req_remaining_ -= n;
                 req_done_ = req_remaining_ == 0;
@@ -630,6 +639,7 @@ void ClientConn::move_request() {
                 }
                 note_request_body(step.data.data(), step.data.size());
                 write_chunk(up_out_, step.data);
+                meter_.request_body(step.data.data(), step.data.size());
             } else if (step.status == ChunkedDecoder::Status::Done) {
                 write_last_chunk(up_out_);
                 req_done_ = true;
@@ -747,6 +757,7 @@ void ClientConn::upstream_ended(bool error, const std::string& detail) {
             up_->close();
             up_ = nullptr;
             retried_ = true;
+            meter_.stale_replay(ctx_);
             up_sent_ = 0;
             acquire_upstream(false);
             return;
@@ -882,6 +893,7 @@ void ClientConn::start_response(const ResponseHead& head) {
         std::string_view type;
         sse_ = find_field(head, "content-type", type) && starts_with_ci(type, "text/event-stream");
     }
+    meter_.response_head(ctx_, &head, head.status, StatusSource::Upstream);
 
     if (resp_kind_ == BodyKind::None) response_complete();
 }
@@ -892,6 +904,7 @@ void ClientConn::start_tunnel(const ResponseHead& head) {
     ResponseFraming framing;
     framing.upgrade = "websocket";
     write_response_head(out_, head, framing);
+    meter_.response_head(ctx_, &head, head.status, StatusSource::Upstream);  // logged when the tunnel ends
     enter(State::Tunnel);
     if (!resp_head_.empty()) out_.append(resp_head_.data(), resp_head_.size());
     resp_head_.release();
@@ -914,6 +927,7 @@ void ClientConn::emit_body(const char* p, std::size_t n) {
     if (n == 0) return;
     last_emit_ms_ = ctx_.loop.now_ms();
     if (sse_) note_sse_bytes(p, n);
+    meter_.response_body(p, n);
     if (client_chunked_) write_chunk(out_, std::string_view(p, n));
     else out_.append(p, n);
 }
@@ -987,8 +1001,10 @@ void ClientConn::answer_error(const ProxyError& e) {
     // The connection stays open only when the whole request was read and the client
     // wants more; after a malformed request nothing that follows is trusted.
     bool close = !req_done_ || !client_keep_alive_ || e.status == 408;
+    if (!meter_.active()) meter_.begin(ctx_, nullptr, 0, nullptr, out_mark());  // no head parsed
     if (keepalive_head_sent_) write_error_chunk(out_, e);  // the 200 head is out: the error is its body
     else write_error_response(out_, e, close, cors());
+    meter_.response_head(ctx_, nullptr, e.status, StatusSource::Proxy);
     reset_exchange();
     end_exchange(close);
 }
@@ -1009,6 +1025,7 @@ void ClientConn::abort_midstream(const std::string& why) {
 }
 
 void ClientConn::reset_exchange() {
+    meter_.end(ctx_, out_mark());  // no-op between exchanges
     if (up_) release_upstream(false);
     websocket_ = false;
     up_out_.clear();

@@ -64,6 +64,7 @@
 #include "client_context.h"
 #include "cors_policy.h"
 #include "error_response.h"
+#include "exchange_meter.h"
 #include "http_head.h"
 #include "pollable.h"
 #include "request_plan.h"
@@ -178,6 +179,8 @@ private:
     IoResult client_write(const char* p, std::size_t len);
     IoResult send_ciphertext();
     bool ciphertext_waiting() const { return tls_ && tls_->pending_ciphertext() > 0; }
+    // Bytes queued for the client so far: written and still buffered (ExchangeMeter).
+    std::uint64_t out_mark() const { return client_written_ + out_.size(); }
 
     ClientContext& ctx_;
     SocketHandle fd_;
@@ -235,6 +238,7 @@ private:
     bool json_candidate_ = false;            // -json-keepalive may apply (POST, JSON, HTTP/1.1)
     StreamFlagScan stream_scan_;             // ... unless its body says "stream": true
     bool keepalive_head_sent_ = false;       // the 200 head of -json-keepalive went out
+    ExchangeMeter meter_;  // metrics and the access log line of the exchange in progress
 };
 
 }  // namespace op

@@ -5,16 +5,20 @@
 #pragma once
 
 #include <cstddef>
+#include <string>
 #include <vector>
 
 #include "config.h"
 #include "event_loop.h"
 #include "http_head.h"
 #include "listener_tls.h"
+#include "metrics.h"
 #include "router.h"
 #include "upstreams.h"
 
 namespace op {
+
+class AccessLogRing;
 
 // Implemented by the worker, which counts clients for -max-connections.
 class ClientCounter {
@@ -39,6 +43,14 @@ struct ClientContext {
     ClientCounter& counter;
     bool stopping = false;  // graceful stop under way: no orphan grace, nothing pooled
     ListenerTls* listener_tls = nullptr;  // -tls-cert: clients speak TLS (shared by every worker)
+
+    // Observability (exchange_meter.h), set by the worker before it accepts: its
+    // counters, its access log ring (null: no access log), and whether bodies are
+    // scanned for the model and token usage (the access log or the admin listener is on).
+    WorkerMetrics* metrics = nullptr;
+    AccessLogRing* access_log = nullptr;
+    bool scan_bodies = false;
+    std::string access_line;  // per-loop scratch for formatting a log line
 
     // A per-loop scratch buffer of at least n bytes, valid until the next call.
     char* scratch(std::size_t n) {

@@ -328,6 +328,22 @@ const Option kOptions[] = {
      "no response head this long for a non-streamed JSON POST: answer 200 at once, a whitespace byte each "
      "period, then the upstream's body, whatever its status; 0 = off",
      [](Config& c, std::string_view v, std::string& why) { return set_period(c.json_keepalive, v, why); }},
+    // Observability: a separate listener for health and metrics, and the access log.
+    {"admin-listen", "OPENAI_PROXY_ADMIN_LISTEN", Kind::Text, "address", "off",
+     "serve GET /healthz and GET /metrics (Prometheus) on this address, e.g. 127.0.0.1:9002",
+     [](Config& c, std::string_view v, std::string& why) {
+         ListenAddress a;
+         if (!parse_listen_address(v, a, why)) return false;
+         c.admin_listen = a;
+         return true;
+     }},
+    {"access-log", "OPENAI_PROXY_ACCESS_LOG", Kind::Text, "path", "off",
+     "write one JSON line per request to this file (- for standard output); reopened on SIGHUP",
+     [](Config& c, std::string_view v, std::string& why) {
+         if (v.empty()) return why = "must be a path or -", false;
+         c.access_log = std::string(v);
+         return true;
+     }},
 };
 
 const Option* find_option(std::string_view name) {

@@ -77,6 +77,9 @@ struct Config {
     CorsPolicy cors;                                       // -cors-origins / OPENAI_PROXY_CORS_ORIGINS
     std::chrono::milliseconds sse_keepalive{0};            // -sse-keepalive: comment after this silence
     std::chrono::milliseconds json_keepalive{0};           // -json-keepalive: 200 head + whitespace
+    // Observability (README, "Metrics and health", "Access log"); both off by default.
+    std::optional<ListenAddress> admin_listen;             // -admin-listen: /healthz and /metrics
+    std::string access_log;                                // -access-log: a path, or "-" (stdout)
 };
 
 using EnvLookup = std::function<const char*(const char* name)>;

@@ -8,9 +8,11 @@
 #include <thread>
 #include <vector>
 
+#include "access_log.h"
 #include "config.h"
 #include "listener_tls.h"
 #include "log.h"
+#include "metrics.h"
 #include "sys.h"
 #include "tls.h"
 #include "worker.h"
@@ -22,6 +24,7 @@ constexpr unsigned kMaxWorkers = 256;
 op::Worker* g_workers[kMaxWorkers];
 std::atomic<unsigned> g_worker_count{0};
 volatile std::sig_atomic_t g_signals = 0;
+std::atomic<op::AccessLog*> g_access_log{nullptr};
 
 void on_terminate(int) {
     // First signal: graceful stop. Second: exit at once.
@@ -30,8 +33,10 @@ void on_terminate(int) {
     for (unsigned i = 0; i < n; ++i) g_workers[i]->request_stop();
 }
 
-// SIGHUP: the first worker re-reads the listener's certificate, for all of them.
-void on_reload(int) {
+// SIGHUP: the access log is reopened (logrotate), and the first worker re-reads the
+// listener's certificate, for all of them.
+void on_hangup(int) {
+    if (op::AccessLog* log = g_access_log.load()) log->request_reopen();
     if (g_worker_count.load() > 0) g_workers[0]->request_reload();
 }
 
@@ -84,7 +89,7 @@ int main(int argc, char** argv) {
     // find the default action (seen under ASan's slower start-up). SIGHUP too, which
     // would otherwise end the process.
     op::sys::on_terminate_signal(on_terminate);
-    op::sys::on_reload_signal(on_reload);
+    op::sys::on_reload_signal(on_hangup);
     op::sys::raise_fd_limit();
     op::sys::tune_allocator();
     // One event loop per worker, each with its own idle pool and resolver: nothing
@@ -97,6 +102,22 @@ int main(int argc, char** argv) {
     if (workers == 0) workers = 1;
     if (workers > kMaxWorkers) workers = kMaxWorkers;
     const bool socket_per_worker = workers == 1 || op::net::reuseport_balances();
+    // The counters' registry and the access log outlive the workers, which use them.
+    op::MetricsRegistry registry;
+    for (const auto& [key, target] : config.targets) registry.labels.find_or_add(target.origin());
+    if (config.default_target) registry.labels.find_or_add(config.default_target->origin());
+    std::unique_ptr<op::AccessLog> access_log;
+    if (!config.access_log.empty()) {
+        access_log = op::AccessLog::open(config.access_log, error);
+        if (!access_log) {
+            std::fprintf(stderr, "openai-proxy: %s\n", error.c_str());
+            return 1;
+        }
+        registry.access_log_on = true;
+    }
+    struct StopLog {
+        ~StopLog() { g_access_log.store(nullptr); }
+    } stop_log;
     std::vector<std::unique_ptr<op::Worker>> worker_list;
     // Destroyed before worker_list, on every return: from then on the signal handler
     // reaches no worker.
@@ -105,7 +126,7 @@ int main(int argc, char** argv) {
     } unpublish;
     std::atomic<std::size_t> open_clients{0};
     for (unsigned i = 0; i < workers; ++i) {
-        worker_list.push_back(op::Worker::create(config, *tls, open_clients, error));
+        worker_list.push_back(op::Worker::create(config, *tls, open_clients, registry, access_log.get(), error));
         if (!worker_list.back()) {
             op::log_line("Error: cannot listen on %s: %s", config.listen.text.c_str(), error.c_str());
             return 1;
@@ -135,6 +156,19 @@ int main(int argc, char** argv) {
         }
     }
     socket.reset();  // the workers hold it now
+    if (config.admin_listen) {
+        const op::ListenAddress& a = *config.admin_listen;
+        op::SocketHandle fd = op::net::listen_tcp(a.host, a.port, 64, false, error);
+        if (fd == op::kInvalidSocket || !worker_list[0]->listen_admin(fd, error)) {
+            op::log_line("Error: cannot listen on %s (-admin-listen): %s", a.text.c_str(), error.c_str());
+            return 1;
+        }
+        op::log_line("Serving /healthz and /metrics on %s", a.text.c_str());
+    }
+    if (access_log) {
+        access_log->start();
+        g_access_log.store(access_log.get());
+    }
     op::log_line("Starting proxy server on %s", config.listen.text.c_str());
     // A loop whose backend fails returns 1; the others are then stopped as by a signal,
     // and the process exits with that status.

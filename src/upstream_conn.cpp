@@ -111,6 +111,7 @@ void UpstreamConn::connect_next() {
 }
 
 void UpstreamConn::connected() {
+    upstreams_.metrics().upstream_connects.add();
     addresses_.clear();
     addresses_.shrink_to_fit();
     const auto& proxy = upstreams_.settings().proxy;
@@ -154,6 +155,8 @@ void UpstreamConn::drive_handshake() {
         return;
     }
     if (st == TlsStatus::Ok) {
+        upstreams_.metrics().tls_handshakes.add();
+        if (tls_->session_reused()) upstreams_.metrics().tls_resumptions.add();
         state_ = State::Ready;
         set_deadline(0);
         update_interest();

@@ -14,8 +14,13 @@ void close_each(const std::vector<UpstreamConn*>& conns) {
 }  // namespace
 
 Upstreams::Upstreams(EventLoop& loop, TlsClientContext& tls, UpstreamSettings settings,
-                     IdlePool<UpstreamConn>::Limits pool_limits)
-    : loop_(loop), tls_(tls), settings_(std::move(settings)), resolver_(&loop), pool_(pool_limits) {}
+                     IdlePool<UpstreamConn>::Limits pool_limits, WorkerMetrics& metrics)
+    : loop_(loop),
+      tls_(tls),
+      settings_(std::move(settings)),
+      resolver_(&loop),
+      pool_(pool_limits),
+      metrics_(metrics) {}
 
 Resolver::Answer Upstreams::lookup(UpstreamConn* conn, const std::string& host, std::uint16_t port,
                                    Resolution& out) {
@@ -38,20 +43,26 @@ void Upstreams::give_back(UpstreamConn* conn) {
     assert(conn->state() == UpstreamConn::State::Idle && !conn->closed);
     std::vector<UpstreamConn*> evicted;
     pool_.give_back(conn->pool_key(), conn, loop_.now_ms(), evicted);
+    count_idle();
     close_each(evicted);
 }
 
-void Upstreams::leave_pool(UpstreamConn* conn) { pool_.remove(conn->pool_key(), conn); }
+void Upstreams::leave_pool(UpstreamConn* conn) {
+    pool_.remove(conn->pool_key(), conn);
+    count_idle();
+}
 
 void Upstreams::expire_idle() {
     std::vector<UpstreamConn*> expired;
     pool_.expire(loop_.now_ms(), expired);
+    count_idle();
     close_each(expired);
 }
 
 void Upstreams::close_all_idle() {
     std::vector<UpstreamConn*> idle;
     pool_.drain(idle);
+    count_idle();
     close_each(idle);
 }
 

@@ -17,6 +17,7 @@
 
 #include "event_loop.h"
 #include "idle_pool.h"
+#include "metrics.h"
 #include "resolver.h"
 #include "target.h"
 #include "tls.h"
@@ -36,13 +37,14 @@ struct UpstreamSettings {
 class Upstreams {
 public:
     Upstreams(EventLoop& loop, TlsClientContext& tls, UpstreamSettings settings,
-              IdlePool<UpstreamConn>::Limits pool_limits);
+              IdlePool<UpstreamConn>::Limits pool_limits, WorkerMetrics& metrics);
     Upstreams(const Upstreams&) = delete;
     Upstreams& operator=(const Upstreams&) = delete;
 
     EventLoop& loop() const { return loop_; }
     TlsClientContext& tls() const { return tls_; }
     const UpstreamSettings& settings() const { return settings_; }
+    WorkerMetrics& metrics() const { return metrics_; }
 
     // Name lookups (see the top of this file).
     std::uint64_t next_id() { return ++last_id_; }
@@ -52,13 +54,19 @@ public:
 
     // The idle pool (rules in idle_pool.h). Whether a connection may go back at all is
     // the caller's decision; give_back() only keeps the bounds, closing what they evict.
-    UpstreamConn* take_idle(const std::string& key) { return pool_.take(key); }
+    UpstreamConn* take_idle(const std::string& key) {
+        UpstreamConn* conn = pool_.take(key);
+        if (conn) count_idle();
+        return conn;
+    }
     void give_back(UpstreamConn* conn);
     void leave_pool(UpstreamConn* conn);  // an idle connection that died
     void expire_idle();                   // closes those idle longer than the timeout
     void close_all_idle();                // shutdown
 
 private:
+    void count_idle() { metrics_.idle_pool.set(static_cast<std::int64_t>(pool_.size())); }
+
     EventLoop& loop_;
     TlsClientContext& tls_;
     UpstreamSettings settings_;
@@ -66,6 +74,7 @@ private:
     std::unordered_map<std::uint64_t, UpstreamConn*> waiting_;  // lookups in flight, by id
     std::uint64_t last_id_ = 0;
     IdlePool<UpstreamConn> pool_;
+    WorkerMetrics& metrics_;
 };
 
 }  // namespace op

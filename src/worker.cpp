@@ -2,6 +2,8 @@
 
 #include <cassert>
 
+#include "access_log.h"
+#include "admin_conn.h"
 #include "client_conn.h"
 #include "log.h"
 
@@ -46,13 +48,14 @@ private:
 };
 
 std::unique_ptr<Worker> Worker::create(const Config& config, TlsClientContext& tls,
-                                       std::atomic<std::size_t>& open_clients, std::string& error) {
+                                       std::atomic<std::size_t>& open_clients, MetricsRegistry& registry,
+                                       AccessLog* access_log, std::string& error) {
     std::unique_ptr<EventLoop> loop = EventLoop::create(error);
     if (!loop) {
         error = "cannot create the event loop: " + error;
         return nullptr;
     }
-    return std::unique_ptr<Worker>(new Worker(config, tls, open_clients, std::move(loop)));
+    return std::unique_ptr<Worker>(new Worker(config, tls, open_clients, registry, access_log, std::move(loop)));
 }
 
 bool Worker::listen(std::shared_ptr<ListenSocket> socket, std::string& error) {
@@ -67,13 +70,32 @@ bool Worker::listen(std::shared_ptr<ListenSocket> socket, std::string& error) {
 }
 
 Worker::Worker(const Config& config, TlsClientContext& tls, std::atomic<std::size_t>& open_clients,
-               std::unique_ptr<EventLoop> loop)
+               MetricsRegistry& registry, AccessLog* access_log, std::unique_ptr<EventLoop> loop)
     : config_(config),
+      registry_(registry),
+      metrics_(registry.labels),
       loop_(std::move(loop)),
       router_(config.targets, default_target_of(config)),
-      upstreams_(*loop_, tls, upstream_settings(config), pool_limits(config)),
+      upstreams_(*loop_, tls, upstream_settings(config), pool_limits(config), metrics_),
       clients_(*loop_, config, router_, upstreams_, *this),
-      open_clients_(open_clients) {}
+      open_clients_(open_clients) {
+    registry_.workers.push_back(&metrics_);
+    registry_.loops_running.fetch_add(1);
+    clients_.metrics = &metrics_;
+    if (access_log) clients_.access_log = access_log->add_ring(metrics_.access_log_lines, metrics_.access_log_dropped);
+    clients_.scan_bodies = access_log || config.admin_listen;
+}
+
+bool Worker::listen_admin(SocketHandle fd, std::string& error) {
+    serves_admin_ = true;
+    auto* admin = new AdminListener(*loop_, fd, registry_);
+    loop_->adopt(admin);
+    if (!admin->watch()) {
+        error = "cannot watch the admin listening socket";
+        return false;
+    }
+    return true;
+}
 
 Worker::~Worker() {
     // The connections first: they use the pool, the lookups and the client count.
@@ -93,6 +115,7 @@ void Worker::request_reload() {
 void Worker::client_closed() {
     assert(client_count_ > 0);  // once per accepted socket
     --client_count_;
+    metrics_.clients_open.add(-1);
     open_clients_.fetch_sub(1, std::memory_order_relaxed);
     resume_accepting_if_room();  // other workers notice on their next tick
 }
@@ -143,6 +166,8 @@ void Worker::accept_clients() {
             return;
         }
         ++client_count_;
+        metrics_.client_connections.add();
+        metrics_.clients_open.add(1);
         open_clients_.fetch_add(1, std::memory_order_relaxed);
         auto* conn = new ClientConn(clients_, fd);
         loop_->adopt(conn);
@@ -164,13 +189,15 @@ void Worker::on_wake() {
     requests = reload_requests_.load();
     if (requests != reload_seen_) {
         reload_seen_ = requests;
+        // (main's handler has asked the access log, if any, to reopen itself.)
         if (clients_.listener_tls) clients_.listener_tls->reload();
-        else log_line("SIGHUP: nothing to reload (no -tls-cert)");
+        else if (!clients_.access_log) log_line("SIGHUP: nothing to reload or reopen (no -tls-cert, no -access-log)");
     }
 }
 
 void Worker::begin_shutdown() {
     clients_.stopping = true;
+    registry_.shutting_down.store(true);  // /healthz answers 503 from now on
     shutdown_deadline_ms_ = loop_->now_ms() + static_cast<std::int64_t>(config_.shutdown_grace.count()) * 1000;
     if (listener_) {
         loop_->destroy_later(listener_);  // see Listener
@@ -189,8 +216,23 @@ void Worker::on_tick() {
     }
 }
 
+int Worker::run() {
+    int status = loop_->run(*this);
+    if (!reported_done_) {  // a loop that failed: the admin worker must not wait for it
+        reported_done_ = true;
+        registry_.loops_running.fetch_sub(1);
+    }
+    return status;
+}
+
 bool Worker::finished() {
-    return clients_.stopping && (client_count_ == 0 || loop_->now_ms() >= shutdown_deadline_ms_);
+    bool done = clients_.stopping && (client_count_ == 0 || loop_->now_ms() >= shutdown_deadline_ms_);
+    if (done && !reported_done_) {
+        reported_done_ = true;
+        registry_.loops_running.fetch_sub(1);
+    }
+    // The admin listener's loop waits for the others (checked at least every tick).
+    return done && (!serves_admin_ || registry_.loops_running.load() == 0);
 }
 
 }  // namespace op

@@ -18,12 +18,15 @@
 #include "client_context.h"
 #include "config.h"
 #include "event_loop.h"
+#include "metrics.h"
 #include "router.h"
 #include "socket.h"
 #include "tls.h"
 #include "upstreams.h"
 
 namespace op {
+
+class AccessLog;
 
 // A bound, listening socket. Shared by every worker where the OS does not spread
 // connections over SO_REUSEPORT sockets (net::reuseport_balances()); it is closed when
@@ -45,18 +48,23 @@ public:
     // `open_clients` counts client connections across all workers, for
     // -max-connections (the one counter they share; touched once per connection).
     // nullptr and `error` set when the loop cannot be created.
+    // `registry`: where this worker's counters are published (metrics.h); `access_log`:
+    // the access log, or nullptr when it is off.
     static std::unique_ptr<Worker> create(const Config& config, TlsClientContext& tls,
-                                          std::atomic<std::size_t>& open_clients, std::string& error);
+                                          std::atomic<std::size_t>& open_clients, MetricsRegistry& registry,
+                                          AccessLog* access_log, std::string& error);
     // Polls `socket` for clients (once, before run()); false and `error` when the OS
     // refuses. main binds the sockets after every loop exists, so that a client that
     // can connect finds the process complete.
     bool listen(std::shared_ptr<ListenSocket> socket, std::string& error);
+    // Serves the admin listener (admin_conn.h) on this worker's loop: takes the socket.
+    bool listen_admin(SocketHandle fd, std::string& error);
     ~Worker();
     Worker(const Worker&) = delete;
     Worker& operator=(const Worker&) = delete;
 
     // Runs until stopped; returns the process exit status.
-    int run() { return loop_->run(*this); }
+    int run();
     // Async-signal-safe: asks the loop to stop (the graceful stop; see above).
     void request_stop();
     // Clients of this worker speak TLS with `tls`'s certificate (before run()).
@@ -69,7 +77,7 @@ private:
     class Listener;
 
     Worker(const Config& config, TlsClientContext& tls, std::atomic<std::size_t>& open_clients,
-           std::unique_ptr<EventLoop> loop);
+           MetricsRegistry& registry, AccessLog* access_log, std::unique_ptr<EventLoop> loop);
     void accept_clients();
     bool watch_listener(bool on);
     void pause_while_full();
@@ -82,6 +90,8 @@ private:
     void client_closed() override;
 
     const Config& config_;
+    MetricsRegistry& registry_;
+    WorkerMetrics metrics_;            // this worker's counters; read by scrapes
     std::unique_ptr<EventLoop> loop_;  // first in, last out: the others use it
     Router router_;
     Upstreams upstreams_;
@@ -96,6 +106,8 @@ private:
     int reload_seen_ = 0;
     bool accept_paused_ = false;  // out of descriptors: backing off
     bool accept_full_ = false;    // at -max-connections
+    bool serves_admin_ = false;
+    bool reported_done_ = false;  // counted out of registry_.loops_running
     std::int64_t accept_resume_ms_ = 0;
 };
 

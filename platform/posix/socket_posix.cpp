@@ -131,6 +131,14 @@ void set_nodelay(SocketHandle s) {
     setsockopt(static_cast<int>(s), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
+std::string peer_address(SocketHandle s) {
+    SockAddr a;
+    socklen_t len = sizeof a.storage;
+    if (getpeername(static_cast<int>(s), reinterpret_cast<sockaddr*>(a.storage), &len) != 0) return std::string();
+    a.len = static_cast<unsigned>(len);
+    return a.to_string();
+}
+
 std::uint16_t local_port(SocketHandle s) {
     sockaddr_storage ss{};
     socklen_t len = sizeof ss;

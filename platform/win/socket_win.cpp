@@ -205,6 +205,14 @@ void set_nodelay(SocketHandle s) {
     setsockopt(sock(s), IPPROTO_TCP, TCP_NODELAY, reinterpret_cast<const char*>(&one), sizeof one);
 }
 
+std::string peer_address(SocketHandle s) {
+    SockAddr a;
+    int len = sizeof a.storage;
+    if (getpeername(sock(s), reinterpret_cast<sockaddr*>(a.storage), &len) != 0) return std::string();
+    a.len = static_cast<unsigned>(len);
+    return a.to_string();
+}
+
 std::uint16_t local_port(SocketHandle s) {
     sockaddr_storage ss{};
     int len = sizeof ss;

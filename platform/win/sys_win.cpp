@@ -53,7 +53,7 @@ void on_terminate_signal(void (*handler)(int)) {
     SetConsoleCtrlHandler(on_console_event, TRUE);
 }
 
-// No SIGHUP on Windows: a new certificate is taken by restarting the proxy.
+// No SIGHUP on Windows: a new certificate, or a rotated log, takes a restart.
 void on_reload_signal(void (*)(int)) {}
 
 // No descriptor limit to raise: sockets are kernel handles, bounded by memory only.

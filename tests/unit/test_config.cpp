@@ -521,3 +521,22 @@ TEST_CASE("config: upstream proxy credentials become a Basic Proxy-Authorization
     REQUIRE(q.errors.empty());
     CHECK(q.config.upstream_proxy_authorization.empty());
 }
+
+TEST_CASE("config: -admin-listen and -access-log, off by default, from flag or environment") {
+    Config d = ok({});
+    CHECK_FALSE(d.admin_listen.has_value());
+    CHECK(d.access_log.empty());
+    Config f = ok({"-admin-listen", "127.0.0.1:9002", "-access-log=-"});
+    REQUIRE(f.admin_listen.has_value());
+    CHECK(f.admin_listen->host == "127.0.0.1");
+    CHECK(f.admin_listen->port == 9002);
+    CHECK(f.access_log == "-");
+    Config e = ok({}, {{"OPENAI_PROXY_ADMIN_LISTEN", "[::1]:9003"}, {"OPENAI_PROXY_ACCESS_LOG", "/var/log/x.json"}});
+    REQUIRE(e.admin_listen.has_value());
+    CHECK(e.admin_listen->host == "::1");
+    CHECK(e.admin_listen->port == 9003);
+    CHECK(e.access_log == "/var/log/x.json");
+    CHECK(ok({"-admin-listen=:9004"}, {{"OPENAI_PROXY_ADMIN_LISTEN", "nope"}}).admin_listen->port == 9004);
+    one_error({"-admin-listen", "nope"}, {"-admin-listen", "nope"});
+    one_error({"-access-log="}, {"-access-log"});
+}

@@ -1,0 +1,133 @@
+#include "exchange_meter.h"
+
+#include <cassert>
+#include <chrono>
+
+#include "access_log.h"
+#include "client_context.h"
+#include "request_plan.h"
+
+namespace op {
+
+namespace {
+
+bool has_media_type(const ResponseHead& head, std::string_view type) {
+    for (std::size_t i = 0; i < head.field_count; ++i) {
+        const HeaderField& f = head.fields[i];
+        if (f.name.size() != 12 || !iequals(f.name, "content-type")) continue;
+        std::string_view v = f.value.substr(0, f.value.find(';'));
+        while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+        return iequals(v, type);
+    }
+    return false;
+}
+
+bool is_json(const ResponseHead& head) {
+    for (std::size_t i = 0; i < head.field_count; ++i) {
+        const HeaderField& f = head.fields[i];
+        if (f.name.size() != 12 || !iequals(f.name, "content-type")) continue;
+        std::string_view v = f.value.substr(0, f.value.find(';'));
+        // application/json, and the +json types some servers use
+        return v.size() >= 4 && iequals(v.substr(v.size() - 4), "json");
+    }
+    return false;
+}
+
+}  // namespace
+
+void ExchangeMeter::begin(ClientContext& ctx, const RequestHead* head, std::size_t head_len, const RequestPlan* plan,
+                          std::uint64_t out_mark) {
+    assert(!active_);
+    active_ = true;
+    scan_ = ctx.scan_bodies && head;
+    scan_response_ = false;
+    sse_ = false;
+    status_ = 0;
+    source_ = StatusSource::Client;
+    start_ms_ = ctx.loop.now_ms();
+    head_ms_ = -1;
+    bytes_in_ = head_len;
+    out_start_ = out_mark;
+    slot_ = plan ? ctx.metrics->target_slot(plan->pool_key, plan->target) : TargetLabels::kNone;
+    if (scan_) request_scan_.reset(UsageScanner::Mode::Request);
+    ctx.metrics->exchanges_in_flight.add(1);
+    if (ctx.access_log) {
+        method_.clear();
+        path_.clear();
+        target_.clear();
+        if (head) {
+            method_.assign(head->method.data(), head->method.size());
+            std::string_view t = head->target.substr(0, head->target.find('?'));
+            if (t.size() > 2048) t = t.substr(0, 2048);
+            path_.assign(t.data(), t.size());
+        }
+        if (plan) plan->target.append_origin(target_);
+    }
+}
+
+void ExchangeMeter::response_head(ClientContext& ctx, const ResponseHead* head, int status, StatusSource source) {
+    if (!active_) return;
+    status_ = status;
+    source_ = source;
+    head_ms_ = ctx.loop.now_ms() - start_ms_;
+    if (head) {
+        sse_ = has_media_type(*head, "text/event-stream");
+        if (sse_) ctx.metrics->sse_in_flight.add(1);
+        scan_response_ = scan_ && (sse_ || is_json(*head));
+        if (scan_response_) response_scan_.reset(UsageScanner::Mode::Response, sse_);
+    }
+}
+
+void ExchangeMeter::stale_replay(ClientContext& ctx) { ctx.metrics->stale_replays.add(); }
+
+void ExchangeMeter::end(ClientContext& ctx, std::uint64_t out_mark) {
+    if (!active_) return;
+    active_ = false;
+    WorkerMetrics& m = *ctx.metrics;
+    m.exchanges_in_flight.add(-1);
+    if (sse_) m.sse_in_flight.add(-1);
+    if (status_ == 0) {  // nothing answered: the client left (or the connection failed) first
+        status_ = 499;
+        source_ = StatusSource::Client;
+    }
+    const std::int64_t duration = ctx.loop.now_ms() - start_ms_;
+    TargetStats& t = m.targets[slot_];
+    int cls = status_ / 100 - 1;
+    if (cls < 0) cls = 0;
+    if (cls > 4) cls = 4;
+    t.requests[static_cast<int>(source_)][cls].add();
+    t.head_latency.observe(head_ms_ >= 0 ? head_ms_ : duration);
+    t.total_latency.observe(duration);
+    const bool usage = scan_response_;
+    std::int64_t prompt = usage ? response_scan_.prompt_tokens() : -1;
+    std::int64_t completion = usage ? response_scan_.completion_tokens() : -1;
+    if (prompt > 0) t.prompt_tokens.add(static_cast<std::uint64_t>(prompt));
+    if (completion > 0) t.completion_tokens.add(static_cast<std::uint64_t>(completion));
+    if (!ctx.access_log) return;
+
+    AccessRecord r;
+    r.unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::chrono::system_clock::now().time_since_epoch())
+                    .count();
+    r.client = client_;
+    r.method = method_;
+    r.path = path_;
+    r.target = target_;
+    r.status = status_;
+    r.source = source_;
+    r.bytes_in = bytes_in_;
+    r.bytes_out = out_mark >= out_start_ ? out_mark - out_start_ : 0;
+    r.head_ms = head_ms_;
+    r.duration_ms = duration;
+    r.has_model = scan_ && request_scan_.has_model();
+    r.model = r.has_model ? request_scan_.model() : std::string_view();
+    r.prompt_tokens = prompt;
+    r.completion_tokens = completion;
+    r.attempts = 1;
+    std::string& buf = ctx.access_line;
+    buf.clear();
+    format_access_line(buf, r);
+    ctx.access_log->push(buf);
+}
+
+}  // namespace op

@@ -1,0 +1,195 @@
+// Tests for usage_scanner.h: each sample body (request JSON, response JSON, SSE streams
+// of Chat Completions and the Responses API) is fed whole, split at every offset into
+// two pieces, split at every pair of offsets into three, and one byte at a time (each
+// piece in an exact-size heap copy, so ASan sees any read past its end); every way
+// must give the same answer.
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "usage_scanner.h"
+#include "doctest/doctest.h"
+
+using op::UsageScanner;
+
+namespace {
+
+struct Found {
+    bool has_model = false;
+    std::string model;
+    bool truncated = false;
+    long long prompt = -1;
+    long long completion = -1;
+    bool operator==(const Found& o) const {
+        return has_model == o.has_model && model == o.model && truncated == o.truncated && prompt == o.prompt &&
+               completion == o.completion;
+    }
+};
+
+doctest::String toString(const Found& f) {
+    std::string s = "{model " + (f.has_model ? "\"" + f.model + "\"" : std::string("none")) +
+                    (f.truncated ? " (cut)" : "") + ", prompt " + std::to_string(f.prompt) + ", completion " +
+                    std::to_string(f.completion) + "}";
+    return doctest::String(s.c_str());
+}
+
+Found scan(UsageScanner::Mode mode, bool sse, const std::vector<std::string>& pieces) {
+    UsageScanner s;
+    s.reset(mode, sse);
+    for (const std::string& p : pieces) {
+        std::unique_ptr<char[]> copy(new char[p.size() ? p.size() : 1]);
+        std::memcpy(copy.get(), p.data(), p.size());
+        s.feed(copy.get(), p.size());
+    }
+    Found f;
+    f.has_model = s.has_model();
+    f.model = std::string(s.model());
+    f.truncated = s.model_truncated();
+    f.prompt = s.prompt_tokens();
+    f.completion = s.completion_tokens();
+    return f;
+}
+
+// Checks `body` whole, at every split, every pair of splits (bodies up to 300 bytes),
+// and byte by byte.
+void check_every_split(UsageScanner::Mode mode, bool sse, const std::string& body, const Found& want) {
+    CHECK(scan(mode, sse, {body}) == want);
+    for (std::size_t i = 0; i <= body.size(); ++i) {
+        INFO("split at " << i);
+        CHECK(scan(mode, sse, {body.substr(0, i), body.substr(i)}) == want);
+    }
+    if (body.size() <= 300) {
+        for (std::size_t i = 0; i <= body.size(); ++i)
+            for (std::size_t j = i; j <= body.size(); ++j) {
+                Found got = scan(mode, sse, {body.substr(0, i), body.substr(i, j - i), body.substr(j)});
+                if (!(got == want)) {
+                    INFO("splits at " << i << " and " << j);
+                    CHECK(got == want);
+                    return;
+                }
+            }
+    }
+    std::vector<std::string> bytes;
+    for (char c : body) bytes.emplace_back(1, c);
+    CHECK(scan(mode, sse, bytes) == want);
+}
+
+Found model(const std::string& m, bool truncated = false) {
+    Found f;
+    f.has_model = true;
+    f.model = m;
+    f.truncated = truncated;
+    return f;
+}
+
+Found tokens(long long p, long long c) {
+    Found f;
+    f.prompt = p;
+    f.completion = c;
+    return f;
+}
+
+}  // namespace
+
+TEST_CASE("request: the top-level model, wherever it comes") {
+    check_every_split(UsageScanner::Mode::Request, false, R"({"model":"gpt-4o-mini","messages":[]})",
+                      model("gpt-4o-mini"));
+    // After a long messages array holding "model" keys and look-alike strings.
+    check_every_split(UsageScanner::Mode::Request, false,
+                      "{\n  \"messages\": [{\"role\": \"user\", \"content\": \"say \\\"model\\\": \\\"x\\\"\","
+                      " \"model\": \"nested\"}],\n  \"metadata\": {\"model\": \"deeper\"},\n  \"model\" : "
+                      "\"o3\" ,\n  \"stream\": true\n}",
+                      model("o3"));
+}
+
+TEST_CASE("request: escapes in the model are decoded") {
+    check_every_split(UsageScanner::Mode::Request, false, R"({"model":"a\"b\\c\/d\u00e9\u0001\n"})",
+                      model("a\"b\\c/d\xC3\xA9\x01\n"));
+    check_every_split(UsageScanner::Mode::Request, false, R"({"model":"\u20ac\ud83d"})",
+                      model("\xE2\x82\xAC\xEF\xBF\xBD"));
+}
+
+TEST_CASE("request: no model, a model that is not a string, a long model") {
+    check_every_split(UsageScanner::Mode::Request, false, R"({"messages":[{"model":"x"}]})", Found{});
+    check_every_split(UsageScanner::Mode::Request, false, R"({"model":42,"x":"model"})", Found{});
+    std::string long_model(150, 'm');
+    check_every_split(UsageScanner::Mode::Request, false, "{\"model\":\"" + long_model + "\"}",
+                      model(std::string(UsageScanner::kMaxModel, 'm'), true));
+    // Not JSON at all (a multipart upload): nothing found, nothing breaks.
+    check_every_split(UsageScanner::Mode::Request, false,
+                      "--b\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nwhisper-1\r\n--b--\r\n", Found{});
+}
+
+TEST_CASE("response JSON: Chat Completions usage") {
+    check_every_split(UsageScanner::Mode::Response, false,
+                      R"({"id":"c","model":"m","choices":[{"message":{"content":"\"usage\":{\"prompt_tokens\":99}"}}],)"
+                      R"("usage":{"prompt_tokens":12,"completion_tokens":345,"total_tokens":357,)"
+                      R"("prompt_tokens_details":{"cached_tokens":4}}})",
+                      tokens(12, 345));
+}
+
+TEST_CASE("response JSON: Responses API usage, nested details ignored") {
+    check_every_split(UsageScanner::Mode::Response, false,
+                      "{\n \"object\": \"response\",\n \"usage\": {\n  \"input_tokens\": 36,\n"
+                      "  \"input_tokens_details\": {\"cached_tokens\": 1000},\n  \"output_tokens\": 87,\n"
+                      "  \"output_tokens_details\": {\"reasoning_tokens\": 500},\n  \"total_tokens\": 123\n }\n}",
+                      tokens(36, 87));
+}
+
+TEST_CASE("SSE: the usage event at the end of a Chat Completions stream") {
+    std::string stream =
+        "data: {\"id\":\"1\",\"choices\":[{\"delta\":{\"content\":\"He\"}}],\"usage\":null}\n\n"
+        "data: {\"id\":\"1\",\"choices\":[{\"delta\":{\"content\":\"llo \\\"usage\\\":{\"}}],\"usage\":null}\n\n"
+        ": keep-alive\n\n"
+        "data: {\"id\":\"1\",\"choices\":[],\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":2,"
+        "\"total_tokens\":11}}\n\n"
+        "data: [DONE]\n\n";
+    check_every_split(UsageScanner::Mode::Response, true, stream, tokens(9, 2));
+}
+
+TEST_CASE("SSE: Responses API events, usage in response.completed") {
+    std::string stream =
+        "event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"usage\":null}}\n\n"
+        "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"}}}\"}\n\n"
+        "event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"id\":\"r\","
+        "\"usage\":{\"input_tokens\":5,\"output_tokens\":7,\"output_tokens_details\":{\"reasoning_tokens\":3}}}}\n\n";
+    check_every_split(UsageScanner::Mode::Response, true, stream, tokens(5, 7));
+}
+
+TEST_CASE("SSE: a malformed event does not hide the usage after it") {
+    std::string stream =
+        "data: {\"broken\":\"no end\n\n"
+        "data: {{{{[[[\n\n"
+        "data: {\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2}}\n\n";
+    check_every_split(UsageScanner::Mode::Response, true, stream, tokens(1, 2));
+}
+
+TEST_CASE("response: the last usage wins; negative and huge numbers are bounded") {
+    check_every_split(UsageScanner::Mode::Response, false,
+                      R"([{"usage":{"prompt_tokens":1,"completion_tokens":1}},{"usage":{"prompt_tokens":2}}])",
+                      tokens(2, 1));
+    check_every_split(UsageScanner::Mode::Response, false, R"({"usage":{"prompt_tokens":-5,"completion_tokens":1e3}})",
+                      tokens(-1, 1));
+    Found f = scan(UsageScanner::Mode::Response, false, {R"({"usage":{"prompt_tokens":123456789012345678901234}})"});
+    CHECK(f.prompt == 123456789012345678LL);  // the first 18 digits: never an overflow
+}
+
+TEST_CASE("deep nesting beyond the tracked depth") {
+    std::string deep = "{\"a\":" + std::string(100, '[') + std::string(100, ']') +
+                       ",\"usage\":{\"prompt_tokens\":4,\"completion_tokens\":6}}";
+    check_every_split(UsageScanner::Mode::Response, false, deep, tokens(4, 6));
+}
+
+TEST_CASE("response: the name \"usage\" only counts with an unescaped opening quote") {
+    // A member name ending in "usage (its quote escaped), then the real one.
+    check_every_split(UsageScanner::Mode::Response, false,
+                      R"({"say \"usage":{"prompt_tokens":99},"usage":{"prompt_tokens":1,"completion_tokens":2}})",
+                      tokens(1, 2));
+    // Two backslashes: an escaped backslash, so the quote after them is real.
+    check_every_split(UsageScanner::Mode::Response, false,
+                      R"({"a":"x\\","usage":{"prompt_tokens":3,"completion_tokens":4}})", tokens(3, 4));
+    // The name followed by something other than an object.
+    check_every_split(UsageScanner::Mode::Response, false, R"({"usage":null,"x":"usage","usage" : {"prompt_tokens":5}})",
+                      tokens(5, -1));
+}
