@@ -12,6 +12,7 @@ flags="-std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recov
 for target in fuzz_request_head fuzz_response_head fuzz_chunked; do
     # shellcheck disable=SC2086
     "$cxx" $flags "$here/$target.cpp" "$root/src/http_head.cpp" "$root/src/chunked_decoder.cpp" \
-        "$root/src/http_writer.cpp" "$root/src/byte_buffer.cpp" "$root/src/error_response.cpp" -o "$out/$target"
+        "$root/src/http_writer.cpp" "$root/src/byte_buffer.cpp" "$root/src/error_response.cpp" \
+        "$root/src/cors_policy.cpp" -o "$out/$target"
     echo "built $out/$target"
 done
