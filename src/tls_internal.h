@@ -263,6 +263,10 @@ private:
     mutable std::mutex file_mutex_;  // one seek-and-read at a time
 };
 
+// Whether this backend keeps a trust file as a TrustIndex (the mbedTLS backend built
+// with MBEDTLS_X509_TRUSTED_CERTIFICATE_CALLBACK) rather than parsed in memory.
+bool trust_file_indexed();
+
 // --- contexts and sessions -----------------------------------------------------------
 
 // What every backend context has: the trust store chosen and checked by create(), and

@@ -681,6 +681,14 @@ std::string MbedTlsContext::build() {
 
 }  // namespace
 
+bool trust_file_indexed() {
+#if defined(MBEDTLS_X509_TRUSTED_CERTIFICATE_CALLBACK)
+    return true;
+#else
+    return false;
+#endif
+}
+
 std::unique_ptr<TlsContextBase> new_tls_context(TrustChoice trust, std::string file_label, std::string trust_source) {
     return std::make_unique<MbedTlsContext>(std::move(trust), std::move(file_label), std::move(trust_source));
 }
