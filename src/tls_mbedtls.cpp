@@ -103,10 +103,12 @@ using SessionPtr = std::unique_ptr<mbedtls_ssl_session, SessionFree>;
 // generator, session cache. A session may outlive its context (tls.h), so each holds
 // a reference. Immutable once build() has filled it, but for the cache (locked) and
 // the generator (locked by mbedTLS).
+#if defined(MBEDTLS_X509_TRUSTED_CERTIFICATE_CALLBACK)
 // SHA-256, the trust index's digest of each anchor it reads back.
 void sha256(const unsigned char* data, std::size_t len, unsigned char out[32]) {
     mbedtls_sha256_ret(data, len, out, 0);
 }
+#endif
 
 // Where the CA callback reports why it failed, for the handshake running on this
 // thread (MbedTlsSession::handshake sets it): mbedTLS only passes a fatal error on.
