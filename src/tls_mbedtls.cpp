@@ -8,7 +8,7 @@
 // library:
 //   - it cannot match IP addresses against iPAddress SANs (it lists only DNS names):
 //     the verify callback does it (certificate_has_ip_san), failing as a name mismatch;
-//   - a CA bundle is read whole on first use, and each certificate parsed once then; a
+//   - a CA bundle is read on first use, and each certificate parsed once then; a
 //     certificate mbedTLS cannot parse (an algorithm it lacks) is not trusted, which is
 //     what such a certificate is to OpenSSL too. With MBEDTLS_X509_TRUSTED_CERTIFICATE_
 //     CALLBACK (the builds of scripts/mbedtls.sh) only an index is kept (TrustIndex:
@@ -99,10 +99,6 @@ struct SessionFree {
 };
 using SessionPtr = std::unique_ptr<mbedtls_ssl_session, SessionFree>;
 
-// What the context and its sessions share: configuration, trust anchors, random
-// generator, session cache. A session may outlive its context (tls.h), so each holds
-// a reference. Immutable once build() has filled it, but for the cache (locked) and
-// the generator (locked by mbedTLS).
 #if defined(MBEDTLS_X509_TRUSTED_CERTIFICATE_CALLBACK)
 // SHA-256, the trust index's digest of each anchor it reads back.
 void sha256(const unsigned char* data, std::size_t len, unsigned char out[32]) {
@@ -114,6 +110,10 @@ void sha256(const unsigned char* data, std::size_t len, unsigned char out[32]) {
 // thread (MbedTlsSession::handshake sets it): mbedTLS only passes a fatal error on.
 thread_local std::string* t_trust_error = nullptr;
 
+// What the context and its sessions share: configuration, trust anchors, random
+// generator, session cache. A session may outlive its context (tls.h), so each holds
+// a reference. Immutable once build() has filled it, but for the cache (locked) and
+// the generator (locked by mbedTLS).
 struct Engine {
     Engine() {
         mbedtls_entropy_init(&entropy);
@@ -196,7 +196,9 @@ struct Engine {
         // The anchors of a CA directory given beside the file (SSL_CERT_FILE and SSL_CERT_DIR).
         const std::uint64_t key = name_key(issuer.p, issuer.len);
         for (const mbedtls_x509_crt* c = &anchors; c != nullptr && c->raw.p != nullptr; c = c->next) {
-            if (name_key(c->subject_raw.p, c->subject_raw.len) == key) mbedtls_x509_crt_parse_der(chain, c->raw.p, c->raw.len);
+            if (name_key(c->subject_raw.p, c->subject_raw.len) == key) {
+                mbedtls_x509_crt_parse_der(chain, c->raw.p, c->raw.len);
+            }
         }
         return ok;
     }

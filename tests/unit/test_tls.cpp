@@ -1258,7 +1258,8 @@ TEST_CASE("trust index: anchors by the subject a child names as issuer, self-sig
                     error);
     CHECK(index.size() == 23);
     CHECK(index.memory() < 23 * 100);
-    CHECK(found(index, der_of(X509_get_subject_name(root))) == std::vector<std::string>{der_of(root), der_of(rollover)});
+    CHECK(found(index, der_of(X509_get_subject_name(root))) ==
+          std::vector<std::string>{der_of(root), der_of(rollover)});
     CHECK(found(index, der_of(X509_get_subject_name(mid))) == std::vector<std::string>{der_of(mid)});
     CHECK(found(index, der_of(X509_get_subject_name(strangers.certs[13]))) ==
           std::vector<std::string>{der_of(strangers.certs[13])});
