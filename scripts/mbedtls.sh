@@ -15,8 +15,9 @@
 #   --cflags FLAGS        extra C flags (e.g. -Os -ffunction-sections -fdata-sections)
 #
 # Always: MBEDTLS_THREADING_C + MBEDTLS_THREADING_PTHREAD (the proxy shares one
-# configuration between worker threads; mingw's -posix toolchain has winpthreads), no
-# programs, no tests. The installed include/mbedtls/config.h is the configuration the
+# configuration between worker threads; mingw's -posix toolchain has winpthreads),
+# MBEDTLS_X509_TRUSTED_CERTIFICATE_CALLBACK (the proxy keeps a CA bundle as an index and
+# hands mbedTLS the few anchors a chain needs: src/tls_mbedtls.cpp), no programs, no tests. The installed include/mbedtls/config.h is the configuration the
 # libraries were built with, so the proxy compiles against the same one.
 #
 # The source: build/mbedtls-prefix/src/mbedtls_*.orig.tar.gz, fetched once with
@@ -82,6 +83,7 @@ src=${src%/}
     cd "$src"
     python3 scripts/config.py set MBEDTLS_THREADING_C
     python3 scripts/config.py set MBEDTLS_THREADING_PTHREAD
+    python3 scripts/config.py set MBEDTLS_X509_TRUSTED_CERTIFICATE_CALLBACK
     if [ -n "$config" ]; then
         # shellcheck disable=SC1090  # lines such as: cfg unset MBEDTLS_SSL_SRV_C
         cfg() { python3 scripts/config.py "$@"; }

@@ -291,8 +291,12 @@ bool read_whole_file(const std::string& path, std::string& out) {
     return ok;
 }
 
-bool read_pem_bundle(const std::string& text, const std::function<bool(PemCertificate&)>& take,
-                     std::string& error) {
+namespace {
+
+// read_pem_bundle's work on a piece of a bundle: `base` is where the piece starts in
+// the whole (for block offsets), `count` the certificates before it (for numbering).
+bool read_pem_blocks(std::string_view text, std::size_t base, std::size_t& count,
+                     const std::function<bool(PemCertificate&)>& take, std::string& error) {
     static const struct {
         const char* begin;
         const char* end;
@@ -302,7 +306,7 @@ bool read_pem_bundle(const std::string& text, const std::function<bool(PemCertif
         {"-----BEGIN X509 CERTIFICATE-----", "-----END X509 CERTIFICATE-----", false},
         {"-----BEGIN TRUSTED CERTIFICATE-----", "-----END TRUSTED CERTIFICATE-----", true},
     };
-    std::size_t pos = 0, count = 0;
+    std::size_t pos = 0;
     for (;;) {
         std::size_t at = text.find("-----BEGIN ", pos);
         if (at == std::string::npos) break;
@@ -323,9 +327,12 @@ bool read_pem_bundle(const std::string& text, const std::function<bool(PemCertif
         pos = stop + std::strlen(kind->end);
         PemCertificate cert;
         cert.trusted_form = kind->trusted_form;
+        cert.block_offset = base + at;
+        cert.block_len = pos - at;
+        cert.number = count;
         CertificateLayout layout;
         const unsigned char* der = nullptr;
-        bool ok = base64_decode(std::string_view(text).substr(body, stop - body), cert.der);
+        bool ok = base64_decode(text.substr(body, stop - body), cert.der);
         if (ok) {
             der = reinterpret_cast<const unsigned char*>(cert.der.data());
             ok = certificate_layout(der, cert.der.size(), layout);
@@ -340,9 +347,195 @@ bool read_pem_bundle(const std::string& text, const std::function<bool(PemCertif
             return false;
         }
     }
+    return true;
+}
+
+}  // namespace
+
+bool read_pem_bundle(const std::string& text, const std::function<bool(PemCertificate&)>& take,
+                     std::string& error) {
+    std::size_t count = 0;
+    if (!read_pem_blocks(text, 0, count, take, error)) return false;
     if (count == 0) {
         error = "no certificate found";
         return false;
+    }
+    return true;
+}
+
+namespace {
+
+// FNV-1a, 64 bits: a key for the index, not a defence (a collision costs one more
+// certificate read back, which mbedTLS then turns down).
+struct KeyHash {
+    std::uint64_t h = 0xcbf29ce484222325u;
+    void byte(unsigned char c) {
+        h ^= c;
+        h *= 0x100000001b3u;
+    }
+    void length(std::size_t n) {
+        for (int i = 0; i < 4; ++i) byte(static_cast<unsigned char>(n >> (8 * i)));
+    }
+};
+
+}  // namespace
+
+std::uint64_t name_key(const unsigned char* der, std::size_t len) {
+    // Name ::= SEQUENCE OF RelativeDistinguishedName (SET OF AttributeTypeAndValue);
+    // AttributeTypeAndValue ::= SEQUENCE { type OBJECT IDENTIFIER, value ANY }.
+    KeyHash h;
+    const unsigned char* end = der + len;
+    DerElement name, rdn, atv, oid, value;
+    bool ok = der_element(der, end, name) && name.tag == 0x30 && name.next == end;
+    for (const unsigned char* r = name.body; ok && r < name.next; r = rdn.next) {
+        ok = der_element(r, name.next, rdn) && rdn.tag == 0x31;
+        for (const unsigned char* a = rdn.body; ok && a < rdn.next; a = atv.next) {
+            ok = der_element(a, rdn.next, atv) && atv.tag == 0x30 && der_element(atv.body, atv.next, oid) &&
+                 oid.tag == 0x06 && der_element(oid.next, atv.next, value);
+            if (!ok) break;
+            h.length(static_cast<std::size_t>(oid.next - oid.body));
+            for (const unsigned char* p = oid.body; p < oid.next; ++p) h.byte(*p);
+            // UTF8String (0x0c) and PrintableString (0x13) compare across tags, without
+            // ASCII case; 0 stands for both (no value has that tag).
+            const bool text = value.tag == 0x0c || value.tag == 0x13;
+            h.byte(text ? 0 : value.tag);
+            h.length(static_cast<std::size_t>(value.next - value.body));
+            for (const unsigned char* p = value.body; p < value.next; ++p) {
+                h.byte(text && *p >= 'A' && *p <= 'Z' ? static_cast<unsigned char>(*p + 32) : *p);
+            }
+            h.byte(atv.next < rdn.next ? 1 : 2);  // the RDN goes on, or ends here
+        }
+    }
+    if (ok) return h.h;
+    KeyHash raw;
+    raw.byte(0xff);
+    for (std::size_t i = 0; i < len; ++i) raw.byte(der[i]);
+    return raw.h;
+}
+
+TrustIndex::~TrustIndex() {
+    if (file_) std::fclose(file_);
+}
+
+bool TrustIndex::load(const std::string& path, const std::string& label,
+                      const std::function<bool(const PemCertificate&)>& anchor, std::string& error) {
+    label_ = label;
+    std::FILE* f = std::fopen(path.c_str(), "rb");
+    if (!f) {
+        error = "cannot read " + label + ": " + std::strerror(errno);
+        return false;
+    }
+    // Unbuffered: find() reads whole blocks, and no stdio buffer stays allocated.
+    std::setvbuf(f, nullptr, _IONBF, 0);
+    std::vector<Entry> entries;
+    const std::function<bool(PemCertificate&)> take = [&](PemCertificate& cert) {
+        if (!anchor(cert)) return true;
+        const auto* der = reinterpret_cast<const unsigned char*>(cert.der.data());
+        Entry e{};
+        e.key = name_key(der + cert.subject_offset, cert.subject_len);
+        e.offset = cert.block_offset;
+        e.block_len = static_cast<std::uint32_t>(cert.block_len);  // a block is under 2 MiB (base64_decode)
+        e.number = static_cast<std::uint32_t>(cert.number);
+        digest_(der, cert.der.size(), e.digest);
+        entries.push_back(e);
+        return true;
+    };
+    // Read in pieces, never whole: a 200 KB buffer, once touched, would stay in the
+    // heap (and in RSS) after it is freed, which is what the index is there to avoid.
+    // `window` holds what is not parsed yet: from the last BEGIN line seen (a block
+    // maybe incomplete) to what was read last.
+    std::string window, why;
+    std::size_t window_offset = 0, count = 0;
+    bool ok = true, eof = false;
+    char buf[8192];
+    while (ok && !eof) {
+        const std::size_t n = std::fread(buf, 1, sizeof buf, f);
+        if (n == 0) {
+            if (std::ferror(f)) {
+                error = "cannot read " + label + ": " + std::strerror(errno);
+                std::fclose(f);
+                return false;
+            }
+            eof = true;
+        }
+        window.append(buf, n);
+        std::size_t cut = window.size();  // at the end of the file: all of it
+        if (!eof) {
+            cut = window.rfind("-----BEGIN ");
+            if (cut == std::string::npos) {  // text between blocks, perhaps a BEGIN line's start
+                cut = window.size() > 16 ? window.size() - 16 : 0;
+                window_offset += cut;
+                window.erase(0, cut);
+                continue;
+            }
+        }
+        ok = read_pem_blocks(std::string_view(window).substr(0, cut), window_offset, count, take, why);
+        window_offset += cut;
+        window.erase(0, cut);
+    }
+    if (ok && count == 0) why = "no certificate found";
+    if (!ok || count == 0) {
+        std::fclose(f);
+        error = label + " holds no usable PEM certificates (" + why + ")";
+        return false;
+    }
+    std::string().swap(window);
+    entries.shrink_to_fit();
+    entries_ = std::move(entries);
+    file_ = f;
+    return true;
+}
+
+bool TrustIndex::read_back(const Entry& entry, PemCertificate& out, std::string& error) const {
+    std::string block(entry.block_len, '\0');
+    bool read = false;
+    int read_errno = 0;
+    {
+        std::lock_guard<std::mutex> lock(file_mutex_);
+        if (file_) {
+            std::clearerr(file_);
+            read = std::fseek(file_, static_cast<long>(entry.offset), SEEK_SET) == 0 &&
+                   std::fread(&block[0], 1, block.size(), file_) == block.size();
+            read_errno = std::ferror(file_) ? errno : 0;
+        }
+    }
+    const std::string which = " (certificate " + std::to_string(entry.number) + ")";
+    if (!read) {
+        error = "cannot read " + label_ + " again" + which + ": " +
+                (read_errno != 0 ? std::strerror(read_errno) : "it is shorter than when it was loaded") +
+                "; restart the proxy to load it again";
+        return false;
+    }
+    int count = 0;
+    std::string why;
+    bool same = read_pem_bundle(
+                    block,
+                    [&](PemCertificate& cert) {
+                        if (++count == 1) out = std::move(cert);
+                        return true;
+                    },
+                    why) &&
+                count == 1;
+    if (same) {
+        unsigned char digest[32];
+        digest_(reinterpret_cast<const unsigned char*>(out.der.data()), out.der.size(), digest);
+        same = std::memcmp(digest, entry.digest, sizeof digest) == 0;
+    }
+    if (!same) {
+        error = label_ + " has changed since it was loaded" + which + "; restart the proxy to load it again";
+        return false;
+    }
+    return true;
+}
+
+bool TrustIndex::find(const unsigned char* name, std::size_t len,
+                      const std::function<void(const unsigned char*, std::size_t)>& use, std::string& error) const {
+    const std::uint64_t key = name_key(name, len);
+    for (const Entry& entry : entries_) {
+        if (entry.key != key) continue;
+        PemCertificate cert;
+        if (!read_back(entry, cert, error)) return false;
+        use(reinterpret_cast<const unsigned char*>(cert.der.data()), cert.cert_len);
     }
     return true;
 }

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <ctime>
 #include <functional>
@@ -174,6 +175,9 @@ struct PemCertificate {
     std::size_t cert_len = 0;        // the Certificate: der[0, cert_len)
     std::size_t subject_offset = 0;  // its subject Name, as DER: der[subject_offset, +subject_len)
     std::size_t subject_len = 0;
+    std::size_t block_offset = 0;    // the PEM block in the text: BEGIN line to END line
+    std::size_t block_len = 0;
+    std::size_t number = 0;          // 1 for the bundle's first certificate
 };
 
 // Calls take() with each certificate of a PEM bundle, in file order (other blocks,
@@ -196,6 +200,72 @@ bool certificate_has_ip_san(const unsigned char* der, std::size_t len, const IpA
 // Settings that do not parse reject it too: such a certificate is never trusted.
 enum class AuxTrust { Anchor, Rejected };
 AuxTrust server_auth_trust(const unsigned char* aux, std::size_t len);
+
+// A key for a DER Name under mbedTLS's equality of names (x509_name_cmp, which
+// x509_crt_check_parent uses): attribute by attribute, the same types, values equal
+// byte for byte with the same tag, or UTF8String/PrintableString values (either tag)
+// equal but for the case of ASCII letters, grouped into the same RDNs. Names mbedTLS
+// takes for equal get equal keys; unequal ones almost always different keys (a
+// collision only costs a look at one more certificate, which mbedTLS then turns down).
+// Malformed DER gets a key of its bytes.
+std::uint64_t name_key(const unsigned char* der, std::size_t len);
+
+// The trust anchors of a PEM bundle, kept as an index instead of parsed certificates:
+// for each one the key of its subject (name_key), where its PEM block is in the file,
+// and a digest of its DER. The file stays open, and a lookup reads the blocks of the
+// anchors a child certificate's issuer names back from it (a few hundred bytes each),
+// so that a bundle of 150 roots costs about 10 KB of memory instead of their parsed
+// form. The file's bytes are checked against the digests on every read: a file
+// rewritten in place after load() fails the lookup with a clear error instead of
+// trusting whatever is there now (one replaced by a rename, as update-ca-certificates
+// does, goes on being read through the open handle: the anchors loaded stay those in
+// use, as with a parsed store). Thread-safe once loaded: reads are serialised by a
+// mutex, lookups otherwise touch only immutable data.
+class TrustIndex {
+public:
+    // SHA-256, or any 32-byte digest: supplied by the backend, which has one.
+    using DigestFn = void (*)(const unsigned char* data, std::size_t len, unsigned char out[32]);
+    explicit TrustIndex(DigestFn digest) : digest_(digest) {}
+    ~TrustIndex();
+    TrustIndex(const TrustIndex&) = delete;
+    TrustIndex& operator=(const TrustIndex&) = delete;
+
+    // Reads the bundle `path` (named `label` in errors, as read_trust_file words them),
+    // indexing each certificate anchor(cert) accepts. false and the reason if the file
+    // cannot be read or read_pem_bundle refuses it. Once, before any find().
+    bool load(const std::string& path, const std::string& label,
+              const std::function<bool(const PemCertificate&)>& anchor, std::string& error);
+
+    // Calls use(der, len) with the DER Certificate of each anchor whose subject has the
+    // key of `name` (a DER Name), in file order. false and the reason if a block read
+    // back is not the one indexed (the file changed) or cannot be read.
+    bool find(const unsigned char* name, std::size_t len,
+              const std::function<void(const unsigned char*, std::size_t)>& use, std::string& error) const;
+
+    std::size_t size() const { return entries_.size(); }
+    // What the index holds on the heap, for the memory figures.
+    std::size_t memory() const { return entries_.capacity() * sizeof(Entry) + label_.capacity(); }
+
+private:
+    struct Entry {
+        std::uint64_t key;           // name_key of the subject
+        std::uint64_t offset;        // of the PEM block in the file
+        std::uint32_t block_len;
+        std::uint32_t number;        // its place in the bundle, for errors
+        unsigned char digest[32];    // of the block's DER (the TRUSTED form's settings included)
+    };
+    bool read_back(const Entry& entry, PemCertificate& out, std::string& error) const;
+
+    DigestFn digest_;
+    std::vector<Entry> entries_;
+    std::string label_;
+    std::FILE* file_ = nullptr;
+    mutable std::mutex file_mutex_;  // one seek-and-read at a time
+};
+
+// Whether this backend keeps a trust file as a TrustIndex (the mbedTLS backend built
+// with MBEDTLS_X509_TRUSTED_CERTIFICATE_CALLBACK) rather than parsed in memory.
+bool trust_file_indexed();
 
 // --- contexts and sessions -----------------------------------------------------------
 

@@ -8,9 +8,17 @@
 // library:
 //   - it cannot match IP addresses against iPAddress SANs (it lists only DNS names):
 //     the verify callback does it (certificate_has_ip_san), failing as a name mismatch;
-//   - it loads a CA bundle whole, on first use, where the OpenSSL backend decodes
-//     certificates lazily; a certificate it cannot parse (an algorithm it lacks) is
-//     not trusted, which is what such a certificate is to OpenSSL too;
+//   - a CA bundle is read on first use, and each certificate parsed once then; a
+//     certificate mbedTLS cannot parse (an algorithm it lacks) is not trusted, which is
+//     what such a certificate is to OpenSSL too. With MBEDTLS_X509_TRUSTED_CERTIFICATE_
+//     CALLBACK (the builds of scripts/mbedtls.sh) only an index is kept (TrustIndex:
+//     subject keys, file offsets, digests), and the verification's CA callback reads
+//     back and parses the anchors a certificate's issuer names, for that handshake only:
+//     a parsed bundle of 150 roots would keep ~600 KB. Without it (Debian's own
+//     libmbedtls) the parsed certificates are kept, as mbedtls_ssl_conf_ca_chain wants.
+//     CA directories (SSL_CERT_DIR) and the Windows system store are always parsed
+//     whole and kept: mbedTLS has no lookup by subject hash for the first, the second
+//     comes from CryptoAPI as DER;
 //   - OpenSSL's trust settings ("TRUSTED CERTIFICATE" blocks) are read for server
 //     authentication (server_auth_trust) and a rejected CA is left out;
 //   - every certificate of the trust store is a trust anchor, self-signed or not: a
@@ -46,6 +54,7 @@
 #include <mbedtls/platform.h>
 #include <mbedtls/pk.h>
 #include <mbedtls/platform_util.h>
+#include <mbedtls/sha256.h>
 #include <mbedtls/ssl.h>
 #include <mbedtls/ssl_internal.h>  // MBEDTLS_SSL_IN_BUFFER_LEN, MBEDTLS_SSL_OUT_BUFFER_LEN
 #include <mbedtls/ssl_ciphersuites.h>
@@ -95,6 +104,17 @@ struct SessionFree {
 };
 using SessionPtr = std::unique_ptr<mbedtls_ssl_session, SessionFree>;
 
+#if defined(MBEDTLS_X509_TRUSTED_CERTIFICATE_CALLBACK)
+// SHA-256, the trust index's digest of each anchor it reads back.
+void sha256(const unsigned char* data, std::size_t len, unsigned char out[32]) {
+    mbedtls_sha256_ret(data, len, out, 0);
+}
+#endif
+
+// Where the CA callback reports why it failed, for the handshake running on this
+// thread (MbedTlsSession::handshake sets it): mbedTLS only passes a fatal error on.
+thread_local std::string* t_trust_error = nullptr;
+
 // What the context and its sessions share: configuration, trust anchors, random
 // generator, session cache. A session may outlive its context (tls.h), so each holds
 // a reference. Immutable once build() has filled it, but for the cache (locked) and
@@ -120,15 +140,92 @@ struct Engine {
     // its framing), and the certificate is simply not trusted.
     bool add_anchor(PemCertificate& cert) {
         const auto* der = reinterpret_cast<const unsigned char*>(cert.der.data());
-        if (cert.trusted_form &&
-            server_auth_trust(der + cert.cert_len, cert.der.size() - cert.cert_len) == AuxTrust::Rejected) {
-            rejected_subjects.emplace_back(cert.der, cert.subject_offset, cert.subject_len);
-            ++usable_anchors;  // loaded, as OpenSSL loads it, to be refused when a chain reaches it
-            return true;
-        }
+        if (!not_rejected(cert)) return true;
         if (mbedtls_x509_crt_parse_der(&anchors, der, cert.cert_len) == 0) ++usable_anchors;
         return true;
     }
+
+    // false for a TRUSTED CERTIFICATE whose settings reject server authentication: it
+    // counts as loaded, as OpenSSL loads it, to be refused when a chain reaches it.
+    bool not_rejected(const PemCertificate& cert) {
+        const auto* der = reinterpret_cast<const unsigned char*>(cert.der.data());
+        if (cert.trusted_form &&
+            server_auth_trust(der + cert.cert_len, cert.der.size() - cert.cert_len) == AuxTrust::Rejected) {
+            rejected_subjects.emplace_back(cert.der, cert.subject_offset, cert.subject_len);
+            ++usable_anchors;
+            return false;
+        }
+        return true;
+    }
+
+#if defined(MBEDTLS_X509_TRUSTED_CERTIFICATE_CALLBACK)
+    // add_anchor for the index: whether `cert` is an anchor to index, parsed once to
+    // know (and then dropped).
+    bool index_anchor(const PemCertificate& cert) {
+        if (!not_rejected(cert)) return false;
+        mbedtls_x509_crt parsed;
+        mbedtls_x509_crt_init(&parsed);
+        const bool ok = mbedtls_x509_crt_parse_der_nocopy(
+                            &parsed, reinterpret_cast<const unsigned char*>(cert.der.data()), cert.cert_len) == 0;
+        mbedtls_x509_crt_free(&parsed);
+        if (ok) ++usable_anchors;
+        return ok;
+    }
+
+    // mbedtls_ssl_conf_ca_cb's callback: the anchors whose subject may be `child`'s
+    // issuer, parsed into a chain that mbedTLS frees (nullptr: none). Candidates whose
+    // subject is not the issuer after all (a key collision) are turned down by mbedTLS,
+    // which checks every candidate's name as it does the whole store's.
+    static int candidates(void* p, const mbedtls_x509_crt* child, mbedtls_x509_crt** out) {
+        const auto* engine = static_cast<const Engine*>(p);
+        *out = nullptr;
+        auto* chain = static_cast<mbedtls_x509_crt*>(mbedtls_calloc(1, sizeof(mbedtls_x509_crt)));
+        if (chain == nullptr) return MBEDTLS_ERR_X509_ALLOC_FAILED;
+        mbedtls_x509_crt_init(chain);
+        std::string error;
+        const bool ok = engine->candidates_into(child->issuer_raw, chain, error);
+        if (!ok && t_trust_error != nullptr) *t_trust_error = error;
+        if (!ok || chain->raw.p == nullptr) {
+            mbedtls_x509_crt_free(chain);
+            mbedtls_free(chain);
+            return ok ? 0 : -1;
+        }
+        *out = chain;
+        return 0;
+    }
+
+    bool candidates_into(const mbedtls_x509_buf& issuer, mbedtls_x509_crt* chain, std::string& error) const {
+        const bool ok = file_anchors.find(issuer.p, issuer.len, [chain](const unsigned char* der, std::size_t len) {
+            mbedtls_x509_crt_parse_der(chain, der, len);  // parsed at load: fails only without memory
+        }, error);
+        // The anchors of a CA directory given beside the file (SSL_CERT_FILE and SSL_CERT_DIR).
+        const std::uint64_t key = name_key(issuer.p, issuer.len);
+        for (const mbedtls_x509_crt* c = &anchors; c != nullptr && c->raw.p != nullptr; c = c->next) {
+            if (name_key(c->subject_raw.p, c->subject_raw.len) == key) {
+                mbedtls_x509_crt_parse_der(chain, c->raw.p, c->raw.len);
+            }
+        }
+        return ok;
+    }
+
+    // Whether `cert` is itself one of the anchors, byte for byte: what mbedTLS checks,
+    // in the trust list it has, for a self-issued server certificate to be trusted as
+    // itself; given a callback instead, it has none to check (on_verify does it).
+    bool is_anchor(const mbedtls_x509_crt& cert, std::string& error) const {
+        mbedtls_x509_crt chain;
+        mbedtls_x509_crt_init(&chain);
+        const bool ok = candidates_into(cert.subject_raw, &chain, error);
+        bool found = false;
+        for (const mbedtls_x509_crt* c = &chain; ok && c != nullptr && c->raw.p != nullptr; c = c->next) {
+            found = found || (c->raw.len == cert.raw.len && std::memcmp(c->raw.p, cert.raw.p, c->raw.len) == 0);
+        }
+        mbedtls_x509_crt_free(&chain);
+        return found;
+    }
+
+    bool lazy = false;                  // the CA callback serves the trust store (a trust file is used)
+    TrustIndex file_anchors{sha256};    // the trust file's anchors, when lazy
+#endif
 
     bool is_rejected(const mbedtls_x509_buf& name) const {
         for (const std::string& subject : rejected_subjects) {
@@ -193,7 +290,9 @@ public:
     TlsStatus handshake() override {
         if (failed_) return TlsStatus::Error;
         if (done_) return TlsStatus::Ok;
+        t_trust_error = &trust_error_;
         int rc = mbedtls_ssl_handshake(&ssl_);
+        t_trust_error = nullptr;
         if (rc == 0) {
             done_ = true;
             if (engine_) remember_session();  // a client's, for its next connection
@@ -392,6 +491,18 @@ private:
                                   self->engine_->is_rejected(cert->subject_raw);
         }
         if (depth == 0) {
+#if defined(MBEDTLS_X509_TRUSTED_CERTIFICATE_CALLBACK)
+            // A self-issued server certificate that is itself an anchor is trusted as
+            // itself, as mbedTLS does with a trust list (x509_crt_check_ee_locally_trusted,
+            // which skips the chain and so the key check of its issuer: itself).
+            constexpr std::uint32_t kChainFlags = MBEDTLS_X509_BADCERT_NOT_TRUSTED | MBEDTLS_X509_BADCERT_BAD_KEY;
+            if (self->engine_->lazy && (*flags & kChainFlags) != 0 && cert->issuer_raw.len == cert->subject_raw.len &&
+                std::memcmp(cert->issuer_raw.p, cert->subject_raw.p, cert->subject_raw.len) == 0) {
+                std::string error;
+                if (self->engine_->is_anchor(*cert, error)) *flags &= ~kChainFlags;
+                else if (!error.empty()) self->trust_error_ = error;
+            }
+#endif
             if (self->ip_.len != 0 && !certificate_has_ip_san(cert->raw.p, cert->raw.len, self->ip_)) {
                 *flags |= MBEDTLS_X509_BADCERT_CN_MISMATCH;
             }
@@ -429,6 +540,10 @@ private:
     // Fatal errors become sticky with a one-line reason.
     TlsStatus fail(int rc) {
         failed_ = true;
+        if (!trust_error_.empty()) {  // the trust file could not be read back
+            error_ = verify_failed(trust_error_.c_str());
+            return TlsStatus::Error;
+        }
         const std::uint32_t verify = mbedtls_ssl_get_verify_result(&ssl_);
         if (rc == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED ||
             (rc == MBEDTLS_ERR_SSL_BAD_HS_CERTIFICATE && verify != 0 && verify != static_cast<std::uint32_t>(-1))) {
@@ -474,6 +589,7 @@ private:
     bool top_self_issued_ = false;
     bool top_rejected_ = false;   // ends in, or at a CA issued by, a rejected trust anchor
     std::uint32_t leaf_flags_ = 0;
+    std::string trust_error_;     // why the trust store could not be consulted, if so
     bool parked_ = false;          // the record buffers are in the arrays below
     std::size_t in_size_ = MBEDTLS_SSL_IN_BUFFER_LEN;  // their full sizes, given back by unpark()
     std::size_t out_size_ = MBEDTLS_SSL_OUT_BUFFER_LEN;
@@ -539,9 +655,18 @@ std::string MbedTlsContext::build() {
     // Loaded explicitly: a static build has no idea of the running system's paths.
     if (!trust().file.empty()) {
         std::string error;
+#if defined(MBEDTLS_X509_TRUSTED_CERTIFICATE_CALLBACK)
+        engine->lazy = true;
+        if (!engine->file_anchors.load(
+                trust().file, file_label(),
+                [&engine](const PemCertificate& cert) { return engine->index_anchor(cert); }, error)) {
+            return error;
+        }
+#else
         if (!read_trust_file([&engine](PemCertificate& cert) { return engine->add_anchor(cert); }, error)) {
             return error;
         }
+#endif
         if (engine->usable_anchors == 0) {
             return file_label() + " holds no usable PEM certificates (none that mbed TLS can parse)";
         }
@@ -563,7 +688,11 @@ std::string MbedTlsContext::build() {
     if (rc != 0) return "cannot create TLS context: " + mbedtls_reason(rc);
     mbedtls_ssl_conf_min_version(&conf, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);  // TLS 1.2
     mbedtls_ssl_conf_authmode(&conf, MBEDTLS_SSL_VERIFY_REQUIRED);
-    mbedtls_ssl_conf_ca_chain(&conf, &engine->anchors, nullptr);
+#if defined(MBEDTLS_X509_TRUSTED_CERTIFICATE_CALLBACK)
+    if (engine->lazy) mbedtls_ssl_conf_ca_cb(&conf, Engine::candidates, engine.get());
+    else
+#endif
+        mbedtls_ssl_conf_ca_chain(&conf, &engine->anchors, nullptr);
     mbedtls_ssl_conf_rng(&conf, mbedtls_ctr_drbg_random, &engine->drbg);
     mbedtls_ssl_conf_session_tickets(&conf, MBEDTLS_SSL_SESSION_TICKETS_ENABLED);
 #if defined(MBEDTLS_SSL_RENEGOTIATION)  // compiled out of the small builds' mbedTLS (platform/mbedtls/small.cfg)
@@ -678,6 +807,14 @@ std::string MbedTlsServerContext::build(const std::string& cert_file, const std:
 #endif  // MBEDTLS_SSL_SRV_C
 
 }  // namespace
+
+bool trust_file_indexed() {
+#if defined(MBEDTLS_X509_TRUSTED_CERTIFICATE_CALLBACK)
+    return true;
+#else
+    return false;
+#endif
+}
 
 std::unique_ptr<TlsContextBase> new_tls_context(TrustChoice trust, std::string file_label, std::string trust_source) {
     return std::make_unique<MbedTlsContext>(std::move(trust), std::move(file_label), std::move(trust_source));

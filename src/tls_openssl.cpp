@@ -470,6 +470,8 @@ std::unique_ptr<TlsSession> OpenSslContext::new_session(const std::string& host,
     return session;
 }
 
+bool trust_file_indexed() { return false; }  // OpenSSL decodes a bundle's certificates as needed
+
 std::unique_ptr<TlsContextBase> new_tls_context(TrustChoice trust, std::string file_label, std::string trust_source) {
     return std::make_unique<OpenSslContext>(std::move(trust), std::move(file_label), std::move(trust_source));
 }

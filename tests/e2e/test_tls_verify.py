@@ -63,6 +63,29 @@ class Verification(ProxyTestCase):
         self.refused(p, up, host='l.example.test', reason='unable to get local issuer certificate')
         self.accepted(p, good, host='g.example.test')
 
+    def test_root_in_the_middle_of_a_large_bundle(self):
+        # The test CA between two halves of the system bundle (Debian's 150 roots): the
+        # small mbedTLS build keeps such a bundle as an index and parses only the anchors
+        # a chain names, per handshake.
+        system = '/etc/ssl/certs/ca-certificates.crt'
+        if not os.path.isfile(system):
+            self.skipTest(system + ' is missing (Debian: the ca-certificates package)')
+        with open(system) as f:
+            blocks = f.read().split('-----END CERTIFICATE-----')
+        blocks = [b + '-----END CERTIFICATE-----\n' for b in blocks if '-----BEGIN' in b]
+        with open(certs().ca) as f:
+            ours = f.read()
+        half = len(blocks) // 2
+        bundle = os.path.join(certs().dir, 'large-bundle-%d.pem' % os.getpid())
+        with open(bundle, 'w') as f:
+            f.write(''.join(blocks[:half]) + ours + ''.join(blocks[half:]))
+        self.addCleanup(os.remove, bundle)
+        good = self.start_upstream()
+        untrusted = self.start_upstream(cert='other_server')
+        p = self.start_proxy(self.targets(('g', good), ('u', untrusted)), ca_file=bundle)
+        self.accepted(p, good, host='g.example.test')
+        self.refused(p, untrusted, host='u.example.test', reason='unable to get local issuer certificate')
+
     def test_wrong_name_is_502(self):
         up = self.start_upstream(cert='wrong')
         good = self.start_upstream()

@@ -14,6 +14,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #if defined(__GLIBC__)
@@ -1191,6 +1192,218 @@ TEST_CASE("ca bundle: handshakes on several threads at once all find the CA") {
     for (int r : results) CHECK(r == 1);
 }
 
+namespace {
+
+// The trust index's digest in these tests: SHA-256, as the mbedTLS backend's.
+void test_digest(const unsigned char* data, std::size_t len, unsigned char out[32]) {
+    unsigned int n = 0;
+    EVP_Digest(data, len, out, &n, EVP_sha256(), nullptr);
+}
+
+std::string der_of(X509* cert) {
+    unsigned char* p = nullptr;
+    int n = i2d_X509(cert, &p);
+    REQUIRE(n > 0);
+    std::string der(reinterpret_cast<char*>(p), static_cast<std::size_t>(n));
+    OPENSSL_free(p);
+    return der;
+}
+
+std::string der_of(const X509_NAME* name) {
+    unsigned char* p = nullptr;
+    int n = i2d_X509_NAME(name, &p);
+    REQUIRE(n > 0);
+    std::string der(reinterpret_cast<char*>(p), static_cast<std::size_t>(n));
+    OPENSSL_free(p);
+    return der;
+}
+
+// The DER certificates find() hands out for `name`; "error: ..." when it fails.
+std::vector<std::string> found(const op::tls_internal::TrustIndex& index, const std::string& name) {
+    std::vector<std::string> out;
+    std::string error;
+    const auto* p = reinterpret_cast<const unsigned char*>(name.data());
+    if (!index.find(p, name.size(), [&out](const unsigned char* der, std::size_t len) {
+            out.emplace_back(reinterpret_cast<const char*>(der), len);
+        }, error))
+        out = {"error: " + error};
+    return out;
+}
+
+std::uint64_t key_of(const X509_NAME* name) {
+    const std::string der = der_of(name);
+    return op::tls_internal::name_key(reinterpret_cast<const unsigned char*>(der.data()), der.size());
+}
+
+}  // namespace
+
+TEST_CASE("trust index: anchors by the subject a child names as issuer, self-signed or not, in file order") {
+    using op::tls_internal::TrustIndex;
+    EVP_PKEY* root_key = EVP_EC_gen("P-256");
+    EVP_PKEY* other_key = EVP_EC_gen("P-256");
+    REQUIRE(root_key != nullptr);
+    REQUIRE(other_key != nullptr);
+    X509* root = make_ca(root_key, "op index root", nullptr, nullptr);
+    X509* mid = make_ca(other_key, "op index intermediate", root, root_key);
+    X509* rollover = make_ca(other_key, "op index root", nullptr, nullptr);  // same subject, another key
+    Strangers strangers(20);
+    const fs::path file = unique_temp_path("-index.pem");
+    RemoveOnExit cleanup{file};
+    const std::size_t half = strangers.pem.find("-----BEGIN", strangers.pem.size() / 2);  // a block boundary
+    write_text(file, "# a comment\n" + strangers.pem.substr(0, half) + pem_of(root) + strangers.pem.substr(half) +
+                         pem_of(mid) + "\r\n" + pem_of(rollover));
+    TrustIndex index(test_digest);
+    std::string error;
+    REQUIRE_MESSAGE(index.load(file.string(), "-ca-file " + file.string(), [](const auto&) { return true; }, error),
+                    error);
+    CHECK(index.size() == 23);
+    CHECK(index.memory() < 23 * 100);
+    CHECK(found(index, der_of(X509_get_subject_name(root))) ==
+          std::vector<std::string>{der_of(root), der_of(rollover)});
+    CHECK(found(index, der_of(X509_get_subject_name(mid))) == std::vector<std::string>{der_of(mid)});
+    CHECK(found(index, der_of(X509_get_subject_name(strangers.certs[13]))) ==
+          std::vector<std::string>{der_of(strangers.certs[13])});
+    // Names as mbedTLS compares them: ASCII case aside in Printable/UTF8 strings.
+    X509_NAME* shouted = X509_NAME_new();
+    X509_NAME_add_entry_by_txt(shouted, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>("OP INDEX ROOT"),
+                               -1, -1, 0);
+    CHECK(found(index, der_of(shouted)).size() == 2);
+    X509_NAME* nobody = X509_NAME_new();
+    X509_NAME_add_entry_by_txt(nobody, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>("nobody"), -1, -1,
+                               0);
+    CHECK(found(index, der_of(nobody)).empty());
+    X509_NAME_free(nobody);
+    X509_NAME_free(shouted);
+    X509_free(rollover);
+    X509_free(mid);
+    X509_free(root);
+    EVP_PKEY_free(other_key);
+    EVP_PKEY_free(root_key);
+}
+
+TEST_CASE("trust index: a certificate the backend turns down (a rejected TRUSTED CERTIFICATE) is left out") {
+    using namespace op::tls_internal;
+    Pki pki;
+    X509* rejected = X509_dup(pki.ca);
+    REQUIRE(rejected != nullptr);
+    REQUIRE(X509_add1_reject_object(rejected, OBJ_nid2obj(NID_server_auth)) == 1);
+    Strangers strangers(2);
+    const fs::path file = unique_temp_path("-index.pem");
+    RemoveOnExit cleanup{file};
+    write_text(file, strangers.pem + pem_of(rejected, true));
+    TrustIndex index(test_digest);
+    std::string error;
+    std::size_t seen = 0;
+    REQUIRE(index.load(file.string(), "x",
+                       [&seen](const PemCertificate& cert) {
+                           ++seen;
+                           const auto* der = reinterpret_cast<const unsigned char*>(cert.der.data());
+                           return !cert.trusted_form || server_auth_trust(der + cert.cert_len,
+                                                                          cert.der.size() - cert.cert_len) ==
+                                                            AuxTrust::Anchor;
+                       },
+                       error));
+    CHECK(seen == 3);
+    CHECK(index.size() == 2);
+    CHECK(found(index, der_of(X509_get_subject_name(pki.ca))).empty());
+    X509_free(rejected);
+}
+
+TEST_CASE("trust index: a file rewritten in place fails the lookup, one replaced by a rename is read as loaded") {
+    using op::tls_internal::TrustIndex;
+    Pki pki;
+    Strangers strangers(6);
+    const fs::path file = unique_temp_path("-index.pem");
+    RemoveOnExit cleanup{file};
+    const std::string ca_pem = read_text(pki.ca_file);
+    const std::string ca_subject = der_of(X509_get_subject_name(pki.ca));
+    const std::string loaded = strangers.pem + ca_pem;
+    write_text(file, loaded);
+    TrustIndex index(test_digest);
+    std::string error;
+    const std::string label = "-ca-file " + file.string();
+    REQUIRE(index.load(file.string(), label, [](const auto&) { return true; }, error));
+    REQUIRE(found(index, ca_subject) == std::vector<std::string>{der_of(pki.ca)});
+
+    SUBCASE("another certificate where the CA was") {
+        // Same length: the stranger's PEM block and the CA's are both P-256 CAs, but differ.
+        std::string text = ca_pem + strangers.pem;
+        text.resize(loaded.size(), '\n');
+        write_text(file, text);  // truncates and writes the same file
+        const auto got = found(index, ca_subject);
+        REQUIRE(got.size() == 1);
+        CHECK(got[0] == "error: " + label +
+                            " has changed since it was loaded (certificate 7); restart the proxy to load it again");
+    }
+    SUBCASE("shorter") {
+        write_text(file, strangers.pem.substr(0, 100));
+        const auto got = found(index, ca_subject);
+        REQUIRE(got.size() == 1);
+        CHECK(got[0].rfind("error: cannot read " + label + " again (certificate 7): ", 0) == 0);
+    }
+    SUBCASE("the same bytes again") {
+        write_text(file, loaded);
+        CHECK(found(index, ca_subject) == std::vector<std::string>{der_of(pki.ca)});
+    }
+#if !defined(_WIN32)  // Windows refuses to replace a file that is open
+    SUBCASE("replaced by a rename: the open file is the one loaded") {
+        const fs::path next = unique_temp_path("-index-next.pem");
+        write_text(next, ca_pem + strangers.pem);
+        fs::rename(next, file);
+        CHECK(found(index, ca_subject) == std::vector<std::string>{der_of(pki.ca)});
+    }
+#endif
+}
+
+TEST_CASE("trust index: name keys follow mbedTLS's name comparison") {
+    auto name = [](std::initializer_list<std::tuple<const char*, int, const char*, int>> entries) {
+        X509_NAME* n = X509_NAME_new();
+        for (const auto& [field, type, value, set] : entries) {
+            REQUIRE(X509_NAME_add_entry_by_txt(n, field, type, reinterpret_cast<const unsigned char*>(value), -1, -1,
+                                               set) == 1);
+        }
+        std::uint64_t key = key_of(n);
+        X509_NAME_free(n);
+        return key;
+    };
+    const auto base = name({{"O", V_ASN1_PRINTABLESTRING, "Example", 0}, {"CN", V_ASN1_UTF8STRING, "Root CA", 0}});
+    // PrintableString and UTF8String compare across tags, without ASCII case.
+    CHECK(base == name({{"O", V_ASN1_UTF8STRING, "EXAMPLE", 0}, {"CN", V_ASN1_PRINTABLESTRING, "root ca", 0}}));
+    CHECK(base != name({{"O", V_ASN1_PRINTABLESTRING, "Example", 0}, {"CN", V_ASN1_UTF8STRING, "Root CB", 0}}));
+    CHECK(base != name({{"CN", V_ASN1_UTF8STRING, "Root CA", 0}, {"O", V_ASN1_PRINTABLESTRING, "Example", 0}}));
+    CHECK(base != name({{"O", V_ASN1_PRINTABLESTRING, "Example", 0}}));
+    // Other string types: byte for byte, tag included.
+    CHECK(name({{"emailAddress", V_ASN1_IA5STRING, "ca@example.org", 0}}) !=
+          name({{"emailAddress", V_ASN1_IA5STRING, "CA@example.org", 0}}));
+    CHECK(name({{"CN", V_ASN1_IA5STRING, "Root", 0}}) != name({{"CN", V_ASN1_UTF8STRING, "Root", 0}}));
+    // The same attributes in one multi-valued RDN are another name.
+    CHECK(base != name({{"O", V_ASN1_PRINTABLESTRING, "Example", 0}, {"CN", V_ASN1_UTF8STRING, "Root CA", -1}}));
+}
+
+TEST_CASE("ca bundle: rewritten in place after it was loaded") {
+    Pki pki;
+    TestServer server(pki, TLS1_3_VERSION);
+    Strangers strangers(4);
+    const std::string ca_pem = read_text(pki.ca_file);
+    BundleContext b(strangers.pem + ca_pem);
+    REQUIRE(handshake_localhost(*b.ctx, server) == TlsStatus::Ok);
+    std::string text = ca_pem + strangers.pem;  // the same length, the CA elsewhere
+    write_text(b.file, text);
+    // Another port: a session of its own, not resumed, so verified again.
+    ServerConn conn(server);
+    auto client = TlsSession::create(*b.ctx, "localhost", 8443);
+    REQUIRE(client);
+    const TlsStatus st = run_handshake(*client, conn);
+    if (op::tls_internal::trust_file_indexed()) {
+        CHECK(st == TlsStatus::Error);
+        CHECK(client->error() == "certificate verify failed: -ca-file " + b.file.string() +
+                                     " has changed since it was loaded (certificate 5); restart the proxy to load "
+                                     "it again");
+    } else {
+        CHECK_MESSAGE(st == TlsStatus::Ok, client->error());  // the certificates parsed at load are kept
+    }
+}
+
 TEST_CASE("tls context: SSL_CERT_FILE and a hashed SSL_CERT_DIR are loaded and trusted") {
     Pki pki;
     TestServer server(pki, TLS1_3_VERSION);
@@ -1439,15 +1652,6 @@ TEST_CASE("tls internal: bare_host strips brackets and zone ids") {
 }
 
 namespace {
-std::string der_of(X509* cert) {
-    unsigned char* der = nullptr;
-    int n = i2d_X509(cert, &der);
-    REQUIRE(n > 0);
-    std::string out(reinterpret_cast<char*>(der), static_cast<std::size_t>(n));
-    OPENSSL_free(der);
-    return out;
-}
-
 bool has_ip_san(const std::string& der, const char* ip_text) {
     op::tls_internal::IpAddress ip;
     REQUIRE(op::tls_internal::parse_ip_literal(ip_text, ip));
