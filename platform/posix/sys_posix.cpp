@@ -13,35 +13,32 @@ void ignore_sigpipe() { std::signal(SIGPIPE, SIG_IGN); }
 
 namespace {
 void (*g_terminate_handler)(int) = nullptr;
+void (*g_reload_handler)(int) = nullptr;
+
 extern "C" void on_signal(int sig) {
-    if (g_terminate_handler) g_terminate_handler(sig);
+    void (*handler)(int) = sig == SIGHUP ? g_reload_handler : g_terminate_handler;
+    if (handler) handler(sig);
+}
+
+// `sig` goes to on_signal from now on; interrupted system calls restart.
+void catch_signal(int sig) {
+    struct sigaction act {};
+    act.sa_handler = on_signal;
+    sigemptyset(&act.sa_mask);
+    act.sa_flags = SA_RESTART;
+    sigaction(sig, &act, nullptr);
 }
 }  // namespace
 
 void on_terminate_signal(void (*handler)(int)) {
     g_terminate_handler = handler;
-    struct sigaction act {};
-    act.sa_handler = on_signal;
-    sigemptyset(&act.sa_mask);
-    act.sa_flags = SA_RESTART;
-    sigaction(SIGINT, &act, nullptr);
-    sigaction(SIGTERM, &act, nullptr);
+    catch_signal(SIGINT);
+    catch_signal(SIGTERM);
 }
-
-namespace {
-void (*g_reload_handler)(int) = nullptr;
-extern "C" void on_hangup(int sig) {
-    if (g_reload_handler) g_reload_handler(sig);
-}
-}  // namespace
 
 void on_reload_signal(void (*handler)(int)) {
     g_reload_handler = handler;
-    struct sigaction act {};
-    act.sa_handler = on_hangup;
-    sigemptyset(&act.sa_mask);
-    act.sa_flags = SA_RESTART;
-    sigaction(SIGHUP, &act, nullptr);
+    catch_signal(SIGHUP);
 }
 
 void raise_fd_limit() {

@@ -74,29 +74,22 @@ def read_frame(s):
     return bool(b0 & 0x80), b0 & 0x0f, payload
 
 
-class WsUpstream:
-    """TLS WebSocket server on loopback. Echoes each frame (same FIN and opcode); text
-    commands: 'push N' sends N messages, 'close-now' sends a close frame and closes,
-    'reset-now' resets. Answers /deny with a 403. Records each request head and when each
-    connection was seen closed by the peer."""
+class TlsWsServer:
+    """A TLS server on loopback (the test CA's certificate) that reads one HTTP head per
+    connection and hands it to handle(s, method, target, fields, names, rest), in a thread
+    per connection; a subclass answers it. `names`: the fields by lower-case name; `rest`:
+    the bytes read after the head."""
 
     def __init__(self):
-        self.heads = []
-        self.closed_at = []
-        self.errors = []
-        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ctx.load_cert_chain(*certs().server)
-        self.ctx = ctx
+        self.socks = []
+        self.ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self.ctx.load_cert_chain(*certs().server)
         self.lsock = socket.socket()
         self.lsock.bind(('127.0.0.1', 0))
         self.lsock.listen(16)
         self.port = self.lsock.getsockname()[1]
-        self.socks = []
+        self.url = 'https://127.0.0.1:%d' % self.port
         threading.Thread(target=self._accept, daemon=True).start()
-
-    @property
-    def authority(self):
-        return 'https://127.0.0.1:%d' % self.port
 
     def close(self):
         self.lsock.close()
@@ -120,18 +113,46 @@ class WsUpstream:
         except (ssl.SSLError, OSError):
             return
         self.socks.append(s)
+        data = b''
         try:
-            data = b''
             while b'\r\n\r\n' not in data:
                 b = s.recv(4096)
                 if not b:
                     return
                 data += b
-            head_bytes, rest = data.split(b'\r\n\r\n', 1)
-            start, fields_list = parse_head(head_bytes + b'\r\n\r\n')
-            method, target, _ = start.split(' ', 2)
-            self.heads.append((method, target, fields_list))
-            fields = {k.lower(): v for k, v in fields_list}
+        except OSError:
+            return
+        head_bytes, rest = data.split(b'\r\n\r\n', 1)
+        start, fields = parse_head(head_bytes + b'\r\n\r\n')
+        method, target, _ = start.split(' ', 2)
+        self.handle(s, method, target, fields, {k.lower(): v for k, v in fields}, rest)
+
+    @staticmethod
+    def accept(s, names, extra=''):
+        """Answers the handshake with a 101 (RFC 6455 section 4.2.2). (A client sends its
+        first frame only after the 101, so nothing may follow the head before it.)"""
+        s.sendall(('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n'
+                   'Sec-WebSocket-Accept: %s\r\n%s\r\n' % (accept_key(names['sec-websocket-key']), extra)).encode())
+
+
+class WsUpstream(TlsWsServer):
+    """Echoes each frame (same FIN and opcode); text commands: 'push N' sends N messages,
+    'close-now' sends a close frame and closes, 'reset-now' resets. Answers /deny with a
+    403 and a request without a WebSocket key with a plain 200. Records each request head
+    and when each connection was seen closed by the peer."""
+
+    def __init__(self):
+        self.heads = []
+        self.closed_at = []
+        super().__init__()
+
+    @property
+    def authority(self):
+        return self.url
+
+    def handle(self, s, method, target, fields, names, rest):
+        self.heads.append((method, target, fields))
+        try:
             if target.startswith('/deny'):
                 body = b'{"error":{"message":"no","type":"invalid_request_error","code":null}}'
                 s.sendall(b'HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s'
@@ -139,17 +160,16 @@ class WsUpstream:
                 s.recv(1)
                 s.close()
                 return
-            if 'sec-websocket-key' not in fields:
+            if 'sec-websocket-key' not in names:
                 s.sendall(b'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok')
                 s.close()
                 return
             extra = ''
-            if 'sec-websocket-protocol' in fields:
-                extra = 'Sec-WebSocket-Protocol: %s\r\n' % fields['sec-websocket-protocol'].split(',')[0].strip()
-            s.sendall(('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n'
-                       'Sec-WebSocket-Accept: %s\r\n%s\r\n' % (accept_key(fields['sec-websocket-key']), extra)).encode())
+            if 'sec-websocket-protocol' in names:
+                extra = 'Sec-WebSocket-Protocol: %s\r\n' % names['sec-websocket-protocol'].split(',')[0].strip()
             if rest:
                 raise AssertionError('bytes before the 101: %r' % rest)
+            self.accept(s, names, extra)
             while True:
                 fin, op, payload = read_frame(s)
                 if op == 0x8:

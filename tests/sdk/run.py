@@ -40,18 +40,15 @@ import json
 import os
 import re
 import shutil
-import socket
-import ssl
 import subprocess
 import sys
-import threading
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(TOP, 'tests', 'e2e'))
 import harness  # noqa: E402
 from harness import Resp, Upstream, Proxy, certs, now, wait_until  # noqa: E402
-from test_websocket import accept_key, frame, read_frame  # noqa: E402
+from test_websocket import TlsWsServer, frame, read_frame  # noqa: E402
 
 GOOD_KEY = 'sk-sdk-check-good'
 UPLOAD_BYTES = 1 << 20
@@ -197,7 +194,7 @@ class FakeOpenAI:
                     body=json.dumps(answer).encode())
 
 
-class FakeRealtime:
+class FakeRealtime(TlsWsServer):
     """A fake Realtime API over WebSocket (TLS on loopback, the test CA's certificate):
     session.created on open; conversation.item.create -> conversation.item.created;
     response.create -> response.created, three text deltas, response.done; a close frame
@@ -208,44 +205,14 @@ class FakeRealtime:
     def __init__(self):
         self.heads = []
         self.errors = []
-        self.ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        self.ctx.load_cert_chain(*certs().server)
-        self.lsock = socket.socket()
-        self.lsock.bind(('127.0.0.1', 0))
-        self.lsock.listen(8)
-        self.url = 'https://127.0.0.1:%d' % self.lsock.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__()
 
-    def close(self):
-        self.lsock.close()
-
-    def _accept(self):
-        while True:
-            try:
-                raw, _ = self.lsock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(raw,), daemon=True).start()
-
-    def _serve(self, raw):
+    def handle(self, s, method, target, fields, names, rest):
+        self.heads.append({'target': target, 'authorization': names.get('authorization'),
+                           'openai_beta': names.get('openai-beta'), 'upgrade': names.get('upgrade'),
+                           'version': names.get('sec-websocket-version')})
         try:
-            s = self.ctx.wrap_socket(raw, server_side=True)
-        except OSError:
-            return
-        try:
-            data = b''
-            while b'\r\n\r\n' not in data:
-                b = s.recv(4096)
-                if not b:
-                    return
-                data += b
-            start, fields = harness.parse_head(data.split(b'\r\n\r\n', 1)[0] + b'\r\n\r\n')
-            names = {k.lower(): v for k, v in fields}
-            self.heads.append({'target': start.split(' ')[1], 'authorization': names.get('authorization'),
-                               'openai_beta': names.get('openai-beta'), 'upgrade': names.get('upgrade'),
-                               'version': names.get('sec-websocket-version')})
-            s.sendall(('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n'
-                       'Sec-WebSocket-Accept: %s\r\n\r\n' % accept_key(names['sec-websocket-key'])).encode())
+            self.accept(s, names)
 
             def send(event):
                 s.sendall(frame(0x1, json.dumps(event).encode(), mask=False))
