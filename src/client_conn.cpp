@@ -20,17 +20,6 @@ constexpr std::size_t kTlsWriteChunk = 16 * 1024;     // plaintext per TLS write
 
 std::int64_t ms(std::chrono::seconds s) { return static_cast<std::int64_t>(s.count()) * 1000; }
 
-// The value of the first field named `name` (case-insensitive) and whether there is one.
-bool find_field(const HeadCommon& head, std::string_view name, std::string_view& value) {
-    for (std::size_t i = 0; i < head.field_count; ++i) {
-        if (head.fields[i].kind == FieldKind::Other && iequals(head.fields[i].name, name)) {
-            value = head.fields[i].value;
-            return true;
-        }
-    }
-    return false;
-}
-
 bool starts_with_ci(std::string_view s, std::string_view prefix) {
     return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
 }

@@ -12,25 +12,19 @@ namespace op {
 namespace {
 
 bool has_media_type(const ResponseHead& head, std::string_view type) {
-    for (std::size_t i = 0; i < head.field_count; ++i) {
-        const HeaderField& f = head.fields[i];
-        if (f.name.size() != 12 || !iequals(f.name, "content-type")) continue;
-        std::string_view v = f.value.substr(0, f.value.find(';'));
-        while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
-        return iequals(v, type);
-    }
-    return false;
+    std::string_view v;
+    if (!find_field(head, "content-type", v)) return false;
+    v = v.substr(0, v.find(';'));
+    while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+    return iequals(v, type);
 }
 
 bool is_json(const ResponseHead& head) {
-    for (std::size_t i = 0; i < head.field_count; ++i) {
-        const HeaderField& f = head.fields[i];
-        if (f.name.size() != 12 || !iequals(f.name, "content-type")) continue;
-        std::string_view v = f.value.substr(0, f.value.find(';'));
-        // application/json, and the +json types some servers use
-        return v.size() >= 4 && iequals(v.substr(v.size() - 4), "json");
-    }
-    return false;
+    std::string_view v;
+    if (!find_field(head, "content-type", v)) return false;
+    v = v.substr(0, v.find(';'));
+    // application/json, and the +json types some servers use
+    return v.size() >= 4 && iequals(v.substr(v.size() - 4), "json");
 }
 
 }  // namespace

@@ -530,16 +530,36 @@ FieldKind classify_field(std::string_view name) {
 
 bool is_hop_by_hop(std::string_view name) { return is_hop_by_hop(classify_field(name)); }
 
-bool field_lists(const HeadCommon& head, std::string_view name, std::string_view element) {
+bool find_field(const HeadCommon& head, std::string_view name, std::string_view& value) {
+    for (std::size_t i = 0; i < head.field_count; ++i) {
+        if (head.fields[i].kind == FieldKind::Other && iequals(head.fields[i].name, name)) {
+            value = head.fields[i].value;
+            return true;
+        }
+    }
+    return false;
+}
+
+namespace {
+
+// Whether a field for which is_field(field) holds lists `element` in its comma-separated value.
+template <class IsField>
+bool some_field_lists(const HeadCommon& head, IsField is_field, std::string_view element) {
     bool found = false;
     for (std::size_t i = 0; i < head.field_count && !found; ++i) {
-        if (!iequals(head.fields[i].name, name)) continue;
+        if (!is_field(head.fields[i])) continue;
         for_each_element(head.fields[i].value, [&](std::string_view e) {
             found = iequals(e, element);
             return !found;
         });
     }
     return found;
+}
+
+}  // namespace
+
+bool field_lists(const HeadCommon& head, std::string_view name, std::string_view element) {
+    return some_field_lists(head, [name](const HeaderField& f) { return iequals(f.name, name); }, element);
 }
 
 bool is_websocket_upgrade(const RequestHead& head) {
@@ -552,15 +572,7 @@ bool accepts_websocket(const ResponseHead& head) {
 }
 
 bool named_by_connection_slow(const HeadCommon& head, std::string_view name) {
-    bool found = false;
-    for (std::size_t i = 0; i < head.field_count && !found; ++i) {
-        if (head.fields[i].kind != FieldKind::Connection) continue;
-        for_each_element(head.fields[i].value, [&](std::string_view e) {
-            found = iequals(e, name);
-            return !found;
-        });
-    }
-    return found;
+    return some_field_lists(head, [](const HeaderField& f) { return f.kind == FieldKind::Connection; }, name);
 }
 
 }  // namespace op

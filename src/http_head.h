@@ -125,6 +125,10 @@ inline bool is_hop_by_hop(FieldKind kind) {
     return kind == FieldKind::Connection || kind == FieldKind::TransferEncoding || kind == FieldKind::OtherHopByHop;
 }
 
+// The first end-to-end field (FieldKind::Other) named `name` (case-insensitive): its value
+// in `value`, or false when there is none.
+bool find_field(const HeadCommon& head, std::string_view name, std::string_view& value);
+
 // True if some field named `name` lists `element` (case-insensitive) in its
 // comma-separated value, e.g. field_lists(head, "Upgrade", "websocket").
 bool field_lists(const HeadCommon& head, std::string_view name, std::string_view element);
