@@ -293,7 +293,12 @@ def make_certs(d):
     sh(["openssl", "x509", "-req", "-in", f"{d}/server.csr", "-CA", f"{d}/ca.pem",
         "-CAkey", f"{d}/ca.key", "-CAcreateserial", "-out", f"{d}/server.pem", "-days", "2",
         "-extfile", f"{d}/server.ext"])
-    for name in ("ca.pem", "server.pem", "server.key"):
+    # The chain a CDN-fronted API host sends: the leaf and its issuer (--upstream-chain).
+    with open(f"{d}/server-chain.pem", "w") as out:
+        for name in ("server.pem", "ca.pem"):
+            with open(f"{d}/{name}") as f:
+                out.write(f.read())
+    for name in ("ca.pem", "server.pem", "server-chain.pem", "server.key"):
         os.chmod(f"{d}/{name}", 0o644)  # nginx workers may run as another user
 
 
@@ -525,9 +530,12 @@ class Bench:
     def start_sse_server(self):
         d = self._dir("sse-server")
         port = free_port()
-        item = PROCS.spawn("sse server", [self.sse_tool(), "server", "--port", str(port),
-                                          "--cert", f"{self.certdir}/server.pem",
-                                          "--key", f"{self.certdir}/server.key"], f"{d}/log")
+        cert = "server-chain.pem" if self.a.upstream_chain else "server.pem"
+        argv = [self.sse_tool(), "server", "--port", str(port), "--cert", f"{self.certdir}/{cert}",
+                "--key", f"{self.certdir}/server.key", "--tickets", str(self.a.upstream_tickets)]
+        if self.a.upstream_alpn:
+            argv.append("--alpn")
+        item = PROCS.spawn("sse server", argv, f"{d}/log")
         if not wait_listening(port, proc=item["popen"]):
             die(f"SSE server did not start; see {d}/log")
         self.sse_port = port
@@ -1502,6 +1510,13 @@ def main():
     ap.add_argument("--hold-10k", action="store_true",
                     help="also hold 10,000 streams (about 3 more minutes, so the budget grows by "
                          "3.5 min; alone: --only hold --hold 10000)")
+    ap.add_argument("--upstream-tickets", type=int, default=2,
+                    help="TLS 1.3 session tickets the SSE upstream sends after each handshake "
+                         "(default: %(default)s, OpenSSL's and Node's default)")
+    ap.add_argument("--upstream-chain", action="store_true",
+                    help="the SSE upstream sends its chain (leaf + CA) instead of the leaf alone")
+    ap.add_argument("--upstream-alpn", action="store_true",
+                    help="the SSE upstream offers ALPN h2 and http/1.1 (chooses http/1.1)")
     ap.add_argument("--hold-seconds", type=float, default=4, help="hold time once all are open (default: %(default)s)")
     ap.add_argument("--hold-repeats", type=int, default=3, help="repeats for counts <= 2000 (default: %(default)s)")
     ap.add_argument("--hold-big-repeats", type=int, default=1,

@@ -3,8 +3,11 @@
  * run.py compiles it into its temporary directory:
  *     cc -O2 -o sse_tool bench/sse_tool.c -lssl -lcrypto
  *
- *   sse_tool server --port P --cert FILE --key FILE
+ *   sse_tool server --port P --cert FILE --key FILE [--tickets N] [--alpn]
  *       TLS server on 127.0.0.1:P, one thread, epoll, nonblocking OpenSSL, keep-alive.
+ *       --tickets N: TLS 1.3 session tickets sent after each full handshake (OpenSSL's
+ *       default, like Node's, is 2). --alpn: offer h2 and http/1.1 and pick http/1.1 when
+ *       the client offers it (as API hosts behind CDNs do). FILE may hold a chain.
  *       GET|POST <any path>?n=N&iv=SECONDS&id=ID   a chunked text/event-stream answer of N
  *           events, one every SECONDS (the first at once), then `data: [DONE]`. Each event
  *           carries "t":<CLOCK_MONOTONIC ns>, read just before the SSL_write that sends it.
@@ -559,11 +562,32 @@ static void on_accept(void) {
     }
 }
 
+/* --alpn: h2 is offered by servers, never chosen here: this server speaks HTTP/1.1. */
+static int select_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen, const unsigned char *in,
+                       unsigned int inlen, void *arg) {
+    (void)ssl;
+    (void)arg;
+    static const unsigned char h11[] = "http/1.1";
+    for (unsigned i = 0; i < inlen;) {
+        unsigned len = in[i];
+        if (i + 1 + len > inlen) break;
+        if (len == 8 && !memcmp(in + i + 1, h11, 8)) {
+            *out = in + i + 1;
+            *outlen = 8;
+            return SSL_TLSEXT_ERR_OK;
+        }
+        i += 1 + len;
+    }
+    return SSL_TLSEXT_ERR_NOACK;
+}
+
 static int server_main(int argc, char **argv) {
-    int port = 0;
+    int port = 0, tickets = -1, alpn = 0;
     const char *cert = NULL, *key = NULL;
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "--port") && i + 1 < argc) port = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--tickets") && i + 1 < argc) tickets = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--alpn")) alpn = 1;
         else if (!strcmp(argv[i], "--cert") && i + 1 < argc) cert = argv[++i];
         else if (!strcmp(argv[i], "--key") && i + 1 < argc) key = argv[++i];
         else die("server: unknown argument %s", argv[i]);
@@ -577,6 +601,8 @@ static int server_main(int argc, char **argv) {
     SSL_CTX_set_min_proto_version(g_sctx, TLS1_2_VERSION);
     if (SSL_CTX_use_certificate_chain_file(g_sctx, cert) != 1) die("certificate %s", cert);
     if (SSL_CTX_use_PrivateKey_file(g_sctx, key, SSL_FILETYPE_PEM) != 1) die("key %s", key);
+    if (tickets >= 0 && SSL_CTX_set_num_tickets(g_sctx, (size_t)tickets) != 1) die("--tickets %d", tickets);
+    if (alpn) SSL_CTX_set_alpn_select_cb(g_sctx, select_alpn, NULL);
     /* Thousands of idle held streams: no 2 x 16 KiB of buffers each while idle. */
     SSL_CTX_set_mode(g_sctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
                              SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);

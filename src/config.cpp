@@ -9,6 +9,14 @@ namespace op {
 
 namespace {
 
+// What -targets and -default-target make: one origin, reached as -upstream-proxy says, no keys.
+Route single_origin_route(std::string name, Target target) {
+    Route r;
+    r.name = std::move(name);
+    r.origins.push_back(Origin{std::move(target), std::nullopt, {}});
+    return r;
+}
+
 enum class Kind { Text, Bool };
 
 // One command-line option. `apply` parses a value into the config and returns false
@@ -147,7 +155,7 @@ const Option kOptions[] = {
      [](Config& c, std::string_view v, std::string& why) {
          Target t;
          if (!parse_target(v, t, why)) return false;
-         c.default_target = t;
+         c.default_route = single_origin_route("", std::move(t));
          return true;
      }},
     {"ca-file", "OPENAI_PROXY_CA_FILE", Kind::Text, "path", "SSL_CERT_FILE/SSL_CERT_DIR, then the system bundle",
@@ -479,11 +487,11 @@ ConfigResult parse_config(int argc, const char* const* argv, const EnvLookup& en
     if (const char* e = env("OPENAI_PROXY_TARGETS"); e && *e)
         parse_targets(e, "OPENAI_PROXY_TARGETS", targets, order, r.errors);
     if (have_flag_targets) parse_targets(flag_targets, "-targets", targets, order, r.errors);
-    for (const auto& key : order) c.targets.emplace_back(key, targets[key]);
-    if (c.targets.empty() && !c.default_target) {
+    for (const auto& key : order) c.routes.push_back(single_origin_route(key, targets[key]));
+    if (c.routes.empty() && !c.default_route) {
         Target t;
         parse_target("api.openai.com", t, why);
-        c.default_target = t;
+        c.default_route = single_origin_route("", std::move(t));
     }
 
     if (c.tls_cert.empty() != c.tls_key.empty())

@@ -29,10 +29,49 @@ struct ListenAddress {
     std::string text;          // as given, for the start log line
 };
 
+// A server-side API key of an origin: sent upstream in place of the client's credential.
+struct ApiKey {
+    std::string label;   // what logs and metrics show; never the secret
+    std::string secret;
+};
+
+// One upstream origin of a configured target, and how it is reached.
+struct Origin {
+    Target target;
+    std::optional<Egress> egress;  // unset: -upstream-proxy (or direct)
+    std::vector<ApiKey> keys;      // used in turn; empty: the client's own credential passes
+};
+
+// Where a server-side key goes: "Authorization: Bearer KEY", or "api-key: KEY" (Azure).
+enum class KeyHeader : std::uint8_t { Authorization, ApiKey };
+
+// When a request moves on to the next origin (README "Failover").
+struct FailoverPolicy {
+    unsigned max_attempts = 3;                              // attempts in all
+    std::vector<int> statuses{429, 500, 502, 503, 504};     // answers that move on
+    std::size_t replay_limit = 1u << 20;                    // bodies kept for a retry up to this
+};
+
+// A configured target: its name (the Host key of -targets) and its origins, in order of
+// preference. -targets and -default-target make one origin without keys; a -config file
+// may give several, with keys and egress.
+struct Route {
+    std::string name;             // lower case; "" for the default target
+    std::vector<Origin> origins;  // at least one
+    KeyHeader key_header = KeyHeader::Authorization;
+    FailoverPolicy failover;
+};
+
+// A client access key (-access-keys): requests must present one when any is configured.
+struct AccessKey {
+    std::string label;  // what logs and metrics show
+    std::string key;
+};
+
 struct Config {
     ListenAddress listen;                                  // -listen / OPENAI_PROXY_LISTEN
-    std::vector<std::pair<std::string, Target>> targets;   // -targets + OPENAI_PROXY_TARGETS
-    std::optional<Target> default_target;                  // -default-target / OPENAI_PROXY_DEFAULT_TARGET;
+    std::vector<Route> routes;                             // -targets + OPENAI_PROXY_TARGETS (+ -config)
+    std::optional<Route> default_route;                    // -default-target / OPENAI_PROXY_DEFAULT_TARGET;
                                                            // api.openai.com when no targets at all
     std::string ca_file;                                   // -ca-file
     std::string tls_cert;                                  // -tls-cert: HTTPS on the listener (with tls_key)

@@ -104,8 +104,10 @@ int main(int argc, char** argv) {
     const bool socket_per_worker = workers == 1 || op::net::reuseport_balances();
     // The counters' registry and the access log outlive the workers, which use them.
     op::MetricsRegistry registry;
-    for (const auto& [key, target] : config.targets) registry.labels.find_or_add(target.origin());
-    if (config.default_target) registry.labels.find_or_add(config.default_target->origin());
+    for (const op::Route& route : config.routes)
+        for (const op::Origin& origin : route.origins) registry.labels.find_or_add(origin.target.origin());
+    if (config.default_route)
+        for (const op::Origin& origin : config.default_route->origins) registry.labels.find_or_add(origin.target.origin());
     std::unique_ptr<op::AccessLog> access_log;
     if (!config.access_log.empty()) {
         access_log = op::AccessLog::open(config.access_log, error);

@@ -62,6 +62,8 @@ bool plan_request(const RequestHead& head, const Config& config, const Router& r
 
     plan.refusal.reset();
     plan.target = std::move(route.target);
+    plan.route = route.route;
+    plan.origin = route.origin;
     plan.restricted = restricted;
     plan.pool_key.clear();  // keeps its capacity
     plan.target.append_origin(plan.pool_key);

@@ -34,6 +34,11 @@ struct RequestPlan {
     std::optional<ProxyError> refusal;
 
     Target target;            // the upstream origin
+    // The configured route it belongs to (its other origins, keys, failover; the
+    // configuration's, valid while it is) and which of its origins `target` is; null
+    // when the client chose an unconfigured origin with X-Target-Host.
+    const Route* route = nullptr;
+    unsigned origin = 0;
     bool restricted = false;  // chosen by the client (X-Target-Host): internal addresses
                               // are refused at connect time unless -allow-private
     // How the origin is reached: nullptr or Direct connects directly. Points into the

@@ -19,13 +19,8 @@ bool is_ipv4_literal(std::string_view h) {
 }
 }  // namespace
 
-Router::Router(std::vector<std::pair<std::string, Target>> targets, const Target* default_target)
-    : targets_(std::move(targets)) {
-    for (auto& kv : targets_) kv.first = lower(kv.first);
-    if (default_target) {
-        has_default_ = true;
-        default_ = *default_target;
-    }
+Router::Router(const std::vector<Route>& routes, const Route* default_route) : default_(default_route) {
+    for (const Route& r : routes) routes_.emplace_back(lower(r.name), &r);
 }
 
 std::string_view Router::host_label(std::string_view host) {
@@ -48,10 +43,15 @@ RouteResult Router::route(bool has_header, std::string_view x_target_host, std::
             return r;
         }
         r.outcome = RouteOutcome::HeaderChosen;
-        for (const auto& kv : targets_) {
-            if (kv.second == r.target) {
-                r.outcome = RouteOutcome::Configured;  // names a trusted, configured origin
-                break;
+        for (const auto& kv : routes_) {
+            const std::vector<Origin>& origins = kv.second->origins;
+            for (unsigned i = 0; i < origins.size(); ++i) {
+                if (origins[i].target == r.target) {
+                    r.outcome = RouteOutcome::Configured;  // names a trusted, configured origin
+                    r.route = kv.second;
+                    r.origin = i;
+                    return r;
+                }
             }
         }
         return r;
@@ -61,19 +61,21 @@ RouteResult Router::route(bool has_header, std::string_view x_target_host, std::
     if (!label.empty()) {
         std::string before_dash = label.substr(0, label.find('-'));
         for (const std::string* key : {&label, &before_dash}) {
-            for (const auto& kv : targets_) {
+            for (const auto& kv : routes_) {
                 if (kv.first == *key) {
                     r.outcome = RouteOutcome::Configured;
-                    r.target = kv.second;
+                    r.route = kv.second;
+                    r.target = kv.second->origins.front().target;
                     r.key = *key;
                     return r;
                 }
             }
         }
     }
-    if (has_default_) {
+    if (default_) {
         r.outcome = RouteOutcome::Default;
-        r.target = default_;
+        r.route = default_;
+        r.target = default_->origins.front().target;
         return r;
     }
     r.outcome = RouteOutcome::NoRoute;

@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "config.h"
 #include "target.h"
 
 namespace op {
@@ -26,13 +27,18 @@ enum class RouteOutcome {
 struct RouteResult {
     RouteOutcome outcome = RouteOutcome::NoRoute;
     Target target;       // valid for Configured / HeaderChosen / Default
+    // Configured / Default: the route (its origins, keys, failover) and the origin the
+    // target is (0 unless X-Target-Host named a later one). Null for HeaderChosen.
+    const Route* route = nullptr;
+    unsigned origin = 0;
     std::string error;   // message for BadHeader / NoRoute
     std::string key;     // the Host key looked up (for messages)
 };
 
 class Router {
 public:
-    Router(std::vector<std::pair<std::string, Target>> targets, const Target* default_target);
+    // `routes` and `default_route` must outlive the router (they are the configuration's).
+    Router(const std::vector<Route>& routes, const Route* default_route);
 
     // x_target_host: value of X-Target-Host, or nullptr-equivalent when `has_header` is false.
     RouteResult route(bool has_header, std::string_view x_target_host, std::string_view host) const;
@@ -41,9 +47,8 @@ public:
     static std::string_view host_label(std::string_view host);
 
 private:
-    std::vector<std::pair<std::string, Target>> targets_;  // key -> target, keys lower-case
-    bool has_default_ = false;
-    Target default_;
+    std::vector<std::pair<std::string, const Route*>> routes_;  // key -> route, keys lower-case
+    const Route* default_ = nullptr;
 };
 
 // Removes one leading API-gateway stage segment ("/release", "/test", "/prepub") from

@@ -27,7 +27,7 @@ UpstreamSettings upstream_settings(const Config& c) {
     return s;
 }
 
-const Target* default_target_of(const Config& c) { return c.default_target ? &*c.default_target : nullptr; }
+const Route* default_route_of(const Config& c) { return c.default_route ? &*c.default_route : nullptr; }
 }  // namespace
 
 // The worker's registration of its listening socket. Retired through destroy_later
@@ -73,7 +73,7 @@ Worker::Worker(const Config& config, TlsClientContext& tls, std::atomic<std::siz
       registry_(registry),
       metrics_(registry.labels),
       loop_(std::move(loop)),
-      router_(config.targets, default_target_of(config)),
+      router_(config.routes, default_route_of(config)),
       upstreams_(*loop_, tls, upstream_settings(config), pool_limits(config), metrics_),
       clients_(*loop_, config, router_, upstreams_, *this),
       open_clients_(open_clients) {

@@ -47,7 +47,7 @@ std::string one_error(const std::vector<const char*>& args, std::initializer_lis
     return r.errors[0];
 }
 
-std::string key_of(const Config& c, std::size_t i) { return c.targets.at(i).first; }
+std::string key_of(const Config& c, std::size_t i) { return c.routes.at(i).name; }
 }  // namespace
 
 TEST_CASE("config: defaults") {
@@ -55,12 +55,12 @@ TEST_CASE("config: defaults") {
     CHECK(c.listen.text == ":9001");
     CHECK(c.listen.host == "");
     CHECK(c.listen.port == 9001);
-    CHECK(c.targets.empty());
-    REQUIRE(c.default_target.has_value());
-    CHECK(c.default_target->tls);
-    CHECK(c.default_target->host == "api.openai.com");
-    CHECK(c.default_target->port == 443);
-    CHECK(c.default_target->authority == "api.openai.com");
+    CHECK(c.routes.empty());
+    REQUIRE(c.default_route.has_value());
+    CHECK(c.default_route->origins[0].target.tls);
+    CHECK(c.default_route->origins[0].target.host == "api.openai.com");
+    CHECK(c.default_route->origins[0].target.port == 443);
+    CHECK(c.default_route->origins[0].target.authority == "api.openai.com");
     CHECK(c.ca_file.empty());
     CHECK_FALSE(c.upstream_proxy.has_value());
     CHECK_FALSE(c.local_mode);
@@ -141,57 +141,58 @@ TEST_CASE("config: OPENAI_PROXY_LISTEN is used without the flag; the flag wins")
 TEST_CASE("config: targets from env and flag are merged, the flag wins on a key") {
     Config c = ok({"-targets=azure:x.openai.azure.com,oa:flag.example.com"},
                   {{"OPENAI_PROXY_TARGETS", "oa:api.openai.com,local:http://127.0.0.1:8080"}});
-    REQUIRE(c.targets.size() == 3);
-    std::map<std::string, op::Target> m(c.targets.begin(), c.targets.end());
+    REQUIRE(c.routes.size() == 3);
+    std::map<std::string, op::Target> m;
+    for (const op::Route& r : c.routes) m[r.name] = r.origins.at(0).target;
     REQUIRE(m.size() == 3);
     CHECK(m.at("oa").host == "flag.example.com");
     CHECK(m.at("azure").host == "x.openai.azure.com");
     CHECK(m.at("azure").tls);
     CHECK_FALSE(m.at("local").tls);
     CHECK(m.at("local").port == 8080);
-    CHECK_FALSE(c.default_target.has_value());  // targets exist: no implicit default
+    CHECK_FALSE(c.default_route.has_value());  // targets exist: no implicit default
 }
 
 TEST_CASE("config: a target entry is split at its first ':'") {
     Config c = ok({"-targets", "k:host:8443,s:https://h,p:http://h:8080,v6:[::1]:8443"});
-    REQUIRE(c.targets.size() == 4);
+    REQUIRE(c.routes.size() == 4);
     CHECK(key_of(c, 0) == "k");
-    CHECK(c.targets[0].second.host == "host");
-    CHECK(c.targets[0].second.port == 8443);
-    CHECK(c.targets[0].second.tls);
+    CHECK(c.routes[0].origins[0].target.host == "host");
+    CHECK(c.routes[0].origins[0].target.port == 8443);
+    CHECK(c.routes[0].origins[0].target.tls);
     CHECK(key_of(c, 1) == "s");
-    CHECK(c.targets[1].second.host == "h");
-    CHECK(c.targets[1].second.port == 443);
-    CHECK(c.targets[1].second.tls);
+    CHECK(c.routes[1].origins[0].target.host == "h");
+    CHECK(c.routes[1].origins[0].target.port == 443);
+    CHECK(c.routes[1].origins[0].target.tls);
     CHECK(key_of(c, 2) == "p");
-    CHECK_FALSE(c.targets[2].second.tls);
-    CHECK(c.targets[2].second.port == 8080);
+    CHECK_FALSE(c.routes[2].origins[0].target.tls);
+    CHECK(c.routes[2].origins[0].target.port == 8080);
     CHECK(key_of(c, 3) == "v6");
-    CHECK(c.targets[3].second.host == "::1");
+    CHECK(c.routes[3].origins[0].target.host == "::1");
 }
 
 TEST_CASE("config: targets from the environment alone; spaces and empty entries are ignored") {
     Config c = ok({}, {{"OPENAI_PROXY_TARGETS", " oa:api.openai.com , ,azure:x.openai.azure.com,"}});
-    REQUIRE(c.targets.size() == 2);
+    REQUIRE(c.routes.size() == 2);
     CHECK(key_of(c, 0) == "oa");
-    CHECK(c.targets[0].second.host == "api.openai.com");
+    CHECK(c.routes[0].origins[0].target.host == "api.openai.com");
     CHECK(key_of(c, 1) == "azure");
-    CHECK_FALSE(c.default_target.has_value());
+    CHECK_FALSE(c.default_route.has_value());
 }
 
 TEST_CASE("config: the default target with targets, from flag or environment") {
     Config f = ok({"-targets=oa:api.openai.com", "-default-target=http://127.0.0.1:8080"});
-    REQUIRE(f.default_target.has_value());
-    CHECK_FALSE(f.default_target->tls);
-    CHECK(f.default_target->port == 8080);
+    REQUIRE(f.default_route.has_value());
+    CHECK_FALSE(f.default_route->origins[0].target.tls);
+    CHECK(f.default_route->origins[0].target.port == 8080);
 
     Config e = ok({"-targets=oa:api.openai.com"}, {{"OPENAI_PROXY_DEFAULT_TARGET", "fallback.example.com"}});
-    REQUIRE(e.default_target.has_value());
-    CHECK(e.default_target->host == "fallback.example.com");
+    REQUIRE(e.default_route.has_value());
+    CHECK(e.default_route->origins[0].target.host == "fallback.example.com");
 
     Config w = ok({"-default-target=flag.example.com"}, {{"OPENAI_PROXY_DEFAULT_TARGET", "env.example.com"}});
-    REQUIRE(w.default_target.has_value());
-    CHECK(w.default_target->host == "flag.example.com");
+    REQUIRE(w.default_route.has_value());
+    CHECK(w.default_route->origins[0].target.host == "flag.example.com");
 
     one_error({"-default-target=ftp://x"}, {"ftp://x", "default-target"});
 }
@@ -223,8 +224,8 @@ TEST_CASE("config: several errors are all reported at once") {
     CHECK(has("buffer-size"));
     CHECK(has("stray"));
     // The good entry is still kept.
-    REQUIRE(r.config.targets.size() == 1);
-    CHECK(r.config.targets[0].first == "ok");
+    REQUIRE(r.config.routes.size() == 1);
+    CHECK(r.config.routes[0].name == "ok");
 }
 
 TEST_CASE("config: unknown flags, missing values and positional arguments") {

@@ -31,13 +31,13 @@ struct Proxy {
     std::unique_ptr<Router> router;
 
     explicit Proxy(const char* default_target = nullptr) {
-        config.targets = {{"oa", target("api.openai.com")}, {"azure", target("x.openai.azure.com")}};
-        if (default_target) config.default_target = target(default_target);
+        config.routes = test::routes({{"oa", target("api.openai.com")}, {"azure", target("x.openai.azure.com")}});
+        if (default_target) config.default_route = *test::default_route(target(default_target));
         config.max_body_bytes = 1000;
         rebuild();
     }
     void rebuild() {
-        router = std::make_unique<Router>(config.targets, config.default_target ? &*config.default_target : nullptr);
+        router = std::make_unique<Router>(config.routes, config.default_route ? &*config.default_route : nullptr);
     }
 
     // Plans the request `text` (which the caller keeps alive: the plan views it).

@@ -15,8 +15,8 @@ using op::Target;
 namespace {
 using test::target;
 
-std::vector<std::pair<std::string, Target>> two_targets() {
-    return {{"oa", target("api.openai.com")}, {"azure", target("x.openai.azure.com")}};
+const std::vector<op::Route>& two_targets() {
+    return test::routes({{"oa", target("api.openai.com")}, {"azure", target("x.openai.azure.com")}});
 }
 
 RouteResult by_host(const Router& r, const char* host) { return r.route(false, {}, host); }
@@ -50,7 +50,7 @@ TEST_CASE("router: the part of the label before '-' is the key too; the port is 
 }
 
 TEST_CASE("router: a whole label that is a key wins over its part before '-'") {
-    Router r({{"oa", target("api.openai.com")}, {"oa-eu", target("eu.example.com")}}, nullptr);
+    Router r(test::routes({{"oa", target("api.openai.com")}, {"oa-eu", target("eu.example.com")}}), nullptr);
     RouteResult res = by_host(r, "oa-eu.mydomain.com");
     CHECK(res.outcome == RouteOutcome::Configured);
     CHECK(res.target.host == "eu.example.com");
@@ -63,7 +63,7 @@ TEST_CASE("router: keys and Host compare case-insensitively") {
     CHECK(res.outcome == RouteOutcome::Configured);
     CHECK(res.target.host == "x.openai.azure.com");
 
-    Router upper({{"OA", target("api.openai.com")}}, nullptr);
+    Router upper(test::routes({{"OA", target("api.openai.com")}}), nullptr);
     CHECK(by_host(upper, "oa.example.com").outcome == RouteOutcome::Configured);
 }
 
@@ -83,7 +83,7 @@ TEST_CASE("router: no key and no default is NoRoute, naming the key") {
 
 TEST_CASE("router: IP literals in Host are not names") {
     // "127" or "::1" must not be taken as a key, even when such a key exists.
-    Router r({{"127", target("a.example.com")}, {"oa", target("api.openai.com")}}, nullptr);
+    Router r(test::routes({{"127", target("a.example.com")}, {"oa", target("api.openai.com")}}), nullptr);
     CHECK(by_host(r, "127.0.0.1:9001").outcome == RouteOutcome::NoRoute);
     CHECK(by_host(r, "127.0.0.1").outcome == RouteOutcome::NoRoute);
     CHECK(by_host(r, "[::1]:9001").outcome == RouteOutcome::NoRoute);
@@ -97,7 +97,7 @@ TEST_CASE("router: IP literals in Host are not names") {
 
 TEST_CASE("router: the default target serves whatever matches no key") {
     Target def = target("api.openai.com");
-    Router r({{"azure", target("x.openai.azure.com")}}, &def);
+    Router r(test::routes({{"azure", target("x.openai.azure.com")}}), test::default_route(def));
     RouteResult res = by_host(r, "nokey.example.com");
     CHECK(res.outcome == RouteOutcome::Default);
     CHECK(res.target == def);
@@ -109,7 +109,7 @@ TEST_CASE("router: the default target serves whatever matches no key") {
     CHECK(az.outcome == RouteOutcome::Configured);
     CHECK(az.target.host == "x.openai.azure.com");
 
-    Router only_default({}, &def);
+    Router only_default(test::routes({}), test::default_route(def));
     CHECK(by_host(only_default, "oa.example.com").outcome == RouteOutcome::Default);
 }
 
@@ -147,7 +147,7 @@ TEST_CASE("router: X-Target-Host naming another origin is HeaderChosen") {
 
 TEST_CASE("router: a malformed X-Target-Host is BadHeader, even with a default") {
     Target def = target("api.openai.com");
-    Router r(two_targets(), &def);
+    Router r(two_targets(), test::default_route(def));
     for (const char* bad : {"a b", "", "ftp://x", "https://h/v1", "h:0", "u@h"}) {
         INFO("header: \"", bad, "\"");
         RouteResult res = r.route(true, bad, "oa.example.com");
@@ -191,6 +191,23 @@ TEST_CASE("router: strip_stage_prefix leaves everything else unchanged") {
 TEST_CASE("router: an unbracketed IPv6 Host is not a name either") {
     CHECK(Router::host_label("::1").empty());
     CHECK(Router::host_label("fe80::1:9001").empty());
-    Router r({{"fe80", target("a.example.com")}}, nullptr);
+    Router r(test::routes({{"fe80", target("a.example.com")}}), nullptr);
     CHECK(by_host(r, "fe80::1").outcome == RouteOutcome::NoRoute);
+}
+
+TEST_CASE("router: X-Target-Host naming a later origin of a route gives that route and origin") {
+    std::vector<op::Route> rs = test::routes({{"oa", target("api.openai.com")}, {"az", target("x.openai.azure.com")}});
+    rs[0].origins.push_back(op::Origin{target("backup.example.com:8443"), std::nullopt, {}});
+    Router r(rs, nullptr);
+    RouteResult by_header = r.route(true, "backup.example.com:8443", "whatever");
+    CHECK(by_header.outcome == RouteOutcome::Configured);
+    CHECK(by_header.route == &rs[0]);
+    CHECK(by_header.origin == 1);
+    RouteResult by_key = by_host(r, "oa.example.com");
+    CHECK(by_key.route == &rs[0]);
+    CHECK(by_key.origin == 0);
+    CHECK(by_key.target.host == "api.openai.com");
+    RouteResult other = r.route(true, "backup.example.com", "whatever");  // port 443: another origin
+    CHECK(other.outcome == RouteOutcome::HeaderChosen);
+    CHECK(other.route == nullptr);
 }
