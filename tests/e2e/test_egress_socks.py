@@ -171,11 +171,11 @@ class Socks(ProxyTestCase):
         self.assertEqual(up.accept_count, 1)
         self.assertIsNone(up.requests[0].header('Proxy-Authorization'))
 
-        bad = self.start_proxy(self.targets(('a', up)) + ['-upstream-proxy', 'socks5://user:wrong@' + m.url])
+        bad = self.start_proxy(self.targets(('a', up)) + ['-upstream-proxy', 'socks5://user:Wr0ngPa55@' + m.url])
         err = self.assertJsonError(self.get(bad), 502)
         self.assertEqual(err['code'], 'upstream_proxy_error')
         self.assertIn('authentication failed', err['message'])
-        self.assertNotIn('wrong', bad.stderr())  # the password is never logged
+        self.assertNotIn('Wr0ngPa55', bad.stderr())  # the password is never logged
 
         none = self.start_proxy(self.targets(('a', up)) + ['-upstream-proxy', 'socks5://' + m.url])
         err = self.assertJsonError(self.get(none), 502)
