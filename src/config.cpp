@@ -477,8 +477,11 @@ ConfigResult parse_config(int argc, const char* const* argv, const EnvLookup& en
             continue;
         }
         std::string reason;
-        if (!o.apply(c, value, reason))
+        if (!o.apply(c, value, reason)) {
+            // A proxy URL's password is a secret: never echoed.
+            if (std::string_view(o.name) == "upstream-proxy") value = without_password(value);
             r.errors.push_back("invalid value \"" + value + "\" for " + source + ": " + reason);
+        }
     }
 
     // Targets: environment entries first, flag entries after (a flag wins on a key).
@@ -515,7 +518,7 @@ ConfigResult parse_config(int argc, const char* const* argv, const EnvLookup& en
             if (parse_egress(spec, e, reason) && e.kind != Egress::Kind::HttpConnect)
                 reason = "only http:// proxies are supported in " + std::string(source) + " (use -upstream-proxy)";
             if (reason.empty()) c.upstream_proxy = std::move(e);
-            else r.errors.push_back("invalid value \"" + spec + "\" for " + source + ": " + reason);
+            else r.errors.push_back("invalid value \"" + without_password(spec) + "\" for " + source + ": " + reason);
         }
     }
     return r;

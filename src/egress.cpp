@@ -90,7 +90,7 @@ std::string Egress::describe() const {
 }
 
 bool parse_egress(std::string_view spec, Egress& out, std::string& error) {
-    std::string quoted = "\"" + std::string(spec) + "\"";
+    std::string quoted = "\"" + without_password(spec) + "\"";  // never the password
     if (lower(spec) == "direct") {
         out = Egress{};
         return true;
@@ -151,6 +151,16 @@ bool parse_egress(std::string_view spec, Egress& out, std::string& error) {
         e.authorization = "Basic " + base64(e.user + ":" + e.password);
     out = std::move(e);
     return true;
+}
+
+std::string without_password(std::string_view spec) {
+    std::size_t sep = spec.find("://");
+    std::size_t start = sep == std::string_view::npos ? 0 : sep + 3;
+    std::size_t at = spec.rfind('@');
+    if (at == std::string_view::npos || at < start) return std::string(spec);
+    std::size_t colon = spec.find(':', start);
+    if (colon == std::string_view::npos || colon > at) return std::string(spec);
+    return std::string(spec.substr(0, colon + 1)) + "***" + std::string(spec.substr(at));
 }
 
 std::string base64(std::string_view in) {

@@ -43,6 +43,10 @@ const char* egress_scheme(Egress::Kind kind);
 // (default ports 80 and 1080). false + a one-line `error` on anything else.
 bool parse_egress(std::string_view spec, Egress& out, std::string& error);
 
+// `spec` with the password of its user:pass@ replaced by "***", for error messages (the
+// rest as given, so that the operator recognises it); unchanged when it has none.
+std::string without_password(std::string_view spec);
+
 // Standard base64 (RFC 4648 section 4, with padding).
 std::string base64(std::string_view in);
 

@@ -411,6 +411,11 @@ TEST_CASE("config: without ENV=local, HTTP_PROXY is ignored") {
     CHECK(socks.upstream_proxy->user == "u");
     CHECK(ok({}, {{"OPENAI_PROXY_UPSTREAM_PROXY", "socks5://s"}}).upstream_proxy->kind == op::Egress::Kind::Socks5);
     one_error({"-upstream-proxy", "socks4://p:1080"}, {"upstream-proxy", "socks4"});
+    // The password of a refused proxy URL is not echoed.
+    std::string e = one_error({"-upstream-proxy", "socks4://u:sekret@p"}, {"upstream-proxy", "u:***@p"});
+    CHECK(e.find("sekret") == std::string::npos);
+    e = one_error({}, {"HTTP_PROXY"}, {{"ENV", "local"}, {"HTTP_PROXY", "socks5://u:sekret@p"}});
+    CHECK(e.find("sekret") == std::string::npos);
     CHECK_FALSE(ok({"-upstream-proxy=direct"}).upstream_proxy.has_value());
 }
 

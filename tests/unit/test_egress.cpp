@@ -153,6 +153,18 @@ TEST_CASE("egress: malformed values are refused with one line") {
     CHECK(parsed(ok_spec.c_str()).user.size() == 255);
     // The password is never echoed in the error.
     CHECK(rejected("socks5://u:sekret@h:0").find("sekret") == std::string::npos);
+    CHECK(rejected("socks4://u:sekret@h").find("sekret") == std::string::npos);
+    CHECK(rejected("http://u:sekret@h/x@y").find("sekret") == std::string::npos);
+}
+
+TEST_CASE("egress: without_password hides the password of a spec, for error messages") {
+    CHECK(op::without_password("socks5://u:sekret@h:1") == "socks5://u:***@h:1");
+    CHECK(op::without_password("u:p@ss@h") == "u:***@h");
+    CHECK(op::without_password("http://a:b:c@h") == "http://a:***@h");
+    CHECK(op::without_password("http://u@h") == "http://u@h");
+    CHECK(op::without_password("http://h:1") == "http://h:1");
+    CHECK(op::without_password("socks4://u:p@h") == "socks4://u:***@h");
+    CHECK(op::without_password("") == "");
 }
 
 TEST_CASE("egress: base64") {
