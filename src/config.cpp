@@ -143,53 +143,6 @@ bool set_period(std::chrono::milliseconds& field, std::string_view v, std::strin
     return true;
 }
 
-std::string base64(std::string_view in) {
-    static const char* kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    std::string out;
-    std::size_t i = 0;
-    for (; i + 2 < in.size(); i += 3) {
-        unsigned v = static_cast<unsigned char>(in[i]) << 16 | static_cast<unsigned char>(in[i + 1]) << 8 |
-                     static_cast<unsigned char>(in[i + 2]);
-        for (int shift = 18; shift >= 0; shift -= 6) out += kAlphabet[(v >> shift) & 63];
-    }
-    if (i < in.size()) {
-        unsigned v = static_cast<unsigned char>(in[i]) << 16;
-        if (i + 1 < in.size()) v |= static_cast<unsigned char>(in[i + 1]) << 8;
-        out += kAlphabet[(v >> 18) & 63];
-        out += kAlphabet[(v >> 12) & 63];
-        out += i + 1 < in.size() ? kAlphabet[(v >> 6) & 63] : '=';
-        out += '=';
-    }
-    return out;
-}
-
-// "http://[user:pass@]host[:port]" (scheme optional). Credentials become the value of
-// the Proxy-Authorization field sent with CONNECT (Basic, as curl and Go do).
-bool parse_proxy_url(std::string_view v, Target& out, std::string& authorization, std::string& why) {
-    std::string spec(v);
-    std::string lower;
-    for (char c : spec) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    if (lower.find("://") == std::string::npos) {
-        spec = "http://" + spec;
-    } else if (lower.rfind("http://", 0) != 0) {  // https://, socks5://, ...
-        why = "only http:// upstream proxies are supported";
-        return false;
-    }
-    authorization.clear();
-    std::size_t at = spec.rfind('@');
-    if (at != std::string::npos) {
-        std::string userinfo = spec.substr(7, at - 7);
-        if (userinfo.find('/') != std::string::npos) {
-            why = "malformed proxy URL";
-            return false;
-        }
-        authorization = "Basic " + base64(userinfo);
-        spec = "http://" + spec.substr(at + 1);
-    }
-    if (!parse_target(spec, out, why)) return false;
-    return true;
-}
-
 const Option kOptions[] = {
     {"listen", "OPENAI_PROXY_LISTEN", Kind::Text, "address", ":9001",
      "listen address: :port, host:port or [ipv6]:port",
@@ -223,12 +176,15 @@ const Option kOptions[] = {
          c.tls_key = std::string(v);
          return true;
      }},
-    {"upstream-proxy", "OPENAI_PROXY_UPSTREAM_PROXY", Kind::Text, "http://host:port", "none (ENV=local: HTTP_PROXY)",
-     "reach upstreams through this HTTP proxy (CONNECT tunnel; TLS still verified end to end)",
+    {"upstream-proxy", "OPENAI_PROXY_UPSTREAM_PROXY", Kind::Text, "url", "none (ENV=local: HTTP_PROXY)",
+     "reach upstreams through this proxy: http://[user:pass@]host[:port] (CONNECT tunnel), "
+     "socks5://... (name resolved here) or socks5h://... (name resolved by the SOCKS server), "
+     "or direct; TLS is still verified end to end",
      [](Config& c, std::string_view v, std::string& why) {
-         Target t;
-         if (!parse_proxy_url(v, t, c.upstream_proxy_authorization, why)) return false;
-         c.upstream_proxy = t;
+         Egress e;
+         if (!parse_egress(v, e, why)) return false;
+         if (e.direct()) c.upstream_proxy.reset();
+         else c.upstream_proxy = std::move(e);
          return true;
      }},
     {"workers", "OPENAI_PROXY_WORKERS", Kind::Text, "n", "0 (one per CPU core)",
@@ -553,9 +509,12 @@ ConfigResult parse_config(int argc, const char* const* argv, const EnvLookup& en
             const char* p = env(source);
             if (!p || !*p) p = env(source = "http_proxy");
             std::string spec = p && *p ? p : "http://127.0.0.1:10809";
-            Target t;
+            Egress e;
             std::string reason;
-            if (parse_proxy_url(spec, t, c.upstream_proxy_authorization, reason)) c.upstream_proxy = t;
+            // HTTP_PROXY is an HTTP proxy by its name (and other programs read it too).
+            if (parse_egress(spec, e, reason) && e.kind != Egress::Kind::HttpConnect)
+                reason = "only http:// proxies are supported in " + std::string(source) + " (use -upstream-proxy)";
+            if (reason.empty()) c.upstream_proxy = std::move(e);
             else r.errors.push_back("invalid value \"" + spec + "\" for " + source + ": " + reason);
         }
     }

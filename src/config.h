@@ -76,8 +76,8 @@ struct Config {
     std::string ca_file;                                   // -ca-file
     std::string tls_cert;                                  // -tls-cert: HTTPS on the listener (with tls_key)
     std::string tls_key;                                   // -tls-key
-    std::optional<Target> upstream_proxy;                  // -upstream-proxy, or local mode's proxy
-    std::string upstream_proxy_authorization;              // "Basic ..." from user:pass@ in its URL
+    std::optional<Egress> upstream_proxy;                  // -upstream-proxy, or local mode's HTTP proxy;
+                                                           // never Direct ("direct" leaves it empty)
     bool local_mode = false;                               // ENV=local
 
     std::size_t buffer_size = 1024;                        // -buffer-size: bytes per read

@@ -67,10 +67,8 @@ bool plan_request(const RequestHead& head, const Config& config, const Router& r
     plan.restricted = restricted;
     plan.pool_key.clear();  // keeps its capacity
     plan.target.append_origin(plan.pool_key);
-    if (config.upstream_proxy) {
-        plan.pool_key += " via ";
-        config.upstream_proxy->append_origin(plan.pool_key);
-    }
+    plan.egress = config.upstream_proxy ? &*config.upstream_proxy : nullptr;
+    if (plan.egress) plan.egress->append_key(plan.pool_key);
     if (head.target == "*") {
         plan.upstream_target = OutgoingTarget{false, head.target};
     } else {
