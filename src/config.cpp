@@ -483,6 +483,24 @@ bool listen_is_loopback(const ListenAddress& a) {
     return parts == 4;
 }
 
+std::string safe_default_error(const Config& c) {
+    // Server-side keys, no access keys, reachable beyond loopback: a free key for whoever
+    // finds the port, unless the operator says so.
+    bool injects = false;
+    auto has_keys = [](const Route& route) {
+        for (const Origin& o : route.origins)
+            if (!o.keys.empty()) return true;
+        return false;
+    };
+    for (const Route& route : c.routes) injects = injects || has_keys(route);
+    if (c.default_route) injects = injects || has_keys(*c.default_route);
+    if (!injects || !c.access_keys_file.empty() || c.allow_anonymous || listen_is_loopback(c.listen)) return "";
+    return "server-side keys are configured, no access keys are, and the listen address \"" + c.listen.text +
+           "\" is not loopback only: anyone who reaches the proxy could spend the keys. "
+           "Give clients keys of their own (-access-keys FILE), listen on loopback "
+           "(-listen 127.0.0.1:PORT), or pass -allow-anonymous if that is what you mean";
+}
+
 std::string config_summary(const Config& c, const char* lead) {
     std::size_t targets = c.routes.size() + (c.default_route ? 1 : 0), origins = 0, keys = 0;
     auto count = [&](const Route& r) {
@@ -738,22 +756,7 @@ ConfigResult parse_config(int argc, const char* const* argv, const EnvLookup& en
         }
     }
 
-    // The safe default: server-side keys, no access keys, reachable beyond loopback: a
-    // free key for whoever finds the port, unless the operator says so.
-    bool injects = false;
-    auto has_keys = [](const Route& route) {
-        for (const Origin& o : route.origins)
-            if (!o.keys.empty()) return true;
-        return false;
-    };
-    for (const Route& route : c.routes) injects = injects || has_keys(route);
-    if (c.default_route) injects = injects || has_keys(*c.default_route);
-    if (injects && c.access_keys_file.empty() && !c.allow_anonymous && !listen_is_loopback(c.listen))
-        r.errors.push_back("server-side keys are configured, no access keys are, and the listen address \"" +
-                           c.listen.text +
-                           "\" is not loopback only: anyone who reaches the proxy could spend the keys. "
-                           "Give clients keys of their own (-access-keys FILE), listen on loopback "
-                           "(-listen 127.0.0.1:PORT), or pass -allow-anonymous if that is what you mean");
+    if (std::string e = safe_default_error(c); !e.empty()) r.errors.push_back(std::move(e));
     return r;
 }
 

@@ -153,6 +153,11 @@ ConfigResult parse_config(int argc, const char* const* argv, const EnvLookup& en
 // counts as a target), for -check-config and the reload log line.
 std::string config_summary(const Config& c, const char* lead = "configuration OK");
 
+// The safe default: "" when `c` may run, else why not (server-side keys, no access keys,
+// a listen address beyond loopback, no -allow-anonymous). parse_config checks it; a
+// reload checks it again against the listen address actually kept.
+std::string safe_default_error(const Config& c);
+
 // Whether `a` accepts only loopback connections: 127.0.0.0/8, [::1] or "localhost"
 // (by name: nothing is resolved). ":9001" and "0.0.0.0:9001" are not.
 bool listen_is_loopback(const ListenAddress& a);
