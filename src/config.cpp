@@ -655,16 +655,16 @@ ConfigResult parse_config(int argc, const char* const* argv, const EnvLookup& en
             }
         }
         // In the order of the file's lines (a key file's errors follow the line naming it).
-        std::vector<std::pair<long, std::string>> keyed;
+        // (line, position found, message); the position keeps the sort stable.
+        std::vector<std::pair<std::pair<long, std::size_t>, std::string>> keyed;
         long last = 0;
         const std::string prefix = config_path + ":";
         for (std::size_t i = file_errors_from; i < r.errors.size(); ++i) {
             const std::string& e = r.errors[i];
             if (e.compare(0, prefix.size(), prefix) == 0) last = std::strtol(e.c_str() + prefix.size(), nullptr, 10);
-            keyed.emplace_back(last, std::move(r.errors[i]));
+            keyed.emplace_back(std::make_pair(last, i), std::move(r.errors[i]));
         }
-        std::stable_sort(keyed.begin(), keyed.end(),
-                         [](const auto& a, const auto& b) { return a.first < b.first; });
+        std::sort(keyed.begin(), keyed.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
         for (std::size_t i = 0; i < keyed.size(); ++i) r.errors[file_errors_from + i] = std::move(keyed[i].second);
     }
 

@@ -104,8 +104,9 @@ class ConfigFile(ProxyTestCase):
         self.assertEqual(self.get(p, host='b.example.test').body, b'from b')
         self.assertEqual(status_of('a'), 404)
         self.assertEqual(status_of('s'), 404)
-        # a's idle pooled connection went with its target.
+        # a's idle pooled connection went with its target; the stream's was not pooled.
         self.assertTrue(wait_until(lambda: a.closed_count == 1), 'a\'s idle connection was not closed')
+        self.assertTrue(wait_until(lambda: slow.closed_count == 1), 'the stream\'s connection was pooled')
 
         # A bad file is refused line by line; the running configuration stays.
         write('[target a]\norigin = %s\nattempts = none\n' % a.url, path=conf)
