@@ -41,7 +41,8 @@ bool head_end_seen(std::string_view buf, std::size_t from) {
 
 }  // namespace
 
-ClientConn::ClientConn(ClientContext& ctx, SocketHandle fd) : ctx_(ctx), fd_(fd), req_chunks_(), resp_chunks_() {}
+ClientConn::ClientConn(ClientContext& ctx, SocketHandle fd)
+    : ctx_(ctx), snap_(ctx.snapshot), fd_(fd), req_chunks_(), resp_chunks_() {}
 
 void ClientConn::start() {
     net::set_nodelay(fd_);
@@ -63,7 +64,7 @@ void ClientConn::start() {
     refresh_clock();
     // The handshake and then the request head must come within -header-timeout: the
     // Idle clock, restarted by every event, does not run until the handshake is done.
-    if (tls_) deadline_ms = ctx_.loop.now_ms() + ms(ctx_.config.header_timeout);
+    if (tls_) deadline_ms = ctx_.loop.now_ms() + ms(cfg().header_timeout);
 }
 
 ClientConn::~ClientConn() {
@@ -98,15 +99,15 @@ void ClientConn::enter(State next) {
     state_ = next;
     const std::int64_t now = ctx_.loop.now_ms();
     switch (next) {
-        case State::Idle: deadline_ms = now + ms(ctx_.config.keepalive_timeout); break;
+        case State::Idle: deadline_ms = now + ms(cfg().keepalive_timeout); break;
         // The header clock starts with the first byte and is not reset by later ones,
         // so a client trickling bytes cannot hold the connection forever.
-        case State::ReadingHead: deadline_ms = now + ms(ctx_.config.header_timeout); break;
+        case State::ReadingHead: deadline_ms = now + ms(cfg().header_timeout); break;
         case State::Exchange:
-            activity_deadline_ms_ = deadline_ms = now + ms(ctx_.config.response_timeout);
+            activity_deadline_ms_ = deadline_ms = now + ms(cfg().response_timeout);
             last_emit_ms_ = now;
             break;
-        case State::Tunnel: deadline_ms = now + ms(ctx_.config.idle_timeout); break;
+        case State::Tunnel: deadline_ms = now + ms(cfg().idle_timeout); break;
         case State::Orphaned:
             close_socket();
             in_.release();
@@ -171,9 +172,9 @@ void ClientConn::on_ready(unsigned ready) {
 }
 
 void ClientConn::read_client() {
-    const std::size_t chunk = ctx_.config.buffer_size;
+    const std::size_t chunk = cfg().buffer_size;
     for (;;) {
-        std::size_t limit = before_exchange() ? ctx_.config.max_header_bytes + chunk
+        std::size_t limit = before_exchange() ? cfg().max_header_bytes + chunk
                             : (state_ == State::Exchange && !req_done_) || state_ == State::Tunnel ? kHighWater
                                                                                                   : kPipelineLimit;
         if (state_ == State::Lingering) {
@@ -240,7 +241,7 @@ void ClientConn::client_left() {
 }
 
 void ClientConn::drain_orphan() {
-    const std::size_t chunk = ctx_.config.buffer_size;
+    const std::size_t chunk = cfg().buffer_size;
     char* buf = ctx_.scratch(chunk);
     while (up_ && state_ == State::Orphaned) {
         IoResult r = up_->read(buf, chunk);
@@ -440,13 +441,13 @@ void ClientConn::refresh_clock() {
     std::int64_t now = ctx_.loop.now_ms();
     if (tls_ && !tls_->handshake_done()) return;  // the handshake's clock runs from accept (start)
     if (state_ == State::Idle) {
-        deadline_ms = now + ms(ctx_.config.keepalive_timeout);
+        deadline_ms = now + ms(cfg().keepalive_timeout);
     } else if (state_ == State::Tunnel) {
-        deadline_ms = now + ms(ctx_.config.idle_timeout);  // WebSocket pings count
+        deadline_ms = now + ms(cfg().idle_timeout);  // WebSocket pings count
     } else if (state_ == State::Exchange) {
         // Only silence ends an exchange. Connecting and the TLS handshake carry their
         // own, shorter deadlines in UpstreamConn.
-        activity_deadline_ms_ = now + ms(response_started_ ? ctx_.config.idle_timeout : ctx_.config.response_timeout);
+        activity_deadline_ms_ = now + ms(response_started_ ? cfg().idle_timeout : cfg().response_timeout);
         deadline_ms = activity_deadline_ms_;
         std::int64_t due = keepalive_due_ms();
         if (due != 0 && due < deadline_ms) deadline_ms = due;
@@ -469,19 +470,19 @@ void ClientConn::on_timeout() {
             }
             if (!response_started_) {
                 std::string msg = "upstream " + plan_.target.authority + " sent no response within " +
-                                  std::to_string(ctx_.config.response_timeout.count()) + "s";
+                                  std::to_string(cfg().response_timeout.count()) + "s";
                 log_line("Error processing request: %s", msg.c_str());
                 req_done_ = false;  // the request may be half sent: close after answering
                 answer_error({504, "proxy_error", "upstream_timeout", msg});
             } else {
                 log_line("Error processing request: no data from %s or the client for %llds",
-                         plan_.target.authority.c_str(), static_cast<long long>(ctx_.config.idle_timeout.count()));
+                         plan_.target.authority.c_str(), static_cast<long long>(cfg().idle_timeout.count()));
                 abort_midstream("idle");
             }
             break;
         case State::Tunnel:
             log_line("Error processing request: no data from %s or the client for %llds (WebSocket)",
-                     plan_.target.authority.c_str(), static_cast<long long>(ctx_.config.idle_timeout.count()));
+                     plan_.target.authority.c_str(), static_cast<long long>(cfg().idle_timeout.count()));
             close_client();
             return;
         case State::Orphaned:  // the grace ended before the answer did
@@ -498,7 +499,7 @@ void ClientConn::on_timeout() {
 
 void ClientConn::parse_next_request() {
     RequestHead& head = ctx_.request_head;
-    const Config& c = ctx_.config;
+    const Config& c = cfg();
     HeadLimits limits;
     limits.max_head_bytes = c.max_header_bytes;
     limits.max_request_line = c.max_request_line;
@@ -518,6 +519,13 @@ void ClientConn::parse_next_request() {
 
 void ClientConn::begin_exchange(const RequestHead& head, std::size_t head_len) {
     reset_exchange();
+    // The previous exchange is over: a configuration reloaded since applies from here.
+    // Comparing pointers costs nothing; the reference is only copied after a reload.
+    if (snap_ != ctx_.snapshot) {
+        plan_.route = nullptr;  // pointed into the old configuration; rebuilt below
+        plan_.egress = nullptr;
+        snap_ = ctx_.snapshot;
+    }
     enter(State::Exchange);
     head_request_ = head.is_head();
     client_minor_ = head.version_minor;
@@ -526,9 +534,9 @@ void ClientConn::begin_exchange(const RequestHead& head, std::size_t head_len) {
     req_remaining_ = head.content_length;
     req_done_ = req_kind_ == BodyKind::None;
     req_body_bytes_ = 0;
-    if (ctx_.config.cors.enabled && begin_cors(head, head_len)) return;  // a preflight, answered
+    if (cfg().cors.enabled && begin_cors(head, head_len)) return;  // a preflight, answered
 
-    const bool planned = plan_request(head, ctx_.config, ctx_.router, plan_);
+    const bool planned = plan_request(head, cfg(), snap_->router, plan_);
     meter_.begin(ctx_, &head, head_len, planned ? &plan_ : nullptr, out_mark());
     if (!planned) {
         in_.consume(head_len);
@@ -541,13 +549,13 @@ void ClientConn::begin_exchange(const RequestHead& head, std::size_t head_len) {
     websocket_ = is_websocket_upgrade(head);
     write_request_head(up_out_, head, plan_.upstream_target, plan_.target.authority,
                        websocket_ ? std::string_view("websocket") : std::string_view());
-    if (ctx_.config.local_mode) {
+    if (cfg().local_mode) {
         const OutgoingTarget& t = plan_.upstream_target;
         log_line("Proxying request to: %s%s%.*s", plan_.target.origin().c_str(), t.slash ? "/" : "",
                  static_cast<int>(t.rest.size()), t.rest.data());
     }
     if (plan_.send_continue) write_continue(out_);
-    if (ctx_.config.json_keepalive.count() > 0 && head.method == "POST" && client_minor_ >= 1) {
+    if (cfg().json_keepalive.count() > 0 && head.method == "POST" && client_minor_ >= 1) {
         std::string_view type;
         json_candidate_ = find_field(head, "content-type", type) && starts_with_ci(type, "application/json");
     }
@@ -615,9 +623,9 @@ void ClientConn::move_request() {
             }
             if (step.status == ChunkedDecoder::Status::Data) {
                 req_body_bytes_ += step.data.size();
-                if (req_body_bytes_ > ctx_.config.max_body_bytes) {
+                if (req_body_bytes_ > cfg().max_body_bytes) {
                     std::string msg = "chunked request body exceeds the limit of " +
-                                      std::to_string(ctx_.config.max_body_bytes) + " bytes (-max-body-size)";
+                                      std::to_string(cfg().max_body_bytes) + " bytes (-max-body-size)";
                     if (response_started_) {
                         abort_midstream(msg);
                     } else {
@@ -699,7 +707,7 @@ void ClientConn::upstream_failed(UpstreamFailure why, const std::string& detail)
 }
 
 void ClientConn::read_upstream() {
-    const std::size_t chunk = ctx_.config.buffer_size;
+    const std::size_t chunk = cfg().buffer_size;
     char* buf = ctx_.scratch(chunk);
     while (up_ && !closed && (state_ == State::Exchange || state_ == State::Tunnel)) {
         if (out_.size() >= kHighWater) {
@@ -876,7 +884,7 @@ void ClientConn::start_response(const ResponseHead& head) {
     framing.keep_alive = client_minor_ == 0;
     framing.cors = cors();
     write_response_head(out_, head, framing);
-    if (ctx_.config.sse_keepalive.count() > 0 &&
+    if (cfg().sse_keepalive.count() > 0 &&
         (resp_kind_ == BodyKind::Chunked || resp_kind_ == BodyKind::UntilClose)) {
         // Only where a comment can be added: chunks, or a close-delimited body.
         std::string_view type;
@@ -974,8 +982,10 @@ void ClientConn::response_complete() {
 
 void ClientConn::release_upstream(bool reusable) {
     if (!up_) return;
+    // A connection of an exchange that began before a configuration reload is not pooled:
+    // the reload closed the idle ones its origins no longer have, and this one may be such.
     if (reusable && !ctx_.stopping && up_->state() == UpstreamConn::State::Ready && !up_->has_buffered_input() &&
-        !up_->watch_refused()) {
+        !up_->watch_refused() && snap_ == ctx_.snapshot) {
         up_->make_idle();
         ctx_.upstreams.give_back(up_);
     } else {
@@ -1047,7 +1057,7 @@ void ClientConn::reset_exchange() {
 // preflight (OPTIONS with Origin and Access-Control-Request-Method) itself: 204 with the
 // grant, or 403 for an origin not allowed. Returns true when it answered.
 bool ClientConn::begin_cors(const RequestHead& head, std::size_t head_len) {
-    const CorsPolicy& policy = ctx_.config.cors;
+    const CorsPolicy& policy = cfg().cors;
     std::string_view origin, method, request_headers;
     bool has_origin = find_field(head, "origin", origin);
     if (has_origin && policy.allows(origin)) {
@@ -1090,10 +1100,10 @@ std::int64_t ClientConn::keepalive_due_ms() const {
     if (state_ != State::Exchange) return 0;
     if (response_started_) {
         if (!sse_ || !out_.empty() || !sse_at_boundary()) return 0;  // a client behind needs no ping
-        return last_emit_ms_ + ctx_.config.sse_keepalive.count();
+        return last_emit_ms_ + cfg().sse_keepalive.count();
     }
     if (!json_candidate_ || !req_done_ || stream_scan_.found() || !out_.empty()) return 0;
-    return last_emit_ms_ + ctx_.config.json_keepalive.count();
+    return last_emit_ms_ + cfg().json_keepalive.count();
 }
 
 void ClientConn::send_keepalive() {

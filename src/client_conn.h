@@ -161,7 +161,7 @@ private:
     bool wants_client_bytes() const;
     void refresh_clock();
     // CORS and keep-alives (see the top).
-    const CorsAnswer* cors() const { return ctx_.config.cors.enabled ? &cors_answer_ : nullptr; }
+    const CorsAnswer* cors() const { return cfg().cors.enabled ? &cors_answer_ : nullptr; }
     bool begin_cors(const RequestHead& head, std::size_t head_len);
     void note_request_body(const char* p, std::size_t n) {
         if (json_candidate_) stream_scan_.feed(p, n);
@@ -182,7 +182,13 @@ private:
     // Bytes queued for the client so far: written and still buffered (ExchangeMeter).
     std::uint64_t out_mark() const { return client_written_ + out_.size(); }
 
+    // The configuration this connection's exchange runs on: the worker's current one,
+    // taken when an exchange begins and kept until the next begins, so a reload never
+    // changes what an exchange in flight uses (config_snapshot.h).
+    const Config& cfg() const { return snap_->config; }
+
     ClientContext& ctx_;
+    SnapshotPtr snap_;
     SocketHandle fd_;
     State state_ = State::Idle;
     unsigned interest_ = 0;

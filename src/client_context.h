@@ -1,5 +1,5 @@
 // What a ClientConn may use of the worker that accepted it, and nothing more: the loop,
-// the configuration, routing, the upstream side (pool and new connections), per-loop
+// the configuration snapshot (with routing), the upstream side (pool and new connections), per-loop
 // scratch space, and one notification back. The worker owns it and sets `stopping`;
 // ClientConn never sees the worker itself (no include runs back up the layers).
 #pragma once
@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "config.h"
+#include "config_snapshot.h"
 #include "event_loop.h"
 #include "http_head.h"
 #include "listener_tls.h"
@@ -31,14 +32,16 @@ protected:
 };
 
 struct ClientContext {
-    ClientContext(EventLoop& l, const Config& c, const Router& r, Upstreams& u, ClientCounter& cc)
-        : loop(l), config(c), router(r), upstreams(u), counter(cc) {}
+    ClientContext(EventLoop& l, SnapshotPtr s, Upstreams& u, ClientCounter& cc)
+        : loop(l), snapshot(std::move(s)), upstreams(u), counter(cc) {}
     ClientContext(const ClientContext&) = delete;
     ClientContext& operator=(const ClientContext&) = delete;
 
     EventLoop& loop;
-    const Config& config;
-    const Router& router;
+    // The configuration and router this worker starts new exchanges with: replaced by the
+    // worker (in its loop thread) when a reload is published. A connection keeps its own
+    // reference for the exchange in flight (ClientConn::cfg()).
+    SnapshotPtr snapshot;
     Upstreams& upstreams;
     ClientCounter& counter;
     bool stopping = false;  // graceful stop under way: no orphan grace, nothing pooled

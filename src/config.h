@@ -50,6 +50,8 @@ struct FailoverPolicy {
     unsigned max_attempts = 3;                              // attempts in all
     std::vector<int> statuses{429, 500, 502, 503, 504};     // answers that move on
     std::size_t replay_limit = 1u << 20;                    // bodies kept for a retry up to this
+    std::chrono::milliseconds head_timeout{0};  // 0: -response-timeout; else the time an attempt
+                                                // may wait for the response head before the next origin is tried
 };
 
 // A configured target: its name (the Host key of -targets) and its origins, in order of
@@ -120,6 +122,10 @@ struct Config {
     // Observability (README, "Metrics and health", "Access log"); both off by default.
     std::optional<ListenAddress> admin_listen;             // -admin-listen: /healthz and /metrics
     std::string access_log;                                // -access-log: a path, or "-" (stdout)
+    std::string access_keys_file;         // -access-keys FILE (env OPENAI_PROXY_ACCESS_KEYS): "label = key" lines
+    std::vector<AccessKey> access_keys;   // loaded from it; non-empty = every request must present one
+    bool allow_anonymous = false;         // -allow-anonymous: serve injected keys without access keys beyond loopback
+    std::string config_file;              // -config FILE (env OPENAI_PROXY_CONFIG)
 };
 
 using EnvLookup = std::function<const char*(const char* name)>;
@@ -129,10 +135,32 @@ struct ConfigResult {
     std::vector<std::string> errors;  // every problem found, one line each; empty = OK
     bool show_help = false;           // -h / -help / --help
     bool show_version = false;        // -version / --version
+    bool check_only = false;          // -check-config: validate, print a summary, exit
 };
 
-// Parses argv[1..argc) and the environment. Never exits, never prints.
+// Reads a whole file: false and `error` (the system's reason, e.g. "No such file or
+// directory") when it cannot. Injected so that tests can supply files of their own.
+using ReadFile = std::function<bool(const std::string& path, std::string& text, std::string& error)>;
+bool read_file_text(const std::string& path, std::string& text, std::string& error);
+
+// Parses argv[1..argc), the environment and the -config file (with the key files and the
+// access keys it names), in that order of precedence. Never exits, never prints; every
+// problem is in `errors`, those of a file as "file:line: what is wrong".
 ConfigResult parse_config(int argc, const char* const* argv, const EnvLookup& env);
+ConfigResult parse_config(int argc, const char* const* argv, const EnvLookup& env, const ReadFile& read);
+
+// "configuration OK: 2 targets, 3 origins, 4 keys, 2 access keys" (the default target
+// counts as a target), for -check-config and the reload log line.
+std::string config_summary(const Config& c, const char* lead = "configuration OK");
+
+// The safe default: "" when `c` may run, else why not (server-side keys, no access keys,
+// a listen address beyond loopback, no -allow-anonymous). parse_config checks it; a
+// reload checks it again against the listen address actually kept.
+std::string safe_default_error(const Config& c);
+
+// Whether `a` accepts only loopback connections: 127.0.0.0/8, [::1] or "localhost"
+// (by name: nothing is resolved). ":9001" and "0.0.0.0:9001" are not.
+bool listen_is_loopback(const ListenAddress& a);
 
 // The -h text: every option with its env var and default, one per line.
 std::string usage_text(const char* program_name);

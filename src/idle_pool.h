@@ -96,6 +96,23 @@ public:
         total_ = 0;
     }
 
+    // Every idle connection whose key `drop(key)` accepts (a configuration reload).
+    template <typename Pred>
+    void drain_if(const Pred& drop, std::vector<T*>& evicted) {
+        for (auto it = keys_.begin(); it != keys_.end();) {
+            if (!drop(it->first)) {
+                ++it;
+                continue;
+            }
+            for (auto& e : it->second) evicted.push_back(e.conn);
+            total_ -= it->second.size();
+            it = keys_.erase(it);
+        }
+    }
+
+    // New bounds (a configuration reload): they apply from the next give_back / expire.
+    void set_limits(Limits limits) { limits_ = limits; }
+
     std::size_t size() const { return total_; }
     std::size_t size(const std::string& key) const {
         auto it = keys_.find(key);

@@ -10,6 +10,7 @@
 
 #include "access_log.h"
 #include "config.h"
+#include "config_snapshot.h"
 #include "listener_tls.h"
 #include "log.h"
 #include "metrics.h"
@@ -34,13 +35,83 @@ void on_terminate(int) {
 }
 
 // SIGHUP: the access log is reopened (logrotate), and the first worker re-reads the
-// listener's certificate, for all of them.
+// listener's certificate and the configuration (Reloader), for all of them.
 void on_hangup(int) {
     if (op::AccessLog* log = g_access_log.load()) log->request_reopen();
     if (g_worker_count.load() > 0) g_workers[0]->request_reload();
 }
 
 const char* env_lookup(const char* name) { return std::getenv(name); }
+
+// The SIGHUP configuration reload, run in the first worker's loop thread: the same
+// command line and environment, the -config file and the files it names read again. A
+// configuration with any error is refused whole (each error logged) and the running one
+// stays; otherwise every worker is given the new snapshot. What the process set up at
+// start (sockets, threads, the TLS contexts, the access log) cannot change: a new value
+// of those settings is logged and left for a restart.
+class Reloader {
+public:
+    Reloader(int argc, char** argv, op::SnapshotPtr current, op::MetricsRegistry& registry,
+             std::vector<std::unique_ptr<op::Worker>>& workers)
+        : argc_(argc), argv_(argv), current_(std::move(current)), registry_(registry), workers_(workers) {}
+
+    void reload() {
+        op::ConfigResult parsed = op::parse_config(argc_, argv_, env_lookup);
+        if (!parsed.errors.empty()) {
+            for (const auto& e : parsed.errors) op::log_line("config reload refused: %s", e.c_str());
+            return;
+        }
+        op::Config next = std::move(parsed.config);
+        const op::Config& old = current_->config;
+        auto keep = [](bool changed, const char* flag) {
+            if (changed) op::log_line("reload: -%s changed; restart to apply", flag);
+            return changed;
+        };
+        if (keep(next.listen.text != old.listen.text, "listen")) next.listen = old.listen;
+        if (keep(next.workers != old.workers, "workers")) next.workers = old.workers;
+        if (keep(next.admin_listen.has_value() != old.admin_listen.has_value() ||
+                     (next.admin_listen && next.admin_listen->text != old.admin_listen->text),
+                 "admin-listen"))
+            next.admin_listen = old.admin_listen;
+        if (keep(next.access_log != old.access_log, "access-log")) next.access_log = old.access_log;
+        if (keep(next.tls_cert != old.tls_cert, "tls-cert")) next.tls_cert = old.tls_cert;
+        if (keep(next.tls_key != old.tls_key, "tls-key")) next.tls_key = old.tls_key;
+        if (keep(next.ca_file != old.ca_file, "ca-file")) next.ca_file = old.ca_file;
+        if (keep(next.buffer_size != old.buffer_size, "buffer-size")) next.buffer_size = old.buffer_size;
+        // A connection being made reads the proxy at each step (upstreams.h).
+        if (keep(egress_text(next.upstream_proxy) != egress_text(old.upstream_proxy), "upstream-proxy"))
+            next.upstream_proxy = old.upstream_proxy;
+        // The safe default, against the address actually listened on.
+        if (std::string e = op::safe_default_error(next); !e.empty()) {
+            op::log_line("config reload refused: %s", e.c_str());
+            return;
+        }
+        for (const op::Route& route : next.routes)
+            for (const op::Origin& origin : route.origins) registry_.labels.find_or_add(origin.target.origin());
+        if (next.default_route)
+            for (const op::Origin& origin : next.default_route->origins)
+                registry_.labels.find_or_add(origin.target.origin());
+        current_ = std::make_shared<const op::ConfigSnapshot>(std::move(next));
+        for (auto& w : workers_) w->publish(current_);
+        op::log_line("%s", op::config_summary(current_->config, "configuration reloaded").c_str());
+    }
+
+private:
+    static std::string egress_text(const std::optional<op::Egress>& e) {
+        std::string s;
+        if (e) {
+            e->append_key(s);
+            s += '\n' + e->password;
+        }
+        return s;
+    }
+
+    int argc_;
+    char** argv_;
+    op::SnapshotPtr current_;
+    op::MetricsRegistry& registry_;
+    std::vector<std::unique_ptr<op::Worker>>& workers_;
+};
 
 }  // namespace
 
@@ -60,7 +131,9 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "Run 'openai-proxy -h' for usage.\n");
         return 2;
     }
-    const op::Config& config = parsed.config;
+    // Immutable from here; a SIGHUP reload makes a new one (Reloader).
+    auto snapshot = std::make_shared<const op::ConfigSnapshot>(std::move(parsed.config));
+    const op::Config& config = snapshot->config;
 
     op::TrustSettings trust;
     trust.ca_file = config.ca_file;
@@ -71,7 +144,7 @@ int main(int argc, char** argv) {
     auto tls = op::TlsClientContext::create(trust, error);
     if (!tls) {
         std::fprintf(stderr, "openai-proxy: %s\n", error.c_str());
-        return config.ca_file.empty() ? 1 : 2;
+        return config.ca_file.empty() && !parsed.check_only ? 1 : 2;
     }
 
     // HTTPS on the listener: both files are checked now, so that a bad one is an error
@@ -83,6 +156,10 @@ int main(int argc, char** argv) {
             std::fprintf(stderr, "openai-proxy: %s\n", error.c_str());
             return 2;
         }
+    }
+    if (parsed.check_only) {  // -check-config: nothing is bound, resolved or started
+        std::printf("%s\n", op::config_summary(config).c_str());
+        return 0;
     }
 
     // Installed before binding: a signal that arrives once the port accepts must not
@@ -128,13 +205,15 @@ int main(int argc, char** argv) {
     } unpublish;
     std::atomic<std::size_t> open_clients{0};
     for (unsigned i = 0; i < workers; ++i) {
-        worker_list.push_back(op::Worker::create(config, *tls, open_clients, registry, access_log.get(), error));
+        worker_list.push_back(op::Worker::create(snapshot, *tls, open_clients, registry, access_log.get(), error));
         if (!worker_list.back()) {
             op::log_line("Error: cannot listen on %s: %s", config.listen.text.c_str(), error.c_str());
             return 1;
         }
     }
     for (auto& w : worker_list) w->serve_tls(listener_tls.get());
+    Reloader reloader(argc, argv, snapshot, registry, worker_list);
+    worker_list[0]->on_reload([&reloader] { reloader.reload(); });
     for (unsigned i = 0; i < workers; ++i) g_workers[i] = worker_list[i].get();
     g_worker_count.store(workers);
     if (g_signals > 0)  // arrived before the loops existed: stop them now

@@ -59,6 +59,13 @@ void Upstreams::expire_idle() {
     close_each(expired);
 }
 
+void Upstreams::close_idle_if(const std::function<bool(const std::string& key)>& drop) {
+    std::vector<UpstreamConn*> dropped;
+    pool_.drain_if(drop, dropped);
+    count_idle();
+    close_each(dropped);
+}
+
 void Upstreams::close_all_idle() {
     std::vector<UpstreamConn*> idle;
     pool_.drain(idle);

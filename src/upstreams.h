@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -62,6 +63,16 @@ public:
     void leave_pool(UpstreamConn* conn);  // an idle connection that died
     void expire_idle();                   // closes those idle longer than the timeout
     void close_all_idle();                // shutdown
+    // Configuration reload: closes the idle connections whose key `drop` accepts.
+    void close_idle_if(const std::function<bool(const std::string& key)>& drop);
+    // Configuration reload: new timeouts and pool bounds for what comes next. The
+    // upstream proxy stays the one connections were made with (a connection under way
+    // reads it at each step).
+    void reconfigure(const UpstreamSettings& settings, IdlePool<UpstreamConn>::Limits pool_limits) {
+        settings_.connect_timeout = settings.connect_timeout;
+        settings_.tls_timeout = settings.tls_timeout;
+        pool_.set_limits(pool_limits);
+    }
 
 private:
     void count_idle() { metrics_.idle_pool.set(static_cast<std::int64_t>(pool_.size())); }

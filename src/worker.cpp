@@ -1,6 +1,7 @@
 #include "worker.h"
 
 #include <cassert>
+#include <unordered_set>
 
 #include "access_log.h"
 #include "admin_conn.h"
@@ -27,7 +28,30 @@ UpstreamSettings upstream_settings(const Config& c) {
     return s;
 }
 
-const Route* default_route_of(const Config& c) { return c.default_route ? &*c.default_route : nullptr; }
+// The idle-pool keys of the configured origins, as plan_request makes them: the origin,
+// then its egress (its own, else -upstream-proxy; Direct adds nothing).
+std::unordered_set<std::string> configured_pool_keys(const Config& c) {
+    std::unordered_set<std::string> keys;
+    auto add = [&](const Route& r) {
+        for (const Origin& o : r.origins) {
+            std::string key;
+            o.target.append_origin(key);
+            const Egress* e = o.egress ? &*o.egress : c.upstream_proxy ? &*c.upstream_proxy : nullptr;
+            if (e) e->append_key(key);
+            keys.insert(std::move(key));
+        }
+    };
+    for (const Route& r : c.routes) add(r);
+    if (c.default_route) add(*c.default_route);
+    return keys;
+}
+
+bool same_egress(const std::optional<Egress>& a, const std::optional<Egress>& b) {
+    std::string ka, kb;
+    if (a) a->append_key(ka);
+    if (b) b->append_key(kb);
+    return ka == kb && (!a || a->password == b->password);
+}
 }  // namespace
 
 // The worker's registration of its listening socket. Retired through destroy_later
@@ -45,7 +69,7 @@ private:
     std::shared_ptr<ListenSocket> socket_;
 };
 
-std::unique_ptr<Worker> Worker::create(const Config& config, TlsClientContext& tls,
+std::unique_ptr<Worker> Worker::create(SnapshotPtr config, TlsClientContext& tls,
                                        std::atomic<std::size_t>& open_clients, MetricsRegistry& registry,
                                        AccessLog* access_log, std::string& error) {
     std::unique_ptr<EventLoop> loop = EventLoop::create(error);
@@ -53,7 +77,8 @@ std::unique_ptr<Worker> Worker::create(const Config& config, TlsClientContext& t
         error = "cannot create the event loop: " + error;
         return nullptr;
     }
-    return std::unique_ptr<Worker>(new Worker(config, tls, open_clients, registry, access_log, std::move(loop)));
+    return std::unique_ptr<Worker>(
+        new Worker(std::move(config), tls, open_clients, registry, access_log, std::move(loop)));
 }
 
 bool Worker::listen(std::shared_ptr<ListenSocket> socket, std::string& error) {
@@ -67,21 +92,19 @@ bool Worker::listen(std::shared_ptr<ListenSocket> socket, std::string& error) {
     return true;
 }
 
-Worker::Worker(const Config& config, TlsClientContext& tls, std::atomic<std::size_t>& open_clients,
+Worker::Worker(SnapshotPtr config, TlsClientContext& tls, std::atomic<std::size_t>& open_clients,
                MetricsRegistry& registry, AccessLog* access_log, std::unique_ptr<EventLoop> loop)
-    : config_(config),
-      registry_(registry),
+    : registry_(registry),
       metrics_(registry.labels),
       loop_(std::move(loop)),
-      router_(config.routes, default_route_of(config)),
-      upstreams_(*loop_, tls, upstream_settings(config), pool_limits(config), metrics_),
-      clients_(*loop_, config, router_, upstreams_, *this),
+      upstreams_(*loop_, tls, upstream_settings(config->config), pool_limits(config->config), metrics_),
+      clients_(*loop_, config, upstreams_, *this),
       open_clients_(open_clients) {
     registry_.workers.push_back(&metrics_);
     registry_.loops_running.fetch_add(1);
     clients_.metrics = &metrics_;
     if (access_log) clients_.access_log = access_log->add_ring(metrics_.access_log_lines, metrics_.access_log_dropped);
-    clients_.scan_bodies = access_log || config.admin_listen;
+    clients_.scan_bodies = access_log || config->config.admin_listen;
 }
 
 bool Worker::listen_admin(SocketHandle fd, std::string& error) {
@@ -110,6 +133,33 @@ void Worker::request_reload() {
     loop_->wake();
 }
 
+void Worker::publish(SnapshotPtr next) {
+    {
+        std::lock_guard<std::mutex> lock(published_mutex_);
+        published_ = std::move(next);
+    }
+    has_published_.store(true, std::memory_order_release);
+    loop_->wake();
+}
+
+// In the loop's thread: new exchanges use `next`; those in flight keep theirs (each
+// ClientConn holds its own reference until its exchange ends).
+void Worker::adopt(SnapshotPtr next) {
+    const Config& old = cfg();
+    const Config& now = next->config;
+    // Idle connections to origins the new configuration no longer has (or reaches by
+    // another egress) are closed; those an X-Target-Host chose stay unless the
+    // -upstream-proxy they were made through changed.
+    std::unordered_set<std::string> before = configured_pool_keys(old), after = configured_pool_keys(now);
+    const bool proxy_changed = !same_egress(old.upstream_proxy, now.upstream_proxy);
+    upstreams_.close_idle_if([&](const std::string& key) {
+        return !after.count(key) && (before.count(key) || proxy_changed);
+    });
+    upstreams_.reconfigure(upstream_settings(now), pool_limits(now));
+    clients_.snapshot = std::move(next);
+    resume_accepting_if_room();  // -max-connections may have grown
+}
+
 void Worker::client_closed() {
     assert(client_count_ > 0);  // once per accepted socket
     --client_count_;
@@ -136,7 +186,7 @@ void Worker::pause_while_full() {
 
 void Worker::resume_accepting_if_room() {
     if (!accept_full_ || !listener_ || clients_.stopping ||
-        open_clients_.load(std::memory_order_relaxed) >= config_.max_connections)
+        open_clients_.load(std::memory_order_relaxed) >= cfg().max_connections)
         return;
     if (accept_paused_ || watch_listener(true)) accept_full_ = false;
 }
@@ -145,7 +195,7 @@ void Worker::accept_clients() {
     // Also while paused: a refused change of interest may leave the listener watched.
     if (clients_.stopping || accept_full_ || accept_paused_) return;
     for (int i = 0; i < 64; ++i) {
-        if (open_clients_.load(std::memory_order_relaxed) >= config_.max_connections) {
+        if (open_clients_.load(std::memory_order_relaxed) >= cfg().max_connections) {
             pause_while_full();  // another worker filled it
             return;
         }
@@ -170,7 +220,7 @@ void Worker::accept_clients() {
         auto* conn = new ClientConn(clients_, fd);
         loop_->adopt(conn);
         conn->start();
-        if (open_clients_.load(std::memory_order_relaxed) >= config_.max_connections) {
+        if (open_clients_.load(std::memory_order_relaxed) >= cfg().max_connections) {
             pause_while_full();
             return;
         }
@@ -179,6 +229,15 @@ void Worker::accept_clients() {
 
 void Worker::on_wake() {
     upstreams_.deliver_lookups();
+    if (has_published_.load(std::memory_order_acquire)) {
+        SnapshotPtr next;
+        {
+            std::lock_guard<std::mutex> lock(published_mutex_);
+            next = std::move(published_);
+            has_published_.store(false, std::memory_order_relaxed);
+        }
+        if (next) adopt(std::move(next));
+    }
     int requests = stop_requests_.load();
     if (requests != stop_seen_) {
         stop_seen_ = requests;
@@ -189,14 +248,14 @@ void Worker::on_wake() {
         reload_seen_ = requests;
         // (main's handler has asked the access log, if any, to reopen itself.)
         if (clients_.listener_tls) clients_.listener_tls->reload();
-        else if (!clients_.access_log) log_line("SIGHUP: nothing to reload or reopen (no -tls-cert, no -access-log)");
+        if (reload_) reload_();
     }
 }
 
 void Worker::begin_shutdown() {
     clients_.stopping = true;
     registry_.shutting_down.store(true);  // /healthz answers 503 from now on
-    shutdown_deadline_ms_ = loop_->now_ms() + static_cast<std::int64_t>(config_.shutdown_grace.count()) * 1000;
+    shutdown_deadline_ms_ = loop_->now_ms() + static_cast<std::int64_t>(cfg().shutdown_grace.count()) * 1000;
     if (listener_) {
         loop_->destroy_later(listener_);  // see Listener
         listener_ = nullptr;

@@ -11,15 +11,17 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "client_context.h"
 #include "config.h"
+#include "config_snapshot.h"
 #include "event_loop.h"
 #include "metrics.h"
-#include "router.h"
 #include "socket.h"
 #include "tls.h"
 #include "upstreams.h"
@@ -50,7 +52,7 @@ public:
     // nullptr and `error` set when the loop cannot be created.
     // `registry`: where this worker's counters are published (metrics.h); `access_log`:
     // the access log, or nullptr when it is off.
-    static std::unique_ptr<Worker> create(const Config& config, TlsClientContext& tls,
+    static std::unique_ptr<Worker> create(SnapshotPtr config, TlsClientContext& tls,
                                           std::atomic<std::size_t>& open_clients, MetricsRegistry& registry,
                                           AccessLog* access_log, std::string& error);
     // Polls `socket` for clients (once, before run()); false and `error` when the OS
@@ -70,30 +72,37 @@ public:
     // Clients of this worker speak TLS with `tls`'s certificate (before run()).
     void serve_tls(ListenerTls* tls) { clients_.listener_tls = tls; }
     // Async-signal-safe: asks the loop to re-read what SIGHUP re-reads (the listener's
-    // certificate), in the loop's thread; one worker is asked, for all of them.
+    // certificate, and the configuration through on_reload), in the loop's thread; one
+    // worker is asked, for all of them.
     void request_reload();
+    // Called in the loop's thread after a reload request (before run()): main's
+    // configuration reload, which publishes to every worker.
+    void on_reload(std::function<void()> reload) { reload_ = std::move(reload); }
+    // Any thread: this worker starts new exchanges with `next` from its next wake-up, and
+    // closes the idle upstream connections no origin of `next` can use.
+    void publish(SnapshotPtr next);
 
 private:
     class Listener;
 
-    Worker(const Config& config, TlsClientContext& tls, std::atomic<std::size_t>& open_clients,
+    Worker(SnapshotPtr config, TlsClientContext& tls, std::atomic<std::size_t>& open_clients,
            MetricsRegistry& registry, AccessLog* access_log, std::unique_ptr<EventLoop> loop);
     void accept_clients();
     bool watch_listener(bool on);
     void pause_while_full();
     void resume_accepting_if_room();
     void begin_shutdown();
+    void adopt(SnapshotPtr next);
+    const Config& cfg() const { return clients_.snapshot->config; }
 
     void on_wake() override;
     void on_tick() override;
     bool finished() override;
     void client_closed() override;
 
-    const Config& config_;
     MetricsRegistry& registry_;
     WorkerMetrics metrics_;            // this worker's counters; read by scrapes
     std::unique_ptr<EventLoop> loop_;  // first in, last out: the others use it
-    Router router_;
     Upstreams upstreams_;
     ClientContext clients_;  // what ClientConns see; clients_.stopping is the stop flag
     Listener* listener_ = nullptr;  // owned by the loop; null once retired
@@ -104,6 +113,10 @@ private:
     int stop_seen_ = 0;
     std::atomic<int> reload_requests_{0};
     int reload_seen_ = 0;
+    std::function<void()> reload_;
+    std::mutex published_mutex_;           // guards published_
+    SnapshotPtr published_;                // the next configuration, until adopted
+    std::atomic<bool> has_published_{false};
     bool accept_paused_ = false;  // out of descriptors: backing off
     bool accept_full_ = false;    // at -max-connections
     bool serves_admin_ = false;

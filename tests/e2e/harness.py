@@ -971,7 +971,8 @@ def windows_skip(reason):
 _PROXY_ENV = ('SSL_CERT_FILE', 'SSL_CERT_DIR', 'ENV', 'HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY',
               'https_proxy', 'ALL_PROXY', 'all_proxy', 'NO_PROXY', 'no_proxy', 'OPENAI_PROXY_LISTEN',
               'OPENAI_PROXY_TARGETS', 'OPENAI_PROXY_DEFAULT_TARGET', 'OPENAI_PROXY_CORS_ORIGINS',
-              'OPENAI_PROXY_ADMIN_LISTEN', 'OPENAI_PROXY_ACCESS_LOG')
+              'OPENAI_PROXY_ADMIN_LISTEN', 'OPENAI_PROXY_ACCESS_LOG', 'OPENAI_PROXY_CONFIG',
+              'OPENAI_PROXY_ACCESS_KEYS')
 
 
 def proxy_env(extra=None):

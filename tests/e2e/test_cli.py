@@ -15,9 +15,11 @@ START_RE = re.compile(r'^\[PROXY\] \d{4}/\d\d/\d\d \d\d:\d\d:\d\d Starting proxy
 
 class HelpAndVersion(ProxyTestCase):
     OPTIONS = ['-listen', '-targets', '-default-target', '-ca-file', '-upstream-proxy', '-buffer-size',
-               '-pool-max-idle', '-pool-max-idle-per-host', '-pool-idle-timeout', '-connect-timeout']
+               '-pool-max-idle', '-pool-max-idle-per-host', '-pool-idle-timeout', '-connect-timeout',
+               '-config', '-check-config', '-access-keys', '-allow-anonymous']
     DEFAULTS = [':9001', '1024', '1024', '512', '90s', '10s']
-    ENVS = ['OPENAI_PROXY_LISTEN', 'OPENAI_PROXY_TARGETS', 'OPENAI_PROXY_DEFAULT_TARGET']
+    ENVS = ['OPENAI_PROXY_LISTEN', 'OPENAI_PROXY_TARGETS', 'OPENAI_PROXY_DEFAULT_TARGET', 'OPENAI_PROXY_CONFIG',
+            'OPENAI_PROXY_ACCESS_KEYS']
 
     def test_help_lists_every_option_with_its_default(self):
         for flag in ('-h', '--help', '-help'):

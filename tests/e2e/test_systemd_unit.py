@@ -153,7 +153,7 @@ class SystemdUnit(ProxyTestCase):
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=10)
         self.assertEqual(proc.returncode, 0)
-        self.assertIn(b'SIGHUP: nothing to reload or reopen', err)
+        self.assertIn(b'configuration reloaded: 1 target, 1 origin', err)
 
     def test_env_file_names_variables_the_proxy_reads(self):
         status, out, err, _ = run_cli(['-h'])

@@ -100,3 +100,22 @@ TEST_CASE("idle pool: drain returns everything") {
     CHECK(evicted.size() == 2);
     CHECK(pool.size() == 0);
 }
+
+TEST_CASE("idle pool: a reload drains the keys it drops and sets new bounds") {
+    Pool pool(limits(10, 10, 1000));
+    std::vector<int*> evicted;
+    pool.give_back("https://x:443", &a, 1, evicted);
+    pool.give_back("https://x:443", &b, 2, evicted);
+    pool.give_back("https://y:443", &c, 3, evicted);
+    pool.drain_if([](const std::string& key) { return key == "https://x:443"; }, evicted);
+    CHECK(evicted.size() == 2);
+    CHECK(pool.size() == 1);
+    CHECK(pool.size("https://x:443") == 0);
+    CHECK(pool.take("https://y:443") == &c);
+    evicted.clear();
+    pool.set_limits(limits(10, 1, 1000));
+    pool.give_back("https://y:443", &c, 4, evicted);
+    pool.give_back("https://y:443", &d, 5, evicted);
+    REQUIRE(evicted.size() == 1);  // the new per-key bound
+    CHECK(evicted[0] == &c);
+}
