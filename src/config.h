@@ -50,6 +50,8 @@ struct FailoverPolicy {
     unsigned max_attempts = 3;                              // attempts in all
     std::vector<int> statuses{429, 500, 502, 503, 504};     // answers that move on
     std::size_t replay_limit = 1u << 20;                    // bodies kept for a retry up to this
+    std::chrono::milliseconds head_timeout{0};  // 0: -response-timeout; else the time an attempt
+                                                // may wait for the response head before the next origin is tried
 };
 
 // A configured target: its name (the Host key of -targets) and its origins, in order of
@@ -120,6 +122,10 @@ struct Config {
     // Observability (README, "Metrics and health", "Access log"); both off by default.
     std::optional<ListenAddress> admin_listen;             // -admin-listen: /healthz and /metrics
     std::string access_log;                                // -access-log: a path, or "-" (stdout)
+    std::string access_keys_file;         // -access-keys FILE (env OPENAI_PROXY_ACCESS_KEYS): "label = key" lines
+    std::vector<AccessKey> access_keys;   // loaded from it; non-empty = every request must present one
+    bool allow_anonymous = false;         // -allow-anonymous: serve injected keys without access keys beyond loopback
+    std::string config_file;              // -config FILE (env OPENAI_PROXY_CONFIG)
 };
 
 using EnvLookup = std::function<const char*(const char* name)>;

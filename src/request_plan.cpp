@@ -27,7 +27,22 @@ bool refuse(RequestPlan& plan, int status, const char* code, std::string message
     return false;
 }
 
+void build_pool_key(RequestPlan& plan, const Config& config) {
+    plan.pool_key.clear();  // keeps its capacity
+    plan.target.append_origin(plan.pool_key);
+    if (config.upstream_proxy) {
+        plan.pool_key += " via ";
+        config.upstream_proxy->append_origin(plan.pool_key);
+    }
+}
+
 }  // namespace
+
+void plan_origin(RequestPlan& plan, const Config& config, unsigned origin) {
+    plan.origin = origin;
+    plan.target = plan.route->origins[origin].target;
+    build_pool_key(plan, config);
+}
 
 bool plan_request(const RequestHead& head, const Config& config, const Router& router, RequestPlan& plan) {
     // The last X-Target-Host field counts, as a later field overrides an earlier one.
@@ -65,12 +80,7 @@ bool plan_request(const RequestHead& head, const Config& config, const Router& r
     plan.route = route.route;
     plan.origin = route.origin;
     plan.restricted = restricted;
-    plan.pool_key.clear();  // keeps its capacity
-    plan.target.append_origin(plan.pool_key);
-    if (config.upstream_proxy) {
-        plan.pool_key += " via ";
-        config.upstream_proxy->append_origin(plan.pool_key);
-    }
+    build_pool_key(plan, config);
     if (head.target == "*") {
         plan.upstream_target = OutgoingTarget{false, head.target};
     } else {

@@ -16,6 +16,7 @@
 #include <unordered_map>
 
 #include "event_loop.h"
+#include "failover.h"
 #include "idle_pool.h"
 #include "metrics.h"
 #include "resolver.h"
@@ -64,6 +65,10 @@ public:
     void expire_idle();                   // closes those idle longer than the timeout
     void close_all_idle();                // shutdown
 
+    // Keys in turn, set-aside keys and origin backoff (failover.h), per worker: keyed by
+    // pool key, so it outlives a configuration.
+    FailoverState& failover() { return failover_; }
+
 private:
     void count_idle() { metrics_.idle_pool.set(static_cast<std::int64_t>(pool_.size())); }
 
@@ -75,6 +80,7 @@ private:
     std::uint64_t last_id_ = 0;
     IdlePool<UpstreamConn> pool_;
     WorkerMetrics& metrics_;
+    FailoverState failover_;
 };
 
 }  // namespace op

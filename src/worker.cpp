@@ -73,7 +73,7 @@ Worker::Worker(const Config& config, TlsClientContext& tls, std::atomic<std::siz
                MetricsRegistry& registry, AccessLog* access_log, std::unique_ptr<EventLoop> loop)
     : config_(config),
       registry_(registry),
-      metrics_(registry.labels),
+      metrics_(registry.labels, &registry.key_labels),
       loop_(std::move(loop)),
       router_(config.routes, default_route_of(config)),
       upstreams_(*loop_, tls, upstream_settings(config), pool_limits(config), metrics_),
