@@ -1,8 +1,13 @@
 #include "config.h"
+#include "config_file.h"
 #include "http_head.h"
 
+#include <algorithm>
 #include <cctype>
+#include <cerrno>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 
 namespace op {
@@ -30,6 +35,8 @@ struct Option {
     const char* help;
     bool (*apply)(Config&, std::string_view value, std::string& why);
 };
+
+}  // namespace
 
 bool parse_uint(std::string_view s, std::uint64_t max, std::uint64_t& out) {
     if (s.empty() || s.size() > 20) return false;
@@ -94,6 +101,8 @@ bool parse_duration_ms(std::string_view s, std::int64_t& out) {
     return true;
 }
 
+namespace {
+
 // The same, rounded up to whole seconds.
 bool parse_seconds(std::string_view s, std::chrono::seconds& out) {
     std::int64_t ms = 0;
@@ -143,57 +152,21 @@ bool set_period(std::chrono::milliseconds& field, std::string_view v, std::strin
     return true;
 }
 
-std::string base64(std::string_view in) {
-    static const char* kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    std::string out;
-    std::size_t i = 0;
-    for (; i + 2 < in.size(); i += 3) {
-        unsigned v = static_cast<unsigned char>(in[i]) << 16 | static_cast<unsigned char>(in[i + 1]) << 8 |
-                     static_cast<unsigned char>(in[i + 2]);
-        for (int shift = 18; shift >= 0; shift -= 6) out += kAlphabet[(v >> shift) & 63];
-    }
-    if (i < in.size()) {
-        unsigned v = static_cast<unsigned char>(in[i]) << 16;
-        if (i + 1 < in.size()) v |= static_cast<unsigned char>(in[i + 1]) << 8;
-        out += kAlphabet[(v >> 18) & 63];
-        out += kAlphabet[(v >> 12) & 63];
-        out += i + 1 < in.size() ? kAlphabet[(v >> 6) & 63] : '=';
-        out += '=';
-    }
-    return out;
-}
-
-// "http://[user:pass@]host[:port]" (scheme optional). Credentials become the value of
-// the Proxy-Authorization field sent with CONNECT (Basic, as curl and Go do).
-bool parse_proxy_url(std::string_view v, Target& out, std::string& authorization, std::string& why) {
-    std::string spec(v);
-    std::string lower;
-    for (char c : spec) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    if (lower.find("://") == std::string::npos) {
-        spec = "http://" + spec;
-    } else if (lower.rfind("http://", 0) != 0) {  // https://, socks5://, ...
-        why = "only http:// upstream proxies are supported";
-        return false;
-    }
-    authorization.clear();
-    std::size_t at = spec.rfind('@');
-    if (at != std::string::npos) {
-        std::string userinfo = spec.substr(7, at - 7);
-        if (userinfo.find('/') != std::string::npos) {
-            why = "malformed proxy URL";
-            return false;
-        }
-        authorization = "Basic " + base64(userinfo);
-        spec = "http://" + spec.substr(at + 1);
-    }
-    if (!parse_target(spec, out, why)) return false;
-    return true;
-}
-
 const Option kOptions[] = {
     {"listen", "OPENAI_PROXY_LISTEN", Kind::Text, "address", ":9001",
      "listen address: :port, host:port or [ipv6]:port",
      [](Config& c, std::string_view v, std::string& why) { return parse_listen_address(v, c.listen, why); }},
+    {"config", "OPENAI_PROXY_CONFIG", Kind::Text, "file", "none",
+     "read settings, targets with their origins, keys and egress, and access keys from this file "
+     "(README \"Configuration file\"); flags and environment override it; re-read on SIGHUP",
+     [](Config& c, std::string_view v, std::string&) {
+         c.config_file = std::string(v);
+         return true;
+     }},
+    {"check-config", nullptr, Kind::Bool, nullptr, "false",
+     "only check the configuration (flags, environment, -config file, key files, access keys, -tls-cert), "
+     "print a summary and exit: 0 if it is valid, else 2",
+     nullptr},  // handled specially: not a setting
     {"targets", "OPENAI_PROXY_TARGETS", Kind::Text, "key:domain,...", nullptr,
      "target map, e.g. oa:api.openai.com,azure:x.openai.azure.com (flag and env are merged)",
      nullptr},  // handled specially: merged
@@ -203,6 +176,20 @@ const Option kOptions[] = {
          Target t;
          if (!parse_target(v, t, why)) return false;
          c.default_route = single_origin_route("", std::move(t));
+         return true;
+     }},
+    {"access-keys", "OPENAI_PROXY_ACCESS_KEYS", Kind::Text, "file", "none",
+     "client access keys, \"label = key\" per line: every request must present one (Authorization: Bearer, "
+     "or api-key); re-read on SIGHUP",
+     [](Config& c, std::string_view v, std::string&) {
+         c.access_keys_file = std::string(v);
+         return true;
+     }},
+    {"allow-anonymous", nullptr, Kind::Bool, nullptr, "false",
+     "serve targets with server-side keys without -access-keys on a non-loopback address "
+     "(anyone who reaches the proxy can then spend the keys)",
+     [](Config& c, std::string_view v, std::string& why) {
+         if (!parse_bool(v, c.allow_anonymous)) return why = "must be true or false", false;
          return true;
      }},
     {"ca-file", "OPENAI_PROXY_CA_FILE", Kind::Text, "path", "SSL_CERT_FILE/SSL_CERT_DIR, then the system bundle",
@@ -223,12 +210,15 @@ const Option kOptions[] = {
          c.tls_key = std::string(v);
          return true;
      }},
-    {"upstream-proxy", "OPENAI_PROXY_UPSTREAM_PROXY", Kind::Text, "http://host:port", "none (ENV=local: HTTP_PROXY)",
-     "reach upstreams through this HTTP proxy (CONNECT tunnel; TLS still verified end to end)",
+    {"upstream-proxy", "OPENAI_PROXY_UPSTREAM_PROXY", Kind::Text, "url", "none (ENV=local: HTTP_PROXY)",
+     "reach upstreams through this proxy: http://[user:pass@]host[:port] (CONNECT tunnel), "
+     "socks5://... (name resolved here) or socks5h://... (name resolved by the SOCKS server), "
+     "or direct; TLS is still verified end to end",
      [](Config& c, std::string_view v, std::string& why) {
-         Target t;
-         if (!parse_proxy_url(v, t, c.upstream_proxy_authorization, why)) return false;
-         c.upstream_proxy = t;
+         Egress e;
+         if (!parse_egress(v, e, why)) return false;
+         if (e.direct()) c.upstream_proxy.reset();
+         else c.upstream_proxy = std::move(e);
          return true;
      }},
     {"workers", "OPENAI_PROXY_WORKERS", Kind::Text, "n", "0 (one per CPU core)",
@@ -446,7 +436,73 @@ bool parse_listen_address(std::string_view text, ListenAddress& out, std::string
     return true;
 }
 
+bool read_file_text(const std::string& path, std::string& text, std::string& error) {
+    std::FILE* f = std::fopen(path.c_str(), "rb");
+    if (!f) {
+        error = std::strerror(errno);
+        return false;
+    }
+    text.clear();
+    char buf[4096];
+    std::size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) {
+        text.append(buf, n);
+        if (text.size() > (16u << 20)) {
+            std::fclose(f);
+            error = "larger than 16 MiB";
+            return false;
+        }
+    }
+    bool failed = std::ferror(f) != 0;
+    int saved = errno;
+    std::fclose(f);
+    if (failed) {
+        error = std::strerror(saved);
+        return false;
+    }
+    return true;
+}
+
+bool listen_is_loopback(const ListenAddress& a) {
+    std::string host;
+    for (char ch : a.host) host += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    if (host == "localhost" || host == "::1" || host == "0:0:0:0:0:0:0:1") return true;
+    // 127.0.0.0/8, dotted decimal
+    if (host.rfind("127.", 0) != 0) return false;
+    int parts = 0;
+    std::size_t i = 0;
+    while (i <= host.size()) {
+        std::size_t dot = host.find('.', i);
+        std::string_view part = std::string_view(host).substr(i, dot == std::string::npos ? std::string::npos : dot - i);
+        std::uint64_t v = 0;
+        if (!parse_uint(part, 255, v) || part.size() > 3) return false;
+        ++parts;
+        if (dot == std::string::npos) break;
+        i = dot + 1;
+    }
+    return parts == 4;
+}
+
+std::string config_summary(const Config& c, const char* lead) {
+    std::size_t targets = c.routes.size() + (c.default_route ? 1 : 0), origins = 0, keys = 0;
+    auto count = [&](const Route& r) {
+        origins += r.origins.size();
+        for (const Origin& o : r.origins) keys += o.keys.size();
+    };
+    for (const Route& r : c.routes) count(r);
+    if (c.default_route) count(*c.default_route);
+    auto n = [](std::size_t v, const char* one, const char* many) {
+        return std::to_string(v) + " " + (v == 1 ? one : many);
+    };
+    return std::string(lead) + ": " + n(targets, "target", "targets") + ", " + n(origins, "origin", "origins") +
+           ", " + n(keys, "key", "keys") + ", " + n(c.access_keys.size(), "access key", "access keys");
+}
+
 ConfigResult parse_config(int argc, const char* const* argv, const EnvLookup& env) {
+    return parse_config(argc, argv, env, read_file_text);
+}
+
+ConfigResult parse_config(int argc, const char* const* argv, const EnvLookup& env, const ReadFile& read) {
     ConfigResult r;
     Config& c = r.config;
     std::string why;
@@ -500,9 +556,98 @@ ConfigResult parse_config(int argc, const char* const* argv, const EnvLookup& en
         if (name == "targets") {
             flag_targets += (have_flag_targets ? "," : "") + std::string(value);
             have_flag_targets = true;
+        } else if (name == "check-config") {
+            if (!parse_bool(value, r.check_only))
+                r.errors.push_back("invalid value \"" + std::string(value) + "\" for flag -check-config: must be true or false");
         } else {
             flags[std::string(name)] = std::string(value);
         }
+    }
+
+    // The -config file first: the environment and the flags override what it says.
+    std::string config_path;
+    if (auto f = flags.find("config"); f != flags.end()) config_path = f->second;
+    else if (const char* e = env("OPENAI_PROXY_CONFIG"); e && *e) config_path = e;
+    std::string access_keys_where;  // "file:line: " when the file names the access keys
+    bool file_upstream_proxy = false;
+    std::vector<Route> file_routes;
+    const std::size_t file_errors_from = r.errors.size();
+    if (!config_path.empty()) {
+        std::string text;
+        if (!read(config_path, text, why)) {
+            r.errors.push_back("cannot read configuration file \"" + config_path + "\": " + why);
+        } else {
+            ConfigFileText file = split_config_file(text, config_path, r.errors);
+            std::map<std::string, int> seen;  // top-level setting -> line
+            std::map<std::string, Target> file_targets;
+            std::vector<std::string> file_order;
+            int default_target_line = 0;
+            for (const ConfigSetting& s : file.top) {
+                const std::string where = config_path + ":" + std::to_string(s.line) + ": ";
+                if (s.name == "config" || s.name == "check-config") {
+                    r.errors.push_back(where + s.name + " cannot be set in the configuration file");
+                    continue;
+                }
+                const Option* opt = find_option(s.name);
+                if (!opt) {
+                    static const char* const kSectionOnly[] = {"origin",   "key",      "key-env",  "key-file",
+                                                               "egress",   "key-header", "attempts", "retry-on",
+                                                               "retry-body-limit", "head-timeout"};
+                    bool section_only = false;
+                    for (const char* n : kSectionOnly) section_only = section_only || s.name == n;
+                    r.errors.push_back(where + (section_only ? s.name + " belongs in a [target NAME] or [default] section"
+                                                             : "unknown setting \"" + s.name + "\""));
+                    continue;
+                }
+                if (auto [it, fresh] = seen.emplace(s.name, s.line); !fresh) {
+                    r.errors.push_back(where + s.name + " is already set at line " + std::to_string(it->second));
+                    continue;
+                }
+                if (s.name == "targets") {
+                    std::vector<std::string> errors;
+                    parse_targets(s.value, "targets", file_targets, file_order, errors);
+                    for (auto& e : errors) r.errors.push_back(where + e);
+                    continue;
+                }
+                std::string reason;
+                if (!opt->apply(c, s.value, reason)) {
+                    r.errors.push_back(where + "invalid value \"" + s.value + "\" for " + s.name + ": " + reason);
+                    continue;
+                }
+                if (s.name == "access-keys") access_keys_where = where;
+                if (s.name == "upstream-proxy") file_upstream_proxy = true;
+                if (s.name == "default-target") default_target_line = s.line;
+            }
+            for (const auto& key : file_order) file_routes.push_back(single_origin_route(key, file_targets[key]));
+            for (const ConfigSection& section : file.sections) {
+                Route route;
+                const std::string where = config_path + ":" + std::to_string(section.line) + ": ";
+                if (section.is_default && default_target_line) {
+                    r.errors.push_back(where + "[default] and default-target (line " +
+                                       std::to_string(default_target_line) + ") both set the default target");
+                    continue;
+                }
+                if (!section.is_default && file_targets.count(section.name)) {
+                    r.errors.push_back(where + "target \"" + section.name + "\" is also in targets =");
+                    continue;
+                }
+                if (!build_route(section, config_path, env, read, route, r.errors)) continue;
+                if (section.is_default) c.default_route = std::move(route);
+                else file_routes.push_back(std::move(route));
+            }
+        }
+        // In the order of the file's lines (a key file's errors follow the line naming it).
+        std::vector<std::pair<long, std::string>> keyed;
+        long last = 0;
+        const std::string prefix = config_path + ":";
+        for (std::size_t i = file_errors_from; i < r.errors.size(); ++i) {
+            const std::string& e = r.errors[i];
+            if (e.compare(0, prefix.size(), prefix) == 0) last = std::strtol(e.c_str() + prefix.size(), nullptr, 10);
+            keyed.emplace_back(last, std::move(r.errors[i]));
+        }
+        std::stable_sort(keyed.begin(), keyed.end(),
+                         [](const auto& a, const auto& b) { return a.first < b.first; });
+        for (std::size_t i = 0; i < keyed.size(); ++i) r.errors[file_errors_from + i] = std::move(keyed[i].second);
     }
 
     for (const Option& o : kOptions) {
@@ -523,15 +668,31 @@ ConfigResult parse_config(int argc, const char* const* argv, const EnvLookup& en
         std::string reason;
         if (!o.apply(c, value, reason))
             r.errors.push_back("invalid value \"" + value + "\" for " + source + ": " + reason);
+        else if (std::string_view(o.name) == "access-keys")
+            access_keys_where = "";
     }
 
-    // Targets: environment entries first, flag entries after (a flag wins on a key).
+    // Targets: the file's, then environment entries, then flag entries; an entry whose
+    // name is already there replaces it (a flag wins over the environment, which wins
+    // over the file).
+    c.routes = std::move(file_routes);
     std::map<std::string, Target> targets;
     std::vector<std::string> order;
     if (const char* e = env("OPENAI_PROXY_TARGETS"); e && *e)
         parse_targets(e, "OPENAI_PROXY_TARGETS", targets, order, r.errors);
     if (have_flag_targets) parse_targets(flag_targets, "-targets", targets, order, r.errors);
-    for (const auto& key : order) c.routes.push_back(single_origin_route(key, targets[key]));
+    for (const auto& key : order) {
+        Route route = single_origin_route(key, targets[key]);
+        bool replaced = false;
+        for (Route& existing : c.routes) {
+            if (existing.name == key) {
+                existing = std::move(route);
+                replaced = true;
+                break;
+            }
+        }
+        if (!replaced) c.routes.push_back(std::move(route));
+    }
     if (c.routes.empty() && !c.default_route) {
         Target t;
         parse_target("api.openai.com", t, why);
@@ -547,18 +708,52 @@ ConfigResult parse_config(int argc, const char* const* argv, const EnvLookup& en
         // An -upstream-proxy that was given but refused is already reported; falling
         // back to HTTP_PROXY then would only add a second, confusing line.
         const char* own = env("OPENAI_PROXY_UPSTREAM_PROXY");
-        bool given = flags.count("upstream-proxy") != 0 || (own && *own);
+        bool given = flags.count("upstream-proxy") != 0 || (own && *own) || file_upstream_proxy;
         if (!given) {
             const char* source = "HTTP_PROXY";
             const char* p = env(source);
             if (!p || !*p) p = env(source = "http_proxy");
             std::string spec = p && *p ? p : "http://127.0.0.1:10809";
-            Target t;
+            Egress e;
             std::string reason;
-            if (parse_proxy_url(spec, t, c.upstream_proxy_authorization, reason)) c.upstream_proxy = t;
+            // HTTP_PROXY is an HTTP proxy by its name (and other programs read it too).
+            if (parse_egress(spec, e, reason) && e.kind != Egress::Kind::HttpConnect)
+                reason = "only http:// proxies are supported in " + std::string(source) + " (use -upstream-proxy)";
+            if (reason.empty()) c.upstream_proxy = std::move(e);
             else r.errors.push_back("invalid value \"" + spec + "\" for " + source + ": " + reason);
         }
     }
+
+    // Client access keys.
+    if (!c.access_keys_file.empty()) {
+        std::string text;
+        const std::string& path = c.access_keys_file;
+        if (!read(path, text, why)) {
+            r.errors.push_back(access_keys_where + "cannot read access keys file \"" + path + "\": " + why);
+        } else {
+            std::size_t before = r.errors.size();
+            parse_access_keys(text, path, c.access_keys, r.errors);
+            if (c.access_keys.empty() && r.errors.size() == before)
+                r.errors.push_back(access_keys_where + "access keys file \"" + path + "\" holds no key");
+        }
+    }
+
+    // The safe default: server-side keys, no access keys, reachable beyond loopback: a
+    // free key for whoever finds the port, unless the operator says so.
+    bool injects = false;
+    auto has_keys = [](const Route& route) {
+        for (const Origin& o : route.origins)
+            if (!o.keys.empty()) return true;
+        return false;
+    };
+    for (const Route& route : c.routes) injects = injects || has_keys(route);
+    if (c.default_route) injects = injects || has_keys(*c.default_route);
+    if (injects && c.access_keys_file.empty() && !c.allow_anonymous && !listen_is_loopback(c.listen))
+        r.errors.push_back("server-side keys are configured, no access keys are, and the listen address \"" +
+                           c.listen.text +
+                           "\" is not loopback only: anyone who reaches the proxy could spend the keys. "
+                           "Give clients keys of their own (-access-keys FILE), listen on loopback "
+                           "(-listen 127.0.0.1:PORT), or pass -allow-anonymous if that is what you mean");
     return r;
 }
 

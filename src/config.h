@@ -78,8 +78,8 @@ struct Config {
     std::string ca_file;                                   // -ca-file
     std::string tls_cert;                                  // -tls-cert: HTTPS on the listener (with tls_key)
     std::string tls_key;                                   // -tls-key
-    std::optional<Target> upstream_proxy;                  // -upstream-proxy, or local mode's proxy
-    std::string upstream_proxy_authorization;              // "Basic ..." from user:pass@ in its URL
+    std::optional<Egress> upstream_proxy;                  // -upstream-proxy, or local mode's HTTP proxy;
+                                                           // never Direct ("direct" leaves it empty)
     bool local_mode = false;                               // ENV=local
 
     std::size_t buffer_size = 1024;                        // -buffer-size: bytes per read
@@ -135,10 +135,27 @@ struct ConfigResult {
     std::vector<std::string> errors;  // every problem found, one line each; empty = OK
     bool show_help = false;           // -h / -help / --help
     bool show_version = false;        // -version / --version
+    bool check_only = false;          // -check-config: validate, print a summary, exit
 };
 
-// Parses argv[1..argc) and the environment. Never exits, never prints.
+// Reads a whole file: false and `error` (the system's reason, e.g. "No such file or
+// directory") when it cannot. Injected so that tests can supply files of their own.
+using ReadFile = std::function<bool(const std::string& path, std::string& text, std::string& error)>;
+bool read_file_text(const std::string& path, std::string& text, std::string& error);
+
+// Parses argv[1..argc), the environment and the -config file (with the key files and the
+// access keys it names), in that order of precedence. Never exits, never prints; every
+// problem is in `errors`, those of a file as "file:line: what is wrong".
 ConfigResult parse_config(int argc, const char* const* argv, const EnvLookup& env);
+ConfigResult parse_config(int argc, const char* const* argv, const EnvLookup& env, const ReadFile& read);
+
+// "configuration OK: 2 targets, 3 origins, 4 keys, 2 access keys" (the default target
+// counts as a target), for -check-config and the reload log line.
+std::string config_summary(const Config& c, const char* lead = "configuration OK");
+
+// Whether `a` accepts only loopback connections: 127.0.0.0/8, [::1] or "localhost"
+// (by name: nothing is resolved). ":9001" and "0.0.0.0:9001" are not.
+bool listen_is_loopback(const ListenAddress& a);
 
 // The -h text: every option with its env var and default, one per line.
 std::string usage_text(const char* program_name);

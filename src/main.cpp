@@ -71,7 +71,7 @@ int main(int argc, char** argv) {
     auto tls = op::TlsClientContext::create(trust, error);
     if (!tls) {
         std::fprintf(stderr, "openai-proxy: %s\n", error.c_str());
-        return config.ca_file.empty() ? 1 : 2;
+        return config.ca_file.empty() && !parsed.check_only ? 1 : 2;
     }
 
     // HTTPS on the listener: both files are checked now, so that a bad one is an error
@@ -83,6 +83,10 @@ int main(int argc, char** argv) {
             std::fprintf(stderr, "openai-proxy: %s\n", error.c_str());
             return 2;
         }
+    }
+    if (parsed.check_only) {  // -check-config: nothing is bound, resolved or started
+        std::printf("%s\n", op::config_summary(config).c_str());
+        return 0;
     }
 
     // Installed before binding: a signal that arrives once the port accepts must not

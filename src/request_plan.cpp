@@ -27,13 +27,15 @@ bool refuse(RequestPlan& plan, int status, const char* code, std::string message
     return false;
 }
 
+// The egress (an origin's own, else -upstream-proxy; "direct": none) and the pool key.
 void build_pool_key(RequestPlan& plan, const Config& config) {
     plan.pool_key.clear();  // keeps its capacity
     plan.target.append_origin(plan.pool_key);
-    if (config.upstream_proxy) {
-        plan.pool_key += " via ";
-        config.upstream_proxy->append_origin(plan.pool_key);
-    }
+    const std::optional<Egress>* own =
+        plan.route && plan.origin < plan.route->origins.size() ? &plan.route->origins[plan.origin].egress : nullptr;
+    if (own && own->has_value()) plan.egress = (*own)->kind == Egress::Kind::Direct ? nullptr : &**own;
+    else plan.egress = config.upstream_proxy ? &*config.upstream_proxy : nullptr;
+    if (plan.egress) plan.egress->append_key(plan.pool_key);
 }
 
 }  // namespace

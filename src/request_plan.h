@@ -41,8 +41,11 @@ struct RequestPlan {
     unsigned origin = 0;
     bool restricted = false;  // chosen by the client (X-Target-Host): internal addresses
                               // are refused at connect time unless -allow-private
-    // The idle-pool key: the origin ("https://host:port"), plus " via " and the upstream
-    // proxy's origin when one is configured. Rebuilt in place, so a plan reused from one
+    // How the origin is reached: nullptr or Direct connects directly. Points into the
+    // configuration (valid while it is); a connection copies what it needs.
+    const Egress* egress = nullptr;
+    // The idle-pool key: the origin ("https://host:port"), plus what names the egress
+    // (Egress::append_key: " via socks5h://user@host:port") when there is one. Rebuilt in place, so a plan reused from one
     // request to the next keeps its storage.
     std::string pool_key;
     // The upstream request target, origin-form: a view into the request head's target

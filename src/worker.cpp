@@ -24,8 +24,10 @@ UpstreamSettings upstream_settings(const Config& c) {
     UpstreamSettings s;
     s.connect_timeout = c.connect_timeout;
     s.tls_timeout = c.tls_timeout;
-    s.proxy = c.upstream_proxy;
-    s.proxy_authorization = c.upstream_proxy_authorization;
+    if (c.upstream_proxy) {
+        s.proxy = c.upstream_proxy->proxy;
+        s.proxy_authorization = c.upstream_proxy->authorization;
+    }
     return s;
 }
 

@@ -9,6 +9,7 @@
 
 #include "doctest/doctest.h"
 #include "config.h"
+#include "egress.h"
 #include "target.h"
 
 namespace test {
@@ -37,5 +38,13 @@ inline const std::vector<op::Route>& routes(std::vector<std::pair<std::string, o
 
 // The default route for `t`, kept likewise.
 inline const op::Route* default_route(const op::Target& t) { return &routes({{"", t}}).front(); }
+
+// The Egress a valid egress specification parses to ("socks5h://u:p@127.0.0.1:1080", ...).
+inline op::Egress egress(const char* spec) {
+    op::Egress e;
+    std::string error;
+    REQUIRE(op::parse_egress(spec, e, error));
+    return e;
+}
 
 }  // namespace test

@@ -353,33 +353,38 @@ TEST_CASE("config: local mode takes the upstream proxy from HTTP_PROXY, then htt
     Config d = ok({}, {{"ENV", "local"}});
     CHECK(d.local_mode);
     REQUIRE(d.upstream_proxy.has_value());
-    CHECK_FALSE(d.upstream_proxy->tls);
-    CHECK(d.upstream_proxy->host == "127.0.0.1");
-    CHECK(d.upstream_proxy->port == 10809);
+    CHECK_FALSE(d.upstream_proxy->proxy.tls);
+    CHECK(d.upstream_proxy->proxy.host == "127.0.0.1");
+    CHECK(d.upstream_proxy->proxy.port == 10809);
 
     Config a = ok({}, {{"ENV", "local"}, {"HTTP_PROXY", "http://a.example:3128"}, {"http_proxy", "http://b.example:1"}});
     REQUIRE(a.upstream_proxy.has_value());
-    CHECK(a.upstream_proxy->host == "a.example");
-    CHECK(a.upstream_proxy->port == 3128);
+    CHECK(a.upstream_proxy->proxy.host == "a.example");
+    CHECK(a.upstream_proxy->proxy.port == 3128);
 
     Config b = ok({}, {{"ENV", "local"}, {"http_proxy", "http://b.example:8888"}});
     REQUIRE(b.upstream_proxy.has_value());
-    CHECK(b.upstream_proxy->host == "b.example");
-    CHECK(b.upstream_proxy->port == 8888);
+    CHECK(b.upstream_proxy->proxy.host == "b.example");
+    CHECK(b.upstream_proxy->proxy.port == 8888);
 
     Config bare = ok({}, {{"ENV", "local"}, {"HTTP_PROXY", "proxy.lan:8080"}});  // scheme optional
     REQUIRE(bare.upstream_proxy.has_value());
-    CHECK_FALSE(bare.upstream_proxy->tls);
-    CHECK(bare.upstream_proxy->host == "proxy.lan");
-    CHECK(bare.upstream_proxy->port == 8080);
+    CHECK_FALSE(bare.upstream_proxy->proxy.tls);
+    CHECK(bare.upstream_proxy->proxy.host == "proxy.lan");
+    CHECK(bare.upstream_proxy->proxy.port == 8080);
 
     Config flag = ok({"-upstream-proxy", "http://p:3128"}, {{"ENV", "local"}, {"HTTP_PROXY", "http://a.example:1"}});
     CHECK(flag.local_mode);
     REQUIRE(flag.upstream_proxy.has_value());
-    CHECK(flag.upstream_proxy->host == "p");
-    CHECK(flag.upstream_proxy->port == 3128);
+    CHECK(flag.upstream_proxy->proxy.host == "p");
+    CHECK(flag.upstream_proxy->proxy.port == 3128);
 
     one_error({}, {"HTTP_PROXY", "https://p"}, {{"ENV", "local"}, {"HTTP_PROXY", "https://p"}});
+    // HTTP_PROXY stays http only (other programs read it too); -upstream-proxy takes SOCKS.
+    one_error({}, {"HTTP_PROXY", "only http://"}, {{"ENV", "local"}, {"HTTP_PROXY", "socks5://p"}});
+    one_error({}, {"HTTP_PROXY", "only http://"}, {{"ENV", "local"}, {"HTTP_PROXY", "direct"}});
+    // -upstream-proxy direct in local mode: no proxy at all, HTTP_PROXY not consulted.
+    CHECK_FALSE(ok({"-upstream-proxy=direct"}, {{"ENV", "local"}, {"HTTP_PROXY", "http://a:1"}}).upstream_proxy.has_value());
     // The message names the variable the value came from.
     std::string e = one_error({}, {"http_proxy", "99999"}, {{"ENV", "local"}, {"http_proxy", "http://u@p:99999"}});
     CHECK(e.find("HTTP_PROXY") == std::string::npos);
@@ -395,11 +400,18 @@ TEST_CASE("config: without ENV=local, HTTP_PROXY is ignored") {
     Config flag = ok({"-upstream-proxy=p:3128"});
     CHECK_FALSE(flag.local_mode);
     REQUIRE(flag.upstream_proxy.has_value());
-    CHECK_FALSE(flag.upstream_proxy->tls);
-    CHECK(flag.upstream_proxy->host == "p");
-    CHECK(flag.upstream_proxy->port == 3128);
+    CHECK_FALSE(flag.upstream_proxy->proxy.tls);
+    CHECK(flag.upstream_proxy->proxy.host == "p");
+    CHECK(flag.upstream_proxy->proxy.port == 3128);
     one_error({"-upstream-proxy", "https://p"}, {"upstream-proxy", "https://p"});
-    one_error({"-upstream-proxy", "socks5://p:1080"}, {"upstream-proxy"});
+    Config socks = ok({"-upstream-proxy=socks5h://u:p@s:1081"});
+    REQUIRE(socks.upstream_proxy.has_value());
+    CHECK(socks.upstream_proxy->kind == op::Egress::Kind::Socks5h);
+    CHECK(socks.upstream_proxy->proxy.port == 1081);
+    CHECK(socks.upstream_proxy->user == "u");
+    CHECK(ok({}, {{"OPENAI_PROXY_UPSTREAM_PROXY", "socks5://s"}}).upstream_proxy->kind == op::Egress::Kind::Socks5);
+    one_error({"-upstream-proxy", "socks4://p:1080"}, {"upstream-proxy", "socks4"});
+    CHECK_FALSE(ok({"-upstream-proxy=direct"}).upstream_proxy.has_value());
 }
 
 TEST_CASE("config: -allow-hosts") {
@@ -481,23 +493,23 @@ TEST_CASE("config: version_text") {
     CHECK(v.size() > std::string("openai-proxy ").size());
 }
 
-TEST_CASE("config: the upstream proxy must be http://, whatever the other scheme") {
-    for (const char* bad : {"https://p:3128", "socks5://p:1080", "HTTPS://p", "ftp://p"}) {
+TEST_CASE("config: the upstream proxy must be http://, socks5:// or socks5h://, whatever the other scheme") {
+    for (const char* bad : {"https://p:3128", "socks4://p:1080", "HTTPS://p", "ftp://p"}) {
         INFO("proxy: ", bad);
         std::string arg = std::string("-upstream-proxy=") + bad;
-        one_error({arg.c_str()}, {"upstream-proxy", bad, "only http://"});
+        one_error({arg.c_str()}, {"upstream-proxy", bad, "use http://, socks5://, socks5h:// or direct"});
     }
-    one_error({}, {"OPENAI_PROXY_UPSTREAM_PROXY", "only http://"}, {{"OPENAI_PROXY_UPSTREAM_PROXY", "socks5://p"}});
+    one_error({}, {"OPENAI_PROXY_UPSTREAM_PROXY", "unsupported"}, {{"OPENAI_PROXY_UPSTREAM_PROXY", "socks4://p"}});
     one_error({"-upstream-proxy=http://p/path"}, {"upstream-proxy", "path"});
     Config env = ok({}, {{"OPENAI_PROXY_UPSTREAM_PROXY", "HTTP://P:8080/"}});
     REQUIRE(env.upstream_proxy.has_value());
-    CHECK(env.upstream_proxy->host == "p");
-    CHECK(env.upstream_proxy->port == 8080);
-    CHECK(ok({"-upstream-proxy=http://p"}).upstream_proxy->port == 80);
+    CHECK(env.upstream_proxy->proxy.host == "p");
+    CHECK(env.upstream_proxy->proxy.port == 8080);
+    CHECK(ok({"-upstream-proxy=http://p"}).upstream_proxy->proxy.port == 80);
 }
 
 TEST_CASE("config: in local mode a refused -upstream-proxy is one error, not a fallback to HTTP_PROXY") {
-    std::string e = one_error({"-upstream-proxy=socks5://p"}, {"upstream-proxy"},
+    std::string e = one_error({"-upstream-proxy=socks4://p"}, {"upstream-proxy"},
                               {{"ENV", "local"}, {"HTTP_PROXY", "also bad"}});
     CHECK(e.find("HTTP_PROXY") == std::string::npos);
     one_error({}, {"OPENAI_PROXY_UPSTREAM_PROXY"},
@@ -505,7 +517,7 @@ TEST_CASE("config: in local mode a refused -upstream-proxy is one error, not a f
     // The variable, when set, takes the place of HTTP_PROXY as the flag does.
     Config c = ok({}, {{"ENV", "local"}, {"OPENAI_PROXY_UPSTREAM_PROXY", "http://v:1"}, {"HTTP_PROXY", "http://h:2"}});
     REQUIRE(c.upstream_proxy.has_value());
-    CHECK(c.upstream_proxy->host == "v");
+    CHECK(c.upstream_proxy->proxy.host == "v");
 }
 
 TEST_CASE("config: upstream proxy credentials become a Basic Proxy-Authorization value") {
@@ -513,14 +525,14 @@ TEST_CASE("config: upstream proxy credentials become a Basic Proxy-Authorization
     op::ConfigResult r = op::parse_config(3, argv, [](const char*) -> const char* { return nullptr; });
     REQUIRE(r.errors.empty());
     REQUIRE(r.config.upstream_proxy.has_value());
-    CHECK(r.config.upstream_proxy->host == "127.0.0.1");
-    CHECK(r.config.upstream_proxy->port == 3128);
-    CHECK(r.config.upstream_proxy_authorization == "Basic dXNlcjpwJTQwc3M=");  // base64("user:p%40ss")
+    CHECK(r.config.upstream_proxy->proxy.host == "127.0.0.1");
+    CHECK(r.config.upstream_proxy->proxy.port == 3128);
+    CHECK(r.config.upstream_proxy->authorization == "Basic dXNlcjpwQHNz");  // base64("user:p@ss"): decoded
 
     const char* plain[] = {"openai-proxy", "-upstream-proxy", "127.0.0.1:3128"};
     op::ConfigResult q = op::parse_config(3, plain, [](const char*) -> const char* { return nullptr; });
     REQUIRE(q.errors.empty());
-    CHECK(q.config.upstream_proxy_authorization.empty());
+    CHECK(q.config.upstream_proxy->authorization.empty());
 }
 
 TEST_CASE("config: -admin-listen and -access-log, off by default, from flag or environment") {

@@ -22,6 +22,7 @@ using op::Target;
 namespace {
 
 using test::target;
+using test::egress;
 
 // A configuration with -targets oa:api.openai.com,azure:x.openai.azure.com, no default
 // target unless given, and the router the server would build from it.
@@ -343,17 +344,30 @@ TEST_CASE("plan: the pool key names the upstream proxy when there is one") {
     REQUIRE(p.plan(req, plan));
     CHECK(plan.pool_key == "https://api.openai.com");
 
-    p.config.upstream_proxy = target("http://127.0.0.1:3128");
+    p.config.upstream_proxy = egress("http://127.0.0.1:3128");
     REQUIRE(p.plan(req, plan));
     CHECK(plan.pool_key == "https://api.openai.com via http://127.0.0.1:3128");
     const std::string port = get("/v1/x", "oa.example.com", "X-Target-Host: http://h.example.com:8080\r\n");
     REQUIRE(p.plan(port, plan));
     CHECK(plan.pool_key == "http://h.example.com:8080 via http://127.0.0.1:3128");
+
+    // SOCKS egresses: the kind and the user tell pools apart (never the password).
+    p.config.upstream_proxy = egress("socks5h://u:secret@127.0.0.1:1080");
+    REQUIRE(p.plan(req, plan));
+    CHECK(plan.pool_key == "https://api.openai.com via socks5h://u@127.0.0.1:1080");
+    REQUIRE(plan.egress != nullptr);
+    CHECK(plan.egress->kind == op::Egress::Kind::Socks5h);
+    p.config.upstream_proxy = egress("socks5://127.0.0.1");
+    REQUIRE(p.plan(req, plan));
+    CHECK(plan.pool_key == "https://api.openai.com via socks5://127.0.0.1:1080");
+    p.config.upstream_proxy.reset();
+    REQUIRE(p.plan(req, plan));
+    CHECK(plan.egress == nullptr);
 }
 
 TEST_CASE("plan: a reused plan keeps its pool key storage; a refusal leaves the plan alone") {
     Proxy p;
-    p.config.upstream_proxy = target("http://proxy.internal.example:3128");
+    p.config.upstream_proxy = egress("http://proxy.internal.example:3128");
     RequestPlan plan;
     const std::string azure = get("/v1/x", "azure.example.com");
     REQUIRE(p.plan(azure, plan));
@@ -382,7 +396,7 @@ TEST_CASE("plan: planning into a reused plan allocates nothing when routing does
     // Names short enough for the strings' inline storage: routing itself allocates
     // nothing, so any allocation would be the plan's (the pool key is the long string).
     Proxy p;
-    p.config.upstream_proxy = target("http://proxy.internal.example:3128");
+    p.config.upstream_proxy = egress("http://proxy.internal.example:3128");
     RequestPlan plan;
     const std::string first = get("/release/v1/x", "azure.example.com");
     const std::string second = get("/v1/y?z=1", "oa.example.com", "Content-Length: 3\r\n");
