@@ -1261,14 +1261,14 @@ bool ClientConn::try_next(AttemptFailure why, const std::string& detail, std::in
     } else {
         fs.origin_failed(plan_.pool_key, now);
     }
+    // "status 503", "key rate-limited, status 429", "connect failed"
+    std::string reason = why == AttemptFailure::Status ? detail
+                         : key_failure                 ? std::string(failure_name(why)) + ", " + detail
+                                                       : std::string(failure_name(why));
     if (!attempt_notes_.empty()) attempt_notes_ += ", ";
     attempt_notes_ += plan_.target.authority;
     attempt_notes_ += " (";
-    attempt_notes_ += failure_name(why);
-    if (why == AttemptFailure::Status || key_failure) {
-        attempt_notes_ += ' ';
-        attempt_notes_ += detail;
-    }
+    attempt_notes_ += reason;
     attempt_notes_ += ')';
 
     RetryCheck check;
@@ -1298,12 +1298,10 @@ bool ClientConn::try_next(AttemptFailure why, const std::string& detail, std::in
         return false;
     }
     const Origin& o = route.origins[static_cast<unsigned>(next)];
-    log_line("Failover: target %s, attempt %u of %u to %s%s%s failed (%s%s%s); attempt %u goes to %s%s%s", target_name,
+    log_line("Failover: target %s, attempt %u of %u to %s%s%s failed (%s); attempt %u goes to %s%s%s", target_name,
              attempts_, route.failover.max_attempts, plan_.target.authority.c_str(), key_ ? " with key " : "",
-             key_ ? key_->label.c_str() : "", failure_name(why),
-             why == AttemptFailure::Status || key_failure ? " " : "",
-             why == AttemptFailure::Status || key_failure ? detail.c_str() : "", attempts_ + 1,
-             o.target.authority.c_str(), key ? " with key " : "", key ? key->label.c_str() : "");
+             key_ ? key_->label.c_str() : "", reason.c_str(), attempts_ + 1, o.target.authority.c_str(),
+             key ? " with key " : "", key ? key->label.c_str() : "");
     meter_.attempt_failed(ctx_, aside);
     ++attempts_;
     // This attempt's connection and whatever it answered are dropped.

@@ -120,7 +120,7 @@ class KeysFailover(ProxyTestCase):
         refused = 'https://127.0.0.1:%d' % free_port()
         p = self.launch('[target oa]\nattempts = 4\nhead-timeout = 1s\n'
                         'origin = %s\norigin = %s\norigin = %s\norigin = %s\n'
-                        % (refused, bad503.url, stall.url, good.url))
+                        % (stall.url, refused, bad503.url, good.url))
         # Streamed first: the failed attempts never reach the client; the stream comes whole.
         t0 = now()
         r = self.post(p, chat_body(stream=True))
@@ -129,7 +129,9 @@ class KeysFailover(ProxyTestCase):
         self.assertIn(b'"content":"hel"', r.body)
         self.assertGreaterEqual(now() - t0, 0.9)  # the stalling origin's head-timeout
         self.assertEqual((bad503.request_count, stall.request_count, good.request_count), (1, 1, 1))
-        # Non-streamed next: the three failing origins are in backoff, the healthy one is tried first.
+        # Non-streamed next: the three failing origins are in backoff (1 s after a first
+        # failure; the stalling one failed last of them, 1 s after the first attempt began),
+        # so the healthy one is tried first.
         t0 = now()
         r = self.post(p, chat_body())
         self.assertEqual(r.status, 200, r)
