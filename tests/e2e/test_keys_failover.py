@@ -12,12 +12,15 @@ and attempts, the metrics, and that no secret appears in stderr or the access lo
 import hashlib
 import json
 import os
+import shutil
+import subprocess
 import sys
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (ProxyTestCase, Resp, free_port, main, new_tmp_path, now, request_once,  # noqa: E402
                      wait_until)
+from test_metrics import parse_metrics, value  # noqa: E402
 
 CHAT = '/v1/chat/completions'
 SDK_HEADERS = [('Content-Type', 'application/json'), ('Accept', 'application/json'),
@@ -115,12 +118,13 @@ class KeysFailover(ProxyTestCase):
 
     def test_failover_through_refusing_503_stalling_to_healthy_then_backoff(self):
         bad503 = self.start_upstream(status(503))
+        limited = self.start_upstream(status(429, [('Retry-After', '20')]))
         stall = self.start_upstream(stalling)
         good = self.start_upstream(healthy)
         refused = 'https://127.0.0.1:%d' % free_port()
-        p = self.launch('[target oa]\nattempts = 4\nhead-timeout = 1s\n'
-                        'origin = %s\norigin = %s\norigin = %s\norigin = %s\n'
-                        % (stall.url, refused, bad503.url, good.url))
+        p = self.launch('[target oa]\nattempts = 5\nhead-timeout = 1s\n'
+                        'origin = %s\norigin = %s\norigin = %s\norigin = %s\norigin = %s\n'
+                        % (stall.url, refused, limited.url, bad503.url, good.url))
         # Streamed first: the failed attempts never reach the client; the stream comes whole.
         t0 = now()
         r = self.post(p, chat_body(stream=True))
@@ -128,7 +132,8 @@ class KeysFailover(ProxyTestCase):
         self.assertIn(b'data: [DONE]', r.body)
         self.assertIn(b'"content":"hel"', r.body)
         self.assertGreaterEqual(now() - t0, 0.9)  # the stalling origin's head-timeout
-        self.assertEqual((bad503.request_count, stall.request_count, good.request_count), (1, 1, 1))
+        self.assertEqual((limited.request_count, bad503.request_count, stall.request_count, good.request_count),
+                         (1, 1, 1, 1))
         # Non-streamed next: the three failing origins are in backoff (1 s after a first
         # failure; the stalling one failed last of them, 1 s after the first attempt began),
         # so the healthy one is tried first.
@@ -136,15 +141,17 @@ class KeysFailover(ProxyTestCase):
         r = self.post(p, chat_body())
         self.assertEqual(r.status, 200, r)
         self.assertLess(now() - t0, 0.9)
-        self.assertEqual((bad503.request_count, stall.request_count, good.request_count), (1, 1, 2))
+        self.assertEqual((limited.request_count, bad503.request_count, stall.request_count, good.request_count),
+                         (1, 1, 1, 2))
         err = p.stderr()
-        self.assertEqual(err.count('Failover: target oa'), 3, err)
+        self.assertEqual(err.count('Failover: target oa'), 4, err)
+        self.assertIn('(status 429)', err)
         self.assertIn('(connect failed)', err)
         self.assertIn('(status 503)', err)
         self.assertIn('(no response head in time)', err)
         lines = read_lines(self.log, 2)
-        self.assertEqual(sorted(l['attempts'] for l in lines), [1, 4])
-        streamed = [l for l in lines if l['attempts'] == 4][0]
+        self.assertEqual(sorted(l['attempts'] for l in lines), [1, 5])
+        streamed = [l for l in lines if l['attempts'] == 5][0]
         self.assertEqual(streamed['target'], good.url)
         self.assertEqual((streamed['prompt_tokens'], streamed['completion_tokens']), (2, 3))
         self.assertIsNone(streamed['key'])
@@ -218,7 +225,8 @@ class KeysFailover(ProxyTestCase):
         up = self.start_upstream(keyed)
         az = self.start_upstream(healthy)
         other = self.start_upstream(healthy)
-        p = self.launch(self.keys_config(up, az))
+        admin = free_port()
+        p = self.launch(self.keys_config(up, az), ['-admin-listen', '127.0.0.1:%d' % admin])
         # Missing or wrong access key: 401, OpenAI style; nothing reaches the upstream.
         r = self.post(p, chat_body())
         err = self.assertJsonError(r, 401)
@@ -262,6 +270,19 @@ class KeysFailover(ProxyTestCase):
         self.assertEqual(sorted({l['key'] for l in ok}), ['alice', 'bob'])
         self.assertEqual(sum(l['attempts'] for l in ok if l['target'] == up.url), 6 + 2)
         self.assertTrue(all(l['key'] is None for l in lines if l['status'] == 401))
+        # Metrics: the two failed key attempts, both keys set aside, tokens by access-key label.
+        text = request_once(admin, 'GET', '/metrics', host='127.0.0.1').body
+        s = parse_metrics(text.decode())
+        self.assertEqual(value(s, 'openai_proxy_failovers_total', target=up.url), 2, text)
+        self.assertEqual(value(s, 'openai_proxy_keys_set_aside_total', target=up.url), 2)
+        self.assertEqual(value(s, 'openai_proxy_retries_total', reason='failover'), 2)
+        self.assertEqual(value(s, 'openai_proxy_key_tokens_total', key='alice', type='prompt'), 5 * 5)
+        self.assertEqual(value(s, 'openai_proxy_key_tokens_total', key='bob', type='completion'), 3 * 7)
+        promtool = shutil.which('promtool')
+        if promtool:  # test_metrics.py skips with the reason when it is absent
+            r = subprocess.run([promtool, 'check', 'metrics'], input=text, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, timeout=60)
+            self.assertEqual(r.returncode, 0, r.stdout.decode(errors='replace'))
 
 
 AZ_SUFFIX = uuid.uuid4().hex
