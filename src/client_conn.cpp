@@ -573,8 +573,13 @@ void ClientConn::begin_exchange(const RequestHead& head, std::size_t head_len) {
     // and no keys (every -targets route) skip all of it.
     failover_ = plan_.route && failover_possible(*plan_.route, plan_.origin);
     if (failover_ && !first_attempt()) {
-        in_.consume(head_len);
-        return;  // answered: no origin with a usable key
+        in_.consume(head_len);  // `head` views die here
+        const std::string& name = plan_.route->name;
+        std::string msg = "every server-side key of target " + (name.empty() ? std::string("default") : name) +
+                          " is set aside (refused, or rate-limited until its Retry-After)";
+        log_line("Error processing request: %s", msg.c_str());
+        answer_error({503, "proxy_error", "upstream_keys_unavailable", msg});
+        return;
     }
     // The upstream request head: re-serialised, so nothing malformed passes through.
     // Other upgrades (h2c...) are not offered upstream: their Upgrade field is dropped
@@ -1174,7 +1179,7 @@ bool ClientConn::check_access(const RequestHead& head) {
 }
 
 // The first attempt's origin (the planned one unless it is in backoff) and key. False
-// when no origin has a usable key: answered (503).
+// when no origin has a usable key (the caller answers 503).
 bool ClientConn::first_attempt() {
     FailoverState& fs = ctx_.upstreams.failover();
     const Route& route = *plan_.route;
@@ -1189,13 +1194,7 @@ bool ClientConn::first_attempt() {
     if (!planned_ok) {
         const ApiKey* key = nullptr;
         int next = next_origin(key);
-        if (next < 0) {
-            std::string msg = "every server-side key of target " + (route.name.empty() ? std::string("default") : route.name) +
-                              " is set aside (refused, or rate-limited until its Retry-After)";
-            log_line("Error processing request: %s", msg.c_str());
-            answer_error({503, "proxy_error", "upstream_keys_unavailable", msg});
-            return false;
-        }
+        if (next < 0) return false;
         if (static_cast<unsigned>(next) != plan_.origin) {
             plan_origin(plan_, ctx_.config, static_cast<unsigned>(next));
             meter_.retarget(ctx_, plan_);

@@ -217,6 +217,7 @@ class KeysFailover(ProxyTestCase):
         os.chmod(keyfile, 0o600)
         text = ('access-keys = %s\n[target oa]\nattempts = 3\norigin = %s\nkey-file = %s\n'
                 % (access, up.url, keyfile))
+        text += '[target rv]\norigin = %s\nkey = %s\n' % (up.url, SERVER_KEYS['oa#1'])  # only a revoked key
         if other_header:
             text += '[target az]\nkey-header = api-key\norigin = %s\nkey-env = AZ_KEYS\n' % other_header.url
         return text
@@ -264,17 +265,28 @@ class KeysFailover(ProxyTestCase):
                                        ('X-Target-Host', other.url)])
         self.assertEqual(r.status, 200, r)
         self.assertEqual((r.json()['auth'], r.json()['api_key']), (None, None))
+        # A target whose only key is refused: that 401 is relayed as it was (nothing else to
+        # try), the key is set aside, and the next request gets the proxy's 503 at once.
+        n = up.request_count
+        r = self.post(p, chat_body(), [('api-key', ACCESS['bob'])], host='rv.example.test')
+        self.assertEqual(r.status, 401, r)
+        self.assertEqual(r.json()['error']['message'], 'upstream says 401')
+        r = self.post(p, chat_body(), [('api-key', ACCESS['bob'])], host='rv.example.test')
+        err = self.assertJsonError(r, 503)
+        self.assertEqual(err['code'], 'upstream_keys_unavailable')
+        self.assertEqual(up.request_count, n + 1)
+        self.assertIn('Key rv#1 of target rv set aside until reload', p.stderr())
         # The access log's key labels and attempts; tokens by key in the metrics come from the same meter.
-        lines = read_lines(self.log, 11)
+        lines = read_lines(self.log, 13)
         ok = [l for l in lines if l['status'] == 200]
         self.assertEqual(sorted({l['key'] for l in ok}), ['alice', 'bob'])
         self.assertEqual(sum(l['attempts'] for l in ok if l['target'] == up.url), 6 + 2)
-        self.assertTrue(all(l['key'] is None for l in lines if l['status'] == 401))
-        # Metrics: the two failed key attempts, both keys set aside, tokens by access-key label.
+        self.assertTrue(all(l['key'] is None for l in lines if l['status'] == 401 and l['source'] == 'proxy'))
+        # Metrics: the two failed key attempts, three keys set aside, tokens by access-key label.
         text = request_once(admin, 'GET', '/metrics', host='127.0.0.1').body
         s = parse_metrics(text.decode())
         self.assertEqual(value(s, 'openai_proxy_failovers_total', target=up.url), 2, text)
-        self.assertEqual(value(s, 'openai_proxy_keys_set_aside_total', target=up.url), 2)
+        self.assertEqual(value(s, 'openai_proxy_keys_set_aside_total', target=up.url), 3)  # oa#1, oa#2, rv#1
         self.assertEqual(value(s, 'openai_proxy_retries_total', reason='failover'), 2)
         self.assertEqual(value(s, 'openai_proxy_key_tokens_total', key='alice', type='prompt'), 5 * 5)
         self.assertEqual(value(s, 'openai_proxy_key_tokens_total', key='bob', type='completion'), 3 * 7)
