@@ -227,7 +227,14 @@ class KeysFailover(ProxyTestCase):
         az = self.start_upstream(healthy)
         other = self.start_upstream(healthy)
         admin = free_port()
-        p = self.launch(self.keys_config(up, az), ['-admin-listen', '127.0.0.1:%d' % admin])
+        p = self.launch(self.keys_config(up, az), ['-admin-listen', '127.0.0.1:%d' % admin,
+                                                   '-cors-origins', 'https://app.example'])
+        # A CORS preflight is answered by the proxy: no access key needed.
+        r = request_once(p.port, 'OPTIONS', CHAT, [('Origin', 'https://app.example'),
+                                                   ('Access-Control-Request-Method', 'POST'),
+                                                   ('Access-Control-Request-Headers', 'authorization')],
+                         host='oa.example.test')
+        self.assertEqual(r.status, 204, r)
         # Missing or wrong access key: 401, OpenAI style; nothing reaches the upstream.
         r = self.post(p, chat_body())
         err = self.assertJsonError(r, 401)
@@ -256,6 +263,19 @@ class KeysFailover(ProxyTestCase):
         err = p.stderr()
         self.assertEqual(err.count('Key oa#1 of target oa set aside until reload'), 1, err)
         self.assertEqual(err.count('Key oa#2 of target oa set aside for 30s'), 1, err)
+        # A browser's WebSocket upgrade presents the access key as a subprotocol: accepted,
+        # and that subprotocol is taken out before the request goes on with the server key.
+        # (This upstream answers it with a plain 200, relayed as an ordinary answer.)
+        r = request_once(p.port, 'GET', '/v1/realtime?model=gpt-4o-realtime-preview',
+                         [('Connection', 'Upgrade'), ('Upgrade', 'websocket'), ('Sec-WebSocket-Version', '13'),
+                          ('Sec-WebSocket-Key', 'dGhlIHNhbXBsZSBub25jZQ=='),
+                          ('Sec-WebSocket-Protocol',
+                           'realtime, openai-insecure-api-key.%s, openai-beta.realtime-v1' % ACCESS['alice'])],
+                         host='oa.example.test')
+        self.assertEqual(r.status, 200, r)
+        ws = up.requests[-1]
+        self.assertEqual(ws.header('Sec-WebSocket-Protocol'), 'realtime, openai-beta.realtime-v1')
+        self.assertIn(ws.header('Authorization'), ('Bearer ' + SERVER_KEYS['good-a'], 'Bearer ' + SERVER_KEYS['good-b']))
         # An Azure-style target: the key goes in api-key.
         r = self.post(p, chat_body(), [('Authorization', 'Bearer ' + ACCESS['alice'])], host='az.example.test')
         self.assertEqual(r.status, 200, r)
@@ -277,10 +297,10 @@ class KeysFailover(ProxyTestCase):
         self.assertEqual(up.request_count, n + 1)
         self.assertIn('Key rv#1 of target rv set aside until reload', p.stderr())
         # The access log's key labels and attempts; tokens by key in the metrics come from the same meter.
-        lines = read_lines(self.log, 13)
+        lines = read_lines(self.log, 14)
         ok = [l for l in lines if l['status'] == 200]
         self.assertEqual(sorted({l['key'] for l in ok}), ['alice', 'bob'])
-        self.assertEqual(sum(l['attempts'] for l in ok if l['target'] == up.url), 6 + 2)
+        self.assertEqual(sum(l['attempts'] for l in ok if l['target'] == up.url and l['method'] == 'POST'), 6 + 2)
         self.assertTrue(all(l['key'] is None for l in lines if l['status'] == 401 and l['source'] == 'proxy'))
         # Metrics: the two failed key attempts, three keys set aside, tokens by access-key label.
         text = request_once(admin, 'GET', '/metrics', host='127.0.0.1').body
@@ -288,7 +308,7 @@ class KeysFailover(ProxyTestCase):
         self.assertEqual(value(s, 'openai_proxy_failovers_total', target=up.url), 2, text)
         self.assertEqual(value(s, 'openai_proxy_keys_set_aside_total', target=up.url), 3)  # oa#1, oa#2, rv#1
         self.assertEqual(value(s, 'openai_proxy_retries_total', reason='failover'), 2)
-        self.assertEqual(value(s, 'openai_proxy_key_tokens_total', key='alice', type='prompt'), 5 * 5)
+        self.assertEqual(value(s, 'openai_proxy_key_tokens_total', key='alice', type='prompt'), 6 * 5)  # 3 POSTs, the upgrade, az, other
         self.assertEqual(value(s, 'openai_proxy_key_tokens_total', key='bob', type='completion'), 3 * 7)
         promtool = shutil.which('promtool')
         if promtool:  # test_metrics.py skips with the reason when it is absent
