@@ -11,7 +11,7 @@ out=${2:-/tmp/op-fuzz}
 "$here/build.sh" "$out"
 work=$(mktemp -d "${TMPDIR:-/tmp}/op-fuzz-run.XXXXXX")
 status=0
-for target in fuzz_request_head fuzz_response_head fuzz_chunked fuzz_body_scanners; do
+for target in fuzz_request_head fuzz_response_head fuzz_chunked fuzz_body_scanners fuzz_socks5_reply; do
     mkdir -p "$work/$target/corpus" "$work/$target/artifacts"
     cp "$here/corpus/$target/"* "$work/$target/corpus/"
     echo "== $target for ${seconds}s"

@@ -37,7 +37,10 @@ want_src=0
 want_zig=0
 # busybox and systemd: the packaging tests run the OpenWrt init script under busybox ash
 # and check the systemd unit with systemd-analyze (each skipped, saying why, without).
-packages="build-essential cmake pkg-config libssl-dev libmbedtls-dev doctest-dev python3 openssl zip unzip file ca-certificates busybox systemd"
+# microsocks and dante-server: the SOCKS5 servers tests/e2e/test_egress_socks.py starts on
+# loopback with its own configuration (dante-server's danted service is never used; with
+# Debian's default configuration it does not start).
+packages="build-essential cmake pkg-config libssl-dev libmbedtls-dev doctest-dev python3 openssl zip unzip file ca-certificates busybox systemd microsocks dante-server"
 for arg in "$@"; do
     case "$arg" in
         --fuzz)  packages="$packages clang-14 libclang-rt-14-dev" ;;

@@ -630,7 +630,7 @@ void ClientConn::acquire_upstream(bool allow_pooled) {
         up_->attach(this);
         return;  // settle() sends the request
     }
-    up_ = new UpstreamConn(ctx_.upstreams, plan_.target, plan_.pool_key, this, plan_.restricted);
+    up_ = new UpstreamConn(ctx_.upstreams, plan_.target, plan_.pool_key, this, plan_.restricted, plan_.egress);
     ctx_.loop.adopt(up_);
     up_->start();  // may fail at once (upstream_failed) or become ready later
 }

@@ -239,7 +239,7 @@ const Option kOptions[] = {
      }},
     {"pool-idle-timeout", nullptr, Kind::Text, "duration", "90s", "close idle upstream connections after this",
      [](Config& c, std::string_view v, std::string& why) { return set_duration(c.pool_idle_timeout, v, why, false); }},
-    {"connect-timeout", nullptr, Kind::Text, "duration", "10s", "upstream TCP connect (and CONNECT tunnel); 504 after",
+    {"connect-timeout", nullptr, Kind::Text, "duration", "10s", "upstream TCP connect (and the upstream proxy's tunnel: CONNECT, SOCKS5); 504 after",
      [](Config& c, std::string_view v, std::string& why) { return set_duration(c.connect_timeout, v, why, false); }},
     {"tls-timeout", nullptr, Kind::Text, "duration", "10s", "upstream TLS handshake; 504 after",
      [](Config& c, std::string_view v, std::string& why) { return set_duration(c.tls_timeout, v, why, false); }},

@@ -19,10 +19,11 @@ constexpr std::size_t kCipherRead = 16 * 1024 + 512;
 }  // namespace
 
 UpstreamConn::UpstreamConn(Upstreams& upstreams, const Target& target, std::string pool_key, UpstreamOwner* owner,
-                           bool restricted)
+                           bool restricted, const Egress* egress)
     : upstreams_(upstreams),
       loop_(upstreams.loop()),
       target_(target),
+      egress_(egress ? *egress : Egress{}),
       pool_key_(std::move(pool_key)),
       owner_(owner),
       id_(upstreams.next_id()),
@@ -39,40 +40,61 @@ UpstreamConn::~UpstreamConn() {
 void UpstreamConn::start() {
     uses_ = 1;
     set_deadline(loop_.now_ms() + upstreams_.settings().connect_timeout.count() * 1000);
-    const auto& proxy = upstreams_.settings().proxy;
-    const std::string& host = proxy ? proxy->host : target_.host;
-    std::uint16_t port = proxy ? proxy->port : target_.port;
+    // socks5:// sends the origin's address, so its name is resolved here first.
+    resolving_origin_ = egress_.kind == Egress::Kind::Socks5;
+    bool origin = egress_.direct() || resolving_origin_;
+    const std::string& host = origin ? target_.host : egress_.proxy.host;
+    std::uint16_t port = origin ? target_.port : egress_.proxy.port;
     Resolution res;
     if (upstreams_.lookup(this, host, port, res) == Resolver::Answer::Ready)
         on_resolved(std::move(res.addresses), res.error);
 }
 
+std::string UpstreamConn::via() const { return egress_.direct() ? std::string() : " through " + egress_.describe(); }
+
+// For a client-chosen origin, keeps only the addresses that are not internal; false
+// (the connection failed) when none is left.
+bool UpstreamConn::resolved_target(std::vector<SockAddr>& addresses) {
+    if (!restricted_) return true;
+    std::vector<SockAddr> allowed;
+    for (const SockAddr& a : addresses)
+        if (!is_internal_address(a)) allowed.push_back(a);
+    if (allowed.empty()) {
+        fail(UpstreamFailure::Forbidden, "X-Target-Host " + target_.host + " resolves to an internal address (" +
+                                             addresses.front().to_string() + "); see -allow-private");
+        return false;
+    }
+    addresses.swap(allowed);
+    return true;
+}
+
 void UpstreamConn::on_resolved(std::vector<SockAddr> addresses, const std::string& error) {
     upstreams_.forget_lookup(id_);
     if (state_ != State::Resolving) return;
+    bool origin = egress_.direct() || resolving_origin_;
     if (addresses.empty()) {
-        const auto& proxy = upstreams_.settings().proxy;
-        fail(UpstreamFailure::Resolve,
-             "cannot resolve " + (proxy ? "upstream proxy " + proxy->host : target_.host) + ": " + error);
+        fail(UpstreamFailure::Resolve, "cannot resolve " +
+                                           (origin ? target_.host : "upstream proxy " + egress_.proxy.host) + ": " +
+                                           error);
         return;
     }
-    if (restricted_) {
-        // Through an upstream proxy the proxy resolves the name; only what we connect
-        // to ourselves can be checked here (the proxy's address is the operator's).
-        bool via_proxy = upstreams_.settings().proxy.has_value();
-        if (!via_proxy) {
-            std::vector<SockAddr> allowed;
-            for (const SockAddr& a : addresses)
-                if (!is_internal_address(a)) allowed.push_back(a);
-            if (allowed.empty()) {
-                fail(UpstreamFailure::Forbidden, "X-Target-Host " + target_.host +
-                                                     " resolves to an internal address (" +
-                                                     addresses.front().to_string() +
-                                                     "); see -allow-private");
-                return;
-            }
-            addresses.swap(allowed);
+    // Through an http:// or socks5h:// proxy the proxy resolves the origin's name; only
+    // the addresses used here can be checked (the proxy's own is the operator's).
+    if (origin && !resolved_target(addresses)) return;
+    if (resolving_origin_) {
+        // socks5://: the first allowed address is the one the proxy is asked for.
+        resolving_origin_ = false;
+        std::size_t len = 0;
+        if (!addresses.front().ip_bytes(socks_destination_.ip, len)) {
+            fail(UpstreamFailure::Resolve, "cannot resolve " + target_.host + ": not an IP address");
+            return;
         }
+        socks_destination_.ip_len = len;
+        socks_destination_.port = target_.port;
+        Resolution res;
+        if (upstreams_.lookup(this, egress_.proxy.host, egress_.proxy.port, res) == Resolver::Answer::Ready)
+            on_resolved(std::move(res.addresses), res.error);
+        return;
     }
     addresses_ = std::move(addresses);
     next_address_ = 0;
@@ -107,22 +129,82 @@ void UpstreamConn::connect_next() {
         }
         last_error = addr.to_string() + ": " + net::error_text(r.error);
     }
-    fail(UpstreamFailure::Connect, "cannot connect to " + target_.authority + " (" + last_error + ")");
+    fail(UpstreamFailure::Connect, "cannot connect to " + connect_name() + " (" + last_error + ")");
 }
 
 void UpstreamConn::connected() {
     upstreams_.metrics().upstream_connects.add();
     addresses_.clear();
     addresses_.shrink_to_fit();
-    const auto& proxy = upstreams_.settings().proxy;
-    if (proxy) {
-        state_ = State::ProxyConnect;
-        write_connect_head(out_, target_, upstreams_.settings().proxy_authorization);
-        if (!flush_out()) fail(UpstreamFailure::Proxy, "upstream proxy closed the connection: " + error_);
-        else update_interest();
-        return;
+    switch (egress_.kind) {
+        case Egress::Kind::HttpConnect:
+            state_ = State::ProxyConnect;
+            write_connect_head(out_, target_, egress_.authorization);
+            if (!flush_out()) fail(UpstreamFailure::Proxy, "upstream proxy closed the connection: " + error_);
+            else update_interest();
+            return;
+        case Egress::Kind::Socks5:
+        case Egress::Kind::Socks5h: start_socks(); return;
+        case Egress::Kind::Direct: break;
     }
     start_tls();
+}
+
+void UpstreamConn::start_socks() {
+    if (egress_.kind == Egress::Kind::Socks5h) {
+        socks_destination_.name = target_.host;  // an IPv6 literal goes as its text
+        socks_destination_.port = target_.port;
+    }
+    socks_ = std::make_unique<socks5::ClientHandshake>(egress_.user, egress_.password, std::move(socks_destination_));
+    socks_destination_ = socks5::Destination{};
+    state_ = State::SocksHandshake;
+    std::string greeting;
+    if (socks_->start(greeting) == socks5::ClientHandshake::Status::Failed) {
+        fail(UpstreamFailure::Proxy, socks_->error());
+        return;
+    }
+    out_.append(greeting);
+    if (!flush_out()) fail(UpstreamFailure::Proxy, "socks5 proxy closed the connection: " + error_);
+    else update_interest();
+}
+
+void UpstreamConn::socks_readable() {
+    char buf[512];
+    for (;;) {
+        IoResult r = net::read(fd_, buf, sizeof buf);
+        if (r.status == IoStatus::WouldBlock) break;
+        if (r.status != IoStatus::Ok) {
+            fail(UpstreamFailure::Proxy,
+                 std::string("socks5 proxy closed the connection during the handshake") +
+                     (r.status == IoStatus::Error ? ": " + net::error_text(r.error) : std::string()) +
+                     (socks_->authenticated() ? " (after authentication)" : ""));
+            return;
+        }
+        std::string next;
+        std::size_t consumed = 0;
+        auto st = socks_->feed(buf, r.bytes, consumed, next);
+        if (st == socks5::ClientHandshake::Status::Failed) {
+            fail(UpstreamFailure::Proxy, socks_->error());
+            return;
+        }
+        if (!next.empty()) {
+            out_.append(next);
+            if (!flush_out()) {
+                fail(UpstreamFailure::Proxy, "socks5 proxy closed the connection: " + error_);
+                return;
+            }
+        }
+        if (st == socks5::ClientHandshake::Status::Done) {
+            if (consumed != r.bytes) {
+                fail(UpstreamFailure::Proxy, "socks5 proxy sent bytes before the tunnel was used");
+                return;
+            }
+            socks_.reset();
+            start_tls();
+            return;
+        }
+    }
+    update_interest();
 }
 
 void UpstreamConn::start_tls() {
@@ -172,6 +254,11 @@ void UpstreamConn::drive_handshake() {
         return;
     }
     fail(UpstreamFailure::Tls, "TLS handshake with " + target_.authority + " failed: " + tls_->error());
+}
+
+// What connect() reaches: the origin, or the egress proxy.
+std::string UpstreamConn::connect_name() const {
+    return egress_.direct() ? target_.authority : "upstream proxy " + egress_.describe();
 }
 
 void UpstreamConn::proxy_connect_readable() {
@@ -397,6 +484,7 @@ void UpstreamConn::update_interest() {
     switch (state_) {
         case State::Connecting: want = kWritable; break;
         case State::ProxyConnect:
+        case State::SocksHandshake:
         case State::TlsHandshake: want = kReadable | (pending_out ? kWritable : 0u); break;
         case State::Ready:
             want = (owner_wants_read_ && !socket_eof_ ? kReadable : 0u) |
@@ -428,19 +516,24 @@ void UpstreamConn::on_ready(unsigned ready) {
                     connect_next();
                     return;
                 }
-                fail(UpstreamFailure::Connect, "cannot connect to " + target_.authority + ": " + why);
+                fail(UpstreamFailure::Connect, "cannot connect to " + connect_name() + ": " + why);
                 return;
             }
             connected();
             return;
         }
         case State::ProxyConnect:
+        case State::SocksHandshake:
             if ((ready & kWritable) && !flush_out()) {
                 fail(UpstreamFailure::Proxy, "upstream proxy closed the connection: " + error_);
                 return;
             }
-            if (ready & kReadable) proxy_connect_readable();
-            else update_interest();
+            if (ready & kReadable) {
+                if (state_ == State::ProxyConnect) proxy_connect_readable();
+                else socks_readable();
+            } else {
+                update_interest();
+            }
             return;
         case State::TlsHandshake:
             if (ready & kReadable) {
@@ -490,11 +583,15 @@ void UpstreamConn::on_timeout() {
         return;
     }
     if (state_ == State::Resolving || state_ == State::Connecting || state_ == State::ProxyConnect ||
-        state_ == State::TlsHandshake) {
+        state_ == State::SocksHandshake || state_ == State::TlsHandshake) {
         bool tls = state_ == State::TlsHandshake;
         auto limit = tls ? upstreams_.settings().tls_timeout : upstreams_.settings().connect_timeout;
-        fail(UpstreamFailure::Timeout, std::string(tls ? "TLS handshake with " : "connecting to ") + target_.authority +
-                                           " timed out after " + std::to_string(limit.count()) + "s");
+        const char* step = tls                                  ? "TLS handshake with "
+                           : state_ == State::SocksHandshake   ? "socks5 handshake for "
+                           : state_ == State::ProxyConnect     ? "CONNECT tunnel to "
+                                                                : "connecting to ";
+        fail(UpstreamFailure::Timeout, step + target_.authority + via() + " timed out after " +
+                                           std::to_string(limit.count()) + "s");
     }
 }
 

@@ -1,9 +1,14 @@
-// One connection to an upstream origin: resolve, TCP connect, optional HTTP CONNECT
-// tunnel through an upstream proxy, optional TLS, then plaintext I/O for the exchange
-// that owns it, or idle in the pool.
+// One connection to an upstream origin: resolve, TCP connect, optional tunnel through
+// an egress proxy (HTTP CONNECT or SOCKS5), optional TLS, then plaintext I/O for the
+// exchange that owns it, or idle in the pool.
 //
-//   Resolving -> Connecting -> [ProxyConnect] -> [TlsHandshake] -> Ready <-> Idle
+//   Resolving -> Connecting -> [ProxyConnect | SocksHandshake] -> [TlsHandshake] -> Ready <-> Idle
 //        any failure -> Failed (owner told once), then closed
+//
+// What is resolved here: the origin's name when connecting directly; the egress proxy's
+// name otherwise, and for socks5:// also the origin's name first (its address goes in
+// the SOCKS request). http:// and socks5h:// proxies resolve the origin themselves.
+// Everything from the start to the tunnel's opening is bounded by -connect-timeout.
 //
 // The owner (the client side of an exchange) is told about progress through
 // UpstreamOwner; it pulls plaintext with read() and pushes it with write(). The
@@ -18,8 +23,10 @@
 #include <vector>
 
 #include "byte_buffer.h"
+#include "egress.h"
 #include "pollable.h"
 #include "socket.h"
+#include "socks5.h"
 #include "target.h"
 #include "tls.h"
 
@@ -32,7 +39,7 @@ enum class UpstreamFailure {
     Resolve,      // name did not resolve
     Connect,      // refused, unreachable
     Timeout,      // connect/handshake took longer than -connect-timeout
-    Proxy,        // the upstream proxy refused the CONNECT tunnel
+    Proxy,        // the egress proxy refused the tunnel (CONNECT status, SOCKS5 reply, authentication)
     Tls,          // handshake or verification failed
     Forbidden,    // a client-chosen target resolved only to internal addresses
 };
@@ -48,14 +55,16 @@ public:
 
 class UpstreamConn final : public Pollable {
 public:
-    enum class State { Resolving, Connecting, ProxyConnect, TlsHandshake, Ready, Idle, Failed };
+    enum class State { Resolving, Connecting, ProxyConnect, SocksHandshake, TlsHandshake, Ready, Idle, Failed };
 
-    // `pool_key` identifies the origin (and proxy) for the idle pool. `restricted`:
-    // the target was chosen by the client (X-Target-Host), so internal addresses
-    // (is_internal_address) are refused; the check is made on the very addresses
-    // connected to, so there is no DNS-rebinding gap between check and connect.
+    // `pool_key` identifies the origin (and egress) for the idle pool. `egress`: how the
+    // origin is reached (nullptr or Direct: directly); copied, as a pooled connection
+    // may outlive the configuration it points into. `restricted`: the target was chosen
+    // by the client (X-Target-Host), so internal addresses (is_internal_address) are
+    // refused; the check is made on the very addresses connected to (or, for socks5://,
+    // the one sent to the proxy), so there is no DNS-rebinding gap between check and use.
     UpstreamConn(Upstreams& upstreams, const Target& target, std::string pool_key, UpstreamOwner* owner,
-                 bool restricted);
+                 bool restricted, const Egress* egress = nullptr);
     ~UpstreamConn() override;
 
     void start();                       // begins resolving (owner set)
@@ -76,6 +85,7 @@ public:
     State state() const { return state_; }
     const std::string& pool_key() const { return pool_key_; }
     const Target& target() const { return target_; }
+    const Egress& egress() const { return egress_; }
     const std::string& error_text() const { return error_; }
     bool reused() const { return uses_ > 1; }
     // The poller refused a change of interest: the connection fails at the next tick
@@ -93,6 +103,11 @@ private:
     void start_tls();
     void drive_handshake();
     void proxy_connect_readable();
+    void start_socks();
+    void socks_readable();
+    bool resolved_target(std::vector<SockAddr>& addresses);  // the -allow-private check
+    std::string via() const;
+    std::string connect_name() const;  // " through socks5://host:port", or "" when direct
     bool flush_out();   // sends out_ / TLS ciphertext; false on a socket error
     IoResult read_ciphertext();  // one socket read into the TLS engine
     void fail(UpstreamFailure why, const std::string& detail);
@@ -102,6 +117,7 @@ private:
     Upstreams& upstreams_;
     EventLoop& loop_;
     Target target_;
+    Egress egress_;
     std::string pool_key_;
     UpstreamOwner* owner_;
     std::uint64_t id_;
@@ -119,6 +135,9 @@ private:
     int uses_ = 0;
     std::vector<SockAddr> addresses_;  // only while connecting
     std::size_t next_address_ = 0;
+    bool resolving_origin_ = false;  // socks5://: the origin's name first, then the proxy's
+    socks5::Destination socks_destination_;
+    std::unique_ptr<socks5::ClientHandshake> socks_;  // only during the handshake
     std::unique_ptr<TlsSession> tls_;
     ByteBuffer out_;   // bytes waiting for the socket (ciphertext with TLS)
     ByteBuffer in_;    // plain: unused; CONNECT: the proxy's response head

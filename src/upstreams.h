@@ -29,10 +29,9 @@ class UpstreamConn;
 
 // The part of the configuration that concerns upstream connections.
 struct UpstreamSettings {
-    std::chrono::seconds connect_timeout{10};  // TCP connect, and the CONNECT tunnel
+    std::chrono::seconds connect_timeout{10};  // TCP connect, and the egress tunnel (CONNECT, SOCKS5)
     std::chrono::seconds tls_timeout{10};      // TLS handshake
-    std::optional<Target> proxy;               // every upstream reached through this
-    std::string proxy_authorization;           // "Basic ..." for its CONNECT, or empty
+    // The egress proxy is per connection (RequestPlan::egress), not a setting here.
 };
 
 class Upstreams {

@@ -24,10 +24,6 @@ UpstreamSettings upstream_settings(const Config& c) {
     UpstreamSettings s;
     s.connect_timeout = c.connect_timeout;
     s.tls_timeout = c.tls_timeout;
-    if (c.upstream_proxy) {
-        s.proxy = c.upstream_proxy->proxy;
-        s.proxy_authorization = c.upstream_proxy->authorization;
-    }
     return s;
 }
 
