@@ -137,10 +137,8 @@ class KeysFailover(ProxyTestCase):
         # Non-streamed next: the three failing origins are in backoff (1 s after a first
         # failure; the stalling one failed last of them, 1 s after the first attempt began),
         # so the healthy one is tried first.
-        t0 = now()
         r = self.post(p, chat_body())
         self.assertEqual(r.status, 200, r)
-        self.assertLess(now() - t0, 0.9)
         self.assertEqual((limited.request_count, bad503.request_count, stall.request_count, good.request_count),
                          (1, 1, 1, 2))
         err = p.stderr()
