@@ -247,7 +247,10 @@ void format_access_line(std::string& out, const AccessRecord& r) {
     out += when;
     out += "\",\"client\":";
     append_json_string(out, r.client);
-    out += ",\"key\":null,\"method\":";
+    out += ",\"key\":";
+    if (r.key.empty()) out += "null";
+    else append_json_string(out, r.key);
+    out += ",\"method\":";
     if (r.method.empty()) out += "null";
     else append_json_string(out, r.method);
     out += ",\"path\":";

@@ -80,6 +80,7 @@ private:
 struct AccessRecord {
     std::int64_t unix_ms = 0;          // when the exchange ended
     std::string_view client;           // "ip:port"
+    std::string_view key;              // access-key label; empty: none (null)
     std::string_view method;           // empty: the request was malformed (null)
     std::string_view path;             // without the query
     std::string_view target;           // origin; empty: none chosen (null)

@@ -1,6 +1,7 @@
 #include "client_conn.h"
 
 #include <cassert>
+#include <chrono>
 #include <utility>
 
 #include "http_writer.h"
@@ -19,6 +20,11 @@ constexpr std::size_t kTlsReadChunk = 17 * 1024;      // ciphertext per read: a 
 constexpr std::size_t kTlsWriteChunk = 16 * 1024;     // plaintext per TLS write: one full record
 
 std::int64_t ms(std::chrono::seconds s) { return static_cast<std::int64_t>(s.count()) * 1000; }
+
+std::int64_t unix_now_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
 
 bool starts_with_ci(std::string_view s, std::string_view prefix) {
     return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
@@ -448,10 +454,15 @@ void ClientConn::refresh_clock() {
         // Only silence ends an exchange. Connecting and the TLS handshake carry their
         // own, shorter deadlines in UpstreamConn.
         activity_deadline_ms_ = now + ms(response_started_ ? cfg().idle_timeout : cfg().response_timeout);
-        deadline_ms = activity_deadline_ms_;
-        std::int64_t due = keepalive_due_ms();
-        if (due != 0 && due < deadline_ms) deadline_ms = due;
+        arm_exchange_clock();
     }
+}
+
+void ClientConn::arm_exchange_clock() {
+    deadline_ms = activity_deadline_ms_;
+    std::int64_t due = keepalive_due_ms();
+    if (due != 0 && due < deadline_ms) deadline_ms = due;
+    if (head_deadline_ms_ != 0 && !response_started_ && head_deadline_ms_ < deadline_ms) deadline_ms = head_deadline_ms_;
 }
 
 void ClientConn::on_timeout() {
@@ -464,13 +475,25 @@ void ClientConn::on_timeout() {
             answer_error({408, "invalid_request_error", "request_timeout", "timed out reading the request head"});
             break;
         case State::Exchange:
-            if (ctx_.loop.now_ms() < activity_deadline_ms_) {  // not the activity clock: a keep-alive is due
+            if (head_deadline_ms_ != 0 && !response_started_ && ctx_.loop.now_ms() >= head_deadline_ms_) {
+                // The route's head-timeout: the next origin, else the 504 below.
+                std::string msg = "no response head within " +
+                                  std::to_string(plan_.route->failover.head_timeout.count()) + "ms";
+                if (try_next(AttemptFailure::HeadTimeout, msg)) break;
+            } else if (ctx_.loop.now_ms() < activity_deadline_ms_) {  // not the activity clock: a keep-alive is due
                 send_keepalive();
                 return;
+            } else if (failover_ && !response_started_ &&
+                       try_next(AttemptFailure::HeadTimeout,
+                                "no response within " + std::to_string(cfg().response_timeout.count()) + "s")) {
+                break;
             }
             if (!response_started_) {
+                bool head_timeout = head_deadline_ms_ != 0 && ctx_.loop.now_ms() >= head_deadline_ms_;
                 std::string msg = "upstream " + plan_.target.authority + " sent no response within " +
-                                  std::to_string(cfg().response_timeout.count()) + "s";
+                                  (head_timeout ? std::to_string(plan_.route->failover.head_timeout.count()) + "ms"
+                                                : std::to_string(cfg().response_timeout.count()) + "s");
+                if (attempts_ > 1) msg += failover_summary();
                 log_line("Error processing request: %s", msg.c_str());
                 req_done_ = false;  // the request may be half sent: close after answering
                 answer_error({504, "proxy_error", "upstream_timeout", msg});
@@ -535,20 +558,63 @@ void ClientConn::begin_exchange(const RequestHead& head, std::size_t head_len) {
     req_done_ = req_kind_ == BodyKind::None;
     req_body_bytes_ = 0;
     if (cfg().cors.enabled && begin_cors(head, head_len)) return;  // a preflight, answered
+    websocket_ = is_websocket_upgrade(head);
+    const bool access_keys = !cfg().access_keys.empty();
+    if (access_keys && !check_access(head)) {
+        meter_.begin(ctx_, &head, head_len, nullptr, out_mark());
+        in_.consume(head_len);  // `head` views die here
+        answer_error({401, "invalid_request_error", "invalid_api_key",
+                      "Incorrect API key provided. This proxy needs one of its access keys "
+                      "(Authorization: Bearer KEY, or api-key: KEY)."});
+        return;
+    }
 
     const bool planned = plan_request(head, cfg(), snap_->router, plan_);
     meter_.begin(ctx_, &head, head_len, planned ? &plan_ : nullptr, out_mark());
+    if (access_label_) meter_.set_key(access_label_);
     if (!planned) {
         in_.consume(head_len);
         answer_error(*plan_.refusal);
         return;
     }
+    // Keys and failover: the origin and key of the first attempt. Routes with one origin
+    // and no keys (every -targets route) skip all of it.
+    failover_ = plan_.route && failover_possible(*plan_.route, plan_.origin);
+    if (failover_ && !first_attempt()) {
+        in_.consume(head_len);  // `head` views die here
+        const std::string& name = plan_.route->name;
+        std::string msg = "every server-side key of target " + (name.empty() ? std::string("default") : name) +
+                          " is set aside (refused, or rate-limited until its Retry-After)";
+        log_line("Error processing request: %s", msg.c_str());
+        answer_error({503, "proxy_error", "upstream_keys_unavailable", msg});
+        return;
+    }
     // The upstream request head: re-serialised, so nothing malformed passes through.
     // Other upgrades (h2c...) are not offered upstream: their Upgrade field is dropped
     // like any hop-by-hop field, and the request goes on as plain HTTP/1.1.
-    websocket_ = is_websocket_upgrade(head);
+    strip_credentials_ = access_keys || key_;
+    CredentialEdit credentials;
+    if (strip_credentials_) {
+        credentials.strip = true;
+        if (key_) {
+            bool bearer = plan_.route->key_header == KeyHeader::Authorization;
+            credentials.name = bearer ? std::string_view("Authorization") : std::string_view("api-key");
+            credentials.prefix = bearer ? std::string_view("Bearer ") : std::string_view();
+            credentials.secret = key_->secret;
+        }
+    }
     write_request_head(up_out_, head, plan_.upstream_target, plan_.target.authority,
-                       websocket_ ? std::string_view("websocket") : std::string_view());
+                       websocket_ ? std::string_view("websocket") : std::string_view(),
+                       strip_credentials_ ? &credentials : nullptr);
+    if (failover_) {
+        // Where a retry rewrites the head: the Host line and the injected credential.
+        std::string_view v = up_out_.view();
+        head_edit_at_ = v.find("\r\n") + 2;
+        head_edit_end_ = v.find("\r\n", head_edit_at_) + 2;
+        if (key_) head_edit_end_ = v.find("\r\n", head_edit_end_) + 2;
+        replay_limit_ = plan_.route->failover.replay_limit + up_out_.size();
+        if (replay_limit_ < kReplayLimit) replay_limit_ = kReplayLimit;
+    }
     if (cfg().local_mode) {
         const OutgoingTarget& t = plan_.upstream_target;
         log_line("Proxying request to: %s%s%.*s", plan_.target.origin().c_str(), t.slash ? "/" : "",
@@ -645,7 +711,7 @@ void ClientConn::move_request() {
             if (step.consumed > 0) progress = true;
             if (step.status == ChunkedDecoder::Status::NeedMore) break;
         }
-        if (replayable_ && up_out_.size() > kReplayLimit) replayable_ = false;
+        if (replayable_ && up_out_.size() > replay_limit_) replayable_ = false;
         // Upstream buffer -> upstream connection.
         if (up_ && up_->state() == UpstreamConn::State::Ready && up_sent_ < up_out_.size()) {
             std::size_t n = up_->write(up_out_.data() + up_sent_, up_out_.size() - up_sent_);
@@ -686,8 +752,17 @@ void ClientConn::upstream_failed(UpstreamFailure why, const std::string& detail)
         close_client();
         return;
     }
+    if (failover_ && state_ == State::Exchange && why != UpstreamFailure::Forbidden) {
+        AttemptFailure f = why == UpstreamFailure::Tls       ? AttemptFailure::Tls
+                           : why == UpstreamFailure::Timeout ? AttemptFailure::Timeout
+                                                             : AttemptFailure::Connect;
+        if (try_next(f, detail)) {
+            settle();
+            return;
+        }
+    }
     log_line("Error processing request: %s", detail.c_str());
-    ProxyError e{502, "proxy_error", "upstream_unreachable", detail};
+    ProxyError e{502, "proxy_error", "upstream_unreachable", attempts_ > 1 ? detail + failover_summary() : detail};
     switch (why) {
         case UpstreamFailure::Timeout: e.status = 504; e.code = "upstream_timeout"; break;
         case UpstreamFailure::Resolve: e.code = "upstream_dns_error"; break;
@@ -724,11 +799,14 @@ void ClientConn::read_upstream() {
             if (!got_response_byte_) {
                 got_response_byte_ = true;
                 // No replay once the upstream has answered: drop the kept request copy.
-                if (up_sent_ == up_out_.size()) {
-                    up_out_.clear();
-                    up_sent_ = 0;
+                // Failover keeps it until the response head is judged (start_response).
+                if (!failover_) {
+                    if (up_sent_ == up_out_.size()) {
+                        up_out_.clear();
+                        up_sent_ = 0;
+                    }
+                    replayable_ = false;
                 }
-                replayable_ = false;
             }
             on_response_bytes(buf, r.bytes);
             continue;
@@ -832,6 +910,24 @@ void ClientConn::on_response_bytes(const char* p, std::size_t n) {
             resp_head_.consume(r.consumed);  // interim response (100, 103): not relayed
             continue;
         }
+        if (failover_ && state_ == State::Exchange && !keepalive_head_sent_) {
+            AttemptFailure why = AttemptFailure::Status;
+            bool moves_on = false;
+            std::int64_t aside_ms = 0;
+            if (key_ && (head.status == 401 || head.status == 403)) {
+                why = AttemptFailure::KeyRefused;
+                moves_on = true;
+            } else if (key_ && head.status == 429) {
+                why = AttemptFailure::KeyRateLimited;
+                std::string_view ra;
+                bool has_ra = find_field(head, "retry-after", ra);
+                aside_ms = retry_after_ms(ra, has_ra, unix_now_ms());
+                moves_on = true;
+            } else {
+                moves_on = is_failover_status(plan_.route->failover, head.status);
+            }
+            if (moves_on && try_next(why, "status " + std::to_string(head.status), aside_ms)) return;
+        }
         // Bytes after a head that ends its message mean the upstream is out of step.
         resp_extra_ = resp_head_.size() > r.consumed;
         start_response(head);
@@ -852,6 +948,15 @@ void ClientConn::on_response_bytes(const char* p, std::size_t n) {
 
 void ClientConn::start_response(const ResponseHead& head) {
     response_started_ = true;
+    if (failover_) {  // this answer is the one: no replay any more (see read_upstream)
+        replayable_ = false;
+        if (up_sent_ == up_out_.size()) {
+            up_out_.clear();
+            up_sent_ = 0;
+        }
+        head_deadline_ms_ = 0;
+        if (plan_.route->origins.size() > 1) ctx_.upstreams.failover().origin_ok(plan_.pool_key);
+    }
     last_emit_ms_ = ctx_.loop.now_ms();  // the head (or, after a keep-alive head, the answer) counts as news
     resp_kind_ = head.body_kind(head_request_);
     resp_keep_alive_ = head.keep_alive();
@@ -1049,6 +1154,212 @@ void ClientConn::reset_exchange() {
     json_candidate_ = false;
     stream_scan_.reset();
     keepalive_head_sent_ = false;
+    access_label_ = nullptr;
+    strip_credentials_ = false;
+    failover_ = false;
+    key_ = nullptr;
+    attempts_ = 1;
+    tried_ = 0;
+    replay_limit_ = kReplayLimit;
+    head_deadline_ms_ = 0;
+    if (!attempt_notes_.empty()) attempt_notes_.clear();
+}
+
+// ---- keys and failover ---------------------------------------------------------------
+
+// Whether the request presents one of -access-keys (failover.h compares in constant
+// time): "Authorization: Bearer K", "api-key: K", or a WebSocket upgrade's subprotocol
+// "openai-insecure-api-key.K". Sets access_label_.
+bool ClientConn::check_access(const RequestHead& head) {
+    const std::vector<AccessKey>& keys = cfg().access_keys;
+    int found = -1;
+    for (std::size_t i = 0; i < head.field_count && found < 0; ++i) {
+        const HeaderField& f = head.fields[i];
+        if (f.kind != FieldKind::Other) continue;
+        std::string_view presented;
+        if (iequals(f.name, "authorization")) presented = bearer_token(f.value);
+        else if (iequals(f.name, "api-key")) presented = f.value;
+        else if (websocket_ && iequals(f.name, "sec-websocket-protocol")) presented = subprotocol_key(f.value);
+        else continue;
+        if (!presented.empty()) found = match_access_key(keys, presented);
+    }
+    if (found < 0) return false;
+    access_label_ = &keys[static_cast<std::size_t>(found)].label;
+    return true;
+}
+
+// The first attempt's origin (the planned one unless it is in backoff) and key. False
+// when no origin has a usable key (the caller answers 503).
+bool ClientConn::first_attempt() {
+    FailoverState& fs = ctx_.upstreams.failover();
+    const Route& route = *plan_.route;
+    const std::int64_t now = ctx_.loop.now_ms();
+    const Origin& planned = route.origins[plan_.origin];
+    key_ = nullptr;
+    bool planned_ok = route.origins.size() == 1 || !fs.origin_down(plan_.pool_key, now);
+    if (planned_ok && !planned.keys.empty()) {
+        key_ = fs.pick_key(planned, now);
+        planned_ok = key_ != nullptr;
+    }
+    if (!planned_ok) {
+        const ApiKey* key = nullptr;
+        int next = next_origin(key);
+        if (next < 0) return false;
+        if (static_cast<unsigned>(next) != plan_.origin) {
+            plan_origin(plan_, cfg(), static_cast<unsigned>(next));
+            meter_.retarget(ctx_, plan_);
+        }
+        key_ = key;
+    }
+    std::int64_t ht = route.failover.head_timeout.count();
+    head_deadline_ms_ = ht > 0 ? now + ht : 0;
+    return true;
+}
+
+// The next origin to try and its key (failover.h's choose_origin over the untried
+// origins); an origin whose keys are all set aside counts as failing. -1: none left.
+int ClientConn::next_origin(const ApiKey*& key) {
+    FailoverState& fs = ctx_.upstreams.failover();
+    const Route& route = *plan_.route;
+    const std::int64_t now = ctx_.loop.now_ms();
+    const unsigned n = route.origins.size() < 32 ? static_cast<unsigned>(route.origins.size()) : 32u;
+    OriginStanding standing[32];
+    std::string keys[32];
+    RequestPlan probe;
+    probe.route = plan_.route;
+    for (unsigned i = 0; i < n; ++i) {
+        plan_origin(probe, cfg(), i);
+        keys[i] = probe.pool_key;
+        standing[i].tried = (tried_ >> i) & 1u;
+        standing[i].down = fs.origin_down(keys[i], now);
+        standing[i].last_failure = fs.origin_last_failure(keys[i]);
+    }
+    for (;;) {
+        int next = choose_origin(standing, n, plan_.origin);
+        if (next < 0) return -1;
+        const Origin& o = route.origins[static_cast<unsigned>(next)];
+        key = o.keys.empty() ? nullptr : fs.pick_key(o, now);
+        if (o.keys.empty() || key) return next;
+        // Every key of it set aside: it counts as failing.
+        standing[next].tried = true;
+        tried_ |= 1u << next;
+        fs.origin_failed(keys[next], now);
+    }
+}
+
+// An attempt failed: records it (key set aside, or origin backoff), then starts the next
+// attempt when the retry rule allows and a key or origin is left. False: the caller
+// answers as it would without failover (the last answer relayed, or its error).
+bool ClientConn::try_next(AttemptFailure why, const std::string& detail, std::int64_t key_aside_ms) {
+    FailoverState& fs = ctx_.upstreams.failover();
+    const Route& route = *plan_.route;
+    const std::int64_t now = ctx_.loop.now_ms();
+    const char* target_name = route.name.empty() ? "default" : route.name.c_str();
+    const bool key_failure = why == AttemptFailure::KeyRefused || why == AttemptFailure::KeyRateLimited;
+    bool aside = false;
+    if (key_failure) {
+        aside = fs.set_aside(key_, why == AttemptFailure::KeyRefused ? -1 : now + key_aside_ms, now);
+        if (aside) {
+            if (why == AttemptFailure::KeyRefused)
+                log_line("Key %s of target %s set aside until reload: %s answered %s", key_->label.c_str(), target_name,
+                         plan_.target.authority.c_str(), detail.c_str());
+            else
+                log_line("Key %s of target %s set aside for %llds: %s answered 429", key_->label.c_str(), target_name,
+                         static_cast<long long>((key_aside_ms + 999) / 1000), plan_.target.authority.c_str());
+        }
+    } else {
+        fs.origin_failed(plan_.pool_key, now);
+    }
+    // "status 503", "key rate-limited, status 429", "connect failed"
+    std::string reason = why == AttemptFailure::Status ? detail
+                         : key_failure                 ? std::string(failure_name(why)) + ", " + detail
+                                                       : std::string(failure_name(why));
+    if (!attempt_notes_.empty()) attempt_notes_ += ", ";
+    attempt_notes_ += plan_.target.authority;
+    attempt_notes_ += " (";
+    attempt_notes_ += reason;
+    attempt_notes_ += ')';
+
+    RetryCheck check;
+    check.response_sent = response_started_ || keepalive_head_sent_;
+    check.replayable = replayable_;
+    check.attempts = attempts_;
+    check.max_attempts = route.failover.max_attempts;
+    RetryVerdict verdict = may_retry(check);
+    if (verdict == RetryVerdict::NotReplayable) {
+        log_line("Not retried: the request body is larger than the retry-body-limit of %zu bytes (target %s, %s: %s)",
+                 route.failover.replay_limit, target_name, plan_.target.authority.c_str(), failure_name(why));
+    }
+    if (verdict != RetryVerdict::Retry) {
+        if (aside) meter_.key_set_aside(ctx_);
+        return false;
+    }
+    if (plan_.origin < 32) tried_ |= 1u << plan_.origin;
+    const ApiKey* key = nullptr;
+    int next = -1;
+    if (key_failure) {
+        key = fs.pick_key(route.origins[plan_.origin], now);
+        if (key) next = static_cast<int>(plan_.origin);
+    }
+    if (next < 0) next = next_origin(key);
+    if (next < 0) {
+        if (aside) meter_.key_set_aside(ctx_);
+        return false;
+    }
+    const Origin& o = route.origins[static_cast<unsigned>(next)];
+    log_line("Failover: target %s, attempt %u of %u to %s%s%s failed (%s); attempt %u goes to %s%s%s", target_name,
+             attempts_, route.failover.max_attempts, plan_.target.authority.c_str(), key_ ? " with key " : "",
+             key_ ? key_->label.c_str() : "", reason.c_str(), attempts_ + 1, o.target.authority.c_str(),
+             key ? " with key " : "", key ? key->label.c_str() : "");
+    meter_.attempt_failed(ctx_, aside);
+    ++attempts_;
+    // This attempt's connection and whatever it answered are dropped.
+    release_upstream(false);
+    resp_head_.release();
+    got_response_byte_ = false;
+    upstream_paused_ = false;
+    retried_ = false;
+    resp_chunks_.reset();
+    if (static_cast<unsigned>(next) != plan_.origin) {
+        plan_origin(plan_, cfg(), static_cast<unsigned>(next));
+        meter_.retarget(ctx_, plan_);
+    }
+    key_ = key;
+    rewrite_request_head();
+    up_sent_ = 0;
+    std::int64_t ht = route.failover.head_timeout.count();
+    head_deadline_ms_ = ht > 0 ? now + ht : 0;
+    acquire_upstream(true);  // may fail at once, and come back here
+    if (!closed && state_ == State::Exchange) {
+        refresh_clock();
+    }
+    return true;
+}
+
+// The kept request, its Host line and injected credential rewritten for this attempt's
+// origin and key (between head_edit_at_ and head_edit_end_, see begin_exchange).
+void ClientConn::rewrite_request_head() {
+    ByteBuffer next;
+    next.append(up_out_.data(), head_edit_at_);
+    next.append("Host: ");
+    next.append(plan_.target.authority);
+    next.append("\r\n");
+    if (key_) {
+        bool bearer = plan_.route->key_header == KeyHeader::Authorization;
+        CredentialEdit c;
+        c.name = bearer ? std::string_view("Authorization") : std::string_view("api-key");
+        c.prefix = bearer ? std::string_view("Bearer ") : std::string_view();
+        c.secret = key_->secret;
+        write_credential_line(next, c);
+    }
+    std::size_t end = next.size();
+    next.append(up_out_.data() + head_edit_end_, up_out_.size() - head_edit_end_);
+    up_out_.swap(next);
+    head_edit_end_ = end;
+}
+
+std::string ClientConn::failover_summary() const {
+    return "; " + std::to_string(attempts_) + " attempts: " + attempt_notes_;
 }
 
 // ---- CORS and keep-alives -------------------------------------------------------------
@@ -1127,9 +1438,7 @@ void ClientConn::send_keepalive() {
     if (closed) return;
     update_interest();
     if (closed) return;
-    deadline_ms = activity_deadline_ms_;  // not restarted: only the peers' activity does that
-    std::int64_t due = keepalive_due_ms();
-    if (due != 0 && due < deadline_ms) deadline_ms = due;
+    arm_exchange_clock();  // the activity clock is not restarted: only the peers' activity does that
 }
 
 }  // namespace op

@@ -51,9 +51,21 @@
 // upstream's head for a non-streamed JSON POST (the 200 head first, then one whitespace
 // chunk each period; the upstream's head, whatever its status, is then not relayed, its
 // body follows as chunks, and an error of the proxy's own ends the body as its JSON).
-// The exchange's clock is the earlier of the activity clock (above) and the keep-alive
-// due; sending a keep-alive never restarts the activity clock, so a silent upstream
-// still times out.
+// The exchange's clock is the earlier of the activity clock (above), the keep-alive
+// due and the attempt's head-timeout (below); sending a keep-alive never restarts the
+// activity clock, so a silent upstream still times out.
+//
+// Keys and failover (README "Keys and failover"; the selection logic is failover.h):
+// with -access-keys, a request (not a preflight answered here) must present one, else
+// 401, nothing forwarded; the client's credential fields are then never forwarded.
+// A route whose origin has server-side keys gets one of them in its credential field
+// (the client's Authorization / api-key dropped). When the route has several origins or
+// keys, an exchange is a series of attempts, all within Exchange: an attempt that fails
+// (connect, TLS, timeout, no head within the route's head-timeout, a failover status,
+// 401/403/429 to an injected key) is followed by another while nothing reached the
+// client, the request is still whole in up_out_ (up to the route's retry-body-limit)
+// and attempts remain; the failed response is discarded with its connection. Otherwise
+// the client gets the last answer as it is, or the proxy's error naming the attempts.
 #pragma once
 
 #include <cstdint>
@@ -65,6 +77,7 @@
 #include "cors_policy.h"
 #include "error_response.h"
 #include "exchange_meter.h"
+#include "failover.h"
 #include "http_head.h"
 #include "pollable.h"
 #include "request_plan.h"
@@ -160,6 +173,14 @@ private:
     void update_interest();
     bool wants_client_bytes() const;
     void refresh_clock();
+    void arm_exchange_clock();  // deadline_ms: activity, keep-alive due, head-timeout
+    // Keys and failover (see the top).
+    bool check_access(const RequestHead& head);
+    bool first_attempt();
+    int next_origin(const ApiKey*& key);
+    bool try_next(AttemptFailure why, const std::string& detail, std::int64_t key_aside_ms = 0);
+    void rewrite_request_head();
+    std::string failover_summary() const;
     // CORS and keep-alives (see the top).
     const CorsAnswer* cors() const { return cfg().cors.enabled ? &cors_answer_ : nullptr; }
     bool begin_cors(const RequestHead& head, std::size_t head_len);
@@ -245,6 +266,18 @@ private:
     StreamFlagScan stream_scan_;             // ... unless its body says "stream": true
     bool keepalive_head_sent_ = false;       // the 200 head of -json-keepalive went out
     ExchangeMeter meter_;  // metrics and the access log line of the exchange in progress
+    // Keys and failover.
+    const std::string* access_label_ = nullptr;  // the access key presented (its label)
+    bool strip_credentials_ = false;  // the client's credential fields are not forwarded
+    bool failover_ = false;           // the route may try another key or origin
+    const ApiKey* key_ = nullptr;     // the server-side key of this attempt
+    unsigned attempts_ = 1;
+    std::uint32_t tried_ = 0;         // origins tried in this exchange (bit per origin)
+    std::size_t replay_limit_ = kReplayLimit;  // up_out_ kept for a replay up to this
+    std::size_t head_edit_at_ = 0;    // up_out_: the Host line starts here ...
+    std::size_t head_edit_end_ = 0;   // ... and it (and the injected credential) ends here
+    std::int64_t head_deadline_ms_ = 0;  // this attempt's head-timeout; 0: none
+    std::string attempt_notes_;       // the failed attempts, for the last error
 };
 
 }  // namespace op

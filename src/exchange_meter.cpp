@@ -40,6 +40,8 @@ void ExchangeMeter::begin(ClientContext& ctx, const RequestHead* head, std::size
     source_ = StatusSource::Client;
     start_ms_ = ctx.loop.now_ms();
     head_ms_ = -1;
+    key_ = nullptr;
+    attempts_ = 1;
     bytes_in_ = head_len;
     out_start_ = out_mark;
     slot_ = plan ? ctx.metrics->target_slot(plan->pool_key, plan->target) : TargetLabels::kNone;
@@ -74,6 +76,27 @@ void ExchangeMeter::response_head(ClientContext& ctx, const ResponseHead* head, 
 
 void ExchangeMeter::stale_replay(ClientContext& ctx) { ctx.metrics->stale_replays.add(); }
 
+void ExchangeMeter::attempt_failed(ClientContext& ctx, bool key_set_aside) {
+    if (!active_) return;
+    ++attempts_;
+    ctx.metrics->targets[slot_].failovers.add();
+    ctx.metrics->failover_retries.add();
+    if (key_set_aside) ctx.metrics->targets[slot_].keys_set_aside.add();
+}
+
+void ExchangeMeter::key_set_aside(ClientContext& ctx) {
+    if (active_) ctx.metrics->targets[slot_].keys_set_aside.add();
+}
+
+void ExchangeMeter::retarget(ClientContext& ctx, const RequestPlan& plan) {
+    if (!active_) return;
+    slot_ = ctx.metrics->target_slot(plan.pool_key, plan.target);
+    if (ctx.access_log) {
+        target_.clear();
+        plan.target.append_origin(target_);
+    }
+}
+
 void ExchangeMeter::end(ClientContext& ctx, std::uint64_t out_mark) {
     if (!active_) return;
     active_ = false;
@@ -97,6 +120,11 @@ void ExchangeMeter::end(ClientContext& ctx, std::uint64_t out_mark) {
     std::int64_t completion = usage ? response_scan_.completion_tokens() : -1;
     if (prompt > 0) t.prompt_tokens.add(static_cast<std::uint64_t>(prompt));
     if (completion > 0) t.completion_tokens.add(static_cast<std::uint64_t>(completion));
+    if (key_ && (prompt > 0 || completion > 0)) {
+        KeyTokens& k = m.key_tokens[m.key_slot(*key_)];
+        if (prompt > 0) k.prompt.add(static_cast<std::uint64_t>(prompt));
+        if (completion > 0) k.completion.add(static_cast<std::uint64_t>(completion));
+    }
     if (!ctx.access_log) return;
 
     AccessRecord r;
@@ -117,7 +145,8 @@ void ExchangeMeter::end(ClientContext& ctx, std::uint64_t out_mark) {
     r.model = r.has_model ? request_scan_.model() : std::string_view();
     r.prompt_tokens = prompt;
     r.completion_tokens = completion;
-    r.attempts = 1;
+    r.attempts = attempts_;
+    if (key_) r.key = *key_;
     std::string& buf = ctx.access_line;
     buf.clear();
     format_access_line(buf, r);

@@ -46,6 +46,14 @@ public:
         if (scan_response_) response_scan_.feed(p, n);
     }
     void stale_replay(ClientContext& ctx);
+    // Keys and failover (failover.h): the access key's label (the configuration's
+    // string, valid while the exchange is; null: none), an attempt that failed and is
+    // followed by another (counted for the target it failed on), a key set aside there,
+    // and the target of the next attempt.
+    void set_key(const std::string* label) { key_ = label; }
+    void attempt_failed(ClientContext& ctx, bool key_set_aside);
+    void key_set_aside(ClientContext& ctx);  // a key set aside by the last attempt
+    void retarget(ClientContext& ctx, const RequestPlan& plan);
     // `out_mark`: as for begin(); the difference is the answer's bytes.
     void end(ClientContext& ctx, std::uint64_t out_mark);
 
@@ -56,6 +64,8 @@ private:
     bool scan_response_ = false;
     bool sse_ = false;
     int slot_ = TargetLabels::kNone;
+    const std::string* key_ = nullptr;
+    int attempts_ = 1;
     int status_ = 0;
     StatusSource source_ = StatusSource::Client;
     std::int64_t start_ms_ = 0;

@@ -96,14 +96,56 @@ void append_decimal(ByteBuffer& out, std::uint64_t v) {
     out.append(p, static_cast<std::size_t>(end - p));
 }
 
+void write_credential_line(ByteBuffer& out, const CredentialEdit& c) {
+    if (c.name.empty()) return;
+    out.append(c.name);
+    out.append(": ", 2);
+    out.append(c.prefix);
+    out.append(c.secret);
+    out.append(kCrlf);
+}
+
+namespace {
+
+// Sec-WebSocket-Protocol without its "openai-insecure-api-key.*" element; nothing when
+// no other element is left.
+void append_protocols_without_key(ByteBuffer& out, const HeaderField& f) {
+    constexpr std::string_view kKeyPrefix = "openai-insecure-api-key.";
+    std::string_view v = f.value;
+    bool first = true;
+    while (!v.empty()) {
+        std::size_t comma = v.find(',');
+        std::string_view item = v.substr(0, comma);
+        while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
+        while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+        if (!item.empty() && !(item.size() >= kKeyPrefix.size() && item.substr(0, kKeyPrefix.size()) == kKeyPrefix)) {
+            if (first) {
+                out.append(f.name);
+                out.append(": ", 2);
+                first = false;
+            } else {
+                out.append(", ", 2);
+            }
+            out.append(item);
+        }
+        if (comma == std::string_view::npos) break;
+        v.remove_prefix(comma + 1);
+    }
+    if (!first) out.append(kCrlf);
+}
+
+}  // namespace
+
 void write_request_head(ByteBuffer& out, const RequestHead& head, const OutgoingTarget& target, std::string_view host,
-                        std::string_view upgrade) {
+                        std::string_view upgrade, const CredentialEdit* credentials) {
     out.append(head.method);
     out.append(" ", 1);
     if (target.slash) out.append("/", 1);
     out.append(target.rest);
     out.append(" HTTP/1.1\r\n");
     append_field(out, "Host", host);
+    const bool strip = credentials && credentials->strip;
+    if (credentials) write_credential_line(out, *credentials);
     for (std::size_t i = 0; i < head.field_count; ++i) {
         const HeaderField& f = head.fields[i];
         switch (f.kind) {
@@ -112,6 +154,13 @@ void write_request_head(ByteBuffer& out, const RequestHead& head, const Outgoing
             case FieldKind::ContentLength:  // written below, once, normalised
             case FieldKind::Expect: continue;  // answered by this proxy
             default: break;
+        }
+        if (strip && f.kind == FieldKind::Other) {
+            if (iequals(f.name, "authorization") || iequals(f.name, "api-key")) continue;
+            if (iequals(f.name, "sec-websocket-protocol")) {
+                append_protocols_without_key(out, f);
+                continue;
+            }
         }
         if (relayed(head, f)) append_field(out, f.name, f.value);
     }

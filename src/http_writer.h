@@ -42,8 +42,22 @@ struct OutgoingTarget {
 //   CRLF
 //   "Connection: Upgrade" and "Upgrade: " <upgrade> when `upgrade` is not empty (the one
 //   exception to dropping hop-by-hop fields: a WebSocket handshake, RFC 9110 7.8)
+//
+// With `credentials` (keys and access keys, failover.h), the client's credentials are
+// edited: when `strip`, its Authorization and api-key fields are dropped and the
+// "openai-insecure-api-key.*" subprotocol is taken out of Sec-WebSocket-Protocol (the
+// field dropped when nothing else is left); when `name` is set, "<name>: <prefix><secret>"
+// CRLF is written right after the Host line (where a retry finds it: see ClientConn).
+struct CredentialEdit {
+    bool strip = false;
+    std::string_view name;    // "Authorization" or "api-key"; empty: nothing injected
+    std::string_view prefix;  // "Bearer " or ""
+    std::string_view secret;
+};
 void write_request_head(ByteBuffer& out, const RequestHead& head, const OutgoingTarget& target, std::string_view host,
-                        std::string_view upgrade = {});
+                        std::string_view upgrade = {}, const CredentialEdit* credentials = nullptr);
+// The injected credential line alone, as write_request_head writes it.
+void write_credential_line(ByteBuffer& out, const CredentialEdit& credentials);
 
 // The CONNECT request that opens a tunnel through an upstream proxy (RFC 9110 9.3.6):
 //   "CONNECT " <host>:<port> " HTTP/1.1" CRLF "Host: " <host>:<port> CRLF

@@ -37,6 +37,16 @@ int WorkerMetrics::target_slot(const std::string& pool_key, const Target& target
     return slot;
 }
 
+int WorkerMetrics::key_slot(const std::string& label) {
+    if (!key_labels_) return TargetLabels::kOther;
+    auto it = key_slot_cache_.find(label);
+    if (it != key_slot_cache_.end()) return it->second;
+    if (key_slot_cache_.size() >= 4 * TargetLabels::kMaxTargets) key_slot_cache_.clear();
+    int slot = key_labels_->find_or_add(label);
+    key_slot_cache_.emplace(label, slot);
+    return slot;
+}
+
 namespace {
 
 // A label value, escaped as the format requires (backslash, double quote, newline).
@@ -168,7 +178,7 @@ std::string render_metrics(const MetricsRegistry& r) {
               slots, &TargetStats::total_latency);
     header(out, "openai_proxy_tokens_total", "counter",
            "Tokens reported in the answers' usage, by target and type (prompt: prompt_tokens or input_tokens; "
-           "completion: completion_tokens or output_tokens). No access-key label yet: that feature does not exist.");
+           "completion: completion_tokens or output_tokens). By access-key label: openai_proxy_key_tokens_total.");
     for (const auto& [slot, lbl] : slots) {
         std::uint64_t p = 0, c = 0;
         for (const WorkerMetrics* w : r.workers) {
@@ -177,6 +187,24 @@ std::string render_metrics(const MetricsRegistry& r) {
         }
         sample(out, "openai_proxy_tokens_total", lbl + ",type=\"prompt\"", p);
         sample(out, "openai_proxy_tokens_total", lbl + ",type=\"completion\"", c);
+    }
+
+    std::vector<std::string> key_names = r.key_labels.names();
+    if (!key_names.empty()) {
+        header(out, "openai_proxy_key_tokens_total", "counter",
+               "Tokens reported in the answers' usage, by access-key label (-access-keys) and type.");
+        for (std::size_t i = 0; i <= key_names.size(); ++i) {
+            int slot = i < key_names.size() ? static_cast<int>(i) : TargetLabels::kOther;
+            std::uint64_t p = 0, c = 0;
+            for (const WorkerMetrics* w : r.workers) {
+                p += w->key_tokens[slot].prompt.get();
+                c += w->key_tokens[slot].completion.get();
+            }
+            if (i == key_names.size() && p == 0 && c == 0) break;
+            std::string lbl = "key=\"" + label(i < key_names.size() ? key_names[i] : std::string("other")) + "\"";
+            sample(out, "openai_proxy_key_tokens_total", lbl + ",type=\"prompt\"", p);
+            sample(out, "openai_proxy_key_tokens_total", lbl + ",type=\"completion\"", c);
+        }
     }
 
     header(out, "openai_proxy_received_bytes_total", "counter", "Bytes read from clients.");
@@ -205,14 +233,27 @@ std::string render_metrics(const MetricsRegistry& r) {
     sample_signed(out, "openai_proxy_idle_pool_connections", sum_gauge(r, [](const WorkerMetrics& w) -> const Gauge& { return w.idle_pool; }));
     header(out, "openai_proxy_retries_total", "counter",
            "Requests sent again. reason=stale_pooled_connection: a pooled connection turned out closed by the "
-           "upstream and the request was replayed on a new one. reason=failover: always 0 (no failover between "
-           "upstreams yet).");
+           "upstream and the request was replayed on a new one. reason=failover: another attempt with the next "
+           "server-side key or origin (README \"Keys and failover\").");
     sample(out, "openai_proxy_retries_total", "reason=\"stale_pooled_connection\"",
            sum(r, [](const WorkerMetrics& w) -> const Counter& { return w.stale_replays; }));
-    sample(out, "openai_proxy_retries_total", "reason=\"failover\"", 0);
+    sample(out, "openai_proxy_retries_total", "reason=\"failover\"",
+           sum(r, [](const WorkerMetrics& w) -> const Counter& { return w.failover_retries; }));
     header(out, "openai_proxy_failovers_total", "counter",
-           "Exchanges moved to another upstream. Always 0: failover between upstreams does not exist yet.");
-    sample(out, "openai_proxy_failovers_total", "", 0);
+           "Attempts that failed (connect, TLS, timeout, a failover status, a refused or rate-limited key) and "
+           "were followed by another, by the target whose attempt failed.");
+    for (const auto& [slot, lbl] : slots) {
+        std::uint64_t v = 0;
+        for (const WorkerMetrics* w : r.workers) v += w->targets[slot].failovers.get();
+        sample(out, "openai_proxy_failovers_total", lbl, v);
+    }
+    header(out, "openai_proxy_keys_set_aside_total", "counter",
+           "Server-side keys set aside: answered 401/403 (until reload) or 429 (until its Retry-After), by target.");
+    for (const auto& [slot, lbl] : slots) {
+        std::uint64_t v = 0;
+        for (const WorkerMetrics* w : r.workers) v += w->targets[slot].keys_set_aside.get();
+        sample(out, "openai_proxy_keys_set_aside_total", lbl, v);
+    }
     if (r.access_log_on) {
         header(out, "openai_proxy_access_log_lines_total", "counter", "Access log lines queued for writing.");
         sample(out, "openai_proxy_access_log_lines_total", "", sum(r, [](const WorkerMetrics& w) -> const Counter& { return w.access_log_lines; }));

@@ -82,6 +82,15 @@ struct TargetStats {
     Histogram total_latency;              // exchange start -> exchange end
     Counter prompt_tokens;
     Counter completion_tokens;
+    // Keys and failover (failover.h), by the origin whose attempt failed.
+    Counter failovers;       // attempts that failed and were followed by another
+    Counter keys_set_aside;  // server-side keys set aside (401/403, or 429 until Retry-After)
+};
+
+// Tokens by access-key label (-access-keys).
+struct KeyTokens {
+    Counter prompt;
+    Counter completion;
 };
 
 // The names behind target slots, shared by every worker.
@@ -103,7 +112,8 @@ private:
 };
 
 struct WorkerMetrics {
-    explicit WorkerMetrics(TargetLabels& labels) : labels_(labels) {}
+    explicit WorkerMetrics(TargetLabels& labels, TargetLabels* key_labels = nullptr)
+        : labels_(labels), key_labels_(key_labels) {}
     WorkerMetrics(const WorkerMetrics&) = delete;
     WorkerMetrics& operator=(const WorkerMetrics&) = delete;
 
@@ -111,6 +121,8 @@ struct WorkerMetrics {
     // cached). The cache is cleared if it grows past a bound (unbounded X-Target-Host
     // origins all map to kOther anyway).
     int target_slot(const std::string& pool_key, const Target& target);
+    // The slot of an access-key label (bounded like targets; kOther beyond), cached.
+    int key_slot(const std::string& label);
 
     Counter client_connections;  // accepted, ever
     Gauge clients_open;
@@ -124,19 +136,24 @@ struct WorkerMetrics {
     Counter pool_hits;           // exchanges that took an idle pooled connection
     Counter pool_misses;         // exchanges that opened a new one
     Counter stale_replays;       // a pooled connection was found closed; request replayed
+    Counter failover_retries;    // further attempts of keys and failover (another key or origin)
     Gauge idle_pool;
     Counter access_log_lines;    // queued for the writer (access_log.h)
     Counter access_log_dropped;  // dropped: the worker's buffer was full
     TargetStats targets[TargetLabels::kSlots];
+    KeyTokens key_tokens[TargetLabels::kSlots];
 
 private:
     TargetLabels& labels_;
+    TargetLabels* key_labels_;
     std::unordered_map<std::string, int> slot_cache_;
+    std::unordered_map<std::string, int> key_slot_cache_;
 };
 
 // What a scrape reads: every worker's metrics, the shared labels, and the process state.
 struct MetricsRegistry {
     TargetLabels labels;
+    TargetLabels key_labels;  // access-key labels seen (tokens by key)
     std::vector<WorkerMetrics*> workers;  // filled before the loops run; read-only after
     std::atomic<bool> shutting_down{false};
     // Loops not yet finished: the admin listener's worker finishes last, so that

@@ -27,7 +27,24 @@ bool refuse(RequestPlan& plan, int status, const char* code, std::string message
     return false;
 }
 
+// The egress (an origin's own, else -upstream-proxy; "direct": none) and the pool key.
+void build_pool_key(RequestPlan& plan, const Config& config) {
+    plan.pool_key.clear();  // keeps its capacity
+    plan.target.append_origin(plan.pool_key);
+    const std::optional<Egress>* own =
+        plan.route && plan.origin < plan.route->origins.size() ? &plan.route->origins[plan.origin].egress : nullptr;
+    if (own && own->has_value()) plan.egress = (*own)->kind == Egress::Kind::Direct ? nullptr : &**own;
+    else plan.egress = config.upstream_proxy ? &*config.upstream_proxy : nullptr;
+    if (plan.egress) plan.egress->append_key(plan.pool_key);
+}
+
 }  // namespace
+
+void plan_origin(RequestPlan& plan, const Config& config, unsigned origin) {
+    plan.origin = origin;
+    plan.target = plan.route->origins[origin].target;
+    build_pool_key(plan, config);
+}
 
 bool plan_request(const RequestHead& head, const Config& config, const Router& router, RequestPlan& plan) {
     // The last X-Target-Host field counts, as a later field overrides an earlier one.
@@ -65,10 +82,7 @@ bool plan_request(const RequestHead& head, const Config& config, const Router& r
     plan.route = route.route;
     plan.origin = route.origin;
     plan.restricted = restricted;
-    plan.pool_key.clear();  // keeps its capacity
-    plan.target.append_origin(plan.pool_key);
-    plan.egress = config.upstream_proxy ? &*config.upstream_proxy : nullptr;
-    if (plan.egress) plan.egress->append_key(plan.pool_key);
+    build_pool_key(plan, config);
     if (head.target == "*") {
         plan.upstream_target = OutgoingTarget{false, head.target};
     } else {

@@ -63,4 +63,8 @@ struct RequestPlan {
 // does (Router::route); a refusal also allocates its message.
 bool plan_request(const RequestHead& head, const Config& config, const Router& router, RequestPlan& plan);
 
+// Points a forwarded plan at origin `origin` of its route (failover): target, origin
+// and pool key. plan.route must be set and `origin` one of its origins.
+void plan_origin(RequestPlan& plan, const Config& config, unsigned origin);
+
 }  // namespace op

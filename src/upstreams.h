@@ -17,6 +17,7 @@
 #include <unordered_map>
 
 #include "event_loop.h"
+#include "failover.h"
 #include "idle_pool.h"
 #include "metrics.h"
 #include "resolver.h"
@@ -74,6 +75,10 @@ public:
         pool_.set_limits(pool_limits);
     }
 
+    // Keys in turn, set-aside keys and origin backoff (failover.h), per worker: keyed by
+    // pool key, so it outlives a configuration.
+    FailoverState& failover() { return failover_; }
+
 private:
     void count_idle() { metrics_.idle_pool.set(static_cast<std::int64_t>(pool_.size())); }
 
@@ -85,6 +90,7 @@ private:
     std::uint64_t last_id_ = 0;
     IdlePool<UpstreamConn> pool_;
     WorkerMetrics& metrics_;
+    FailoverState failover_;
 };
 
 }  // namespace op

@@ -95,7 +95,7 @@ bool Worker::listen(std::shared_ptr<ListenSocket> socket, std::string& error) {
 Worker::Worker(SnapshotPtr config, TlsClientContext& tls, std::atomic<std::size_t>& open_clients,
                MetricsRegistry& registry, AccessLog* access_log, std::unique_ptr<EventLoop> loop)
     : registry_(registry),
-      metrics_(registry.labels),
+      metrics_(registry.labels, &registry.key_labels),
       loop_(std::move(loop)),
       upstreams_(*loop_, tls, upstream_settings(config->config), pool_limits(config->config), metrics_),
       clients_(*loop_, config, upstreams_, *this),
@@ -156,6 +156,7 @@ void Worker::adopt(SnapshotPtr next) {
         return !after.count(key) && (before.count(key) || proxy_changed);
     });
     upstreams_.reconfigure(upstream_settings(now), pool_limits(now));
+    upstreams_.failover().forget_keys();
     clients_.snapshot = std::move(next);
     resume_accepting_if_room();  // -max-connections may have grown
 }

@@ -95,7 +95,8 @@ TEST_CASE("a scrape adds the workers up, with cumulative buckets and escaped lab
     CHECK(has_line(text, "openai_proxy_tokens_total{" + lbl + ",type=\"prompt\"} 15"));
     CHECK(has_line(text, "openai_proxy_sent_bytes_total 101"));
     CHECK(has_line(text, "openai_proxy_client_connections 1"));
-    CHECK(has_line(text, "openai_proxy_failovers_total 0"));
+    CHECK(has_line(text, "openai_proxy_failovers_total{" + lbl + "} 0"));
+    CHECK(has_line(text, "openai_proxy_keys_set_aside_total{" + lbl + "} 0"));
     CHECK(text.find("openai_proxy_access_log") == std::string::npos);
     CHECK(text.find("target=\"none\"") == std::string::npos);
     r.access_log_on = true;

@@ -407,3 +407,30 @@ TEST_CASE("plan: planning into a reused plan allocates nothing when routing does
     CHECK(test::allocations() == before);
     CHECK(plan.pool_key == "https://api.openai.com via http://proxy.internal.example:3128");
 }
+
+TEST_CASE("plan: an origin's own egress wins over -upstream-proxy; plan_origin moves to another origin") {
+    Proxy p;
+    p.config.upstream_proxy = egress("http://proxy.internal.example:3128");
+    op::Route r;
+    r.name = "fo";
+    r.origins.push_back(op::Origin{target("https://one.example"), std::nullopt, {}});
+    r.origins.push_back(op::Origin{target("https://two.example"), egress("socks5h://127.0.0.1:1080"), {}});
+    op::Egress direct;  // Kind::Direct: "direct" in the file
+    r.origins.push_back(op::Origin{target("https://three.example"), direct, {}});
+    p.config.routes.push_back(r);
+    p.rebuild();
+    RequestPlan plan;
+    const std::string text = get("/v1/x", "fo.example.com");
+    REQUIRE(p.plan(text, plan));
+    CHECK(plan.origin == 0);
+    CHECK(plan.egress == &*p.config.upstream_proxy);
+    CHECK(plan.pool_key == "https://one.example via http://proxy.internal.example:3128");
+    op::plan_origin(plan, p.config, 1);
+    CHECK(plan.origin == 1);
+    CHECK(plan.target.host == "two.example");
+    CHECK(plan.egress == &*plan.route->origins[1].egress);
+    CHECK(plan.pool_key == "https://two.example via socks5h://127.0.0.1:1080");
+    op::plan_origin(plan, p.config, 2);
+    CHECK(plan.egress == nullptr);
+    CHECK(plan.pool_key == "https://three.example");
+}
