@@ -629,7 +629,9 @@ ConfigResult parse_config(int argc, const char* const* argv, const EnvLookup& en
                 }
                 std::string reason;
                 if (!opt->apply(c, s.value, reason)) {
-                    r.errors.push_back(where + "invalid value \"" + s.value + "\" for " + s.name + ": " + reason);
+                    // A proxy URL's password is a secret: never echoed.
+                    std::string shown = s.name == "upstream-proxy" ? without_password(s.value) : s.value;
+                    r.errors.push_back(where + "invalid value \"" + shown + "\" for " + s.name + ": " + reason);
                     continue;
                 }
                 if (s.name == "access-keys") access_keys_where = where;

@@ -317,7 +317,9 @@ bool build_route(const ConfigSection& section, const std::string& file, const En
         const std::string where = at(file, s.line);
         const std::string& v = s.value;
         auto bad = [&](const std::string& why) {
-            errors.push_back(where + "invalid value \"" + v + "\" for " + s.name + ": " + why);
+            // An egress URL's password and a key are secrets: never echoed.
+            std::string shown = s.name == "egress" ? without_password(v) : s.name == "key" ? "(the key)" : v;
+            errors.push_back(where + "invalid value \"" + shown + "\" for " + s.name + ": " + why);
         };
         if (s.name == "origin") {
             Target t;
