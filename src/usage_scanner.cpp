@@ -53,8 +53,26 @@ inline bool ends_run_in_word(const char* p) {
 }  // namespace
 
 void UsageScanner::reset(Mode mode, bool sse) {
-    *this = UsageScanner(mode);
+    // Field by field: the two buffers need no clearing (only their first *_len_ bytes
+    // are ever read), and copying a fresh object costs more than the scan of a small body.
+    mode_ = mode;
     sse_ = sse;
+    phase_ = Phase::Search;
+    window_len_ = 0;
+    window_odd_ = false;
+    done_ = false;
+    hex_ = 0;
+    number_ = 0;
+    number_digits_ = 0;
+    number_key_ = Key::None;
+    key_len_ = 0;
+    key_long_ = false;
+    model_len_ = 0;
+    model_found_ = false;
+    model_truncated_ = false;
+    prompt_ = -1;
+    completion_ = -1;
+    reset_structure();
 }
 
 bool UsageScanner::window_trailing_odd() const {
@@ -353,30 +371,123 @@ void UsageScanner::search(const char*& p, const char* end) {
     p = end;
 }
 
-// The structure machine, byte by byte: the whole request body; in a response only the
-// usage object (until it closes, or a newline in SSE mode).
+// The bytes the structure machine acts on inside a nested value (see skip_nested()).
+namespace {
+enum : unsigned char { kOther, kQuote, kOpen, kClose, kNewline };
+struct NestedClass {
+    unsigned char table[256] = {};
+    constexpr NestedClass() {
+        table[static_cast<unsigned char>('"')] = kQuote;
+        table[static_cast<unsigned char>('{')] = kOpen;
+        table[static_cast<unsigned char>('[')] = kOpen;
+        table[static_cast<unsigned char>('}')] = kClose;
+        table[static_cast<unsigned char>(']')] = kClose;
+        table[static_cast<unsigned char>('\n')] = kNewline;
+    }
+    constexpr unsigned char operator[](unsigned char c) const { return table[c]; }
+};
+constexpr NestedClass kNested;
+
+// The first '"', '\\' or newline in [p, end), or end.
+OP_SCANNER_INLINE const char* run_end(const char* p, const char* end) {
+    while (end - p >= 8 && !ends_run_in_word(p)) p += 8;
+    while (p < end && !kEndsRun[static_cast<unsigned char>(*p)]) ++p;
+    return p;
+}
+}  // namespace
+
+// Inside a value nested below the depth whose names matter (the request's top level, the
+// usage object's own members), with no member pending: nothing there can be captured or
+// counted, so only what moves the depth is followed (brackets, and strings, which may
+// hold brackets), and a string that ends within this piece without an escape or a
+// newline is skipped whole. The state left is what the byte-by-byte machine would leave:
+// structural() there changes only depth_, objects_, and flags (expect_key_, pending_,
+// last_key_) that are reset before they are read again at the outer depth. Anything
+// else (a string cut by the piece's end or holding an escape, an SSE newline) goes back
+// to the general loop as it would go through it.
+void UsageScanner::skip_nested(const char*& p, const char* end, int outer) {
+    int depth = depth_;
+    std::uint64_t objects = objects_;
+    while (p < end) {
+        const unsigned char c = static_cast<unsigned char>(*p);
+        switch (kNested[c]) {
+            case kOther:
+                ++p;
+                continue;
+            case kQuote: {
+                const char* q = run_end(p + 1, end);
+                if (q < end && *q == '"') {
+                    p = q + 1;
+                    continue;
+                }
+                break;  // the general loop takes this string byte by byte
+            }
+            case kOpen:
+                ++p;
+                ++depth;
+                if (depth <= kMaxDepth) {
+                    std::uint64_t bit = std::uint64_t{1} << (depth - 1);
+                    if (c == '{') objects |= bit;
+                    else objects &= ~bit;
+                }
+                continue;
+            case kClose:
+                ++p;
+                --depth;  // depth > outer >= 1 here
+                if (depth == outer) {
+                    depth_ = depth;
+                    objects_ = objects;
+                    expect_key_ = false;
+                    pending_ = Key::None;
+                    return;
+                }
+                continue;
+            case kNewline:
+                if (!sse_) {
+                    ++p;
+                    continue;
+                }
+                break;  // the general loop resets the structure
+        }
+        break;
+    }
+    depth_ = depth;
+    objects_ = objects;
+    expect_key_ = false;
+    pending_ = Key::None;
+}
+
+// The structure machine: the whole request body; in a response only the usage object
+// (until it closes, or a newline in SSE mode). Byte by byte at the depth whose names
+// matter, except that a string ending within the piece without an escape or a newline
+// is taken whole (compared, or copied into the bounded buffer of a capture); nested
+// values go through skip_nested().
 void UsageScanner::feed_structure(const char*& p, const char* end) {
     while (p < end && !done_ && (mode_ == Mode::Request || phase_ == Phase::InUsage)) {
         if (in_string_ && escape_ == 0) {
             // Runs of plain string content: skipped, or copied into the bounded buffer of
             // a capture, up to what can end the run ('"', '\\', a newline).
             const char* run = p;
-            while (end - p >= 8 && !ends_run_in_word(p)) p += 8;
-            while (p < end && !kEndsRun[static_cast<unsigned char>(*p)]) ++p;
-            if (capture_ != Capture::None && p > run) {
-                const bool key = capture_ == Capture::Key;
-                char* buf = key ? key_ : model_;
-                const std::size_t cap = key ? sizeof key_ : kMaxModel;
-                std::size_t& len = key ? key_len_ : model_len_;
-                std::size_t n = static_cast<std::size_t>(p - run);
-                if (n > cap - len) {
-                    n = cap - len;
-                    (key ? key_long_ : model_truncated_) = true;
-                }
-                std::memcpy(buf + len, run, n);
-                len += n;
-            }
+            p = run_end(p, end);
+            if (capture_ != Capture::None && p > run) capture_run(run, p);
             if (p == end) return;
+        } else if (!in_string_) {
+            const int outer = mode_ == Mode::Request ? 1 : usage_depth_;
+            if (depth_ > outer && pending_ == Key::None && last_key_ == Key::None && !in_number_) {
+                skip_nested(p, end, outer);
+                if (p == end) return;
+                if (depth_ == outer) continue;  // back at the depth that matters
+                // else a string to take byte by byte, or an SSE newline: below
+            } else if (*p == '"') {
+                const char* q = run_end(p + 1, end);
+                if (q < end && *q == '"') {  // the whole string is here, plain
+                    structural('"');
+                    if (capture_ != Capture::None && q > p + 1) capture_run(p + 1, q);
+                    end_string();
+                    p = q + 1;
+                    continue;
+                }
+            }
         }
         char c = *p++;
         if (c == '\n') {
@@ -395,6 +506,21 @@ void UsageScanner::feed_structure(const char*& p, const char* end) {
         if (in_string_) string_byte(c);
         else structural(c);
     }
+}
+
+// Plain string content [run, stop) of a capture, into its bounded buffer.
+void UsageScanner::capture_run(const char* run, const char* stop) {
+    const bool key = capture_ == Capture::Key;
+    char* buf = key ? key_ : model_;
+    const std::size_t cap = key ? sizeof key_ : kMaxModel;
+    std::size_t& len = key ? key_len_ : model_len_;
+    std::size_t n = static_cast<std::size_t>(stop - run);
+    if (n > cap - len) {
+        n = cap - len;
+        (key ? key_long_ : model_truncated_) = true;
+    }
+    std::memcpy(buf + len, run, n);
+    len += n;
 }
 
 }  // namespace op

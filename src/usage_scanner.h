@@ -57,6 +57,8 @@ private:
     enum class Phase : unsigned char { Search, AfterKey, AfterColon, InUsage };
 
     void feed_structure(const char*& p, const char* end);
+    void skip_nested(const char*& p, const char* end, int outer);
+    void capture_run(const char* run, const char* stop);
     void search(const char*& p, const char* end);
     void found_name() {
         phase_ = Phase::AfterKey;
