@@ -29,14 +29,22 @@ bool backslashes_before(const char* base, std::size_t pos, bool prior_odd) {
     return (k == pos) ? ((k & 1) != 0) != prior_odd : (k & 1) != 0;
 }
 
-// Whether any of the 8 bytes at p is one of those (a word at a time: most of a body is
-// string content, and this is the scanner's inner loop).
-inline bool ends_run_in_word(const char* p) {
+// The 8 bytes at p as a number, the first byte lowest.
+inline std::uint64_t load_le(const char* p) {
     std::uint64_t w;
     std::memcpy(&w, p, 8);
+    if (__BYTE_ORDER__ == __ORDER_BIG_ENDIAN__) w = __builtin_bswap64(w);  // the MIPS routers
+    return w;
+}
+
+// For the 8 bytes at p (a word at a time: most of a body is string content, and this is
+// the scanner's inner loop): a mask whose lowest set bit is in the first byte that is one
+// of those, or 0. (Bits above the first hit may be false; the lowest one never is.)
+inline std::uint64_t run_end_mask(const char* p) {
+    const std::uint64_t w = load_le(p);
     constexpr std::uint64_t kOnes = 0x0101010101010101ull, kHighs = 0x8080808080808080ull;
     auto zero_byte = [](std::uint64_t v) { return (v - kOnes) & ~v & kHighs; };
-    return (zero_byte(w ^ (kOnes * '"')) | zero_byte(w ^ (kOnes * '\\')) | zero_byte(w ^ (kOnes * '\n'))) != 0;
+    return zero_byte(w ^ (kOnes * '"')) | zero_byte(w ^ (kOnes * '\\')) | zero_byte(w ^ (kOnes * '\n'));
 }
 }  // namespace
 
@@ -185,21 +193,26 @@ bool is(const char* key, std::size_t len, const char (&name)[N]) {
 }
 }  // namespace
 
+// Which member a name (escapes decoded) is, at the depth where names matter.
+OP_SCANNER_INLINE UsageScanner::Key UsageScanner::classify(const char* key, std::size_t len) const {
+    if (mode_ == Mode::Request) return depth_ == 1 && is(key, len, "model") ? Key::Model : Key::None;
+    if (usage_depth_ == 0 || depth_ != usage_depth_) return Key::None;  // the usage object's own members only
+    switch (len) {  // the length first: most names are none of these
+        case 12: return is(key, len, "input_tokens") ? Key::Prompt : Key::None;
+        case 13:
+            if (is(key, len, "prompt_tokens")) return Key::Prompt;
+            return is(key, len, "output_tokens") ? Key::Completion : Key::None;
+        case 17: return is(key, len, "completion_tokens") ? Key::Completion : Key::None;
+        default: return Key::None;
+    }
+}
+
 OP_SCANNER_INLINE void UsageScanner::end_string() {
     in_string_ = false;
     Capture was = capture_;
     capture_ = Capture::None;
     if (was == Capture::Key) {
-        last_key_ = Key::None;
-        if (!key_long_) {
-            if (mode_ == Mode::Request) {
-                if (depth_ == 1 && is(key_, key_len_, "model")) last_key_ = Key::Model;
-            } else if (usage_depth_ != 0 && depth_ == usage_depth_) {  // the usage object's own members
-                if (is(key_, key_len_, "prompt_tokens") || is(key_, key_len_, "input_tokens")) last_key_ = Key::Prompt;
-                else if (is(key_, key_len_, "completion_tokens") || is(key_, key_len_, "output_tokens"))
-                    last_key_ = Key::Completion;
-            }
-        }
+        last_key_ = key_long_ ? Key::None : classify(key_, key_len_);
     } else if (was == Capture::Model) {
         model_found_ = true;
         done_ = true;
@@ -381,7 +394,9 @@ constexpr NestedClass kNested;
 
 // The first '"', '\\' or newline in [p, end), or end.
 OP_SCANNER_INLINE const char* run_end(const char* p, const char* end) {
-    while (end - p >= 8 && !ends_run_in_word(p)) p += 8;
+    for (; end - p >= 8; p += 8) {
+        if (std::uint64_t m = run_end_mask(p)) return p + (__builtin_ctzll(m) >> 3);
+    }
     while (p < end && !kEndsRun[static_cast<unsigned char>(*p)]) ++p;
     return p;
 }
@@ -473,8 +488,15 @@ void UsageScanner::feed_structure(const char*& p, const char* end) {
                 const char* q = run_end(p + 1, end);
                 if (q < end && *q == '"') {  // the whole string is here, plain
                     structural('"');
-                    if (capture_ != Capture::None && q > p + 1) capture_run(p + 1, q);
-                    end_string();
+                    if (capture_ == Capture::Key) {  // compared where it is, not copied
+                        const std::size_t len = static_cast<std::size_t>(q - p - 1);
+                        in_string_ = false;
+                        capture_ = Capture::None;
+                        last_key_ = len > sizeof key_ ? Key::None : classify(p + 1, len);
+                    } else {
+                        if (capture_ != Capture::None && q > p + 1) capture_run(p + 1, q);
+                        end_string();
+                    }
                     p = q + 1;
                     continue;
                 }

@@ -77,6 +77,7 @@ private:
     void captured(unsigned char c);
     void captured_code_point(unsigned cp);
     void end_string();
+    Key classify(const char* key, std::size_t len) const;
     void end_number();
     void reset_structure();
     bool in_object() const { return depth_ > 0 && depth_ <= kMaxDepth && (objects_ >> (depth_ - 1)) & 1; }
