@@ -20,6 +20,13 @@ bool is_type(std::string_view v, std::string_view want) {
 // application/json, and the +json types some servers use
 bool is_json(std::string_view v) { return v.size() >= 4 && iequals(v.substr(v.size() - 4), "json"); }
 
+// Whether `origin` is what Target::append_origin writes for `t`, without writing it.
+bool same_origin(std::string_view origin, const Target& t) {
+    const std::string_view scheme = t.tls ? "https://" : "http://";
+    return origin.size() == scheme.size() + t.authority.size() && origin.substr(0, scheme.size()) == scheme &&
+           origin.substr(scheme.size()) == t.authority;
+}
+
 }  // namespace
 
 void ExchangeMeter::begin(ClientContext& ctx, const RequestHead* head, std::size_t head_len, const RequestPlan* plan,
@@ -41,14 +48,18 @@ void ExchangeMeter::begin(ClientContext& ctx, const RequestHead* head, std::size
     if (ctx.access_log) {
         method_.clear();
         path_.clear();
-        target_.clear();
         if (head) {
             method_.assign(head->method.data(), head->method.size());
             std::string_view t = head->target.substr(0, head->target.find('?'));
             if (t.size() > 2048) t = t.substr(0, 2048);
             path_.assign(t.data(), t.size());
         }
-        if (plan) plan->target.append_origin(target_);
+        if (!plan) {
+            target_.clear();
+        } else if (!same_origin(target_, plan->target)) {  // most exchanges of a connection go to one origin
+            target_.clear();
+            plan->target.append_origin(target_);
+        }
     }
 }
 
