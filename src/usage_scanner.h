@@ -12,9 +12,12 @@
 //
 // In a request it follows the JSON lexical structure (strings with escapes,
 // object/array nesting, which string is a key) without validating it. In a response it
-// looks for the 7 bytes "usage" (quotes included) a few bytes at a time, and follows
+// looks for the 7 bytes "usage" (quotes included; memchr finds each 'g'), and follows
 // the structure only inside the object that comes after them (see search()): most of a
-// completion is text nobody needs, and this costs a fraction of following it all. In SSE mode (a text/event-stream
+// completion is text nobody needs, and this costs a fraction of following it all. Values
+// nested below the names that matter are followed by their brackets and strings only
+// (skip_nested()), and a string that ends within the piece without an escape is taken in
+// one step; the findings are those of the byte-by-byte machine. In SSE mode (a text/event-stream
 // answer) every line is scanned on its own: a newline resets the structure, so
 // "data: {...}" lines are each a document and a malformed event cannot hide later ones.
 // Outside SSE mode a raw newline only ends a string (JSON strings cannot hold one),
