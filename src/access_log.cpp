@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cerrno>
 #include <cinttypes>
+#include <cstdint>
 #include <cstring>
 
 #include "log.h"
@@ -117,21 +118,6 @@ void AccessLog::run() {
 
 namespace {
 
-void append_uint(std::string& out, std::uint64_t v) {
-    char buf[24];
-    char* p = buf + sizeof buf;
-    do {
-        *--p = static_cast<char>('0' + v % 10);
-        v /= 10;
-    } while (v);
-    out.append(p, static_cast<std::size_t>(buf + sizeof buf - p));
-}
-
-void append_int_or_null(std::string& out, std::int64_t v) {
-    if (v < 0) out += "null";
-    else append_uint(out, static_cast<std::uint64_t>(v));
-}
-
 // Length of the valid UTF-8 sequence at the start of s, or 0.
 std::size_t utf8_sequence(std::string_view s) {
     unsigned char c = static_cast<unsigned char>(s[0]);
@@ -170,51 +156,95 @@ const char* kSourceNames[kStatusSources] = {"upstream", "proxy", "client"};
 
 }  // namespace
 
-void append_json_string(std::string& out, std::string_view s) {
+namespace {
+
+// Bytes copied into a JSON string as they are: printable ASCII but '"' and '\\'.
+struct PlainBytes {
+    bool table[256] = {};
+    constexpr PlainBytes() {
+        for (int c = 0x20; c < 0x7F; ++c) table[c] = c != '"' && c != '\\';
+    }
+    constexpr bool operator[](unsigned char c) const { return table[c]; }
+};
+constexpr PlainBytes kPlain;
+
+// At most this many bytes out per byte of a JSON string ("\u001f"), plus the quotes.
+constexpr std::size_t json_bound(std::size_t n) { return 6 * n + 2; }
+
+// Writes `s` as a JSON string at `o` (room for json_bound(s.size()) bytes); returns the end.
+char* put_json_string(char* o, std::string_view s) {
     static const char kHex[] = "0123456789abcdef";
-    out += '"';
-    while (!s.empty()) {
-        std::size_t plain = 0;  // a run that needs no escaping goes out in one append
-        while (plain < s.size()) {
-            unsigned char b = static_cast<unsigned char>(s[plain]);
-            if (b < 0x20 || b >= 0x7F || b == '"' || b == '\\') break;
-            ++plain;
-        }
-        if (plain) {
-            out.append(s.data(), plain);
-            s.remove_prefix(plain);
-            continue;
-        }
-        unsigned char c = static_cast<unsigned char>(s[0]);
+    *o++ = '"';
+    const char* p = s.data();
+    const char* const end = p + s.size();
+    while (p < end) {
+        const char* run = p;  // a run that needs no escaping goes out in one copy
+        while (p < end && kPlain[static_cast<unsigned char>(*p)]) ++p;
+        std::memcpy(o, run, static_cast<std::size_t>(p - run));
+        o += p - run;
+        if (p == end) break;
+        unsigned char c = static_cast<unsigned char>(*p);
         if (c >= 0x80) {
-            std::size_t n = utf8_sequence(s);
+            std::size_t n = utf8_sequence(std::string_view(p, static_cast<std::size_t>(end - p)));
             if (n == 0) {
-                out += "\xEF\xBF\xBD";  // U+FFFD
-                s.remove_prefix(1);
+                std::memcpy(o, "\xEF\xBF\xBD", 3);  // U+FFFD
+                o += 3;
+                ++p;
             } else {
-                out.append(s.data(), n);
-                s.remove_prefix(n);
+                std::memcpy(o, p, n);
+                o += n;
+                p += n;
             }
             continue;
         }
-        s.remove_prefix(1);
+        ++p;
+        *o++ = '\\';
         switch (c) {
-            case '"': out += "\\\""; break;
-            case '\\': out += "\\\\"; break;
-            case '\n': out += "\\n"; break;
-            case '\r': out += "\\r"; break;
-            case '\t': out += "\\t"; break;
-            default:
-                if (c < 0x20 || c == 0x7F) {
-                    out += "\\u00";
-                    out += kHex[c >> 4];
-                    out += kHex[c & 15];
-                } else {
-                    out += static_cast<char>(c);
-                }
+            case '"': *o++ = '"'; break;
+            case '\\': *o++ = '\\'; break;
+            case '\n': *o++ = 'n'; break;
+            case '\r': *o++ = 'r'; break;
+            case '\t': *o++ = 't'; break;
+            default:  // the other control bytes and DEL
+                std::memcpy(o, "u00", 3);
+                o[3] = kHex[c >> 4];
+                o[4] = kHex[c & 15];
+                o += 5;
         }
     }
-    out += '"';
+    *o++ = '"';
+    return o;
+}
+
+template <std::size_t N>
+char* put(char* o, const char (&lit)[N]) {
+    std::memcpy(o, lit, N - 1);
+    return o + N - 1;
+}
+
+char* put_uint(char* o, std::uint64_t v) {
+    char buf[24];
+    char* p = buf + sizeof buf;
+    do {
+        *--p = static_cast<char>('0' + v % 10);
+        v /= 10;
+    } while (v);
+    std::size_t n = static_cast<std::size_t>(buf + sizeof buf - p);
+    std::memcpy(o, p, n);
+    return o + n;
+}
+
+char* put_int_or_null(char* o, std::int64_t v) {
+    return v < 0 ? put(o, "null") : put_uint(o, static_cast<std::uint64_t>(v));
+}
+
+}  // namespace
+
+void append_json_string(std::string& out, std::string_view s) {
+    const std::size_t at = out.size();
+    out.resize(at + json_bound(s.size()));
+    char* o = put_json_string(&out[at], s);
+    out.resize(static_cast<std::size_t>(o - out.data()));
 }
 
 void format_utc_ms(std::int64_t unix_ms, char out[32]) {
@@ -241,46 +271,67 @@ void format_utc_ms(std::int64_t unix_ms, char out[32]) {
 }
 
 void format_access_line(std::string& out, const AccessRecord& r) {
-    char when[32];
-    format_utc_ms(r.unix_ms, when);
-    out += "{\"time\":\"";
-    out += when;
-    out += "\",\"client\":";
-    append_json_string(out, r.client);
-    out += ",\"key\":";
-    if (r.key.empty()) out += "null";
-    else append_json_string(out, r.key);
-    out += ",\"method\":";
-    if (r.method.empty()) out += "null";
-    else append_json_string(out, r.method);
-    out += ",\"path\":";
-    if (r.method.empty()) out += "null";
-    else append_json_string(out, r.path);
-    out += ",\"target\":";
-    if (r.target.empty()) out += "null";
-    else append_json_string(out, r.target);
-    out += ",\"status\":";
-    append_uint(out, static_cast<std::uint64_t>(r.status));
-    out += ",\"source\":\"";
-    out += kSourceNames[static_cast<int>(r.source)];
-    out += "\",\"bytes_in\":";
-    append_uint(out, r.bytes_in);
-    out += ",\"bytes_out\":";
-    append_uint(out, r.bytes_out);
-    out += ",\"head_ms\":";
-    append_int_or_null(out, r.head_ms);
-    out += ",\"duration_ms\":";
-    append_int_or_null(out, r.duration_ms < 0 ? 0 : r.duration_ms);
-    out += ",\"model\":";
-    if (!r.has_model) out += "null";
-    else append_json_string(out, r.model);
-    out += ",\"prompt_tokens\":";
-    append_int_or_null(out, r.prompt_tokens);
-    out += ",\"completion_tokens\":";
-    append_int_or_null(out, r.completion_tokens);
-    out += ",\"attempts\":";
-    append_uint(out, static_cast<std::uint64_t>(r.attempts));
-    out += "}\n";
+    // The time: the date and the second formatted once per second (per thread), the
+    // milliseconds each line.
+    thread_local std::int64_t cached_sec = INT64_MIN;
+    thread_local char cached[32];
+    const std::int64_t sec = r.unix_ms >= 0 ? r.unix_ms / 1000 : (r.unix_ms - 999) / 1000;
+    if (sec != cached_sec) {
+        format_utc_ms(sec * 1000, cached);
+        cached_sec = sec;
+    }
+    const unsigned ms = static_cast<unsigned>(r.unix_ms - sec * 1000);
+
+    // Written in place into room for the longest line these fields can make, then cut
+    // to size: no growth step per field, and the buffer is reused from line to line.
+    const std::size_t bound = 512 + json_bound(r.client.size()) + json_bound(r.method.size()) +
+                              json_bound(r.path.size()) + json_bound(r.target.size()) + json_bound(r.model.size()) +
+                              json_bound(r.key.size());
+    const std::size_t at = out.size();
+    out.resize(at + bound);
+    char* o = &out[at];
+    o = put(o, "{\"time\":\"");
+    std::memcpy(o, cached, 20);  // "YYYY-MM-DDTHH:MM:SS."
+    o += 20;
+    o[0] = static_cast<char>('0' + ms / 100);
+    o[1] = static_cast<char>('0' + ms / 10 % 10);
+    o[2] = static_cast<char>('0' + ms % 10);
+    o += 3;
+    o = put(o, "Z\",\"client\":");
+    o = put_json_string(o, r.client);
+    o = put(o, ",\"key\":");
+    o = r.key.empty() ? put(o, "null") : put_json_string(o, r.key);
+    o = put(o, ",\"method\":");
+    o = r.method.empty() ? put(o, "null") : put_json_string(o, r.method);
+    o = put(o, ",\"path\":");
+    o = r.method.empty() ? put(o, "null") : put_json_string(o, r.path);
+    o = put(o, ",\"target\":");
+    o = r.target.empty() ? put(o, "null") : put_json_string(o, r.target);
+    o = put(o, ",\"status\":");
+    o = put_uint(o, static_cast<std::uint64_t>(r.status));
+    o = put(o, ",\"source\":\"");
+    const char* source = kSourceNames[static_cast<int>(r.source)];
+    const std::size_t source_len = std::strlen(source);
+    std::memcpy(o, source, source_len);
+    o += source_len;
+    o = put(o, "\",\"bytes_in\":");
+    o = put_uint(o, r.bytes_in);
+    o = put(o, ",\"bytes_out\":");
+    o = put_uint(o, r.bytes_out);
+    o = put(o, ",\"head_ms\":");
+    o = put_int_or_null(o, r.head_ms);
+    o = put(o, ",\"duration_ms\":");
+    o = put_int_or_null(o, r.duration_ms < 0 ? 0 : r.duration_ms);
+    o = put(o, ",\"model\":");
+    o = r.has_model ? put_json_string(o, r.model) : put(o, "null");
+    o = put(o, ",\"prompt_tokens\":");
+    o = put_int_or_null(o, r.prompt_tokens);
+    o = put(o, ",\"completion_tokens\":");
+    o = put_int_or_null(o, r.completion_tokens);
+    o = put(o, ",\"attempts\":");
+    o = put_uint(o, static_cast<std::uint64_t>(r.attempts));
+    o = put(o, "}\n");
+    out.resize(static_cast<std::size_t>(o - out.data()));
 }
 
 }  // namespace op

@@ -11,20 +11,20 @@ namespace op {
 
 namespace {
 
-bool has_media_type(const ResponseHead& head, std::string_view type) {
-    std::string_view v;
-    if (!find_field(head, "content-type", v)) return false;
-    v = v.substr(0, v.find(';'));
+// Whether a Content-Type value (its parameters cut off) names the media type `want`.
+bool is_type(std::string_view v, std::string_view want) {
     while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
-    return iequals(v, type);
+    return iequals(v, want);
 }
 
-bool is_json(const ResponseHead& head) {
-    std::string_view v;
-    if (!find_field(head, "content-type", v)) return false;
-    v = v.substr(0, v.find(';'));
-    // application/json, and the +json types some servers use
-    return v.size() >= 4 && iequals(v.substr(v.size() - 4), "json");
+// application/json, and the +json types some servers use
+bool is_json(std::string_view v) { return v.size() >= 4 && iequals(v.substr(v.size() - 4), "json"); }
+
+// Whether `origin` is what Target::append_origin writes for `t`, without writing it.
+bool same_origin(std::string_view origin, const Target& t) {
+    const std::string_view scheme = t.tls ? "https://" : "http://";
+    return origin.size() == scheme.size() + t.authority.size() && origin.substr(0, scheme.size()) == scheme &&
+           origin.substr(scheme.size()) == t.authority;
 }
 
 }  // namespace
@@ -50,14 +50,18 @@ void ExchangeMeter::begin(ClientContext& ctx, const RequestHead* head, std::size
     if (ctx.access_log) {
         method_.clear();
         path_.clear();
-        target_.clear();
         if (head) {
             method_.assign(head->method.data(), head->method.size());
             std::string_view t = head->target.substr(0, head->target.find('?'));
             if (t.size() > 2048) t = t.substr(0, 2048);
             path_.assign(t.data(), t.size());
         }
-        if (plan) plan->target.append_origin(target_);
+        if (!plan) {
+            target_.clear();
+        } else if (!same_origin(target_, plan->target)) {  // most exchanges of a connection go to one origin
+            target_.clear();
+            plan->target.append_origin(target_);
+        }
     }
 }
 
@@ -67,9 +71,12 @@ void ExchangeMeter::response_head(ClientContext& ctx, const ResponseHead* head, 
     source_ = source;
     head_ms_ = ctx.loop.now_ms() - start_ms_;
     if (head) {
-        sse_ = has_media_type(*head, "text/event-stream");
+        std::string_view type;  // one look-up of Content-Type for both questions
+        const bool typed = find_field(*head, "content-type", type);
+        if (typed) type = type.substr(0, type.find(';'));
+        sse_ = typed && is_type(type, "text/event-stream");
         if (sse_) ctx.metrics->sse_in_flight.add(1);
-        scan_response_ = scan_ && (sse_ || is_json(*head));
+        scan_response_ = scan_ && typed && (sse_ || is_json(type));
         if (scan_response_) response_scan_.reset(UsageScanner::Mode::Response, sse_);
     }
 }

@@ -21,18 +21,6 @@ struct RunEnds {
 };
 constexpr RunEnds kEndsRun;
 
-// Horspool's skip table for the 7 bytes "usage" (quotes included).
-struct NameSkip {
-    unsigned char table[256] = {};
-    constexpr NameSkip() {
-        for (auto& t : table) t = 7;
-        const char name[] = "\"usage\"";
-        for (int k = 0; k < 6; ++k) table[static_cast<unsigned char>(name[k])] = static_cast<unsigned char>(6 - k);
-    }
-    constexpr unsigned char operator[](unsigned char c) const { return table[c]; }
-};
-constexpr NameSkip kSkip;
-
 // Whether an odd number of backslashes ends just before base[pos] (the byte there is
 // then escaped); `prior_odd`: the same for the bytes before base[0].
 bool backslashes_before(const char* base, std::size_t pos, bool prior_odd) {
@@ -41,20 +29,46 @@ bool backslashes_before(const char* base, std::size_t pos, bool prior_odd) {
     return (k == pos) ? ((k & 1) != 0) != prior_odd : (k & 1) != 0;
 }
 
-// Whether any of the 8 bytes at p is one of those (a word at a time: most of a body is
-// string content, and this is the scanner's inner loop).
-inline bool ends_run_in_word(const char* p) {
+// The 8 bytes at p as a number, the first byte lowest.
+inline std::uint64_t load_le(const char* p) {
     std::uint64_t w;
     std::memcpy(&w, p, 8);
+    if (__BYTE_ORDER__ == __ORDER_BIG_ENDIAN__) w = __builtin_bswap64(w);  // the MIPS routers
+    return w;
+}
+
+// For the 8 bytes at p (a word at a time: most of a body is string content, and this is
+// the scanner's inner loop): a mask whose lowest set bit is in the first byte that is one
+// of those, or 0. (Bits above the first hit may be false; the lowest one never is.)
+inline std::uint64_t run_end_mask(const char* p) {
+    const std::uint64_t w = load_le(p);
     constexpr std::uint64_t kOnes = 0x0101010101010101ull, kHighs = 0x8080808080808080ull;
     auto zero_byte = [](std::uint64_t v) { return (v - kOnes) & ~v & kHighs; };
-    return (zero_byte(w ^ (kOnes * '"')) | zero_byte(w ^ (kOnes * '\\')) | zero_byte(w ^ (kOnes * '\n'))) != 0;
+    return zero_byte(w ^ (kOnes * '"')) | zero_byte(w ^ (kOnes * '\\')) | zero_byte(w ^ (kOnes * '\n'));
 }
 }  // namespace
 
 void UsageScanner::reset(Mode mode, bool sse) {
-    *this = UsageScanner(mode);
+    // Field by field: the two buffers need no clearing (only their first *_len_ bytes
+    // are ever read), and copying a fresh object costs more than the scan of a small body.
+    mode_ = mode;
     sse_ = sse;
+    phase_ = Phase::Search;
+    window_len_ = 0;
+    window_odd_ = false;
+    done_ = false;
+    hex_ = 0;
+    number_ = 0;
+    number_digits_ = 0;
+    number_key_ = Key::None;
+    key_len_ = 0;
+    key_long_ = false;
+    model_len_ = 0;
+    model_found_ = false;
+    model_truncated_ = false;
+    prompt_ = -1;
+    completion_ = -1;
+    reset_structure();
 }
 
 bool UsageScanner::window_trailing_odd() const {
@@ -179,21 +193,26 @@ bool is(const char* key, std::size_t len, const char (&name)[N]) {
 }
 }  // namespace
 
+// Which member a name (escapes decoded) is, at the depth where names matter.
+OP_SCANNER_INLINE UsageScanner::Key UsageScanner::classify(const char* key, std::size_t len) const {
+    if (mode_ == Mode::Request) return depth_ == 1 && is(key, len, "model") ? Key::Model : Key::None;
+    if (usage_depth_ == 0 || depth_ != usage_depth_) return Key::None;  // the usage object's own members only
+    switch (len) {  // the length first: most names are none of these
+        case 12: return is(key, len, "input_tokens") ? Key::Prompt : Key::None;
+        case 13:
+            if (is(key, len, "prompt_tokens")) return Key::Prompt;
+            return is(key, len, "output_tokens") ? Key::Completion : Key::None;
+        case 17: return is(key, len, "completion_tokens") ? Key::Completion : Key::None;
+        default: return Key::None;
+    }
+}
+
 OP_SCANNER_INLINE void UsageScanner::end_string() {
     in_string_ = false;
     Capture was = capture_;
     capture_ = Capture::None;
     if (was == Capture::Key) {
-        last_key_ = Key::None;
-        if (!key_long_) {
-            if (mode_ == Mode::Request) {
-                if (depth_ == 1 && is(key_, key_len_, "model")) last_key_ = Key::Model;
-            } else if (usage_depth_ != 0 && depth_ == usage_depth_) {  // the usage object's own members
-                if (is(key_, key_len_, "prompt_tokens") || is(key_, key_len_, "input_tokens")) last_key_ = Key::Prompt;
-                else if (is(key_, key_len_, "completion_tokens") || is(key_, key_len_, "output_tokens"))
-                    last_key_ = Key::Completion;
-            }
-        }
+        last_key_ = key_long_ ? Key::None : classify(key_, key_len_);
     } else if (was == Capture::Model) {
         model_found_ = true;
         done_ = true;
@@ -337,46 +356,151 @@ void UsageScanner::search(const char*& p, const char* end) {
             return;
         }
     }
-    // Horspool over p (the skip table of "usage" with its quotes).
-    std::size_t i = 0;
+    // A name wholly in p: each 'g' (the name's rarest byte in text, at offset 4) is found
+    // with memchr, which libc runs many bytes a step, and the name is checked around it.
+    std::size_t i = 0;  // the next start of a name to consider
     while (i + kLen <= n) {
-        unsigned char last = static_cast<unsigned char>(p[i + kLen - 1]);
-        if (last == '"' && std::memcmp(p + i, kName, kLen) == 0 &&
+        const void* g = std::memchr(p + i + 4, 'g', n - kLen + 1 - i);
+        if (!g) break;
+        i = static_cast<std::size_t>(static_cast<const char*>(g) - p) - 4;
+        if (p[i] == '"' && p[i + 6] == '"' && std::memcmp(p + i, kName, kLen) == 0 &&
             !backslashes_before(p, i, window_len_ == 0 ? window_odd_ : window_trailing_odd())) {
             p += i + kLen;
             found_name();
             return;
         }
-        i += kSkip[last];
+        ++i;
     }
     remember(p, n);
     p = end;
 }
 
-// The structure machine, byte by byte: the whole request body; in a response only the
-// usage object (until it closes, or a newline in SSE mode).
+// The bytes the structure machine acts on inside a nested value (see skip_nested()).
+namespace {
+enum : unsigned char { kOther, kQuote, kOpen, kClose, kNewline };
+struct NestedClass {
+    unsigned char table[256] = {};
+    constexpr NestedClass() {
+        table[static_cast<unsigned char>('"')] = kQuote;
+        table[static_cast<unsigned char>('{')] = kOpen;
+        table[static_cast<unsigned char>('[')] = kOpen;
+        table[static_cast<unsigned char>('}')] = kClose;
+        table[static_cast<unsigned char>(']')] = kClose;
+        table[static_cast<unsigned char>('\n')] = kNewline;
+    }
+    constexpr unsigned char operator[](unsigned char c) const { return table[c]; }
+};
+constexpr NestedClass kNested;
+
+// The first '"', '\\' or newline in [p, end), or end.
+OP_SCANNER_INLINE const char* run_end(const char* p, const char* end) {
+    for (; end - p >= 8; p += 8) {
+        if (std::uint64_t m = run_end_mask(p)) return p + (__builtin_ctzll(m) >> 3);
+    }
+    while (p < end && !kEndsRun[static_cast<unsigned char>(*p)]) ++p;
+    return p;
+}
+}  // namespace
+
+// Inside a value nested below the depth whose names matter (the request's top level, the
+// usage object's own members), with no member pending: nothing there can be captured or
+// counted, so only what moves the depth is followed (brackets, and strings, which may
+// hold brackets), and a string that ends within this piece without an escape or a
+// newline is skipped whole. The state left is what the byte-by-byte machine would leave:
+// structural() there changes only depth_, objects_, and flags (expect_key_, pending_,
+// last_key_) that are reset before they are read again at the outer depth. Anything
+// else (a string cut by the piece's end or holding an escape, an SSE newline) goes back
+// to the general loop as it would go through it.
+void UsageScanner::skip_nested(const char*& p, const char* end, int outer) {
+    int depth = depth_;
+    std::uint64_t objects = objects_;
+    while (p < end) {
+        const unsigned char c = static_cast<unsigned char>(*p);
+        switch (kNested[c]) {
+            case kOther:
+                ++p;
+                continue;
+            case kQuote: {
+                const char* q = run_end(p + 1, end);
+                if (q < end && *q == '"') {
+                    p = q + 1;
+                    continue;
+                }
+                break;  // the general loop takes this string byte by byte
+            }
+            case kOpen:
+                ++p;
+                ++depth;
+                if (depth <= kMaxDepth) {
+                    std::uint64_t bit = std::uint64_t{1} << (depth - 1);
+                    if (c == '{') objects |= bit;
+                    else objects &= ~bit;
+                }
+                continue;
+            case kClose:
+                ++p;
+                --depth;  // depth > outer >= 1 here
+                if (depth == outer) {
+                    depth_ = depth;
+                    objects_ = objects;
+                    expect_key_ = false;
+                    pending_ = Key::None;
+                    return;
+                }
+                continue;
+            case kNewline:
+                if (!sse_) {
+                    ++p;
+                    continue;
+                }
+                break;  // the general loop resets the structure
+        }
+        break;
+    }
+    depth_ = depth;
+    objects_ = objects;
+    expect_key_ = false;
+    pending_ = Key::None;
+}
+
+// The structure machine: the whole request body; in a response only the usage object
+// (until it closes, or a newline in SSE mode). Byte by byte at the depth whose names
+// matter, except that a string ending within the piece without an escape or a newline
+// is taken whole (compared, or copied into the bounded buffer of a capture); nested
+// values go through skip_nested().
 void UsageScanner::feed_structure(const char*& p, const char* end) {
     while (p < end && !done_ && (mode_ == Mode::Request || phase_ == Phase::InUsage)) {
         if (in_string_ && escape_ == 0) {
             // Runs of plain string content: skipped, or copied into the bounded buffer of
             // a capture, up to what can end the run ('"', '\\', a newline).
             const char* run = p;
-            while (end - p >= 8 && !ends_run_in_word(p)) p += 8;
-            while (p < end && !kEndsRun[static_cast<unsigned char>(*p)]) ++p;
-            if (capture_ != Capture::None && p > run) {
-                const bool key = capture_ == Capture::Key;
-                char* buf = key ? key_ : model_;
-                const std::size_t cap = key ? sizeof key_ : kMaxModel;
-                std::size_t& len = key ? key_len_ : model_len_;
-                std::size_t n = static_cast<std::size_t>(p - run);
-                if (n > cap - len) {
-                    n = cap - len;
-                    (key ? key_long_ : model_truncated_) = true;
-                }
-                std::memcpy(buf + len, run, n);
-                len += n;
-            }
+            p = run_end(p, end);
+            if (capture_ != Capture::None && p > run) capture_run(run, p);
             if (p == end) return;
+        } else if (!in_string_) {
+            const int outer = mode_ == Mode::Request ? 1 : usage_depth_;
+            if (depth_ > outer && pending_ == Key::None && last_key_ == Key::None && !in_number_) {
+                skip_nested(p, end, outer);
+                if (p == end) return;
+                if (depth_ == outer) continue;  // back at the depth that matters
+                // else a string to take byte by byte, or an SSE newline: below
+            } else if (*p == '"') {
+                const char* q = run_end(p + 1, end);
+                if (q < end && *q == '"') {  // the whole string is here, plain
+                    structural('"');
+                    if (capture_ == Capture::Key) {  // compared where it is, not copied
+                        const std::size_t len = static_cast<std::size_t>(q - p - 1);
+                        in_string_ = false;
+                        capture_ = Capture::None;
+                        last_key_ = len > sizeof key_ ? Key::None : classify(p + 1, len);
+                    } else {
+                        if (capture_ != Capture::None && q > p + 1) capture_run(p + 1, q);
+                        end_string();
+                    }
+                    p = q + 1;
+                    continue;
+                }
+            }
         }
         char c = *p++;
         if (c == '\n') {
@@ -395,6 +519,21 @@ void UsageScanner::feed_structure(const char*& p, const char* end) {
         if (in_string_) string_byte(c);
         else structural(c);
     }
+}
+
+// Plain string content [run, stop) of a capture, into its bounded buffer.
+void UsageScanner::capture_run(const char* run, const char* stop) {
+    const bool key = capture_ == Capture::Key;
+    char* buf = key ? key_ : model_;
+    const std::size_t cap = key ? sizeof key_ : kMaxModel;
+    std::size_t& len = key ? key_len_ : model_len_;
+    std::size_t n = static_cast<std::size_t>(stop - run);
+    if (n > cap - len) {
+        n = cap - len;
+        (key ? key_long_ : model_truncated_) = true;
+    }
+    std::memcpy(buf + len, run, n);
+    len += n;
 }
 
 }  // namespace op

@@ -1,6 +1,7 @@
 // Tests for access_log.h: JSON string escaping (quotes, backslashes, control bytes,
 // invalid UTF-8), the RFC 3339 time, a whole line, and the ring's bound (a line that
 // does not fit is dropped and counted, never half written).
+#include <cstdint>
 #include <cstdio>
 #include <string>
 
@@ -75,6 +76,66 @@ TEST_CASE("a whole line") {
     CHECK(line.find("\"method\":null,\"path\":null,\"target\":null,\"status\":400,\"source\":\"proxy\"") !=
           std::string::npos);
     CHECK(line.find("\"head_ms\":null") != std::string::npos);
+}
+
+TEST_CASE("lines: the time cached per second stays right across seconds, days and before 1970") {
+    op::AccessRecord r;
+    r.client = "c";
+    // Back and forth between seconds: each line shows its own time, never the cached one's.
+    const std::int64_t times[] = {1764766800123, 1764766800999, 1764766801000, 1764766800500,
+                                  951782400000 + 86399999, 951782400000 + 86400000, 0, -1, -1000, -1001};
+    const char* want[] = {"2025-12-03T13:00:00.123Z", "2025-12-03T13:00:00.999Z", "2025-12-03T13:00:01.000Z",
+                          "2025-12-03T13:00:00.500Z", "2000-02-29T23:59:59.999Z", "2000-03-01T00:00:00.000Z",
+                          "1970-01-01T00:00:00.000Z", "1969-12-31T23:59:59.999Z", "1969-12-31T23:59:59.000Z",
+                          "1969-12-31T23:59:58.999Z"};
+    for (std::size_t i = 0; i < sizeof times / sizeof *times; ++i) {
+        r.unix_ms = times[i];
+        std::string line;
+        op::format_access_line(line, r);
+        char direct[32];
+        op::format_utc_ms(times[i], direct);
+        INFO("unix ms " << times[i]);
+        CHECK(std::string(direct) == want[i]);
+        CHECK(line.compare(0, 35, std::string("{\"time\":\"") + want[i] + "\",") == 0);
+    }
+}
+
+TEST_CASE("lines: the longest fields (every byte escaped to six) fit, and lines append to what is there") {
+    std::string worst;
+    for (int i = 0; i < 2048; ++i) worst += static_cast<char>(i % 2 ? 0x01 : 0x7f);  // "\u0001", "\u007f"
+    op::AccessRecord r;
+    r.unix_ms = 1764766800123;
+    r.client = worst;
+    r.method = worst;
+    r.path = worst;
+    r.target = worst;
+    r.has_model = true;
+    r.model = worst;
+    r.status = 599;
+    r.bytes_in = UINT64_MAX;
+    r.bytes_out = UINT64_MAX;
+    r.head_ms = INT64_MAX;
+    r.duration_ms = INT64_MAX;
+    r.prompt_tokens = INT64_MAX;
+    r.completion_tokens = INT64_MAX;
+    r.attempts = 2147483647;
+    std::string line = "before\n";
+    op::format_access_line(line, r);
+    std::string field = json(worst);
+    CHECK(field.size() == 6 * worst.size() + 2);
+    CHECK(line.compare(0, 7, "before\n") == 0);
+    CHECK(line.find("\"client\":" + field + ",\"key\":null,\"method\":" + field + ",\"path\":" + field +
+                    ",\"target\":" + field + ",\"status\":599,") != std::string::npos);
+    CHECK(line.find("\"bytes_in\":18446744073709551615,\"bytes_out\":18446744073709551615,"
+                    "\"head_ms\":9223372036854775807,\"duration_ms\":9223372036854775807,\"model\":" +
+                    field + ",\"prompt_tokens\":9223372036854775807,\"completion_tokens\":9223372036854775807,"
+                    "\"attempts\":2147483647}\n") != std::string::npos);
+    CHECK(line.back() == '\n');
+    CHECK(line.find('\n', 7) == line.size() - 1);
+    // A string appended after other text keeps it.
+    std::string out = "x";
+    append_json_string(out, "a\"");
+    CHECK(out == "x\"a\\\"\"");
 }
 
 TEST_CASE("the ring drops whole lines when full, and counts them") {

@@ -193,3 +193,87 @@ TEST_CASE("response: the name \"usage\" only counts with an unescaped opening qu
     check_every_split(UsageScanner::Mode::Response, false, R"({"usage":null,"x":"usage","usage" : {"prompt_tokens":5}})",
                       tokens(5, -1));
 }
+
+TEST_CASE("fast paths: nested values below the names that matter, brackets and quotes in their strings") {
+    // The usage object's nested details hold strings with brackets, escaped quotes and
+    // backslashes, arrays, and a look-alike "prompt_tokens" member: skipped, not counted.
+    check_every_split(UsageScanner::Mode::Response, false,
+                      R"({"usage":{"prompt_tokens":7,"details":{"s":"}]\"{[","t":"\\","u":[1,{"v":"]}"},[[]]],)"
+                      R"("prompt_tokens":99,"w":{}},"x":[],"completion_tokens":8,"y":{"z":"\"}"}},"after":1})",
+                      tokens(7, 8));
+    // The same below the request's top level: only the top-level model counts.
+    check_every_split(UsageScanner::Mode::Request, false,
+                      R"({"messages":[{"role":"user","content":"} ] \" { [ \\","model":"inner"}],)"
+                      R"("metadata":{"a":[1,{"b":"]"}],"model":"meta"},"model":"top","tools":[{"model":"x"}]})",
+                      model("top"));
+    // Nested deeper than the tracked depth inside the usage object, then its own members.
+    std::string deep = R"({"usage":{"n":)" + std::string(80, '[') + R"("]]")" + std::string(80, ']') +
+                       R"(,"prompt_tokens":4,"completion_tokens":6}})";
+    check_every_split(UsageScanner::Mode::Response, false, deep, tokens(4, 6));
+}
+
+TEST_CASE("fast paths: names and values taken whole, or byte by byte when they hold escapes") {
+    // Escapes in the names that matter are decoded (a name with an escape takes the slow
+    // path); a plain model is copied whole, a long one cut at the bound.
+    check_every_split(UsageScanner::Mode::Response, false,
+                      R"({"usage":{"prompt\u005ftokens":11,"completion_tokens":12,"output\u005Ftokens":13}})",
+                      tokens(11, 13));
+    check_every_split(UsageScanner::Mode::Request, false, R"({"mod\u0065l":"a\u0062c"})", model("abc"));
+    std::string long_model(130, 'q');
+    check_every_split(UsageScanner::Mode::Request, false, R"({"stream":true,"model":")" + long_model + R"("})",
+                      model(std::string(UsageScanner::kMaxModel, 'q'), true));
+    // A raw newline inside a nested string (not valid JSON) resynchronises as before: the
+    // string ends there and the bytes after it are structure again.
+    check_every_split(UsageScanner::Mode::Response, false,
+                      "{\"usage\":{\"d\":{\"a\":\"cut\n\"},\"prompt_tokens\":3,\"completion_tokens\":4}}", tokens(-1, -1));
+    check_every_split(UsageScanner::Mode::Response, false,
+                      "{\"usage\":{\"d\":{\"a\":\"cut\n},\"prompt_tokens\":3,\"completion_tokens\":4}}", tokens(3, 4));
+}
+
+TEST_CASE("fast paths: SSE newline inside a nested value ends the event") {
+    std::string stream =
+        "data: {\"usage\":{\"d\":{\"x\":[1,\"}\n\n"
+        "data: {\"usage\":{\"d\":{\"x\":[1,{\n\n"
+        "data: {\"choices\":[],\"usage\":{\"d\":[\"{\"],\"prompt_tokens\":4,\"completion_tokens\":5}}\n\n"
+        "data: [DONE]\n\n";
+    check_every_split(UsageScanner::Mode::Response, true, stream, tokens(4, 5));
+}
+
+TEST_CASE("fast paths: the search for the name \"usage\" among look-alikes") {
+    // Many 'g's, names that only start or end like it, the name inside a string (its
+    // quotes escaped), with an escaped and with an escaped-backslash quote before it, and
+    // the name last with nothing after it.
+    std::string body =
+        R"({"gg":"ggg","usag":1,"usage_x":{"prompt_tokens":1},"xusage":{"prompt_tokens":2},"s":"\"usage\":{\"prompt_tokens\":3}",)"
+        R"("t":"\\","usage":{"prompt_tokens":20,"completion_tokens":21},"logprobs":"gggg g g","usage")";
+    check_every_split(UsageScanner::Mode::Response, false, body, tokens(20, 21));
+    // The name at the very start of the body, and one that begins a long body (more than
+    // one 8-byte word of text after it before the object).
+    check_every_split(UsageScanner::Mode::Response, false, R"("usage":{"prompt_tokens":1,"completion_tokens":2})",
+                      tokens(1, 2));
+    std::string text(400, 'g');
+    check_every_split(UsageScanner::Mode::Response, false,
+                      R"({"content":")" + text + R"(","usage"  :  {"input_tokens":5,"output_tokens":6}})", tokens(5, 6));
+}
+
+TEST_CASE("reset: a scanner reused for the next exchange starts afresh") {
+    UsageScanner s;
+    s.reset(UsageScanner::Mode::Request);
+    s.feed(R"({"model":"first","messages":[)");
+    CHECK(s.done());
+    CHECK(s.model() == "first");
+    s.reset(UsageScanner::Mode::Response, true);
+    CHECK_FALSE(s.has_model());
+    CHECK_FALSE(s.done());
+    s.feed("data: {\"usage\":{\"prompt_tokens\":1,\"comp");  // cut mid-name
+    s.reset(UsageScanner::Mode::Response);
+    s.feed(R"(letion_tokens":9}})");  // the rest, to a fresh scanner: nothing
+    CHECK(s.prompt_tokens() == -1);
+    CHECK(s.completion_tokens() == -1);
+    s.feed(R"({"usage":{"completion_tokens":2}})");
+    CHECK(s.completion_tokens() == 2);
+    s.reset(UsageScanner::Mode::Request);
+    s.feed(R"({"messages":[],"model":"second"})");
+    CHECK(s.model() == "second");
+    CHECK(s.prompt_tokens() == -1);
+}
