@@ -205,6 +205,41 @@ class Socks(ProxyTestCase):
         self.assertLess(time.monotonic() - t0, 5)
         self.assertIn('socks5 handshake', err['message'])
 
+    @need_dante
+    @need_microsocks
+    def test_egress_per_origin_from_the_config_file(self):
+        # Each origin its own way out (README "Configuration file": egress): target a
+        # through microsocks with a password, b direct, c through -upstream-proxy
+        # (dante); d is a's origin reached directly, so its connections are pooled apart
+        # from a's (the pool key names the egress).
+        m = self.start_microsocks('user', 'Per0rigin')
+        d = self.start_dante()
+        up_a, up_b, up_c = self.start_upstream(), self.start_upstream(), self.start_upstream()
+        conf = new_tmp_path('egress.conf')
+        with open(conf, 'w') as f:
+            f.write('upstream-proxy = socks5://%s\n'
+                    '[target a]\norigin = %s\negress = socks5h://user:Per0rigin@%s\n'
+                    '[target b]\norigin = %s\negress = direct\n'
+                    '[target c]\norigin = %s\n'
+                    '[target d]\norigin = %s\negress = direct\n' % (d.url, up_a.url, m.url, up_b.url, up_c.url,
+                                                                        up_a.url))
+        p = self.start_proxy(['-config', conf], allow_no_route=True)  # the routes are the file's
+        c = self.client(p)
+        for host in ('a.example.test', 'b.example.test', 'c.example.test', 'd.example.test') * 2:
+            c.request('GET', '/v1/models', host=host)
+            r = c.read_response()
+            self.assertEqual(r.status, 200, (host, r))
+        self.assertEqual(up_a.request_count, 4)
+        self.assertEqual(up_a.accept_count, 2, 'a (via microsocks) and d (direct) must not share a connection')
+        self.assertEqual((up_b.accept_count, up_c.accept_count), (1, 1))
+
+        def through(server, up):
+            return ':%d' % up.port in server.output()
+        wait_until(lambda: through(m, up_a) and through(d, up_c), timeout=5)
+        self.assertFalse(through(m, up_b) or through(m, up_c), m.output())
+        self.assertFalse(through(d, up_a) or through(d, up_b), d.output())
+        self.assertNotIn('Per0rigin', p.stderr())
+
 
 if __name__ == '__main__':
     if not (MICROSOCKS or DANTED):
