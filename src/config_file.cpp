@@ -1,6 +1,8 @@
 #include "config_file.h"
 
 #include <cctype>
+
+#include "http_chars.h"
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -8,18 +10,27 @@
 
 namespace op {
 
+using http_chars::lower_copy;
+
 namespace {
+
+// Calls fn(line_number, line) for each line of `text` (without its '\n'), from 1.
+template <typename Fn>
+void for_each_line(std::string_view text, Fn fn) {
+    int line = 0;
+    std::size_t pos = 0;
+    while (pos < text.size()) {
+        std::size_t nl = text.find('\n', pos);
+        std::string_view raw = text.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
+        pos = nl == std::string_view::npos ? text.size() : nl + 1;
+        fn(++line, raw);
+    }
+}
 
 std::string_view trim(std::string_view s) {
     while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r')) s.remove_prefix(1);
     while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
     return s;
-}
-
-std::string lower(std::string_view s) {
-    std::string out(s);
-    for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return out;
 }
 
 std::string at(const std::string& file, int line) { return file + ":" + std::to_string(line) + ": "; }
@@ -177,13 +188,7 @@ void load_key_file(const std::string& path, const std::string& where, const Read
     }
     std::size_t before = origin.keys.size();
     std::size_t errors_before = errors.size();
-    int line = 0;
-    std::size_t pos = 0;
-    while (pos < text.size()) {
-        std::size_t nl = text.find('\n', pos);
-        std::string_view raw = std::string_view(text).substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
-        pos = nl == std::string::npos ? text.size() : nl + 1;
-        ++line;
+    for_each_line(text, [&](int line, std::string_view raw) {
         std::string name, value;
         switch (lex_line(raw, name, value, why)) {
             case LineKind::Blank: break;
@@ -195,7 +200,7 @@ void load_key_file(const std::string& path, const std::string& where, const Read
                 else keys.add(origin, name, value, at(path, line));
                 break;
         }
-    }
+    });
     if (origin.keys.size() == before && errors.size() == errors_before)
         errors.push_back(where + "key file \"" + path + "\" holds no key");
 }
@@ -235,23 +240,17 @@ ConfigFileText split_config_file(std::string_view text, const std::string& file,
     ConfigSection* current = nullptr;
     bool in_section = false;
     std::map<std::string, int> seen;  // target name ("" = [default]) -> line
-    int line = 0;
-    std::size_t pos = 0;
-    while (pos < text.size()) {
-        std::size_t nl = text.find('\n', pos);
-        std::string_view raw = text.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
-        pos = nl == std::string_view::npos ? text.size() : nl + 1;
-        ++line;
+    for_each_line(text, [&](int line, std::string_view raw) {
         std::string name, value, why;
         LineKind kind = lex_line(raw, name, value, why);
-        if (kind == LineKind::Blank) continue;
+        if (kind == LineKind::Blank) return;
         if (kind == LineKind::Bad) {
             errors.push_back(at(file, line) + why);
-            continue;
+            return;
         }
         if (kind == LineKind::Bare) {
             errors.push_back(at(file, line) + "expected \"name = value\" or a [section]");
-            continue;
+            return;
         }
         if (kind == LineKind::Section) {
             in_section = true;
@@ -259,12 +258,12 @@ ConfigFileText split_config_file(std::string_view text, const std::string& file,
             s.line = line;
             std::string_view inner = name;
             bool ok = true;
-            if (lower(inner) == "default") {
+            if (lower_copy(inner) == "default") {
                 s.is_default = true;
-            } else if (inner.size() > 7 && lower(inner.substr(0, 7)) == "target " &&
+            } else if (inner.size() > 7 && lower_copy(inner.substr(0, 7)) == "target " &&
                        valid_name(trim(inner.substr(7)))) {
-                s.name = lower(trim(inner.substr(7)));
-            } else if (lower(inner.substr(0, 6)) == "target") {
+                s.name = lower_copy(trim(inner.substr(7)));
+            } else if (lower_copy(inner.substr(0, 6)) == "target") {
                 errors.push_back(at(file, line) + "[" + name +
                                  "]: a target name is letters, digits, '-' or '_', as in [target oa]");
                 ok = false;
@@ -289,17 +288,17 @@ ConfigFileText split_config_file(std::string_view text, const std::string& file,
                 discarded = ConfigSection{};
                 current = &discarded;
             }
-            continue;
+            return;
         }
         if (!valid_name(name)) {
             errors.push_back(at(file, line) + (name.empty() ? std::string("a setting needs a name before =")
                                                              : "\"" + name + "\" is not a setting name"));
-            continue;
+            return;
         }
         ConfigSetting setting{line, name, value};
         if (in_section) current->settings.push_back(std::move(setting));
         else out.top.push_back(std::move(setting));
-    }
+    });
     return out;
 }
 
@@ -372,7 +371,7 @@ bool build_route(const ConfigSection& section, const std::string& file, const En
             continue;
         }
         if (s.name == "key-header") {
-            std::string h = lower(v);
+            std::string h = lower_copy(v);
             if (h == "authorization") r.key_header = KeyHeader::Authorization;
             else if (h == "api-key") r.key_header = KeyHeader::ApiKey;
             else bad("must be authorization or api-key");
@@ -424,56 +423,50 @@ void parse_access_keys(std::string_view text, const std::string& file, std::vect
                        std::vector<std::string>& errors) {
     std::map<std::string, int> labels;                         // label -> line
     std::map<std::string, std::pair<std::string, int>> keys;   // key -> label, line
-    int line = 0;
-    std::size_t pos = 0;
-    while (pos < text.size()) {
-        std::size_t nl = text.find('\n', pos);
-        std::string_view raw = text.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
-        pos = nl == std::string_view::npos ? text.size() : nl + 1;
-        ++line;
+    for_each_line(text, [&](int line, std::string_view raw) {
         std::string label, key, why;
         LineKind kind = lex_line(raw, label, key, why);
         const std::string where = at(file, line);
-        if (kind == LineKind::Blank) continue;
+        if (kind == LineKind::Blank) return;
         if (kind == LineKind::Bad) {
             errors.push_back(where + why);
-            continue;
+            return;
         }
         if (kind != LineKind::Setting) {
             errors.push_back(where + "expected \"label = key\"");
-            continue;
+            return;
         }
         if (!valid_label(label, why)) {
             errors.push_back(where + why);
-            continue;
+            return;
         }
         if (key.empty()) {
             errors.push_back(where + "empty key for \"" + label + "\"");
-            continue;
+            return;
         }
         if (!valid_secret(key, why)) {
             errors.push_back(where + why + " (label \"" + label + "\")");
-            continue;
+            return;
         }
         if (key.size() < 16) {
             errors.push_back(where + "the key of \"" + label +
                              "\" is shorter than 16 characters: a short key can be guessed");
-            continue;
+            return;
         }
         if (auto it = labels.find(label); it != labels.end()) {
             errors.push_back(where + "duplicate label \"" + label + "\" (first at line " + std::to_string(it->second) +
                              ")");
-            continue;
+            return;
         }
         if (auto it = keys.find(key); it != keys.end()) {
             errors.push_back(where + "the key of \"" + label + "\" is the same as that of \"" + it->second.first +
                              "\" (line " + std::to_string(it->second.second) + "): each needs a key of its own");
-            continue;
+            return;
         }
         labels.emplace(label, line);
         keys.emplace(key, std::make_pair(label, line));
         out.push_back(AccessKey{label, key});
-    }
+    });
 }
 
 }  // namespace op

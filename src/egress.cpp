@@ -3,14 +3,12 @@
 
 #include <cctype>
 
-namespace op {
-namespace {
+#include "http_chars.h"
 
-std::string lower(std::string_view s) {
-    std::string out(s);
-    for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return out;
-}
+namespace op {
+
+using http_chars::lower_copy;
+namespace {
 
 int hex_value(char c) {
     if (c >= '0' && c <= '9') return c - '0';
@@ -91,7 +89,7 @@ std::string Egress::describe() const {
 
 bool parse_egress(std::string_view spec, Egress& out, std::string& error) {
     std::string quoted = "\"" + without_password(spec) + "\"";  // never the password
-    if (lower(spec) == "direct") {
+    if (lower_copy(spec) == "direct") {
         out = Egress{};
         return true;
     }
@@ -101,7 +99,7 @@ bool parse_egress(std::string_view spec, Egress& out, std::string& error) {
     if (sep == std::string_view::npos) {
         e.kind = Egress::Kind::HttpConnect;  // "host:port" means an HTTP proxy
     } else {
-        std::string scheme = lower(spec.substr(0, sep));
+        std::string scheme = lower_copy(spec.substr(0, sep));
         if (scheme == "http") e.kind = Egress::Kind::HttpConnect;
         else if (scheme == "socks5") e.kind = Egress::Kind::Socks5;
         else if (scheme == "socks5h") e.kind = Egress::Kind::Socks5h;

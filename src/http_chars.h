@@ -6,6 +6,7 @@
 // unsigned char; every function takes any char value.
 #pragma once
 
+#include <string>
 #include <string_view>
 
 namespace op::http_chars {
@@ -91,5 +92,12 @@ constexpr bool is_value_char(char c) {
 
 // ASCII lower case; every other byte unchanged.
 constexpr char to_lower(char c) { return static_cast<char>(detail::kLower.of[detail::byte(c)]); }
+
+// A copy of `s` in ASCII lower case (names, schemes, configuration words).
+inline std::string lower_copy(std::string_view s) {
+    std::string out(s);
+    for (char& c : out) c = to_lower(c);
+    return out;
+}
 
 }  // namespace op::http_chars

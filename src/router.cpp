@@ -2,15 +2,13 @@
 
 #include <cctype>
 
+#include "http_chars.h"
+
 namespace op {
 
-namespace {
-std::string lower(std::string_view s) {
-    std::string out(s);
-    for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return out;
-}
+using http_chars::lower_copy;
 
+namespace {
 bool is_ipv4_literal(std::string_view h) {
     if (h.empty()) return false;
     for (char c : h)
@@ -20,7 +18,7 @@ bool is_ipv4_literal(std::string_view h) {
 }  // namespace
 
 Router::Router(const std::vector<Route>& routes, const Route* default_route) : default_(default_route) {
-    for (const Route& r : routes) routes_.emplace_back(lower(r.name), &r);
+    for (const Route& r : routes) routes_.emplace_back(lower_copy(r.name), &r);
 }
 
 std::string_view Router::host_label(std::string_view host) {
@@ -56,7 +54,7 @@ RouteResult Router::route(bool has_header, std::string_view x_target_host, std::
         }
         return r;
     }
-    std::string label = lower(host_label(host));
+    std::string label = lower_copy(host_label(host));
     r.key = label;
     if (!label.empty()) {
         std::string before_dash = label.substr(0, label.find('-'));
