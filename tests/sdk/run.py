@@ -27,6 +27,13 @@ expectations, and the upstream saw the same requests both times.
   slowjson through that proxy with -json-keepalive 100ms: a JSON answer whose head comes
            after SLOW_HEAD_DELAY, so it arrives after a 200 head and whitespace; the SDK's
            result must be the direct one (but _request_id, which that head cannot carry)
+  failover through a third proxy with a -config file (access-keys; [default] with attempts
+           = 3, origin 1 answering 503, origin 2 the fake API, each with its server key;
+           -workers 1): the SDK with the access key, chat then stream in one process, both
+           from origin 2 with its key; origin 1 tried with its own key, never again within
+           the 1 s backoff; the access key on no upstream header and in no log line.
+           Then a wrong access key: AuthenticationError 401 from the proxy, nothing
+           forwarded. No direct baseline for these two (failover is the proxy's own).
 A build without a TLS server side (the small router builds) skips https and realtime, saying so.
 
 Environment: OP_BINARY (the proxy; tests/windows/wine-run with OP_WINE_EXE for the
