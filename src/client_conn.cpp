@@ -1287,8 +1287,9 @@ bool ClientConn::try_next(AttemptFailure why, const std::string& detail, std::in
     check.max_attempts = route.failover.max_attempts;
     RetryVerdict verdict = may_retry(check);
     if (verdict == RetryVerdict::NotReplayable) {
-        log_line("Not retried: the request body is larger than the retry-body-limit of %zu bytes (target %s, %s: %s)",
-                 route.failover.replay_limit, target_name, plan_.target.authority.c_str(), failure_name(why));
+        log_line("Not retried: the request body is larger than the retry-body-limit of %llu bytes (target %s, %s: %s)",
+                 static_cast<unsigned long long>(route.failover.replay_limit), target_name,
+                 plan_.target.authority.c_str(), failure_name(why));
     }
     if (verdict != RetryVerdict::Retry) {
         if (aside) meter_.key_set_aside(ctx_);

@@ -27,6 +27,13 @@ expectations, and the upstream saw the same requests both times.
   slowjson through that proxy with -json-keepalive 100ms: a JSON answer whose head comes
            after SLOW_HEAD_DELAY, so it arrives after a 200 head and whitespace; the SDK's
            result must be the direct one (but _request_id, which that head cannot carry)
+  failover through a third proxy with a -config file (access-keys; [default] with attempts
+           = 3, origin 1 answering 503, origin 2 the fake API, each with its server key;
+           -workers 1): the SDK with the access key, chat then stream in one process, both
+           from origin 2 with its key; origin 1 tried with its own key, never again within
+           the 1 s backoff; the access key on no upstream header and in no log line.
+           Then a wrong access key: AuthenticationError 401 from the proxy, nothing
+           forwarded. No direct baseline for these two (failover is the proxy's own).
 A build without a TLS server side (the small router builds) skips https and realtime, saying so.
 
 Environment: OP_BINARY (the proxy; tests/windows/wine-run with OP_WINE_EXE for the
@@ -120,12 +127,13 @@ class FakeOpenAI:
     """The upstream's answers. `problems` collects what it found wrong in a request;
     `long_streams` the Resp of every long stream (the abort check watches them)."""
 
-    def __init__(self):
+    def __init__(self, key=GOOD_KEY):
+        self.key = key
         self.problems = []
         self.long_streams = []
 
     def __call__(self, req):
-        if req.header('Authorization') != 'Bearer ' + GOOD_KEY:
+        if req.header('Authorization') != 'Bearer ' + self.key:
             return openai_error(401, 'Incorrect API key provided: sk-sdk-***-bad. You can find your API key '
                                 'at https://platform.openai.com/account/api-keys.',
                                 'invalid_request_error', 'invalid_api_key', request_id='req_sdk_401')
@@ -264,11 +272,14 @@ class Runner:
         self.keepalive_proxy = Proxy(['-default-target', self.up.url] + KEEPALIVE_ARGS).start()
         self.passed = self.failed = 0
 
-    def node_run(self, check, base_url):
-        """Runs one check; returns (result dict, monotonic time the process ended)."""
+    def node_run(self, check, base_url, api_key=None):
+        """Runs one check; returns (result dict, monotonic time the process ended).
+        api_key: the key the SDK sends instead of GOOD_KEY."""
         env = {k: v for k, v in os.environ.items() if not k.upper().startswith(('OPENAI_', 'NODE_', 'HTTP'))
                and k.upper() not in ('ALL_PROXY', 'NO_PROXY')}
         env['OP_SDK_MODULE'] = self.module
+        if api_key:
+            env['OP_SDK_API_KEY'] = api_key
         if base_url.startswith('https:'):
             env['NODE_EXTRA_CA_CERTS'] = certs().ca   # the test CA, for the direct baseline only
         argv = [self.node, os.path.join(HERE, 'sdk_check.mjs'), check, base_url]
@@ -374,13 +385,17 @@ class Runner:
         return not why
 
 
-def expect_chat(out, ext):
-    o = out['observed']
+def chat_problems(o):
+    """What is wrong in the SDK's view of the fake API's JSON chat answer."""
     want = {'id': 'chatcmpl-sdk-json', 'object': 'chat.completion', 'model': 'sdk-json',
             'content': 'Hello from the fake API \u2713', 'role': 'assistant', 'finish_reason': 'stop',
             'usage': {'prompt_tokens': 7, 'completion_tokens': 6, 'total_tokens': 13},
             'request_id': 'req_sdk_json'}
-    return ['%s is %r, not %r' % (k, o.get(k), v) for k, v in want.items() if o.get(k) != v] + \
+    return ['%s is %r, not %r' % (k, o.get(k), v) for k, v in want.items() if o.get(k) != v]
+
+
+def expect_chat(out, ext):
+    return chat_problems(out['observed']) + \
         ([] if len(ext['requests']) == 1 else ['the upstream got %d requests, not 1' % len(ext['requests'])])
 
 
@@ -493,6 +508,139 @@ def expect_realtime(out, ext):
     return why
 
 
+# ---- failover: a -config target with two origins, server-side keys and an access key ----
+
+SERVER_KEY_1 = 'sk-server-origin1-' + os.urandom(8).hex()
+SERVER_KEY_2 = 'sk-server-origin2-' + os.urandom(8).hex()
+ACCESS_KEY = 'ak-sdk-check-' + os.urandom(8).hex()
+BACKOFF_SECONDS = 1.0     # README, Keys and failover: a failed origin is passed over for 1 s
+BACKOFF_SLACK = 0.1       # the two clocks (the proxy's, the upstream's) and their granularity
+
+
+class FailoverCheck:
+    """The proxy with -config: [default] with origin 1 answering every request 503 and
+    origin 2 the fake OpenAI API expecting SERVER_KEY_2, each with its server-side key,
+    attempts = 3, -access-keys with ACCESS_KEY, -workers 1 (the backoff is per worker)."""
+
+    def __init__(self, runner):
+        self.r = runner
+        self.bad = Upstream(lambda req: openai_error(503, 'The server is overloaded or not ready yet.',
+                                                     'server_error', None, request_id='req_sdk_503'))
+        self.fake = FakeOpenAI(key=SERVER_KEY_2)
+        self.good = Upstream(self.fake)
+        access = harness.new_tmp_path('sdk-check-access.keys')
+        with open(access, 'w') as f:
+            f.write('# label = key\nsdk-check = %s\n' % ACCESS_KEY)
+        conf = harness.new_tmp_path('sdk-check-failover.conf')
+        with open(conf, 'w') as f:
+            f.write('access-keys = %s\n\n[default]\nattempts = 3\norigin = %s\nkey = %s\norigin = %s\nkey = %s\n'
+                    % (access, self.bad.url, SERVER_KEY_1, self.good.url, SERVER_KEY_2))
+        for path in (access, conf):
+            os.chmod(path, 0o600)
+        try:
+            self.proxy = Proxy(['-config', conf, '-workers', '1'], allow_no_route=True).start()
+        except AssertionError:
+            self.close()
+            raise
+
+    def close(self):
+        self.bad.close()
+        self.good.close()
+
+    def secrets_seen(self, ups):
+        """(upstream name, header name) of every header that carried the access key."""
+        return [(name, n) for name, up in ups for req in up.requests for n, v in req.headers if ACCESS_KEY in v]
+
+    def verdict(self, title, why, note=''):
+        for name, up in (('503 upstream', self.bad), ('healthy upstream', self.good)):
+            if up.errors:
+                why.append('%s errors: %s' % (name, up.errors))
+                del up.errors[:]
+        if not self.proxy.alive():
+            why.append('the proxy died; stderr:\n%s' % self.proxy.stderr()[-2000:])
+        if why:
+            self.r.failed += 1
+            print('FAIL  %s\n    %s' % (title, '\n    '.join(why)), flush=True)
+        else:
+            self.r.passed += 1
+            print('PASS  %s' % title + (' (%s)' % note if note else ''), flush=True)
+
+    def run_good_key(self):
+        title = ('-config failover: access key in, 503 origin then the healthy one with its server key; '
+                 'chat and stream')
+        url = 'http://%s/v1' % self.proxy.addr
+        out, _ended = self.r.node_run('failover', url, api_key=ACCESS_KEY)
+        wait_until(lambda: len(self.good.requests) >= 2, timeout=5)
+        bad_reqs, good_reqs = list(self.bad.requests), list(self.good.requests)
+        why = []
+        if 'error' in out:
+            why.append('through the proxy: %s' % out['error'])
+        else:
+            why += ['chat: %s' % w for w in chat_problems(out['observed']['chat'])]
+            why += ['stream: %s' % w for w in expect_stream({'observed': out['observed']['stream'],
+                                                             'timing': out['timing']}, {})]
+        why += ['healthy upstream found: %s' % p for p in self.fake.problems]
+        auths = [q.header('Authorization') for q in good_reqs]
+        if auths != ['Bearer ' + SERVER_KEY_2] * 2:
+            why.append('the healthy upstream saw %d requests with Authorization %r, not 2 with origin 2\'s key'
+                       % (len(auths), ['<access key>' if a and ACCESS_KEY in a else a for a in auths]))
+        if [q.target for q in good_reqs] != ['/v1/chat/completions'] * 2:
+            why.append('the healthy upstream saw %r' % [q.target for q in good_reqs])
+        if not bad_reqs:
+            why.append('the 503 upstream was never tried')
+        bad_auths = {q.header('Authorization') for q in bad_reqs}
+        if bad_reqs and bad_auths != {'Bearer ' + SERVER_KEY_1}:
+            why.append('the 503 upstream saw Authorization %r, not origin 1\'s key'
+                       % sorted('<access key>' if a and ACCESS_KEY in a else str(a) for a in bad_auths))
+        leaks = self.secrets_seen((('503 upstream', self.bad), ('healthy upstream', self.good)))
+        if leaks:
+            why.append('the access key reached an upstream: %r' % leaks)
+        # The backoff promise (one worker): origin 1, once failed, is not tried again for 1 s.
+        gaps = [b.time - a.time for a, b in zip(bad_reqs, bad_reqs[1:])]
+        if any(g < BACKOFF_SECONDS - BACKOFF_SLACK for g in gaps):
+            why.append('the 503 origin was tried again %s s after failing (backoff 1 s)'
+                       % ', '.join('%.3f' % g for g in gaps))
+        if bad_reqs and len(good_reqs) == 2:
+            # The first request went to origin 1 first, then to origin 2.
+            if not bad_reqs[0].time <= good_reqs[0].time:
+                why.append('the first request reached the healthy upstream before the 503 one')
+            after = good_reqs[1].time - bad_reqs[0].time
+            if after < BACKOFF_SECONDS - BACKOFF_SLACK and len(bad_reqs) != 1:
+                why.append('the stream came %.3f s after the failure, within the backoff, yet origin 1 was tried '
+                           '%d times' % (after, len(bad_reqs)))
+            note = ('503 origin tried %d time(s) for the 2 requests; the stream reached the healthy one %.2f s '
+                    'after the failure' % (len(bad_reqs), after))
+        else:
+            note = ''
+        stderr = self.proxy.stderr()
+        for name, secret in (('access key', ACCESS_KEY), ('server key 1', SERVER_KEY_1),
+                             ('server key 2', SERVER_KEY_2)):
+            if secret in stderr:
+                why.append('the %s appears in the proxy\'s stderr' % name)
+        if bad_reqs and 'Failover: target' not in stderr:
+            why.append('no "Failover:" line in the proxy\'s log')
+        self.verdict(title, why, note)
+
+    def run_wrong_key(self):
+        title = '-config access keys: a wrong key -> AuthenticationError 401 from the proxy, nothing forwarded'
+        n_bad, n_good = len(self.bad.requests), len(self.good.requests)
+        out, _ended = self.r.node_run('error', 'http://%s/v1' % self.proxy.addr)   # BAD_KEY of sdk_check.mjs
+        why = []
+        if 'error' in out:
+            why.append('through the proxy: %s' % out['error'])
+        else:
+            o = out['observed']
+            want = {'class': 'AuthenticationError', 'is_authentication_error': True, 'is_api_error': True,
+                    'status': 401, 'code': 'invalid_api_key', 'type': 'invalid_request_error'}
+            why += ['%s is %r, not %r' % (k, o.get(k), v) for k, v in want.items() if o.get(k) != v]
+            if not (o.get('error_message') or '').startswith('Incorrect API key provided'):
+                why.append('error message %r' % o.get('error_message'))
+        if len(self.bad.requests) != n_bad or len(self.good.requests) != n_good:
+            why.append('forwarded: the 503 upstream got %d, the healthy one %d request(s)'
+                       % (len(self.bad.requests) - n_bad, len(self.good.requests) - n_good))
+        self.verdict(title, why)
+
+
 def prepare_wine():
     """For the Windows .exe: a Wine prefix (build/wineprefix unless WINEPREFIX is set), made
     once as scripts/test-windows.sh does, and a wineserver that stays up between proxies."""
@@ -563,6 +711,23 @@ def main():
             print('FAIL  -sse-keepalive: no keep-alive comment on the wire (%d)' % comments)
         r.run('slowjson', '-json-keepalive: JSON answer after a 200 head and whitespace', expect_slowjson,
               proxy=r.keepalive_proxy)
+        try:
+            fo = FailoverCheck(r)
+        except AssertionError as e:   # the proxy did not start with the -config file
+            fo = None
+            r.failed += 1
+            print('FAIL  the proxy starts with the failover -config file\n    %s' % e, flush=True)
+        if fo:
+            try:
+                fo.run_good_key()
+                fo.run_wrong_key()
+            finally:
+                fo.close()
+                try:
+                    fo.proxy.stop_and_check()
+                except AssertionError as e:
+                    r.failed += 1
+                    print('FAIL  the failover proxy stops cleanly on SIGTERM\n    %s' % e)
     finally:
         r.up.close()
         r.realtime.close()

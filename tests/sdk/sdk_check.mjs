@@ -5,7 +5,10 @@
 //   node sdk_check.mjs <check> <baseURL> [file]
 //
 // checks: chat, stream, upload (file: the path to upload), error, abort, realtime, and for
-// the keep-alive proxy: gappy (a stream with silences), slowjson (an answer whose head is late).
+// the keep-alive proxy: gappy (a stream with silences), slowjson (an answer whose head is late);
+// for the failover proxy: failover (chat then stream, one process, so the second request
+// comes while the failed origin is still in its backoff).
+// OP_SDK_API_KEY, when set, is the key the SDK sends (the proxy's access key).
 // Prints one JSON line: {"observed": {...}, "timing": {...}} on success, or
 // {"error": "..."} when the SDK call failed in a way the check did not expect.
 // `observed` is what the SDK handed to the program, compared between the proxy and the
@@ -22,7 +25,7 @@ if (!check || !baseURL || !modulePath) {
 }
 const { default: OpenAI, toFile } = await import(pathToFileURL(modulePath).href);
 
-const GOOD_KEY = 'sk-sdk-check-good';
+const GOOD_KEY = process.env.OP_SDK_API_KEY || 'sk-sdk-check-good';
 const BAD_KEY = 'sk-sdk-check-bad';
 
 function client(apiKey = GOOD_KEY) {
@@ -152,7 +155,17 @@ async function slowjson() {
   };
 }
 
-const checks = { chat, stream, upload, error, abort, realtime, gappy: () => stream('sdk-gappy'), slowjson };
+// Through a proxy whose first origin answers 503: a JSON answer then a stream, both from
+// the second origin.
+async function failover() {
+  const c = await chat();
+  const s = await stream();
+  return { observed: { chat: c.observed, stream: s.observed }, timing: s.timing };
+}
+
+const checks = {
+  chat, stream, upload, error, abort, realtime, gappy: () => stream('sdk-gappy'), slowjson, failover,
+};
 let out;
 try {
   if (!checks[check]) throw new Error('unknown check ' + check);
