@@ -800,13 +800,7 @@ void ClientConn::read_upstream() {
                 got_response_byte_ = true;
                 // No replay once the upstream has answered: drop the kept request copy.
                 // Failover keeps it until the response head is judged (start_response).
-                if (!failover_) {
-                    if (up_sent_ == up_out_.size()) {
-                        up_out_.clear();
-                        up_sent_ = 0;
-                    }
-                    replayable_ = false;
-                }
+                if (!failover_) stop_replay();
             }
             on_response_bytes(buf, r.bytes);
             continue;
@@ -949,11 +943,7 @@ void ClientConn::on_response_bytes(const char* p, std::size_t n) {
 void ClientConn::start_response(const ResponseHead& head) {
     response_started_ = true;
     if (failover_) {  // this answer is the one: no replay any more (see read_upstream)
-        replayable_ = false;
-        if (up_sent_ == up_out_.size()) {
-            up_out_.clear();
-            up_sent_ = 0;
-        }
+        stop_replay();
         head_deadline_ms_ = 0;
         if (plan_.route->origins.size() > 1) ctx_.upstreams.failover().origin_ok(plan_.pool_key);
     }
@@ -1071,6 +1061,14 @@ void ClientConn::on_body_bytes(const char* p, std::size_t n) {
             return;
         }
         case BodyKind::None: resp_extra_ = true; return;
+    }
+}
+
+void ClientConn::stop_replay() {
+    replayable_ = false;
+    if (up_sent_ == up_out_.size()) {  // the kept copy is all sent: drop it
+        up_out_.clear();
+        up_sent_ = 0;
     }
 }
 

@@ -165,6 +165,7 @@ private:
     void abort_midstream(const std::string& why);
     bool retract_response();
     void release_upstream(bool reusable);
+    void stop_replay();  // the request is no longer kept for a replay
     void reset_exchange();
     void client_left();
     void drain_orphan();
