@@ -687,9 +687,10 @@ def run_wrk(bench, svc, conns, seconds, lua, path="/v1/chat/completions"):
 # close time matter.
 # --------------------------------------------------------------------------------------
 
-def sse_request(port, n, iv, sid):
+def sse_request(port, n, iv, sid, head_delay=0.0):
     body = '{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"Hello"}]}'
-    return (f"POST /v1/chat/completions?n={n}&iv={iv}&id={sid} HTTP/1.1\r\n"
+    hd = f"&hd={head_delay}" if head_delay else ""
+    return (f"POST /v1/chat/completions?n={n}&iv={iv}&id={sid}{hd} HTTP/1.1\r\n"
             f"Host: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
             f"Accept: text/event-stream\r\nAuthorization: {AUTH}\r\n"
             f"Content-Length: {len(body)}\r\n\r\n{body}").encode()
@@ -719,11 +720,12 @@ class Stream:
 class StreamClient:
     """Many SSE streams on one selectors loop (times: time.monotonic())."""
 
-    def __init__(self, port, tls_ctx, n_events, interval):
+    def __init__(self, port, tls_ctx, n_events, interval, head_delay=0.0):
         self.port = port
         self.tls_ctx = tls_ctx
         self.n_events = n_events
         self.interval = interval
+        self.head_delay = head_delay  # seconds the upstream waits before the head
         self.sel = selectors.DefaultSelector()
         self.streams = []
         self.failed = 0
@@ -733,7 +735,7 @@ class StreamClient:
     def open(self, sid):
         st = Stream(sid)
         self.streams.append(st)
-        req = sse_request(self.port, self.n_events, self.interval, sid)
+        req = sse_request(self.port, self.n_events, self.interval, sid, self.head_delay)
         try:
             if self.tls_ctx is not None:
                 raw = socket.create_connection(("127.0.0.1", self.port), timeout=10)
@@ -928,18 +930,32 @@ def sse_latency_run(bench, services, streams, events, interval_ms, tag, stagger_
     return out
 
 
-def abort_run(bench, svc, tag):
-    """Client closes mid-stream; ms until the upstream SSE server sees its connection close."""
+def abort_run(bench, svc, tag, before_head=False):
+    """Client closes mid-stream (after 3 events), or before_head: once the request has
+    reached the upstream, which holds its head back 10 s. ms until the upstream SSE
+    server sees its connection close."""
     ctx = bench.client_ctx if svc.tls else None
-    cl = StreamClient(svc.port, ctx, 3000, 0.02)
+    cl = StreamClient(svc.port, ctx, 3000, 0.02, head_delay=10.0 if before_head else 0.0)
     sid = f"{tag}-abort"
+    streams_before = bench.sse_control("/_bench/stats")["streams"] if before_head else 0
     st = cl.open(sid)
     deadline = time.monotonic() + 10
     try:
-        while st.events < 3 and st.error is None and time.monotonic() < deadline:
-            cl.poll(0.05)
-        if st.events < 3:
-            return None
+        if before_head:
+            # the request is at the upstream once the upstream's stream count has moved
+            while st.error is None and time.monotonic() < deadline:
+                cl.poll(0.005)
+                if bench.sse_control("/_bench/stats")["streams"] > streams_before:
+                    break
+            else:
+                return None
+            if st.error is not None:
+                return None
+        else:
+            while st.events < 3 and st.error is None and time.monotonic() < deadline:
+                cl.poll(0.05)
+            if st.events < 3:
+                return None
         t_close = time.monotonic()  # the SSE server's closed_at is CLOCK_MONOTONIC too
         cl.close(st)
     finally:
@@ -1351,16 +1367,24 @@ def run(args):
                             f"upstream cost themselves; the \"added\" columns subtract it per repeat "
                             f"({args.repeats} repeats). Time to first byte: request written → first bytes "
                             f"of the answer, pools warm.)\n")
-            if "abort" in workloads and time_left("client abort", len(sse_kinds) * args.abort_repeats * 0.5):
-                results = {k: [] for k in sse_kinds}
-                for rnd in range(args.abort_repeats):
-                    for kind in sse_kinds:
-                        results[kind].append(abort_run(bench, services[kind], f"ab{rnd}-{kind}"))
-                rows = [[PROXY_LABELS[k], median_range(results[k], "{:.2f}"),
-                         sum(1 for v in results[k] if v is None)] for k in sse_kinds]
-                rep.add(f"## Client abort mid-stream (events every 20 ms; {args.abort_repeats} repeats)\n")
-                rep.table(["proxy", "ms from client close until the upstream sees its connection closed",
-                           "not seen within 10 s"], rows)
+            if "abort" in workloads and time_left("client abort", 2 * len(sse_kinds) * args.abort_repeats * 0.5):
+                for before_head in (False, True):
+                    results = {k: [] for k in sse_kinds}
+                    for rnd in range(args.abort_repeats):
+                        for kind in sse_kinds:
+                            tag = f"ab{'h' if before_head else 'm'}{rnd}-{kind}"
+                            results[kind].append(abort_run(bench, services[kind], tag, before_head))
+                    med = {k: statistics.median([v for v in results[k] if v is not None])
+                           if any(v is not None for v in results[k]) else None for k in sse_kinds}
+                    rows = [[PROXY_LABELS[k], median_range(results[k], "{:.2f}"),
+                             "—" if k in ("direct", "nginx") or not med.get("nginx") or med[k] is None
+                             else f"{med[k] / med['nginx']:.2f}×",
+                             sum(1 for v in results[k] if v is None)] for k in sse_kinds]
+                    what = ("before the response head (the upstream holds it back 10 s)" if before_head
+                            else "mid-stream (events every 20 ms, after the third)")
+                    rep.add(f"## Client abort {what}; {args.abort_repeats} aborts each\n")
+                    rep.table(["proxy", "ms from client close until the upstream sees its connection closed",
+                               "median × nginx's", "not seen within 10 s"], rows)
             for svc in services.values():
                 svc.stop()
 
@@ -1504,7 +1528,7 @@ def main():
     ap.add_argument("--sse-stagger-ms", type=float, default=None,
                     help="ms between the SSE streams' starts (default: interval / (streams x rows), so "
                          "no two events fall on the same instant; 0: all on the same tick)")
-    ap.add_argument("--abort-repeats", type=int, default=5, help="(default: %(default)s)")
+    ap.add_argument("--abort-repeats", type=int, default=20, help="(default: %(default)s)")
     ap.add_argument("--hold", default="2000",
                     help="held-stream counts, comma-separated; empty to skip (default: %(default)s)")
     ap.add_argument("--hold-10k", action="store_true",

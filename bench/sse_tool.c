@@ -9,7 +9,8 @@
  *       default, like Node's, is 2). --alpn: offer h2 and http/1.1 and pick http/1.1 when
  *       the client offers it (as API hosts behind CDNs do). FILE may hold a chain.
  *       GET|POST <any path>?n=N&iv=SECONDS&id=ID   a chunked text/event-stream answer of N
- *           events, one every SECONDS (the first at once), then `data: [DONE]`. Each event
+ *           events, one every SECONDS (the first at once; with &hd=S, the head and the first
+ *           event after S seconds), then `data: [DONE]`. Each event
  *           carries "t":<CLOCK_MONOTONIC ns>, read just before the SSL_write that sends it.
  *           When the connection of a stream that has not finished closes, the server records
  *           the time under ID.
@@ -166,6 +167,7 @@ struct conn {
     /* stream */
     long n, i;
     uint64_t start, iv;
+    int head_pending;    /* hd=S: the head waits for the first event's timer */
     char sid[128];
     /* wait-closed */
     char wid[128];
@@ -351,6 +353,10 @@ static void respond_waiter(struct conn *c, const struct closed *cl) {
 
 /* One event now, stamped just before the write that sends it. */
 static int emit_event(struct conn *c) {
+    if (c->head_pending) {
+        buf_add(&c->out, HEAD_OK, sizeof HEAD_OK - 1);
+        c->head_pending = 0;
+    }
     char ev[320];
     int n = snprintf(ev, sizeof ev,
                      "data: {\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\","
@@ -483,8 +489,16 @@ static int process_input(struct conn *c) {
         c->i = 0;
         c->state = C_STREAM;
         g_streams++;
-        buf_add(&c->out, HEAD_OK, sizeof HEAD_OK - 1);
+        double hd = query_get(qs, "hd", val, sizeof val) ? atof(val) : 0.0;
         c->start = now_ns();
+        if (hd > 0 && c->n > 0) { /* the head (with the first event) after hd seconds */
+            c->head_pending = 1;
+            c->start += (uint64_t)(hd * 1e9);
+            heap_push(c->start, c);
+            return 1;
+        }
+        c->head_pending = 0;
+        buf_add(&c->out, HEAD_OK, sizeof HEAD_OK - 1);
         if (c->n <= 0) {
             c->n = 0;
             static const char done[] = "data: [DONE]\n\n";

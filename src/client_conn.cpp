@@ -13,8 +13,6 @@ namespace {
 
 constexpr std::int64_t kDrainTimeoutMs = 30'000;      // flushing a final answer
 constexpr std::int64_t kLingerMs = 2'000;             // discarding input before close
-constexpr std::int64_t kOrphanGraceMs = 50;           // an answer whose client left (+ a tick)
-constexpr std::uint64_t kOrphanAnswerLimit = 64 * 1024;  // ... is waited for up to this size
 constexpr std::size_t kPipelineLimit = 64 * 1024;     // buffered bytes of later requests
 constexpr std::size_t kTlsReadChunk = 17 * 1024;      // ciphertext per read: a whole record and its header
 constexpr std::size_t kTlsWriteChunk = 16 * 1024;     // plaintext per TLS write: one full record
@@ -118,7 +116,7 @@ void ClientConn::enter(State next) {
             close_socket();
             in_.release();
             out_.release();
-            deadline_ms = now + kOrphanGraceMs;
+            deadline_ms = now;  // left within this event (drain_orphan): never waited for
             break;
         case State::Flushing:
         case State::Draining:
@@ -225,12 +223,13 @@ void ClientConn::read_client() {
 
 void ClientConn::client_left() {
     // End of stream or reset. Between requests that is a normal close. During an exchange
-    // the upstream is closed too, so that it stops generating tokens nobody reads; but a
-    // client that left with its request sent whole and nothing of the answer relayed yet
-    // often left just before a fast answer (a burst of clients stopping at once): the
-    // upstream is given up to kOrphanGraceMs to finish a short answer, which is then
-    // discarded and its connection pooled instead of costing a later request a TLS
-    // handshake. A stream (chunked or close-delimited) or a longer answer is not waited for.
+    // the upstream is closed at once too, so that it stops generating tokens nobody reads
+    // (issue 17: the upstream sees the close within ~1 ms, before the answer's head as
+    // mid-stream). Only what the upstream has already sent is read first (drain_orphan):
+    // a short answer found complete there is discarded and its connection pooled rather
+    // than closed. Nothing is waited for; before 2026-12-03 a Content-Length answer got
+    // 50 ms to arrive, which kept a few TLS handshakes after a benchmark's burst of
+    // clients stopping at once but left every other upstream working 50 ms for nobody.
     if (state_ == State::Tunnel) {
         // What the client sent last (a WebSocket close frame, often) goes on if it can.
         if (up_) tunnel_to_upstream();
@@ -251,11 +250,8 @@ void ClientConn::drain_orphan() {
     char* buf = ctx_.scratch(chunk);
     while (up_ && state_ == State::Orphaned) {
         IoResult r = up_->read(buf, chunk);
-        if (r.status == IoStatus::WouldBlock) {
-            bool short_answer = resp_kind_ == BodyKind::ContentLength && resp_remaining_ <= kOrphanAnswerLimit;
-            if (response_started_ && !short_answer) break;
-            return;  // more of it later, or the grace ends (on_timeout)
-        }
+        // Not all there: the upstream is closed now, so that it stops working for
+        // nobody at once; no waiting for the rest.
         if (r.status != IoStatus::Ok) break;
         got_response_byte_ = true;
         replayable_ = false;
@@ -508,7 +504,7 @@ void ClientConn::on_timeout() {
                      plan_.target.authority.c_str(), static_cast<long long>(cfg().idle_timeout.count()));
             close_client();
             return;
-        case State::Orphaned:  // the grace ended before the answer did
+        case State::Orphaned:  // not reached: an orphan is closed within the event that made it
         case State::Idle:
         case State::Flushing:
         case State::Draining:

@@ -14,16 +14,16 @@
 //                                                  Tunnel: a WebSocket upgrade accepted (101)
 //   Tunnel       -idle-timeout, restarted by       Flushing: the upstream ended it
 //                every event
-//   Orphaned     50 ms grace                       -
+//   Orphaned     none: ends within its event       -
 //   Flushing     30 s to deliver                   -
 //   Draining     30 s to deliver                   Lingering: delivered, write side shut
 //   Lingering    2 s                               -
 //
 // Closed is reached from any state: client gone, write error, timeout, shutdown while
-// Idle; from Orphaned once the answer is read (its connection pooled) or the grace
-// ends; from Flushing once flushed. enter() is the one place that changes the state:
-// it checks the transition against this table and starts the clock of the state it
-// enters; settle() restarts the clocks that activity restarts (Idle, Exchange).
+// Idle; from Orphaned once what the upstream already sent is read (the connection
+// pooled if that was the whole answer); from Flushing once flushed. enter() is the one
+// place that changes the state: it checks the transition against this table and starts
+// the clock of the state it enters; settle() restarts the clocks that activity restarts (Idle, Exchange).
 //
 // Requests are handled one at a time in arrival order; pipelined requests wait in the
 // input buffer, so answers go out in order. The relay owns the backpressure rule:
@@ -38,10 +38,10 @@
 // until either side closes or resets, which closes the other. Any other answer to it is
 // relayed as an ordinary response.
 //
-// A client that goes away ends its exchange and closes the upstream, with one exception
-// (client_left): if the request was sent whole and nothing of the answer relayed yet,
-// the connection lives on "orphaned" (socket closed, upstream kept) for a short grace,
-// so that a short answer still arriving can be read and its connection pooled.
+// A client that goes away ends its exchange and closes the upstream at once, with one
+// exception (client_left): if the request was sent whole and nothing of the answer
+// relayed yet, what the upstream has already sent is read ("orphaned": socket closed,
+// upstream kept), and a short answer found complete there pools its connection.
 //
 // Browsers and CDNs (README "CORS", "Keep-alive through CDNs"), each off by default:
 // with -cors-origins a preflight is answered here and never forwarded, and every answer
