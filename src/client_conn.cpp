@@ -830,8 +830,13 @@ void ClientConn::upstream_ended(bool error, const std::string& detail) {
         std::string msg = "upstream " + plan_.target.authority +
                           (got_response_byte_ ? " sent an incomplete response head" : " closed the connection without a response");
         if (error) msg += " (" + detail + ")";
+        // Nothing reached the client: the next origin, as for a refused connection.
+        if (failover_ && try_next(AttemptFailure::Closed, msg)) {
+            settle();
+            return;
+        }
         log_line("Error processing request: %s", msg.c_str());
-        answer_error({502, "proxy_error", "upstream_bad_response", msg});
+        answer_error({502, "proxy_error", "upstream_bad_response", attempts_ > 1 ? msg + failover_summary() : msg});
         return;
     }
     if (resp_kind_ == BodyKind::UntilClose && !error) {

@@ -172,6 +172,23 @@ class KeysFailover(ProxyTestCase):
         self.assertIn(refused1.split('//')[1], err['message'])
         self.assertIn(refused2.split('//')[1], err['message'])
 
+    def test_an_origin_closing_without_a_whole_head_moves_on(self):
+        dropping = self.start_upstream(lambda _req: Resp(drop=True))
+        cut = self.start_upstream(lambda _req: Resp(raw=b'HTTP/1.1 200 OK\r\nContent-Ty'))
+        good = self.start_upstream(healthy)
+        p = self.launch('[target oa]\nattempts = 3\norigin = %s\norigin = %s\norigin = %s\n'
+                        '[target dead]\norigin = %s\norigin = %s\n'
+                        % (dropping.url, cut.url, good.url, dropping.url, cut.url))
+        r = self.post(p, chat_body())
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual((dropping.request_count, cut.request_count, good.request_count), (1, 1, 1))
+        self.assertEqual(p.stderr().count('(closed without an answer)'), 2, p.stderr())
+        # Every origin closing: the proxy's 502 names both attempts.
+        r = self.post(p, chat_body(), host='dead.example.test')
+        err = self.assertJsonError(r, 502)
+        self.assertIn('2 attempts', err['message'])
+        self.assertEqual(err['message'].count('(closed without an answer)'), 2, err['message'])
+
     def test_uploads_within_the_retry_body_limit_are_replayed_larger_ones_not(self):
         bad503 = self.start_upstream(status(503))
         bad503b = self.start_upstream(status(503))  # ob's own: oa's 503 origin is in backoff by then
