@@ -1374,11 +1374,11 @@ def run(args):
                         for kind in sse_kinds:
                             tag = f"ab{'h' if before_head else 'm'}{rnd}-{kind}"
                             results[kind].append(abort_run(bench, services[kind], tag, before_head))
-                    med = {k: statistics.median([v for v in results[k] if v is not None])
+                    mids = {k: statistics.median([v for v in results[k] if v is not None])
                            if any(v is not None for v in results[k]) else None for k in sse_kinds}
                     rows = [[PROXY_LABELS[k], median_range(results[k], "{:.2f}"),
-                             "—" if k in ("direct", "nginx") or not med.get("nginx") or med[k] is None
-                             else f"{med[k] / med['nginx']:.2f}×",
+                             "—" if k in ("direct", "nginx") or not mids.get("nginx") or mids[k] is None
+                             else f"{mids[k] / mids['nginx']:.2f}×",
                              sum(1 for v in results[k] if v is None)] for k in sse_kinds]
                     what = ("before the response head (the upstream holds it back 10 s)" if before_head
                             else "mid-stream (events every 20 ms, after the third)")
