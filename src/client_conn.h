@@ -23,7 +23,8 @@
 // Idle; from Orphaned once what the upstream already sent is read (the connection
 // pooled if that was the whole answer); from Flushing once flushed. enter() is the one
 // place that changes the state: it checks the transition against this table and starts
-// the clock of the state it enters; settle() restarts the clocks that activity restarts (Idle, Exchange).
+// the clock of the state it enters; settle() restarts the clocks that activity restarts
+// (Idle, Exchange).
 //
 // Requests are handled one at a time in arrival order; pipelined requests wait in the
 // input buffer, so answers go out in order. The relay owns the backpressure rule:
