@@ -284,8 +284,8 @@ void Worker::on_tick() {
 // high-water mark since the last release, and has stopped falling (one tick without a
 // drop: the burst's end has settled), the free memory goes back to the system. Steady
 // traffic never calls it (the count goes up and down by less); a slow decline calls it
-// once per kBurstConnections. The call walks the allocator's free lists (bench/results.md
-// has its cost).
+// once per kBurstConnections. The call walks the allocator's free lists: not for every
+// tick.
 void Worker::release_after_burst() {
     const std::size_t now = client_count_ + upstreams_.idle_count();
     const bool falling = now < burst_last_;
