@@ -1377,7 +1377,7 @@ def run(args):
         if "hold" in workloads and args.hold:
             if not hasattr(bench, "sse_port"):
                 bench.start_sse_server()
-            hold_kinds = [k for k in ("op1", *extras, "nginx", "haproxy") if k in proxies]
+            hold_kinds = [k for k in ("op1", "op1-base", *extras, "nginx", "haproxy") if k in proxies]
             rows = []
             for n in args.hold:
                 reps = args.hold_repeats if n <= 2000 else args.hold_big_repeats
@@ -1554,6 +1554,8 @@ def main():
         name, sep, path = spec.partition("=")
         if not sep or not name or not os.path.isfile(path):
             die(f"--extra-binary {spec}: want NAME=PATH of an existing file")
+        if name in ("base", "pool20"):  # op1-base and op1-pool20 are rows of their own
+            die(f"--extra-binary {spec}: the name {name} is taken (--base-binary gives a base row)")
         a.extra["op1-" + name] = os.path.abspath(path)
         PROXY_LABELS["op1-" + name] = f"openai-proxy, 1 worker, {name} (`{path}`)"
     a.connections = [int(x) for x in a.connections.split(",") if x]
