@@ -966,8 +966,9 @@ def abort_run(bench, svc, tag, before_head=False):
     return (r["closed_at"] - t_close) * 1000.0
 
 
-def hold_run(bench, svc, n, hold_seconds, tag):
-    """n streams at one event per second, held open; RSS of the serving process."""
+def hold_run(bench, svc, n, hold_seconds, tag, after_seconds=3.0):
+    """n streams at one event per second, held open, then closed; RSS of the serving process
+    before, at the peak and after_seconds after the streams end."""
     pid = svc.serving_pid()
     # warm: one short stream, then the baseline
     warm = StreamClient(svc.port, None, 2, 0.01)
@@ -1015,14 +1016,23 @@ def hold_run(bench, svc, n, hold_seconds, tag):
                       (st.t_last is None or now - st.t_last > 2.5))
         errors = cl.failed + stalled + (n - opened)
         peak = max(hwm_kb, peak_sampled)
-        return {
-            "errors": errors, "established": established, "ramp_s": ramp_s,
-            "idle_mb": idle_kb / 1024.0, "peak_mb": peak / 1024.0,
-            "kb_per_stream": (peak - idle_kb) / n, "steady_kb_per_stream": (steady_kb - idle_kb) / n,
-            "why": sorted({st.error for st in cl.streams if st.error})[:3],
-        }
+        why = sorted({st.error for st in cl.streams if st.error})[:3]
     finally:
         cl.close_all()
+    # The streams end (the client closes them all): what a user then sees of the memory,
+    # once the proxy has closed the upstream side too. RSS sampled every 0.25 s for
+    # after_seconds; "after" is the last sample.
+    after_kb = status_kb(pid, "VmRSS")
+    after_end = time.monotonic() + after_seconds
+    while time.monotonic() < after_end:
+        time.sleep(0.25)
+        after_kb = status_kb(pid, "VmRSS")
+    return {
+        "errors": errors, "established": established, "ramp_s": ramp_s,
+        "idle_mb": idle_kb / 1024.0, "peak_mb": peak / 1024.0, "after_mb": after_kb / 1024.0,
+        "kb_per_stream": (peak - idle_kb) / n, "steady_kb_per_stream": (steady_kb - idle_kb) / n,
+        "why": why,
+    }
 
 
 # --------------------------------------------------------------------------------------
@@ -1391,7 +1401,7 @@ def run(args):
         if "hold" in workloads and args.hold:
             if not hasattr(bench, "sse_port"):
                 bench.start_sse_server()
-            hold_kinds = [k for k in ("op1", *extras, "nginx", "haproxy") if k in proxies]
+            hold_kinds = [k for k in ("op1", "op1-base", *extras, "nginx", "haproxy") if k in proxies]
             rows = []
             for n in args.hold:
                 reps = args.hold_repeats if n <= 2000 else args.hold_big_repeats
@@ -1403,7 +1413,7 @@ def run(args):
                                    f"per stream and the hard open-file limit here is {fd_limit()} "
                                    f"(raising it needs CAP_SYS_RESOURCE)")
                     n = cap
-                need = len(hold_kinds) * reps * (args.hold_seconds + 4 + n / 700.0)
+                need = len(hold_kinds) * reps * (args.hold_seconds + args.hold_after + 4 + n / 700.0)
                 if not time_left(f"{n} held streams", need):
                     continue
                 results = {k: [] for k in hold_kinds}
@@ -1411,7 +1421,8 @@ def run(args):
                     for kind in hold_kinds:
                         svc = bench.start(kind, bench.sse_port)
                         try:
-                            results[kind].append(hold_run(bench, svc, n, args.hold_seconds, f"h{n}-{rnd}-{kind}"))
+                            results[kind].append(hold_run(bench, svc, n, args.hold_seconds, f"h{n}-{rnd}-{kind}",
+                                                           args.hold_after))
                         finally:
                             svc.stop()
                         time.sleep(0.5)  # let the SSE server see its connections close
@@ -1426,12 +1437,16 @@ def run(args):
                                  median_range([r["peak_mb"] for r in rs], "{:.1f}"),
                                  median_range([r["kb_per_stream"] for r in rs], "{:.1f}"),
                                  median_range([r["steady_kb_per_stream"] for r in rs], "{:.1f}"),
+                                 median_range([r["after_mb"] for r in rs], "{:.1f}"),
+                                 "yes" if all(r["after_mb"] <= 1.1 * r["idle_mb"] for r in rs) else
+                                 "no (" + ", ".join(f"{r['after_mb'] / r['idle_mb']:.2f}×" for r in rs) + ")",
                                  ratio(kb, ref.get("nginx")), ratio(kb, ref.get("haproxy")),
                                  median_range([r["ramp_s"] for r in rs], "{:.1f}")])
             if rows:
                 rep.add(f"## Held SSE streams, one event per second, held {args.hold_seconds:g} s after all are open\n")
                 rep.table(["proxy", "streams", "errors", "RSS before MiB", "peak RSS MiB",
                            "KB/stream (peak − before)", "KB/stream (end of hold − before)",
+                           f"RSS {args.hold_after:g} s after the streams end MiB", "after ≤ 1.1 × before",
                            "KB × nginx", "KB × HAProxy", "s to open all"], rows)
                 rep.add("(RSS of the process holding the connections: the nginx worker, the HAProxy "
                         "process, the openai-proxy process; \"before\" is after one warm-up stream. "
@@ -1542,6 +1557,8 @@ def main():
     ap.add_argument("--upstream-alpn", action="store_true",
                     help="the SSE upstream offers ALPN h2 and http/1.1 (chooses http/1.1)")
     ap.add_argument("--hold-seconds", type=float, default=4, help="hold time once all are open (default: %(default)s)")
+    ap.add_argument("--hold-after", type=float, default=3,
+                    help="seconds after the held streams end before the \"after\" RSS (default: %(default)s)")
     ap.add_argument("--hold-repeats", type=int, default=3, help="repeats for counts <= 2000 (default: %(default)s)")
     ap.add_argument("--hold-big-repeats", type=int, default=1,
                     help="repeats for counts > 2000 (default: %(default)s; memory per stream varies little)")
@@ -1561,6 +1578,8 @@ def main():
         name, sep, path = spec.partition("=")
         if not sep or not name or not os.path.isfile(path):
             die(f"--extra-binary {spec}: want NAME=PATH of an existing file")
+        if name in ("base", "pool20"):  # op1-base and op1-pool20 are rows of their own
+            die(f"--extra-binary {spec}: the name {name} is taken (--base-binary gives a base row)")
         a.extra["op1-" + name] = os.path.abspath(path)
         PROXY_LABELS["op1-" + name] = f"openai-proxy, 1 worker, {name} (`{path}`)"
     a.connections = [int(x) for x in a.connections.split(",") if x]

@@ -24,6 +24,11 @@ void raise_fd_limit();
 // Fixes the C library allocator's thresholds for giving memory back to the system (see
 // the definition); a no-op where there is nothing to tune.
 void tune_allocator();
+// Hands the allocator's free memory back to the system, wherever it lies in the heap
+// (not only at its top, which the allocator trims by itself): for after a burst of
+// connections has ended. It walks the free lists, so it is for rare calls. A no-op where
+// the allocator gives memory back by itself or has no such call.
+void release_free_memory();
 std::int64_t monotonic_ms();
 // "YYYY/MM/DD HH:MM:SS" in local time.
 void format_local_time(char out[20]);

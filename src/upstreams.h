@@ -61,6 +61,7 @@ public:
         return conn;
     }
     void give_back(UpstreamConn* conn);
+    std::size_t idle_count() const { return pool_.size(); }
     void leave_pool(UpstreamConn* conn);  // an idle connection that died
     void expire_idle();                   // closes those idle longer than the timeout
     void close_all_idle();                // shutdown

@@ -7,11 +7,14 @@
 #include "admin_conn.h"
 #include "client_conn.h"
 #include "log.h"
+#include "sys.h"
 
 namespace op {
 
 namespace {
 constexpr int kAcceptBackoffMs = 100;  // pause after EMFILE/ENFILE
+// A burst this large that has ended gives its memory back (Worker::release_after_burst).
+constexpr std::size_t kBurstConnections = 256;
 
 IdlePool<UpstreamConn>::Limits pool_limits(const Config& c) {
     IdlePool<UpstreamConn>::Limits l;
@@ -268,10 +271,29 @@ void Worker::begin_shutdown() {
 void Worker::on_tick() {
     if (clients_.stopping) loop_->close_idle();
     upstreams_.expire_idle();
+    release_after_burst();
     resume_accepting_if_room();
     if (accept_paused_ && loop_->now_ms() >= accept_resume_ms_ && listener_) {
         if (accept_full_ || watch_listener(true)) accept_paused_ = false;
     }
+}
+
+// Connections (clients and pooled upstreams) cost 15-20 KB each, mostly TLS state; when
+// many of them end, glibc keeps the freed memory, because a few live blocks above it pin
+// the heap's top. Once the count has fallen by at least kBurstConnections below its
+// high-water mark since the last release, and has stopped falling (one tick without a
+// drop: the burst's end has settled), the free memory goes back to the system. Steady
+// traffic never calls it (the count goes up and down by less); a slow decline calls it
+// once per kBurstConnections. The call walks the allocator's free lists: not for every
+// tick.
+void Worker::release_after_burst() {
+    const std::size_t now = client_count_ + upstreams_.idle_count();
+    const bool falling = now < burst_last_;
+    burst_last_ = now;
+    if (now > burst_mark_) burst_mark_ = now;
+    if (falling || burst_mark_ - now < kBurstConnections) return;
+    sys::release_free_memory();
+    burst_mark_ = now;
 }
 
 int Worker::run() {

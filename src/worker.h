@@ -92,6 +92,7 @@ private:
     void pause_while_full();
     void resume_accepting_if_room();
     void begin_shutdown();
+    void release_after_burst();
     void adopt(SnapshotPtr next);
     const Config& cfg() const { return clients_.snapshot->config; }
 
@@ -108,6 +109,8 @@ private:
     Listener* listener_ = nullptr;  // owned by the loop; null once retired
     std::int64_t shutdown_deadline_ms_ = 0;
     std::size_t client_count_ = 0;  // this worker's
+    std::size_t burst_mark_ = 0;    // most connections since memory was last released
+    std::size_t burst_last_ = 0;    // connections at the last tick
     std::atomic<std::size_t>& open_clients_;
     std::atomic<int> stop_requests_{0};
     int stop_seen_ = 0;

@@ -8,6 +8,8 @@ namespace op {
 namespace sys {
 
 void tune_allocator() {}
+// Those allocators return free pages to the system by themselves.
+void release_free_memory() {}
 
 }  // namespace sys
 }  // namespace op

@@ -61,6 +61,8 @@ void raise_fd_limit() {}
 
 // The C runtime's heap (msvcrt over the Windows heap) has no thresholds to set.
 void tune_allocator() {}
+// The Windows heap decommits free pages by itself.
+void release_free_memory() {}
 
 std::int64_t monotonic_ms() { return static_cast<std::int64_t>(GetTickCount64()); }
 

@@ -581,6 +581,38 @@ TEST_CASE("tls: the second connection to the same host:port resumes the session"
     }
 }
 
+TEST_CASE("tls: a connection opened while another resumes the cached TLS 1.3 session resumes too") {
+    // OpenSSL stops resuming with a TLS 1.3 session object once a handshake has resumed
+    // with it; the cache must not hand out that object itself, or every connection
+    // opened before the next ticket arrives makes a full handshake.
+    Pki pki;
+    auto ctx = client_context(pki.ca_file);
+    TestServer server(pki, TLS1_3_VERSION);
+    {
+        ServerConn conn(server);
+        auto first = TlsSession::create(*ctx, "localhost", 443);
+        REQUIRE(first);
+        REQUIRE(run_handshake(*first, conn) == TlsStatus::Ok);
+        conn.write("hello");
+        server_to_client(conn, *first);
+        CHECK(client_read_all(*first) == "hello");  // takes in the tickets
+    }
+    ServerConn conn_a(server);
+    auto a = TlsSession::create(*ctx, "localhost", 443);
+    REQUIRE(a);
+    REQUIRE(run_handshake(*a, conn_a) == TlsStatus::Ok);
+    CHECK(a->session_reused());
+    // a's own tickets are not read yet: b can only resume with the one a used.
+    for (int i = 0; i < 2; ++i) {
+        CAPTURE(i);
+        ServerConn conn_b(server);
+        auto b = TlsSession::create(*ctx, "localhost", 443);
+        REQUIRE(b);
+        REQUIRE(run_handshake(*b, conn_b) == TlsStatus::Ok);
+        CHECK(b->session_reused());
+    }
+}
+
 TEST_CASE("tls: a session may outlive its context") {
     Pki pki;
     TestServer server(pki, TLS1_3_VERSION);
