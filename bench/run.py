@@ -202,14 +202,15 @@ def wait_listening(port, timeout=10.0, proc=None, poll_s=0.005):
     return None
 
 
-def cpu_ticks(pids):
+def cpu_ticks(pids, kernel_only=False):
+    """User + system CPU ticks of pids so far (system alone with kernel_only)."""
     total = 0
     for pid in pids:
         try:
             with open(f"/proc/{pid}/stat") as f:
                 s = f.read()
             fields = s[s.rindex(")") + 2:].split()
-            total += int(fields[11]) + int(fields[12])
+            total += int(fields[12]) + (0 if kernel_only else int(fields[11]))
         except (OSError, ValueError):
             pass
     return total
@@ -677,12 +678,14 @@ def run_wrk(bench, svc, conns, seconds, lua, path="/v1/chat/completions"):
     url = f"{scheme}://127.0.0.1:{svc.port}{path}"
     pids = svc.pids()
     t0 = cpu_ticks(pids)
+    k0 = cpu_ticks(pids, kernel_only=True)
     m0 = machine_ticks()
     a0 = bench.upstream_accepts()
     r = subprocess.run(["wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--timeout", "10s", "-s", lua, url],
                        capture_output=True, text=True, timeout=seconds + 60)
     a1 = bench.upstream_accepts()
     t1 = cpu_ticks(pids)
+    k1 = cpu_ticks(pids, kernel_only=True)
     m1 = machine_ticks()
     m = re.search(r"^BENCH (.*)$", r.stdout, re.M)
     if r.returncode != 0 or not m:
@@ -697,6 +700,7 @@ def run_wrk(bench, svc, conns, seconds, lua, path="/v1/chat/completions"):
         "errors": e_conn + e_read + e_write + e_status + e_timeout,
         "upstream_conns": a1 - a0 - 1,  # the status request itself is one accept
         "cpu_us": (t1 - t0) / CLK_TCK * 1e6 / req if (pids and req) else None,
+        "kernel_pct": 100.0 * (k1 - k0) / (t1 - t0) if (pids and t1 > t0) else None,
         # Whether the proxy was the bottleneck: the cores it kept busy (1.0 = one core
         # all the time), and how much of the machine stayed idle meanwhile.
         "busy_cores": (t1 - t0) / CLK_TCK / (dur_us / 1e6) if pids else None,
@@ -1324,11 +1328,12 @@ def run(args):
                                  median_range([r["cpu_mib"] for r in rs], "{:,.0f}") if proxy else "—",
                                  (ratio(cpu, refcpu.get("nginx")) + " / " + ratio(cpu, refcpu.get("haproxy")))
                                  if proxy else "—",
+                                 median_range([r["kernel_pct"] for r in rs], "{:.0f}%") if proxy else "—",
                                  sum(r["errors"] for r in rs)])
                 rep.add(f"## {args.body_mib:g} MiB {title}, `wrk -t1 -c{args.body_connections} "
                         f"-d{args.body_duration}s`\n")
                 rep.table(["proxy", f"MiB/s ({unit})", "× nginx", "× HAProxy", "p99 ms",
-                           "proxy CPU µs/MiB", "CPU × nginx / × HAProxy", "errors"], rows)
+                           "proxy CPU µs/MiB", "CPU × nginx / × HAProxy", "of it in the kernel", "errors"], rows)
             for svc in services.values():
                 svc.stop()
 
