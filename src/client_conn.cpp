@@ -17,10 +17,11 @@ constexpr std::int64_t kOrphanGraceMs = 50;           // an answer whose client 
 constexpr std::uint64_t kOrphanAnswerLimit = 64 * 1024;  // ... is waited for up to this size
 constexpr std::size_t kPipelineLimit = 64 * 1024;     // buffered bytes of later requests
 constexpr std::size_t kTlsReadChunk = 17 * 1024;      // ciphertext per read: a whole record and its header
-// Plaintext per TLS write: up to four full records, whose ciphertext then leaves in one
-// send. Only what is already in the output buffer is written: a small answer or an SSE
-// event is one short record, at once.
-constexpr std::size_t kTlsWriteChunk = 64 * 1024;
+// Bytes per send to the client, and plaintext per TLS write (one full record): a bulk
+// body leaves in sends of up to 16 KiB. Larger sends cost more CPU on Linux loopback
+// with BBR's pacing, not less (bench/results.md, issue 17). Only what is already in the
+// output buffer is written: a small answer or an SSE event leaves at once.
+constexpr std::size_t kSendChunk = 16 * 1024;
 
 std::int64_t ms(std::chrono::seconds s) { return static_cast<std::int64_t>(s.count()) * 1000; }
 
@@ -325,11 +326,11 @@ IoResult ClientConn::client_read(char* p, std::size_t cap) {
 }
 
 IoResult ClientConn::client_write(const char* p, std::size_t len) {
-    if (!tls_) return net::write(fd_, p, len);
+    if (!tls_) return net::write(fd_, p, len < kSendChunk ? len : kSendChunk);
     IoResult sent = send_ciphertext();
     if (sent.status == IoStatus::Error) return sent;
     if (ciphertext_waiting()) return {IoStatus::WouldBlock, 0, 0};
-    std::size_t n = len < kTlsWriteChunk ? len : kTlsWriteChunk;
+    std::size_t n = len < kSendChunk ? len : kSendChunk;
     std::size_t done = 0;
     if (tls_->write(p, n, &done) != TlsStatus::Ok) return {IoStatus::Error, 0, 0};
     sent = send_ciphertext();
