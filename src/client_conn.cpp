@@ -799,6 +799,13 @@ void ClientConn::read_upstream() {
     std::size_t want = chunk;
     while (up_ && !closed && (state_ == State::Exchange || state_ == State::Tunnel)) {
         if (out_.size() >= kHighWater) {
+            // Full: the client may take it at once (a bulk body to a client that keeps
+            // up), which spares stopping and restarting the upstream's reads (two
+            // epoll_ctl calls per 64 KiB).
+            flush_client();
+            if (closed || !up_ || (state_ != State::Exchange && state_ != State::Tunnel)) return;
+        }
+        if (out_.size() >= kHighWater) {
             // The client is behind: stop reading the upstream. settle() resumes below
             // kLowWater, and then reads what TLS may already hold without waiting for
             // the socket (which would not signal it).
