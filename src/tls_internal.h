@@ -72,6 +72,8 @@ class CipherQueue {
 public:
     std::size_t size() const { return buf_.size(); }
 
+    // Cannot fail below ByteBuffer's 256 MiB limit, far above what any owner lets queue
+    // (64 KiB high-water marks).
     void append(const char* p, std::size_t n) { buf_.append(p, n); }
 
     // Room for up to n more bytes, to be filled (e.g. by a socket read) and then
