@@ -202,14 +202,15 @@ def wait_listening(port, timeout=10.0, proc=None, poll_s=0.005):
     return None
 
 
-def cpu_ticks(pids):
+def cpu_ticks(pids, kernel_only=False):
+    """User + system CPU ticks of pids so far (system alone with kernel_only)."""
     total = 0
     for pid in pids:
         try:
             with open(f"/proc/{pid}/stat") as f:
                 s = f.read()
             fields = s[s.rindex(")") + 2:].split()
-            total += int(fields[11]) + int(fields[12])
+            total += int(fields[12]) + (0 if kernel_only else int(fields[11]))
         except (OSError, ValueError):
             pass
     return total
@@ -331,12 +332,21 @@ def nginx_temp_paths(prefix):
                     ("uwsgi", "uwsgi"), ("scgi", "scgi")))
 
 
-def upstream_nginx_conf(prefix, port, status_port, certdir):
+DOWNLOAD_PATH = "/v1/files/file-bench/content"
+
+
+def upstream_nginx_conf(prefix, port, status_port, certdir, download_bytes):
     body = COMPLETION.replace("\\", "\\\\").replace("'", "\\'")
     os.makedirs(f"{prefix}/www/v1", exist_ok=True)
     for name in ("v1/responses", "completion.json"):
         with open(f"{prefix}/www/{name}", "w") as f:
             f.write(COMPLETION)
+    # The download: a file's content (JSON lines, as a batch output file), answered with
+    # Content-Length to a small GET.
+    os.makedirs(f"{prefix}/www/v1/files/file-bench", exist_ok=True)
+    line = '{"id":"batch_req_0","custom_id":"r","response":{"status_code":200,"body":{"text":"' + "b" * 900 + '"}}}\n'
+    with open(f"{prefix}/www{DOWNLOAD_PATH}", "w") as f:
+        f.write((line * (download_bytes // len(line) + 1))[:download_bytes])
     return nginx_common(prefix) + f"""http {{
     access_log off;
 {nginx_temp_paths(prefix)}    keepalive_timeout 300s;
@@ -369,6 +379,11 @@ def upstream_nginx_conf(prefix, port, status_port, certdir):
             etag off;
         }}
         location = /_read_body {{ internal; return 204; }}
+        location = {DOWNLOAD_PATH} {{
+            root {prefix}/www;
+            default_type application/octet-stream;
+            etag off;
+        }}
         location / {{ return 404; }}
     }}
     server {{
@@ -495,7 +510,7 @@ class Bench:
         d = self._dir("upstream-nginx")
         port, status = free_port(), free_port()
         with open(f"{d}/nginx.conf", "w") as f:
-            f.write(upstream_nginx_conf(d, port, status, self.certdir))
+            f.write(upstream_nginx_conf(d, port, status, self.certdir, int(self.a.body_mib * 2**20)))
         item = PROCS.spawn("upstream nginx", ["nginx", "-p", d, "-e", f"{d}/error.log", "-c",
                                               f"{d}/nginx.conf", "-g", "daemon off;"],
                            f"{d}/stdout.log")
@@ -629,8 +644,12 @@ wrk.headers["Authorization"] = "%s"
 local f = assert(io.open("%s", "rb"))
 wrk.body = f:read("*a")
 f:close()
-done = function(summary, latency, requests)
-  io.write(string.format("BENCH %%d %%d %%d %%d %%d %%d %%d %%d %%d %%d\\n",
+"""
+WRK_LUA_GET = """wrk.method = "GET"
+wrk.headers["Authorization"] = "%s"
+"""
+WRK_LUA_DONE = """done = function(summary, latency, requests)
+  io.write(string.format("BENCH %d %d %d %d %d %d %d %d %d %d\\n",
     summary.requests, summary.duration, summary.bytes,
     latency:percentile(50), latency:percentile(99),
     summary.errors.connect, summary.errors.read, summary.errors.write,
@@ -640,12 +659,17 @@ end
 
 
 def write_lua(tmp, name, body):
-    bpath = f"{tmp}/{name}.body"
-    with open(bpath, "w") as f:
-        f.write(body)
+    """A wrk script that POSTs body, or GETs when body is None."""
     lpath = f"{tmp}/{name}.lua"
+    if body is None:
+        text = WRK_LUA_GET % AUTH
+    else:
+        bpath = f"{tmp}/{name}.body"
+        with open(bpath, "w") as f:
+            f.write(body)
+        text = WRK_LUA % (AUTH, bpath)
     with open(lpath, "w") as f:
-        f.write(WRK_LUA % (AUTH, bpath))
+        f.write(text + WRK_LUA_DONE)
     return lpath
 
 
@@ -654,12 +678,14 @@ def run_wrk(bench, svc, conns, seconds, lua, path="/v1/chat/completions"):
     url = f"{scheme}://127.0.0.1:{svc.port}{path}"
     pids = svc.pids()
     t0 = cpu_ticks(pids)
+    k0 = cpu_ticks(pids, kernel_only=True)
     m0 = machine_ticks()
     a0 = bench.upstream_accepts()
     r = subprocess.run(["wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--timeout", "10s", "-s", lua, url],
                        capture_output=True, text=True, timeout=seconds + 60)
     a1 = bench.upstream_accepts()
     t1 = cpu_ticks(pids)
+    k1 = cpu_ticks(pids, kernel_only=True)
     m1 = machine_ticks()
     m = re.search(r"^BENCH (.*)$", r.stdout, re.M)
     if r.returncode != 0 or not m:
@@ -674,6 +700,7 @@ def run_wrk(bench, svc, conns, seconds, lua, path="/v1/chat/completions"):
         "errors": e_conn + e_read + e_write + e_status + e_timeout,
         "upstream_conns": a1 - a0 - 1,  # the status request itself is one accept
         "cpu_us": (t1 - t0) / CLK_TCK * 1e6 / req if (pids and req) else None,
+        "kernel_pct": 100.0 * (k1 - k0) / (t1 - t0) if (pids and t1 > t0) else None,
         # Whether the proxy was the bottleneck: the cores it kept busy (1.0 = one core
         # all the time), and how much of the machine stayed idle meanwhile.
         "busy_cores": (t1 - t0) / CLK_TCK / (dur_us / 1e6) if pids else None,
@@ -1169,7 +1196,7 @@ def run(args):
     extras = [k for k in args.extra if k in proxies]
     peers = [p for p in proxies if p in ("nginx", "haproxy")]
     one_thread = [p for p in proxies if p in ("op1", "nginx", "haproxy")]
-    workloads = set(args.only.split(",")) if args.only else {"static", "post", "body", "sse", "abort", "hold"}
+    workloads = set(args.only.split(",")) if args.only else {"static", "post", "body", "download", "sse", "abort", "hold"}
     skipped = []
 
     def time_left(what, need_s):
@@ -1234,9 +1261,9 @@ def run(args):
                     f"returned in the parent, poll-connecting every 0.2 ms. Idle RSS: 0.5 s after start, "
                     f"no request yet.)\n")
 
-        # ---------------- small POST + 1 MiB bodies (nginx upstream) ----------------
+        # ---------------- small POST, 1 MiB uploads and downloads (nginx upstream) ----------------
         post_kinds = [k for k in ("op1", "op1-base", *extras, "op1-pool20", "opN", "nginx", "haproxy", "direct") if k in proxies]
-        if ("post" in workloads or "body" in workloads):
+        if workloads & {"post", "body", "download"}:
             if not hasattr(bench, "upstream"):
                 bench.start_upstream_nginx()
             services = {}
@@ -1247,6 +1274,7 @@ def run(args):
             big = '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"'
             big += "a" * (int(args.body_mib * 2**20) - len(big) - 4) + '"}]}'
             big_lua = write_lua(tmp, "big", big)
+            down_lua = write_lua(tmp, "download", None)
 
             if "post" in workloads:
                 for conns in args.connections:
@@ -1288,35 +1316,50 @@ def run(args):
                             "waiting, so the bottleneck was elsewhere: wrk and the upstream share the same "
                             "cores. Machine idle: the share of all cores' time left idle meanwhile.)\n")
 
-            if "body" in workloads:
+            # 1 MiB request bodies (uploads) and 1 MiB response bodies (downloads: a small
+            # GET answered with a file's content), each proxy in the same run, interleaved.
+            bulk = [("body", big_lua, "/v1/responses", "request bodies", "request bodies"),
+                    ("download", down_lua, DOWNLOAD_PATH, "response bodies to a small GET", "response bodies")]
+            for work, lua, path, title, unit in bulk:
+                if work not in workloads:
+                    continue
                 need = len(post_kinds) * (args.repeats * args.body_duration + 2)
-                if time_left("1 MiB bodies", need):
-                    results = {k: [] for k in post_kinds}
-                    for kind in post_kinds:
-                        run_wrk(bench, services[kind], args.body_connections, 1, big_lua, "/v1/responses")
-                    for rnd in range(args.repeats):
-                        order = post_kinds if rnd % 2 == 0 else list(reversed(post_kinds))
-                        for kind in order:
-                            results[kind].append(run_wrk(bench, services[kind], args.body_connections,
-                                                         args.body_duration, big_lua, "/v1/responses"))
-                    size_mib = len(big) / 2**20
-                    for rs in results.values():
-                        for r in rs:
-                            r["mibs"] = r["rps"] * size_mib
-                    ref = {p: med([r["mibs"] for r in results[p]]) for p in peers}
-                    rows = []
-                    for kind in post_kinds:
-                        rs = results[kind]
-                        v = med([r["mibs"] for r in rs])
-                        rows.append([PROXY_LABELS[kind], median_range([r["mibs"] for r in rs], "{:,.0f}"),
-                                     ratio(v, ref.get("nginx")), ratio(v, ref.get("haproxy")),
-                                     median_range([r["p99_ms"] for r in rs], "{:.1f}"),
-                                     median_range([r["cpu_us"] for r in rs], "{:,.0f}") if kind != "direct" else "—",
-                                     sum(r["errors"] for r in rs)])
-                    rep.add(f"## {args.body_mib:g} MiB request bodies, `wrk -t1 -c{args.body_connections} "
-                            f"-d{args.body_duration}s`\n")
-                    rep.table(["proxy", "MiB/s (request bodies)", "× nginx", "× HAProxy", "p99 ms",
-                               "proxy CPU µs/req", "errors"], rows)
+                if not time_left(f"{args.body_mib:g} MiB {title}", need):
+                    continue
+                results = {k: [] for k in post_kinds}
+                for kind in post_kinds:
+                    run_wrk(bench, services[kind], args.body_connections, 1, lua, path)
+                for rnd in range(args.repeats):
+                    order = post_kinds if rnd % 2 == 0 else list(reversed(post_kinds))
+                    for kind in order:
+                        results[kind].append(run_wrk(bench, services[kind], args.body_connections,
+                                                     args.body_duration, lua, path))
+                size_mib = args.body_mib
+                for rs in results.values():
+                    for r in rs:
+                        r["mibs"] = r["rps"] * size_mib
+                        if r["cpu_us"] is not None:
+                            r["cpu_mib"] = r["cpu_us"] / size_mib
+                ref = {p: med([r["mibs"] for r in results[p]]) for p in peers}
+                refcpu = {p: med([r["cpu_mib"] for r in results[p]]) for p in peers}
+                rows = []
+                for kind in post_kinds:
+                    rs = results[kind]
+                    v = med([r["mibs"] for r in rs])
+                    proxy = kind != "direct"
+                    cpu = med([r["cpu_mib"] for r in rs]) if proxy else None
+                    rows.append([PROXY_LABELS[kind], median_range([r["mibs"] for r in rs], "{:,.0f}"),
+                                 ratio(v, ref.get("nginx")), ratio(v, ref.get("haproxy")),
+                                 median_range([r["p99_ms"] for r in rs], "{:.1f}"),
+                                 median_range([r["cpu_mib"] for r in rs], "{:,.0f}") if proxy else "—",
+                                 (ratio(cpu, refcpu.get("nginx")) + " / " + ratio(cpu, refcpu.get("haproxy")))
+                                 if proxy else "—",
+                                 median_range([r["kernel_pct"] for r in rs], "{:.0f}%") if proxy else "—",
+                                 sum(r["errors"] for r in rs)])
+                rep.add(f"## {args.body_mib:g} MiB {title}, `wrk -t1 -c{args.body_connections} "
+                        f"-d{args.body_duration}s`\n")
+                rep.table(["proxy", f"MiB/s ({unit})", "× nginx", "× HAProxy", "p99 ms",
+                           "proxy CPU µs/MiB", "CPU × nginx / × HAProxy", "of it in the kernel", "errors"], rows)
             for svc in services.values():
                 svc.stop()
 
@@ -1525,13 +1568,14 @@ def main():
                          "repeatable (e.g. small=dist/linux_amd64-small/openai-proxy)")
     ap.add_argument("--proxies", default="op1,op1-pool20,opN,nginx,haproxy,direct",
                     help="which to run (default: %(default)s)")
-    ap.add_argument("--only", help="workloads, comma-separated: static,post,body,sse,abort,hold (default: all)")
+    ap.add_argument("--only", help="workloads, comma-separated: static,post,body (1 MiB uploads),download (1 MiB "
+                         "downloads),sse,abort,hold (default: all)")
     ap.add_argument("--repeats", type=int, default=3, help="repeats per figure (default: %(default)s)")
     ap.add_argument("--duration", type=int, default=5, help="seconds per wrk run, small POST (default: %(default)s)")
     ap.add_argument("--warmup", type=int, default=1, help="seconds of wrk warm-up per proxy (default: %(default)s)")
     ap.add_argument("--connections", default="64,256", help="small-POST concurrency levels (default: %(default)s)")
-    ap.add_argument("--body-mib", type=float, default=1.0, help="large request body size, MiB (default: %(default)s)")
-    ap.add_argument("--body-connections", type=int, default=8, help="connections for large bodies (default: %(default)s)")
+    ap.add_argument("--body-mib", type=float, default=1.0, help="large request body and download size, MiB (default: %(default)s)")
+    ap.add_argument("--body-connections", type=int, default=8, help="connections for large bodies and downloads (default: %(default)s)")
     ap.add_argument("--body-duration", type=int, default=3, help="seconds per wrk run, large bodies (default: %(default)s)")
     ap.add_argument("--sse-streams", type=int, default=20, help="(default: %(default)s)")
     ap.add_argument("--sse-events", type=int, default=100, help="(default: %(default)s)")
@@ -1564,7 +1608,7 @@ def main():
                     help="repeats for counts > 2000 (default: %(default)s; memory per stream varies little)")
     ap.add_argument("--start-repeats", type=int, default=9, help="(default: %(default)s)")
     ap.add_argument("--budget-minutes", type=float, default=None,
-                    help="skip workloads that would not fit (default: 9.5, +3.5 with --hold-10k)")
+                    help="skip workloads that would not fit (default: 10.5, +3.5 with --hold-10k)")
     ap.add_argument("--quick", action="store_true",
                     help="tiny sizes to check the setup: 1 repeat, 1 s runs, 200 held streams")
     ap.add_argument("--keep-tmp", action="store_true", help="keep the temporary directory (configs, logs)")
@@ -1587,7 +1631,7 @@ def main():
     if a.hold_10k and 10000 not in a.hold:
         a.hold.append(10000)
     if a.budget_minutes is None:
-        a.budget_minutes = 9.5 + (3.5 if a.hold_10k else 0)
+        a.budget_minutes = 10.5 + (3.5 if a.hold_10k else 0)
     if a.repeats < 1:
         die("--repeats must be >= 1")
     if not a.binary or not os.path.isfile(a.binary):

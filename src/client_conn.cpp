@@ -15,7 +15,11 @@ constexpr std::int64_t kDrainTimeoutMs = 30'000;      // flushing a final answer
 constexpr std::int64_t kLingerMs = 2'000;             // discarding input before close
 constexpr std::size_t kPipelineLimit = 64 * 1024;     // buffered bytes of later requests
 constexpr std::size_t kTlsReadChunk = 17 * 1024;      // ciphertext per read: a whole record and its header
-constexpr std::size_t kTlsWriteChunk = 16 * 1024;     // plaintext per TLS write: one full record
+// Bytes per send to the client, and plaintext per TLS write (one full record): a bulk
+// body leaves in sends of up to 16 KiB. Larger sends cost more CPU on Linux loopback
+// with BBR's pacing, not less (bench/results.md, issue 17). Only what is already in the
+// output buffer is written: a small answer or an SSE event leaves at once.
+constexpr std::size_t kSendChunk = 16 * 1024;
 
 std::int64_t ms(std::chrono::seconds s) { return static_cast<std::int64_t>(s.count()) * 1000; }
 
@@ -307,19 +311,22 @@ IoResult ClientConn::client_read(char* p, std::size_t cap) {
             // an open port, and the log is for exchanges.
             return {IoStatus::Error, 0, 0};
         }
-        char buf[kTlsReadChunk];  // not the loop's scratch: a caller up the stack may hold that
-        IoResult r = net::read(fd_, buf, sizeof buf);
+        // Straight into the engine's input queue (not the loop's scratch: a caller up
+        // the stack may hold that).
+        char* buf = tls_->ciphertext_space(kTlsReadChunk);
+        if (!buf) return {IoStatus::Error, 0, 0};
+        IoResult r = net::read(fd_, buf, kTlsReadChunk);
+        tls_->commit_ciphertext(r.status == IoStatus::Ok ? r.bytes : 0);
         if (r.status != IoStatus::Ok) return r;
-        tls_->feed_ciphertext(buf, r.bytes);
     }
 }
 
 IoResult ClientConn::client_write(const char* p, std::size_t len) {
-    if (!tls_) return net::write(fd_, p, len);
+    if (!tls_) return net::write(fd_, p, len < kSendChunk ? len : kSendChunk);
     IoResult sent = send_ciphertext();
     if (sent.status == IoStatus::Error) return sent;
     if (ciphertext_waiting()) return {IoStatus::WouldBlock, 0, 0};
-    std::size_t n = len < kTlsWriteChunk ? len : kTlsWriteChunk;
+    std::size_t n = len < kSendChunk ? len : kSendChunk;
     std::size_t done = 0;
     if (tls_->write(p, n, &done) != TlsStatus::Ok) return {IoStatus::Error, 0, 0};
     sent = send_ciphertext();
@@ -778,9 +785,22 @@ void ClientConn::upstream_failed(UpstreamFailure why, const std::string& detail)
 }
 
 void ClientConn::read_upstream() {
+    // Each burst starts with reads of -buffer-size bytes, so a small answer or an SSE
+    // event costs no more than that and moves on at once. A read that filled its buffer
+    // says more is already waiting (a bulk body): the next reads ask for up to 64 KiB
+    // (kHighWater, or -buffer-size if larger), still taking only what the engine or the
+    // socket holds, never waiting for more.
     const std::size_t chunk = cfg().buffer_size;
-    char* buf = ctx_.scratch(chunk);
+    const std::size_t bulk = chunk > kHighWater ? chunk : kHighWater;
+    std::size_t want = chunk;
     while (up_ && !closed && (state_ == State::Exchange || state_ == State::Tunnel)) {
+        if (out_.size() >= kHighWater) {
+            // Full: the client may take it at once (a bulk body to a client that keeps
+            // up), which spares stopping and restarting the upstream's reads (two
+            // epoll_ctl calls per 64 KiB).
+            flush_client();
+            if (closed || !up_ || (state_ != State::Exchange && state_ != State::Tunnel)) return;
+        }
         if (out_.size() >= kHighWater) {
             // The client is behind: stop reading the upstream. settle() resumes below
             // kLowWater, and then reads what TLS may already hold without waiting for
@@ -789,14 +809,31 @@ void ClientConn::read_upstream() {
             up_->want_read(false);
             return;
         }
-        IoResult r = up_->read(buf, chunk);
+        // A body relayed as it is (Content-Length both ways) is read straight into the
+        // client's output buffer: no copy through the scratch buffer.
+        bool direct = response_started_ && state_ == State::Exchange && resp_kind_ == BodyKind::ContentLength &&
+                      !client_chunked_ && resp_remaining_ > 0;
+        std::size_t cap = want;
+        if (direct && cap > resp_remaining_) cap = static_cast<std::size_t>(resp_remaining_);
+        char* buf = direct ? out_.prepare(cap) : ctx_.scratch(cap);
+        if (!buf) {
+            abort_midstream("out of memory");
+            return;
+        }
+        IoResult r = up_->read(buf, cap);
+        if (r.status != IoStatus::Ok && direct && out_.empty()) out_.release();  // no block held while waiting
         if (r.status == IoStatus::WouldBlock) return;
         if (r.status == IoStatus::Ok) {
+            if (r.bytes == cap) want = bulk;
             if (!got_response_byte_) {
                 got_response_byte_ = true;
                 // No replay once the upstream has answered: drop the kept request copy.
                 // Failover keeps it until the response head is judged (start_response).
                 if (!failover_) stop_replay();
+            }
+            if (direct) {
+                body_in_place(r.bytes);
+                continue;
             }
             on_response_bytes(buf, r.bytes);
             continue;
@@ -805,6 +842,17 @@ void ClientConn::read_upstream() {
                        r.status == IoStatus::Error ? up_->error_text() : std::string("connection closed"));
         return;
     }
+}
+
+// n body bytes read into out_'s free space (read_upstream's direct case): what
+// on_body_bytes and emit_body do for a Content-Length body, without the copy.
+void ClientConn::body_in_place(std::size_t n) {
+    const char* p = out_.data() + out_.size();
+    last_emit_ms_ = ctx_.loop.now_ms();
+    meter_.response_body(p, n);
+    out_.commit(n);
+    resp_remaining_ -= n;
+    if (resp_remaining_ == 0) response_complete();
 }
 
 void ClientConn::upstream_ended(bool error, const std::string& detail) {

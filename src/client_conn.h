@@ -156,6 +156,7 @@ private:
     void read_upstream();
     void on_response_bytes(const char* p, std::size_t n);
     void start_response(const ResponseHead& head);
+    void body_in_place(std::size_t n);
     void on_body_bytes(const char* p, std::size_t n);
     void emit_body(const char* p, std::size_t n);
     void response_complete();

@@ -224,7 +224,8 @@ const Option kOptions[] = {
     {"workers", "OPENAI_PROXY_WORKERS", Kind::Text, "n", "0 (one per CPU core)",
      "event-loop threads",
      [](Config& c, std::string_view v, std::string& why) { return set_number<unsigned, 0, 256>(c.workers, v, why); }},
-    {"buffer-size", nullptr, Kind::Text, "bytes", "1024", "bytes per read when relaying bodies",
+    {"buffer-size", nullptr, Kind::Text, "bytes", "1024",
+     "bytes per first read when relaying bodies (reads grow to 64 KiB while more is waiting)",
      [](Config& c, std::string_view v, std::string& why) {
          return set_number<std::size_t, 1, 1048576>(c.buffer_size, v, why);
      }},

@@ -82,7 +82,7 @@ struct Config {
                                                            // never Direct ("direct" leaves it empty)
     bool local_mode = false;                               // ENV=local
 
-    std::size_t buffer_size = 1024;                        // -buffer-size: bytes per read
+    std::size_t buffer_size = 1024;                        // -buffer-size: bytes per first read (client_conn.cpp)
     // Not the original's 100/20: with more than 20 requests in flight to one upstream,
     // those caps close connections that are needed again a moment later, and every
     // request past 20 pays a TLS handshake (README, "Connection pool", has the

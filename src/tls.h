@@ -85,6 +85,11 @@ public:
 
     // Ciphertext side.
     virtual void feed_ciphertext(const char* data, std::size_t len) = 0;
+    // The same without a copy: room for up to `cap` bytes at the end of the engine's
+    // input (nullptr if it cannot grow), filled by the caller (a socket read), then
+    // commit_ciphertext() with the count filled, 0 included. Nothing else in between.
+    virtual char* ciphertext_space(std::size_t cap) = 0;
+    virtual void commit_ciphertext(std::size_t n) = 0;
     virtual std::size_t pending_ciphertext() const = 0;  // bytes waiting to be sent
     // Every byte waiting to be sent, contiguous, to hand to send() as it is; then
     // drop_ciphertext() what was sent. The view is valid until the next call.

@@ -23,6 +23,7 @@
 #include <string_view>
 #include <vector>
 
+#include "byte_buffer.h"
 #include "tls.h"
 
 namespace op::tls_internal {
@@ -62,66 +63,50 @@ private:
     std::size_t body_left_ = 0;
 };
 
-// A FIFO of ciphertext bytes between the socket owner and the engine. `head_` marks the
-// first unread byte:
-//
-//   data_:  [ consumed | unread ............ ]
-//           0          head_                size()
-//
-// Storage is released as soon as everything has been read (an idle connection holds
-// nothing); a consumed prefix is compacted away before appending once it is at least
-// half of the buffer, so a queue that never drains still stays bounded by its content.
-// Inline: it is on every record's path.
+// A FIFO of ciphertext bytes between the socket owner and the engine, on a ByteBuffer:
+// storage is released as soon as everything has been read (an idle connection holds
+// nothing), and a consumed prefix is slid away before growing. The socket owner may
+// read straight into it (space/commit), so incoming ciphertext is not copied on its
+// way from the socket to the engine. Inline: it is on every record's path.
 class CipherQueue {
 public:
-    std::size_t size() const { return data_.size() - head_; }
+    std::size_t size() const { return buf_.size(); }
 
-    void append(const char* p, std::size_t n) {
-        if (n == 0) return;
-        if (head_ > 0 && head_ * 2 >= data_.size()) {
-            data_.erase(data_.begin(), data_.begin() + static_cast<std::ptrdiff_t>(head_));
-            head_ = 0;
-        }
-        data_.insert(data_.end(), p, p + n);
+    // Cannot fail below ByteBuffer's 256 MiB limit, far above what any owner lets queue
+    // (64 KiB high-water marks).
+    void append(const char* p, std::size_t n) { buf_.append(p, n); }
+
+    // Room for up to n more bytes, to be filled (e.g. by a socket read) and then
+    // committed; nullptr past ByteBuffer's limit. commit(0) after a failed read.
+    char* space(std::size_t n) { return buf_.prepare(n); }
+    void commit(std::size_t n) {
+        buf_.commit(n);
+        if (buf_.empty()) buf_.release();
     }
 
     // Makes room for n more bytes at once, so that a large write appends into one
     // allocation instead of doubling (and copying) its way up record by record.
-    void reserve_more(std::size_t n) {
-        if (data_.capacity() - data_.size() >= n) return;
-        if (head_ > 0) {
-            data_.erase(data_.begin(), data_.begin() + static_cast<std::ptrdiff_t>(head_));
-            head_ = 0;
-        }
-        data_.reserve(data_.size() + n);
-    }
+    void reserve_more(std::size_t n) { buf_.prepare(n); }
 
     // Read side used by the engine (the incoming queue): tracks record boundaries.
     std::size_t take(char* out, std::size_t cap) {
         std::size_t n = std::min(cap, size());
         if (n == 0) return 0;
-        std::memcpy(out, data_.data() + head_, n);
+        std::memcpy(out, buf_.data(), n);
         records_.consumed(out, n);
-        drop(n);
+        buf_.consume(n);
         return n;
     }
 
     // Read side used by the socket owner (the outgoing queue): no copy.
-    std::string_view peek() const { return {data_.data() + head_, size()}; }
-    void drop(std::size_t n) {
-        head_ += std::min(n, size());
-        if (head_ == data_.size()) {
-            std::vector<char>().swap(data_);
-            head_ = 0;
-        }
-    }
+    std::string_view peek() const { return buf_.view(); }
+    void drop(std::size_t n) { buf_.consume(std::min(n, size())); }
 
     // Whether everything taken so far ends exactly at a record boundary.
     bool taken_whole_records() const { return records_.at_boundary(); }
 
 private:
-    std::vector<char> data_;
-    std::size_t head_ = 0;
+    ByteBuffer buf_;
     RecordTracker records_;
 };
 
@@ -130,6 +115,8 @@ private:
 class QueuedTlsSession : public TlsSession {
 public:
     void feed_ciphertext(const char* data, std::size_t len) final { in_.append(data, len); }
+    char* ciphertext_space(std::size_t cap) final { return in_.space(cap); }
+    void commit_ciphertext(std::size_t n) final { in_.commit(n); }
     std::size_t pending_ciphertext() const final { return out_.size(); }
     std::string_view peek_ciphertext() const final { return out_.peek(); }
     void drop_ciphertext(std::size_t n) final { out_.drop(n); }

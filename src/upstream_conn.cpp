@@ -14,8 +14,15 @@ namespace op {
 namespace {
 // Outgoing bytes buffered (ciphertext with TLS) before write() reports "full".
 constexpr std::size_t kOutHighWater = 64 * 1024;
-// Socket read size for TLS records (a record carries up to 16 KiB of plaintext).
+// Socket read size for TLS records (a record carries up to 16 KiB of plaintext), and
+// the larger read used while the socket keeps filling the previous one (a bulk
+// response): only what is already there is taken either way.
 constexpr std::size_t kCipherRead = 16 * 1024 + 512;
+constexpr std::size_t kCipherReadBulk = 4 * kCipherRead;
+// Plaintext per TLS write, so per send: one full record. Larger batches (four records
+// in one send) cost more CPU on Linux loopback with BBR's pacing, not less: the send
+// then goes out partly from a timer and softirq (bench/results.md, issue 17).
+constexpr std::size_t kSendChunk = 16 * 1024;
 }  // namespace
 
 UpstreamConn::UpstreamConn(Upstreams& upstreams, const Target& target, std::string pool_key, UpstreamOwner* owner,
@@ -378,13 +385,21 @@ IoResult UpstreamConn::read(char* buf, std::size_t cap) {
 // One socket read into the TLS engine. Ok also stands for "EOF seen, go on": the
 // engine then reports what it still holds, and read() the end.
 IoResult UpstreamConn::read_ciphertext() {
-    char cipher[kCipherRead];
-    IoResult r = net::read(fd_, cipher, sizeof cipher);
+    // Straight into the engine's input queue: no copy on the way.
+    std::size_t want = cipher_bulk_ ? kCipherReadBulk : kCipherRead;
+    char* cipher = tls_->ciphertext_space(want);
+    if (!cipher) {
+        error_ = "out of memory";
+        return {IoStatus::Error, 0, 0};
+    }
+    IoResult r = net::read(fd_, cipher, want);
+    tls_->commit_ciphertext(r.status == IoStatus::Ok ? r.bytes : 0);
     if (r.status == IoStatus::Ok) {
-        if (r.bytes < sizeof cipher) socket_readable_ = false;
-        tls_->feed_ciphertext(cipher, r.bytes);
+        cipher_bulk_ = r.bytes == want;
+        if (r.bytes < want) socket_readable_ = false;
         return r;
     }
+    cipher_bulk_ = false;
     if (r.status == IoStatus::WouldBlock) socket_readable_ = false;
     if (r.status == IoStatus::Eof) {
         socket_eof_ = true;
@@ -429,6 +444,8 @@ std::size_t UpstreamConn::write(const char* data, std::size_t len) {
         out_.append(data, len);
     } else {
         if (take > kOutHighWater - pending) take = kOutHighWater - pending;
+        // One record per send (see kSendChunk); the caller comes back for the rest.
+        if (take > kSendChunk) take = kSendChunk;
         std::size_t n = 0;
         if (tls_->write(data, take, &n) != TlsStatus::Ok) {
             error_ = tls_->error();

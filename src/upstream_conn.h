@@ -130,6 +130,7 @@ private:
     bool write_blocked_ = false;
     bool broken_ = false;  // a write failed; read() reports it once input is drained
     bool restricted_ = false;
+    bool cipher_bulk_ = false;     // the last socket read filled its buffer: read larger
     bool socket_readable_ = true;  // false after a short read, until the poller says otherwise
     bool watch_refused_ = false;   // the poller refused a change of interest: fail at the next tick
     int uses_ = 0;

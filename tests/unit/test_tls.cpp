@@ -1905,3 +1905,27 @@ TEST_CASE("tls internal: the cipher queue tracks record boundaries and frees dra
     CHECK(q.size() == 0);
     CHECK(q.peek().empty());
 }
+
+TEST_CASE("tls internal: the cipher queue takes a socket read in place") {
+    op::tls_internal::CipherQueue q;
+    const std::string record = std::string("\x17\x03\x03\x00\x03", 5) + "abc";
+    char* p = q.space(64);  // room for more than arrives, as a socket read asks
+    REQUIRE(p != nullptr);
+    std::memcpy(p, record.data(), 5);
+    q.commit(5);
+    CHECK(q.size() == 5);
+    p = q.space(64);
+    REQUIRE(p != nullptr);
+    std::memcpy(p, record.data() + 5, 3);
+    q.commit(3);
+    CHECK(q.peek() == record);
+    char buf[16];
+    REQUIRE(q.take(buf, sizeof buf) == record.size());
+    CHECK(std::string(buf, record.size()) == record);
+    CHECK(q.taken_whole_records());
+    // A read that brought nothing leaves the queue empty and holding no storage.
+    REQUIRE(q.space(64) != nullptr);
+    q.commit(0);
+    CHECK(q.size() == 0);
+    CHECK(q.peek().data() == nullptr);
+}
