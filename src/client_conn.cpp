@@ -15,11 +15,6 @@ constexpr std::int64_t kDrainTimeoutMs = 30'000;      // flushing a final answer
 constexpr std::int64_t kLingerMs = 2'000;             // discarding input before close
 constexpr std::size_t kPipelineLimit = 64 * 1024;     // buffered bytes of later requests
 constexpr std::size_t kTlsReadChunk = 17 * 1024;      // ciphertext per read: a whole record and its header
-// Bytes per send to the client, and plaintext per TLS write (one full record): a bulk
-// body leaves in sends of up to 16 KiB. Larger sends cost more CPU on Linux loopback
-// with BBR's pacing, not less (bench/results.md, issue 17). Only what is already in the
-// output buffer is written: a small answer or an SSE event leaves at once.
-constexpr std::size_t kSendChunk = 16 * 1024;
 
 std::int64_t ms(std::chrono::seconds s) { return static_cast<std::int64_t>(s.count()) * 1000; }
 

@@ -27,6 +27,13 @@
 
 namespace op {
 
+// Bytes per send, to clients and upstreams alike, and so plaintext per TLS write: one
+// full record. Larger sends (four records in one) cost more CPU on Linux loopback with
+// BBR's pacing, not less: the send then goes out partly from a timer and softirq
+// (bench/results.md, issue 17). Only what is already buffered is written: a small answer
+// or an SSE event leaves at once.
+inline constexpr std::size_t kSendChunk = 16 * 1024;
+
 enum class TlsStatus {
     Ok,          // progress made (bytes moved, or handshake finished)
     WantRead,    // needs more ciphertext from the peer (feed_ciphertext)

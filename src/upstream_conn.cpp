@@ -19,10 +19,6 @@ constexpr std::size_t kOutHighWater = 64 * 1024;
 // response): only what is already there is taken either way.
 constexpr std::size_t kCipherRead = 16 * 1024 + 512;
 constexpr std::size_t kCipherReadBulk = 4 * kCipherRead;
-// Plaintext per TLS write, so per send: one full record. Larger batches (four records
-// in one send) cost more CPU on Linux loopback with BBR's pacing, not less: the send
-// then goes out partly from a timer and softirq (bench/results.md, issue 17).
-constexpr std::size_t kSendChunk = 16 * 1024;
 }  // namespace
 
 UpstreamConn::UpstreamConn(Upstreams& upstreams, const Target& target, std::string pool_key, UpstreamOwner* owner,
