@@ -558,6 +558,25 @@ class Bench:
         self.control = None
         return self.sse
 
+    def sse_control_later(self, path, timeout=15):
+        """Send a control request now and return a function that reads its answer: the abort
+        rows ask for the close time before they close, so that the client is already
+        waiting (off the CPU) when the proxy and the upstream have to react."""
+        if self.control is None:
+            self.control = http.client.HTTPSConnection("127.0.0.1", self.sse_port, timeout=timeout,
+                                                       context=self.client_ctx)
+        self.control.request("GET", path)
+        conn = self.control
+
+        def answer():
+            try:
+                return json.loads(conn.getresponse().read())
+            except (OSError, http.client.HTTPException):
+                conn.close()
+                self.control = None
+                raise
+        return answer
+
     def sse_control(self, path, timeout=15):
         for attempt in range(2):
             if self.control is None:
@@ -983,11 +1002,20 @@ def abort_run(bench, svc, tag, before_head=False):
                 cl.poll(0.05)
             if st.events < 3:
                 return None
+        # The close time is asked for first (the SSE server answers once the stream's
+        # connection has closed), so that after its close() this client only waits: its
+        # own work then (a Python HTTP request, ~0.3 ms) no longer holds a core the proxy
+        # and the upstream need to react, which before 2026-12-04 made the figure depend on
+        # where the scheduler put three processes on two cores more than on the proxy.
+        answer = bench.sse_control_later(f"/_bench/wait-closed?id={sid}&timeout=10")
+        cl.sel.unregister(st.sock)
+        time.sleep(0.002)  # the SSE server has taken the request; all is quiet
         t_close = time.monotonic()  # the SSE server's closed_at is CLOCK_MONOTONIC too
-        cl.close(st)
+        st.sock.close()
+        st.sock = None
+        r = answer()
     finally:
         cl.close_all()
-    r = bench.sse_control(f"/_bench/wait-closed?id={sid}&timeout=10")
     if r.get("closed_at") is None:
         return None
     return (r["closed_at"] - t_close) * 1000.0
