@@ -112,7 +112,8 @@ void ClientConn::enter(State next) {
             break;
         case State::Tunnel: deadline_ms = now + ms(cfg().idle_timeout); break;
         case State::Orphaned:
-            close_socket();
+            // The client's socket is closed with the rest (Closed), after the upstream's:
+            // the upstream is the one waiting to learn that nobody reads any more.
             in_.release();
             out_.release();
             deadline_ms = now;  // left within this event (drain_orphan): never waited for
@@ -138,7 +139,7 @@ void ClientConn::enter(State next) {
                 up_->close();  // never pooled: it may still be streaming for us
                 up_ = nullptr;
             }
-            if (fd_ != kInvalidSocket) close_socket();  // an orphan closed it when the client left
+            if (fd_ != kInvalidSocket) close_socket();
             meter_.end(ctx_, out_mark());  // an exchange cut short (no-op if none)
             ctx_.loop.destroy_later(this);
             break;
@@ -166,7 +167,7 @@ void ClientConn::close_socket() {
 // ---- client side -------------------------------------------------------------------
 
 void ClientConn::on_ready(unsigned ready) {
-    if (state_ == State::Orphaned) return;  // its socket is closed; only the upstream's events matter now
+    if (state_ == State::Orphaned) return;  // the client left; only the upstream's events matter now
     if (ready & kReadable) read_client();
     if (closed || state_ == State::Orphaned) return;
     if (ready & kWritable) flush_client();
