@@ -59,6 +59,15 @@ int connect_result(SocketHandle s);
 // the BSD path built on Linux relies on sys::ignore_sigpipe().
 IoResult read(SocketHandle s, char* buf, std::size_t cap);
 IoResult write(SocketHandle s, const char* data, std::size_t len);
+// write() in the shape of TlsSession::DirectSend: `handle` points at the owner's
+// SocketHandle, read at each call (a socket closed meanwhile takes nothing). The bytes
+// sent; 0 for EAGAIN and for errors alike, which the owner's next write() then meets.
+inline std::size_t write_through(void* handle, const char* data, std::size_t len) {
+    SocketHandle s = *static_cast<const SocketHandle*>(handle);
+    if (s == kInvalidSocket) return 0;
+    IoResult r = write(s, data, len);
+    return r.status == IoStatus::Ok ? r.bytes : 0;
+}
 void shutdown_write(SocketHandle s);
 void close(SocketHandle s);
 void set_nodelay(SocketHandle s);

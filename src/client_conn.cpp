@@ -56,6 +56,7 @@ void ClientConn::start() {
             close_client();
             return;
         }
+        tls_->set_direct_send(net::write_through, &fd_);  // records straight to the socket
     }
     if (ctx_.access_log) meter_.set_client(net::peer_address(fd_));
     interest_ = kReadable;

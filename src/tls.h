@@ -102,6 +102,14 @@ public:
     // drop_ciphertext() what was sent. The view is valid until the next call.
     virtual std::string_view peek_ciphertext() const = 0;
     virtual void drop_ciphertext(std::size_t n) = 0;
+    // While set, ciphertext goes to send(ctx, bytes, n) as the engine makes it, record by
+    // record, whenever nothing waits in the queue before it; what send does not take (n
+    // minus its return) is queued as before. For an owner whose socket takes the engine's
+    // bytes as they come (nothing of its own to send first): it spares copying every
+    // record into the queue (bench/results.md, issue 17). send returns 0 for EAGAIN and
+    // errors alike; the queued bytes meet the error on the owner's next send. nullptr: off.
+    using DirectSend = std::size_t (*)(void* ctx, const char* data, std::size_t len);
+    virtual void set_direct_send(DirectSend send, void* ctx) = 0;
     // Copies up to cap waiting bytes to `out` and drops them.
     std::size_t take_ciphertext(char* out, std::size_t cap) {
         std::string_view c = peek_ciphertext();

@@ -88,6 +88,25 @@ public:
     // allocation instead of doubling (and copying) its way up record by record.
     void reserve_more(std::size_t n) { buf_.prepare(n); }
 
+    // Write side used by the engine (the outgoing queue): each record it makes goes to
+    // the direct sender first when one is set and nothing is queued before it
+    // (TlsSession::set_direct_send); the rest is queued.
+    void set_direct(TlsSession::DirectSend send, void* ctx) {
+        direct_ = send;
+        direct_ctx_ = ctx;
+    }
+    void emit(const char* p, std::size_t n) {
+        if (direct_ && buf_.empty()) {
+            std::size_t sent = direct_(direct_ctx_, p, n);
+            p += sent;
+            n -= sent;
+        }
+        if (n > 0) buf_.append(p, n);
+    }
+    // Whether a write's ciphertext will be queued (so room for it is worth making up
+    // front) rather than go straight out.
+    bool queues_writes() const { return !direct_ || !buf_.empty(); }
+
     // Read side used by the engine (the incoming queue): tracks record boundaries.
     std::size_t take(char* out, std::size_t cap) {
         std::size_t n = std::min(cap, size());
@@ -108,6 +127,8 @@ public:
 private:
     ByteBuffer buf_;
     RecordTracker records_;
+    TlsSession::DirectSend direct_ = nullptr;
+    void* direct_ctx_ = nullptr;
 };
 
 // What every backend's session shares: the ciphertext queues with the four calls of
@@ -120,6 +141,7 @@ public:
     std::size_t pending_ciphertext() const final { return out_.size(); }
     std::string_view peek_ciphertext() const final { return out_.peek(); }
     void drop_ciphertext(std::size_t n) final { out_.drop(n); }
+    void set_direct_send(DirectSend send, void* ctx) final { out_.set_direct(send, ctx); }
     const std::string& error() const final { return error_; }
 
 protected:

@@ -335,8 +335,8 @@ public:
         if (len == 0) return TlsStatus::Ok;
         if (!unpark()) return TlsStatus::Error;
         // The send callback never refuses bytes, so every call makes whole records of
-        // up to 16 KiB; room for all of them is made up front.
-        out_.reserve_more(len + (len / kMaxRecordPlaintext + 1) * kRecordOverhead);
+        // up to 16 KiB; room for all of them is made up front unless they go straight out.
+        if (out_.queues_writes()) out_.reserve_more(len + (len / kMaxRecordPlaintext + 1) * kRecordOverhead);
         std::size_t done = 0;
         while (done < len) {
             int rc = mbedtls_ssl_write(&ssl_, reinterpret_cast<const unsigned char*>(data) + done, len - done);
@@ -467,7 +467,7 @@ private:
     }
 
     static int send_to_queue(void* self, const unsigned char* data, std::size_t len) {
-        static_cast<MbedTlsSession*>(self)->out_.append(reinterpret_cast<const char*>(data), len);
+        static_cast<MbedTlsSession*>(self)->out_.emit(reinterpret_cast<const char*>(data), len);
         return static_cast<int>(len);
     }
 

@@ -41,7 +41,7 @@ struct QueuePair {
 int queue_bio_write(BIO* bio, const char* in, int len) {
     BIO_clear_retry_flags(bio);
     if (len <= 0) return 0;
-    static_cast<QueuePair*>(BIO_get_data(bio))->out->append(in, static_cast<std::size_t>(len));
+    static_cast<QueuePair*>(BIO_get_data(bio))->out->emit(in, static_cast<std::size_t>(len));
     return len;
 }
 
@@ -326,8 +326,9 @@ public:
         if (len == 0) return TlsStatus::Ok;
         clear_stale_errors();
         // Partial writes are off and the write BIO never refuses bytes, so success
-        // means every byte is now ciphertext in out_: room for it is made up front.
-        out_.reserve_more(len + (len / kMaxRecordPlaintext + 1) * kRecordOverhead);
+        // means every byte is now ciphertext, sent or in out_: room for it there is made
+        // up front unless it goes straight out.
+        if (out_.queues_writes()) out_.reserve_more(len + (len / kMaxRecordPlaintext + 1) * kRecordOverhead);
         int rc = SSL_write_ex(ssl_, data, len, n);
         if (rc == 1) return TlsStatus::Ok;
         *n = 0;

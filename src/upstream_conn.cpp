@@ -228,6 +228,10 @@ void UpstreamConn::start_tls() {
         fail(UpstreamFailure::Tls, "cannot create TLS session");
         return;
     }
+    // Records go straight to the socket, not through the engine's queue: a CONNECT or
+    // SOCKS exchange before is over (out_ is empty), so nothing of ours can precede them.
+    assert(out_.empty());
+    tls_->set_direct_send(net::write_through, &fd_);
     state_ = State::TlsHandshake;
     set_deadline(loop_.now_ms() + upstreams_.settings().tls_timeout.count() * 1000);
     drive_handshake();

@@ -8,6 +8,8 @@
 #include "tls.h"
 #include "tls_internal.h"
 
+#include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <string_view>
 #include <filesystem>
@@ -376,6 +378,75 @@ TEST_CASE("tls: 1 MiB each way in uneven pieces") {
     CHECK(got.size() == total);
     CHECK(got == down);
     CHECK_FALSE(client->has_buffered_input());
+}
+
+namespace {
+
+// A socket for set_direct_send: takes up to `budget` bytes per call (0: EAGAIN).
+struct Wire {
+    std::string bytes;
+    std::size_t calls = 0;
+    std::size_t budget = SIZE_MAX;
+};
+
+std::size_t wire_take(void* ctx, const char* data, std::size_t len) {
+    auto* w = static_cast<Wire*>(ctx);
+    ++w->calls;
+    std::size_t k = std::min(len, w->budget);
+    w->bytes.append(data, k);
+    return k;
+}
+
+}  // namespace
+
+TEST_CASE("tls: a direct sender gets records as they are made, never ahead of queued ones") {
+    Pki pki;
+    auto ctx = client_context(pki.ca_file);
+    TestServer server(pki, TLS1_3_VERSION);
+    ServerConn conn(server);
+    auto client = TlsSession::create(*ctx, "localhost", 8443);
+    REQUIRE(client);
+    REQUIRE(run_handshake(*client, conn) == TlsStatus::Ok);
+
+    Wire wire;
+    client->set_direct_send(wire_take, &wire);
+    const std::string up = pattern(300 * 1000, 3);
+    // The socket takes everything, nothing, part of a record, or more than one.
+    const std::size_t budgets[] = {SIZE_MAX, 0, 700, SIZE_MAX, 5000, 0};
+    const std::size_t pieces[] = {16384, 1, 5000, 16384, 300, 16384, 9000};
+    std::string received;
+    bool queued_seen = false;
+    std::vector<char> buf(64 * 1024);
+    for (std::size_t off = 0, i = 0; off < up.size(); ++i) {
+        std::size_t len = std::min(pieces[i % 7], up.size() - off);
+        wire.budget = budgets[i % 6];
+        client_write(*client, up.substr(off, len));
+        off += len;
+        if (client->pending_ciphertext() > 0) queued_seen = true;
+        // Now and then the owner's socket is writable again and takes the queue; the
+        // direct sends in between must not have overtaken it.
+        if (i % 3 == 2) wire.bytes.append(buf.data(), client->take_ciphertext(buf.data(), buf.size()));
+        REQUIRE(BIO_write(conn.in, wire.bytes.data(), static_cast<int>(wire.bytes.size())) ==
+                static_cast<int>(wire.bytes.size()));
+        wire.bytes.clear();
+        received += conn.read_all();
+    }
+    while (client->pending_ciphertext() > 0) wire.bytes.append(buf.data(), client->take_ciphertext(buf.data(), buf.size()));
+    REQUIRE(BIO_write(conn.in, wire.bytes.data(), static_cast<int>(wire.bytes.size())) == static_cast<int>(wire.bytes.size()));
+    received += conn.read_all();
+    CHECK(received.size() == up.size());
+    CHECK(received == up);
+    CHECK(queued_seen);
+    CHECK(wire.calls > 0);
+
+    // Off again: the next record waits in the queue, the sender is not asked.
+    client->set_direct_send(nullptr, nullptr);
+    std::size_t calls = wire.calls;
+    client_write(*client, "tail");
+    CHECK(wire.calls == calls);
+    CHECK(client->pending_ciphertext() > 0);
+    client_to_server(*client, conn);
+    CHECK(conn.read_all() == "tail");
 }
 
 TEST_CASE("tls: has_buffered_input covers decrypted and undecrypted bytes") {
