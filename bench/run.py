@@ -216,6 +216,24 @@ def cpu_ticks(pids, kernel_only=False):
     return total
 
 
+def cpu_ns(pids):
+    """CPU time of pids' threads so far, in ns (schedstat: exact, where /proc/PID/stat counts
+    10 ms ticks, too coarse for an SSE run's few hundred ms)."""
+    total = 0
+    for pid in pids:
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tasks:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                    total += int(f.read().split()[0])
+            except (OSError, ValueError, IndexError):
+                pass
+    return total
+
+
 def machine_ticks():
     """(idle, total) CPU ticks of the whole machine so far, from /proc/stat."""
     with open("/proc/stat") as f:
@@ -959,8 +977,11 @@ def sse_latency_run(bench, services, streams, events, interval_ms, tag, stagger_
         argv += ["--target", f"{kind}:{svc.port}" + (":tls" if svc.tls else "")]
     if stagger_ms is not None:
         argv += ["--stagger-ms", f"{stagger_ms:g}"]
+    pids = {kind: svc.pids() for kind, svc in services if svc.item is not None}
+    cpu0 = {kind: cpu_ns(p) for kind, p in pids.items()}
     r = subprocess.run(argv, capture_output=True, text=True,
                        timeout=events * interval_ms / 1000.0 + 60)
+    cpu1 = {kind: cpu_ns(p) for kind, p in pids.items()}
     if r.returncode != 0:
         die(f"SSE client failed: {r.stderr[-1000:]}")
     out = {}
@@ -972,6 +993,9 @@ def sse_latency_run(bench, services, streams, events, interval_ms, tag, stagger_
             "ttfb": statistics.median(ttfb) if ttfb else None,
             "errors": t["failed"] + t["unfinished"], "lost": t["lost"], "events": len(lat),
             "why": t["why"][:3],
+            # the whole run's CPU (requests and stream ends included) per event received
+            "cpu_us": ((cpu1[t["name"]] - cpu0[t["name"]]) / 1e3 / len(lat)
+                       if t["name"] in pids and lat else None),
         }
     return out
 
@@ -1428,6 +1452,7 @@ def run(args):
                                      median_range(added50, "{:+.3f}") if kind != "direct" else "—",
                                      median_range(added99, "{:+.3f}") if kind != "direct" else "—",
                                      median_range([r["ttfb"] for r in rs], "{:.2f}"),
+                                     median_range([r["cpu_us"] for r in rs], "{:.1f}") if kind != "direct" else "—",
                                      f"{sum(r['errors'] for r in rs)} / {sum(r['lost'] for r in rs)}"])
                     together = 1 if args.sse_apart else len(sse_kinds)
                     stagger = (args.sse_stagger_ms if args.sse_stagger_ms is not None
@@ -1440,14 +1465,17 @@ def run(args):
                     rep.add(f"## SSE: {args.sse_streams} concurrent streams × {args.sse_events} events "
                             f"every {args.sse_interval_ms:g} ms\n")
                     rep.table(["proxy", "event latency p50 ms", "p99 ms", "max ms", "added p50 ms vs direct",
-                               "added p99 ms vs direct", "time to first byte ms", "errors / events lost"], rows)
+                               "added p99 ms vs direct", "time to first byte ms", "proxy CPU µs per event",
+                               "errors / events lost"], rows)
                     rep.add(f"(Latency: CLOCK_MONOTONIC when the client's read returned the event minus "
                             f"the stamp the upstream wrote into it just before its SSL_write; client and "
                             f"upstream are bench/sse_tool.c (C, epoll, OpenSSL). {how}, so no two events "
                             f"fall on the same instant. The direct row is what client and "
                             f"upstream cost themselves; the \"added\" columns subtract it per repeat "
                             f"({args.repeats} repeats). Time to first byte: request written → first bytes "
-                            f"of the answer, pools warm.)\n")
+                            f"of the answer, pools warm. Proxy CPU per event: the process tree's CPU time over the "
+                            f"whole run (requests and stream ends included; schedstat, ns) per event "
+                            f"received.)\n")
             if "abort" in workloads and time_left("client abort", 2 * len(sse_kinds) * args.abort_repeats * 0.5):
                 for before_head in (False, True):
                     results = {k: [] for k in sse_kinds}
