@@ -270,6 +270,22 @@ TlsStatus run_handshake(TlsSession& client, ServerConn& server) {
     return st;
 }
 
+// A client session past its handshake with an in-memory server ("localhost":port): what
+// most data tests start from.
+struct Connected {
+    Pki pki;
+    std::unique_ptr<TlsClientContext> ctx = client_context(pki.ca_file);
+    TestServer server;
+    ServerConn conn{server};
+    std::unique_ptr<TlsSession> client;
+
+    Connected(int version, unsigned short port)
+        : server(pki, version), client(TlsSession::create(*ctx, "localhost", port)) {
+        REQUIRE(client);
+        REQUIRE(run_handshake(*client, conn) == TlsStatus::Ok);
+    }
+};
+
 // Everything the client can read from what has been fed so far.
 std::string client_read_all(TlsSession& client, std::size_t cap = 16 * 1024, TlsStatus* last = nullptr) {
     std::string got;
@@ -335,13 +351,9 @@ TEST_CASE("tls: handshake, ALPN, SNI and data both ways") {
 }
 
 TEST_CASE("tls: 1 MiB each way in uneven pieces") {
-    Pki pki;
-    auto ctx = client_context(pki.ca_file);
-    TestServer server(pki, TLS1_3_VERSION);
-    ServerConn conn(server);
-    auto client = TlsSession::create(*ctx, "localhost", 8443);
-    REQUIRE(client);
-    REQUIRE(run_handshake(*client, conn) == TlsStatus::Ok);
+    Connected t(TLS1_3_VERSION, 8443);
+    auto& client = t.client;
+    auto& conn = t.conn;
 
     const std::size_t total = 1024 * 1024;
     const std::size_t pieces[] = {1, 100, 5000, 16384, 16385, 40000, 7};
@@ -400,13 +412,9 @@ std::size_t wire_take(void* ctx, const char* data, std::size_t len) {
 }  // namespace
 
 TEST_CASE("tls: a direct sender gets records as they are made, never ahead of queued ones") {
-    Pki pki;
-    auto ctx = client_context(pki.ca_file);
-    TestServer server(pki, TLS1_3_VERSION);
-    ServerConn conn(server);
-    auto client = TlsSession::create(*ctx, "localhost", 8443);
-    REQUIRE(client);
-    REQUIRE(run_handshake(*client, conn) == TlsStatus::Ok);
+    Connected t(TLS1_3_VERSION, 8443);
+    auto& client = t.client;
+    auto& conn = t.conn;
 
     Wire wire;
     client->set_direct_send(wire_take, &wire);
@@ -450,13 +458,9 @@ TEST_CASE("tls: a direct sender gets records as they are made, never ahead of qu
 }
 
 TEST_CASE("tls: has_buffered_input covers decrypted and undecrypted bytes") {
-    Pki pki;
-    auto ctx = client_context(pki.ca_file);
-    TestServer server(pki, TLS1_3_VERSION);
-    ServerConn conn(server);
-    auto client = TlsSession::create(*ctx, "localhost", 443);
-    REQUIRE(client);
-    REQUIRE(run_handshake(*client, conn) == TlsStatus::Ok);
+    Connected t(TLS1_3_VERSION, 443);
+    auto& client = t.client;
+    auto& conn = t.conn;
     client_read_all(*client);  // consume the TLS 1.3 tickets
     CHECK_FALSE(client->has_buffered_input());
 
@@ -739,13 +743,9 @@ TEST_CASE("tls: a peer that does not speak TLS is a one-line error") {
 }
 
 TEST_CASE("tls: a corrupted record after the handshake is an error") {
-    Pki pki;
-    auto ctx = client_context(pki.ca_file);
-    TestServer server(pki, TLS1_2_VERSION);
-    ServerConn conn(server);
-    auto client = TlsSession::create(*ctx, "localhost", 443);
-    REQUIRE(client);
-    REQUIRE(run_handshake(*client, conn) == TlsStatus::Ok);
+    Connected t(TLS1_2_VERSION, 443);
+    auto& client = t.client;
+    auto& conn = t.conn;
     conn.write("some data");
     std::string record(static_cast<std::size_t>(BIO_ctrl_pending(conn.out)), '\0');
     REQUIRE(BIO_read(conn.out, record.data(), static_cast<int>(record.size())) == static_cast<int>(record.size()));
