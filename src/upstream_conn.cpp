@@ -328,6 +328,12 @@ void UpstreamConn::close() {
     if (state_ == State::Idle) upstreams_.leave_pool(this);
     owner_ = nullptr;
     if (fd_ != kInvalidSocket) {
+        // A clean end over TLS, as nginx does: the origin learns from the alert that we
+        // stopped (a client that left) rather than that the connection was cut.
+        if (tls_ && (state_ == State::Ready || state_ == State::Idle) && !broken_ && out_.empty() &&
+            tls_->pending_ciphertext() == 0) {
+            tls_->close_notify();  // goes straight to the socket (set_direct_send)
+        }
         if (registered_) loop_.remove(fd_);
         registered_ = false;
         net::close(fd_);
