@@ -186,6 +186,7 @@ class _Reader:
         self.buf = bytearray()
         self.eof = False
         self.reset = False
+        self.ragged = False    # a TLS socket's EOF came without close_notify (see Upstream)
         self.last_recv_time = None
 
     def fill(self, timeout):
@@ -199,6 +200,10 @@ class _Reader:
             raise
         except ssl.SSLWantReadError:
             raise socket.timeout('TLS read would block')
+        except ssl.SSLEOFError:  # only with suppress_ragged_eofs=False: an EOF, no close_notify
+            self.eof = True
+            self.ragged = True
+            return False
         except (ConnectionError, ssl.SSLError, OSError):
             self.eof = True
             self.reset = True
@@ -419,10 +424,18 @@ class UpstreamConn:
         self.tls_version = None
         self.session_reused = None
         self.sock = None
+        self.reader = None
 
     @property
     def closed_by_peer(self):
         return self.close_reason in ('peer', 'peer-reset')
+
+    @property
+    def got_close_notify(self):
+        """The peer ended this TLS connection with a close_notify alert before its EOF
+        (RFC 8446 6.1), rather than with a bare EOF or a reset."""
+        rd = self.reader
+        return rd is not None and self.tls_version is not None and rd.eof and not rd.ragged and not rd.reset
 
 
 class Upstream:
@@ -546,7 +559,9 @@ class Upstream:
             if self.tls:
                 s.settimeout(10.0)
                 try:
-                    s = self.ctx.wrap_socket(s, server_side=True)
+                    # A bare EOF raises SSLEOFError instead of reading as b'' (which is
+                    # then a close_notify): UpstreamConn.got_close_notify tells the two apart.
+                    s = self.ctx.wrap_socket(s, server_side=True, suppress_ragged_eofs=False)
                 except (ssl.SSLError, OSError) as e:
                     with self.lock:
                         self.tls_errors.append(str(e))
@@ -557,6 +572,7 @@ class Upstream:
                 conn.tls_version = s.version()
                 conn.session_reused = s.session_reused
             rd = _Reader(s)
+            conn.reader = rd
             index = 0
             while not self._stop.is_set():
                 keep = self._serve_one(s, rd, conn, index)

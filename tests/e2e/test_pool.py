@@ -176,6 +176,7 @@ class PoolFlags(ProxyTestCase):
         conn = up.conns[0]
         self.assertTrue(wait_until(lambda: conn.closed_at is not None, 6), 'idle connection never closed')
         self.assertEqual(conn.close_reason, 'peer')
+        self.assertTrue(conn.got_close_notify, 'an idle connection expired without close_notify')
         self.assertGreaterEqual(conn.closed_at - t_done, 0.8)
         self.assertLessEqual(conn.closed_at - t_done, 4.0)
         self.assertEqual(self.get(p).status, 200)

@@ -156,9 +156,11 @@ class ClientAbort(ProxyTestCase):
         return p, up, c, head, resps, many
 
     def assert_closed_by_proxy_soon(self, conn, since, after_what='the client left'):
-        """The proxy (not the upstream) closed upstream connection `conn` within 1 s of `since`."""
+        """The proxy (not the upstream) closed upstream connection `conn` within 1 s of `since`,
+        with a TLS close_notify first (RFC 8446 6.1: the upstream can tell our close from a cut)."""
         self.assertTrue(wait_until(lambda: conn.closed_at is not None, 5), 'upstream connection never closed')
         self.assertIn(conn.close_reason, ('peer', 'peer-reset'), 'the upstream closed it, not the proxy')
+        self.assertTrue(conn.got_close_notify, 'closed without close_notify (%s)' % conn.close_reason)
         self.assertLessEqual(conn.closed_at - since, 1.0,
                              'upstream closed %.2f s after %s' % (conn.closed_at - since, after_what))
 
