@@ -57,6 +57,12 @@ public:
     virtual bool modify(SocketHandle s, void* owner, unsigned interest) = 0;
     // Must be called before the socket is closed.
     virtual void remove(SocketHandle s) = 0;
+    // Instead of remove(), when the socket is closed right after and this process holds
+    // no other descriptor of it (no dup(), no fork()): connections, not listeners. Where
+    // the last close ends the registration by itself (epoll, kqueue), no system call is
+    // made, as nginx does; one system call fewer at every close, and none between a
+    // client leaving and the upstream's close.
+    virtual void forget(SocketHandle s) { remove(s); }
 
     // Thread-safe and async-signal-safe.
     virtual void wake() = 0;

@@ -33,7 +33,7 @@ void AdminListener::on_timeout() {
 
 AdminConn::~AdminConn() {
     if (fd_ != kInvalidSocket) {
-        loop_.remove(fd_);
+        loop_.forget(fd_);
         net::close(fd_);
     }
 }
@@ -45,7 +45,7 @@ void AdminConn::start() {
 
 void AdminConn::finish() {
     if (closed) return;
-    loop_.remove(fd_);
+    loop_.forget(fd_);
     net::close(fd_);
     fd_ = kInvalidSocket;
     loop_.destroy_later(this);

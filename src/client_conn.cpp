@@ -73,7 +73,7 @@ void ClientConn::start() {
 
 ClientConn::~ClientConn() {
     if (fd_ != kInvalidSocket) {
-        ctx_.loop.remove(fd_);
+        ctx_.loop.forget(fd_);
         net::close(fd_);
     }
 }
@@ -159,7 +159,7 @@ void ClientConn::end_exchange(bool close) {
 }
 
 void ClientConn::close_socket() {
-    ctx_.loop.remove(fd_);
+    ctx_.loop.forget(fd_);
     net::close(fd_);
     fd_ = kInvalidSocket;
     ctx_.counter.client_closed();

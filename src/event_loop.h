@@ -57,6 +57,7 @@ public:
         return poller_->modify(s, p, interest);
     }
     void remove(SocketHandle s) { poller_->remove(s); }
+    void forget(SocketHandle s) { poller_->forget(s); }  // a connection's socket, closed next
 
     // Takes ownership of `p` and joins it to the live list (deadlines, close_idle()).
     void adopt(Pollable* p);

@@ -34,7 +34,7 @@ UpstreamConn::UpstreamConn(Upstreams& upstreams, const Target& target, std::stri
 
 UpstreamConn::~UpstreamConn() {
     if (fd_ != kInvalidSocket) {
-        if (registered_) loop_.remove(fd_);
+        if (registered_) loop_.forget(fd_);
         net::close(fd_);
     }
     upstreams_.forget_lookup(id_);
@@ -110,7 +110,7 @@ void UpstreamConn::connect_next() {
     while (next_address_ < addresses_.size()) {
         const SockAddr& addr = addresses_[next_address_++];
         if (fd_ != kInvalidSocket) {
-            if (registered_) loop_.remove(fd_);
+            if (registered_) loop_.forget(fd_);
             registered_ = false;
             net::close(fd_);
             fd_ = kInvalidSocket;
@@ -334,7 +334,7 @@ void UpstreamConn::close() {
             tls_->pending_ciphertext() == 0) {
             tls_->close_notify();  // goes straight to the socket (set_direct_send)
         }
-        if (registered_) loop_.remove(fd_);
+        if (registered_) loop_.forget(fd_);
         registered_ = false;
         net::close(fd_);
         fd_ = kInvalidSocket;

@@ -71,6 +71,9 @@ public:
     bool modify(SocketHandle s, void* owner, unsigned interest) override {
         return apply(static_cast<int>(s), owner, interest);
     }
+    // kqueue(2): closing a descriptor removes every kevent that refers to it, pending
+    // activations included.
+    void forget(SocketHandle) override {}
     void remove(SocketHandle s) override {
         // Deleting a knote also takes its pending activation off the queue: no later
         // kevent() reports it. ENOENT (never added, or a failed add) is no error here.

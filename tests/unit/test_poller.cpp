@@ -208,6 +208,32 @@ TEST_CASE("poller: after remove, no wait reports the owner, even with an event p
     });
 }
 
+TEST_CASE("poller: after forget and close, no wait reports the owner, and the number can be added again") {
+    // forget() is remove() for a socket closed next; epoll and kqueue make no system call
+    // and rely on the close, so this checks that the close really ends the registration.
+    for_each_backend([](Poller& p) {
+        LoopbackPair a, b;
+        int tag_a = 0, tag_b = 0, tag_c = 0;
+        readable_server(p, a, &tag_a, "x");  // pending, and known to be
+        readable_server(p, b, &tag_b, "x");
+        p.forget(a.server);
+        a.close_server();
+        for (int i = 0; i < 3; ++i) {
+            PollEvent events[8];
+            PollWait w = p.wait(events, 8, kReported);
+            REQUIRE(w.count == 1);
+            CHECK(events[0].owner == &tag_b);
+        }
+        // A new socket (on POSIX, usually under the closed one's number) registers anew.
+        LoopbackPair c;
+        readable_server(p, c, &tag_c, "y");
+        p.remove(b.server);
+        CHECK(ready_for(p, &tag_c, kReported) == kReadable);
+        CHECK(ready_for(p, &tag_a, kQuiet) == kNone);
+        p.remove(c.server);
+    });
+}
+
 TEST_CASE("poller: add and modify say false when the OS refuses") {
     for_each_backend([](Poller& p) {
         op::SocketHandle closed;
