@@ -521,6 +521,14 @@ void ClientConn::on_timeout() {
 // ---- request side --------------------------------------------------------------------
 
 void ClientConn::parse_next_request() {
+    // No exchange is in flight: a configuration reloaded since applies from this head on,
+    // its limits included. Comparing pointers costs nothing; the reference is only copied
+    // after a reload.
+    if (snap_ != ctx_.snapshot) {
+        plan_.route = nullptr;  // pointed into the old configuration; rebuilt for the exchange
+        plan_.egress = nullptr;
+        snap_ = ctx_.snapshot;
+    }
     RequestHead& head = ctx_.request_head;
     const Config& c = cfg();
     HeadLimits limits;
@@ -542,13 +550,6 @@ void ClientConn::parse_next_request() {
 
 void ClientConn::begin_exchange(const RequestHead& head, std::size_t head_len) {
     reset_exchange();
-    // The previous exchange is over: a configuration reloaded since applies from here.
-    // Comparing pointers costs nothing; the reference is only copied after a reload.
-    if (snap_ != ctx_.snapshot) {
-        plan_.route = nullptr;  // pointed into the old configuration; rebuilt below
-        plan_.egress = nullptr;
-        snap_ = ctx_.snapshot;
-    }
     enter(State::Exchange);
     head_request_ = head.is_head();
     client_minor_ = head.version_minor;

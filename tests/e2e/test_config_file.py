@@ -125,5 +125,27 @@ class ConfigFile(ProxyTestCase):
         self.assertTrue(wait_until(lambda: status_of('a') == 200))
 
 
+    @windows_skip('Windows has no SIGHUP; a new configuration is taken by a restart')
+    def test_reload_applies_to_the_next_head_on_an_open_connection(self):
+        # "Exchanges that start from then on use the new configuration": the request
+        # head's limits too, on a keep-alive connection opened before the reload.
+        a = self.start_upstream(answer(b'from a'))
+        conf = write('[target a]\norigin = %s\n' % a.url)
+        p = self.start_proxy(['-config', conf], allow_no_route=True)
+        fields = [('X-Field-%d' % i, 'v') for i in range(8)]
+        c = self.client(p)
+        c.request('GET', '/v1/models', headers=fields, host='a.example.test')
+        r = c.read_response()
+        self.assertEqual((r.status, r.body), (200, b'from a'), r)
+        write('max-header-count = 4\n[target a]\norigin = %s\n' % a.url, path=conf)
+        p.proc.send_signal(signal.SIGHUP)
+        self.assertTrue(wait_until(lambda: 'configuration reloaded' in p.stderr()), p.stderr())
+        c.request('GET', '/v1/models', headers=fields, host='a.example.test')
+        r = c.read_response()
+        self.assertEqual(r.status, 431, r)
+        self.assertEqual(a.request_count, 1)
+        c.close()
+        self.assertEqual(self.get(p, host='a.example.test').status, 200)
+
 if __name__ == '__main__':
     main()
