@@ -1480,7 +1480,12 @@ def run(args):
                 for before_head in (False, True):
                     results = {k: [] for k in sse_kinds}
                     for rnd in range(args.abort_repeats):
-                        for kind in sse_kinds:
+                        # Each round starts with the next proxy: with a fixed order, two
+                        # copies of one binary differed by up to 0.25× nginx's median in
+                        # the same run (the first row fastest mid-stream, slowest before
+                        # the head), more than the proxies differ (bench/results.md).
+                        k0 = rnd % len(sse_kinds)
+                        for kind in sse_kinds[k0:] + sse_kinds[:k0]:
                             tag = f"ab{'h' if before_head else 'm'}{rnd}-{kind}"
                             results[kind].append(abort_run(bench, services[kind], tag, before_head))
                     mids = {k: statistics.median([v for v in results[k] if v is not None])
