@@ -124,7 +124,6 @@ class ConfigFile(ProxyTestCase):
         self.assertNotIn('-listen changed', p.stderr())
         self.assertTrue(wait_until(lambda: status_of('a') == 200))
 
-
     @windows_skip('Windows has no SIGHUP; a new configuration is taken by a restart')
     def test_reload_applies_to_the_next_head_on_an_open_connection(self):
         # "Exchanges that start from then on use the new configuration": the request
@@ -146,6 +145,7 @@ class ConfigFile(ProxyTestCase):
         self.assertEqual(a.request_count, 1)
         c.close()
         self.assertEqual(self.get(p, host='a.example.test').status, 200)
+
 
 if __name__ == '__main__':
     main()
