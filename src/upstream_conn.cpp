@@ -494,6 +494,10 @@ bool UpstreamConn::flush_out() {
 
 bool UpstreamConn::has_buffered_input() const { return tls_ && tls_->has_buffered_input(); }
 
+bool UpstreamConn::may_have_input() const {
+    return state_ == State::Ready && (socket_readable_ || socket_eof_ || broken_ || has_buffered_input());
+}
+
 void UpstreamConn::want_read(bool on) {
     if (owner_wants_read_ == on) return;
     owner_wants_read_ = on;

@@ -79,6 +79,9 @@ public:
     // Whether plaintext may already be waiting (TLS buffered), so the owner should read
     // without waiting for socket readiness.
     bool has_buffered_input() const;
+    // Whether read() could give anything now (bytes, or the end) without the poller
+    // reporting more: false means it would only say WouldBlock.
+    bool may_have_input() const;
 
     void want_read(bool on);
 
