@@ -14,31 +14,30 @@
 #include "listener_tls.h"
 #include "log.h"
 #include "metrics.h"
+#include "signal_targets.h"
 #include "sys.h"
 #include "tls.h"
 #include "worker.h"
 
 namespace {
 
-// Only for the signal handler, which must reach every loop.
+// Only for the signal handlers, which must reach every loop.
 constexpr unsigned kMaxWorkers = 256;
-op::Worker* g_workers[kMaxWorkers];
-std::atomic<unsigned> g_worker_count{0};
+op::SignalTargets<op::Worker, kMaxWorkers> g_workers;
+op::SignalTargets<op::AccessLog, 1> g_access_log;
 volatile std::sig_atomic_t g_signals = 0;
-std::atomic<op::AccessLog*> g_access_log{nullptr};
 
 void on_terminate(int) {
     // First signal: graceful stop. Second: exit at once.
     if (++g_signals >= 2) std::_Exit(1);
-    unsigned n = g_worker_count.load();
-    for (unsigned i = 0; i < n; ++i) g_workers[i]->request_stop();
+    g_workers.for_each([](op::Worker& w) { w.request_stop(); });
 }
 
 // SIGHUP: the access log is reopened (logrotate), and the first worker re-reads the
 // listener's certificate and the configuration (Reloader), for all of them.
 void on_hangup(int) {
-    if (op::AccessLog* log = g_access_log.load()) log->request_reopen();
-    if (g_worker_count.load() > 0) g_workers[0]->request_reload();
+    g_access_log.for_each([](op::AccessLog& log) { log.request_reopen(); });
+    g_workers.with_first([](op::Worker& w) { w.request_reload(); });
 }
 
 const char* env_lookup(const char* name) { return std::getenv(name); }
@@ -195,13 +194,13 @@ int main(int argc, char** argv) {
         registry.access_log_on = true;
     }
     struct StopLog {
-        ~StopLog() { g_access_log.store(nullptr); }
+        ~StopLog() { g_access_log.withdraw(); }
     } stop_log;
     std::vector<std::unique_ptr<op::Worker>> worker_list;
-    // Destroyed before worker_list, on every return: from then on the signal handler
-    // reaches no worker.
+    // Destroyed before worker_list, on every return: from then on no signal handler
+    // reaches a worker, and none is still inside a call on one.
     struct Unpublish {
-        ~Unpublish() { g_worker_count.store(0); }
+        ~Unpublish() { g_workers.withdraw(); }
     } unpublish;
     std::atomic<std::size_t> open_clients{0};
     for (unsigned i = 0; i < workers; ++i) {
@@ -214,8 +213,9 @@ int main(int argc, char** argv) {
     for (auto& w : worker_list) w->serve_tls(listener_tls.get());
     Reloader reloader(argc, argv, snapshot, registry, worker_list);
     worker_list[0]->on_reload([&reloader] { reloader.reload(); });
-    for (unsigned i = 0; i < workers; ++i) g_workers[i] = worker_list[i].get();
-    g_worker_count.store(workers);
+    std::vector<op::Worker*> published;
+    for (auto& w : worker_list) published.push_back(w.get());
+    g_workers.publish(published.data(), workers);
     if (g_signals > 0)  // arrived before the loops existed: stop them now
         for (auto& w : worker_list) w->request_stop();
     std::uint16_t port = config.listen.port;
@@ -248,7 +248,8 @@ int main(int argc, char** argv) {
     }
     if (access_log) {
         access_log->start();
-        g_access_log.store(access_log.get());
+        op::AccessLog* log = access_log.get();
+        g_access_log.publish(&log, 1);
     }
     op::log_line("Starting proxy server on %s", config.listen.text.c_str());
     // A loop whose backend fails returns 1; the others are then stopped as by a signal,
