@@ -58,6 +58,9 @@ int connect_result(SocketHandle s);
 // ECONNRESET), never SIGPIPE: MSG_NOSIGNAL on Linux, SO_NOSIGPIPE on macOS and the BSDs;
 // the BSD path built on Linux relies on sys::ignore_sigpipe().
 IoResult read(SocketHandle s, char* buf, std::size_t cap);
+// Looks without taking: Ok (1 byte) when bytes are waiting, Eof when the peer has
+// closed, WouldBlock when nothing has come, or Error.
+IoResult peek(SocketHandle s);
 IoResult write(SocketHandle s, const char* data, std::size_t len);
 // write() in the shape of TlsSession::DirectSend: `handle` points at the owner's
 // SocketHandle, read at each call (a socket closed meanwhile takes nothing). The bytes

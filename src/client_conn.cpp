@@ -1138,8 +1138,8 @@ void ClientConn::release_upstream(bool reusable) {
     if (!up_) return;
     // A connection of an exchange that began before a configuration reload is not pooled:
     // the reload closed the idle ones its origins no longer have, and this one may be such.
-    if (reusable && !ctx_.stopping && up_->state() == UpstreamConn::State::Ready && !up_->has_buffered_input() &&
-        !up_->watch_refused() && snap_ == ctx_.snapshot) {
+    if (reusable && !ctx_.stopping && up_->state() == UpstreamConn::State::Ready &&
+        !up_->watch_refused() && snap_ == ctx_.snapshot && up_->nothing_unread()) {
         up_->make_idle();
         ctx_.upstreams.give_back(up_);
     } else {

@@ -494,6 +494,19 @@ bool UpstreamConn::flush_out() {
 
 bool UpstreamConn::has_buffered_input() const { return tls_ && tls_->has_buffered_input(); }
 
+bool UpstreamConn::nothing_unread() {
+    if (state_ != State::Ready || broken_ || socket_eof_ || has_buffered_input()) return false;
+    // A short read drained the socket, and the poller has not reported it readable
+    // since: nothing came after the response that is not yet in a later event.
+    if (!socket_readable_) return true;
+    // A read filled its ask (a body read up to its Content-Length, a head that ended
+    // exactly at a read's size): more may be behind it.
+    IoResult r = net::peek(fd_);
+    if (r.status != IoStatus::WouldBlock) return false;
+    socket_readable_ = false;
+    return true;
+}
+
 bool UpstreamConn::may_have_input() const {
     return state_ == State::Ready && (socket_readable_ || socket_eof_ || broken_ || has_buffered_input());
 }

@@ -82,6 +82,11 @@ public:
     // Whether read() could give anything now (bytes, or the end) without the poller
     // reporting more: false means it would only say WouldBlock.
     bool may_have_input() const;
+    // Whether the response just read was all the connection holds, so that it may be
+    // pooled: nothing buffered, and nothing more on the socket (looked at, not taken,
+    // when the last read filled what it asked for). Bytes after a complete response
+    // are never the next request's answer (RFC 9112 section 6.3).
+    bool nothing_unread();
 
     void want_read(bool on);
 

@@ -117,6 +117,11 @@ int connect_result(SocketHandle s) {
 
 IoResult read(SocketHandle s, char* buf, std::size_t cap) { return from_errno(::read(static_cast<int>(s), buf, cap)); }
 
+IoResult peek(SocketHandle s) {
+    char byte;
+    return from_errno(::recv(static_cast<int>(s), &byte, 1, MSG_PEEK));
+}
+
 IoResult write(SocketHandle s, const char* data, std::size_t len) {
     ssize_t n = ::send(static_cast<int>(s), data, len, os::send_flags());
     if (n == 0 && len > 0) return {IoStatus::WouldBlock, 0, 0};

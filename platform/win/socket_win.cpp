@@ -190,6 +190,11 @@ IoResult read(SocketHandle s, char* buf, std::size_t cap) {
     return from_result(n);
 }
 
+IoResult peek(SocketHandle s) {
+    char byte;
+    return from_result(::recv(sock(s), &byte, 1, MSG_PEEK));
+}
+
 IoResult write(SocketHandle s, const char* data, std::size_t len) {
     if (len == 0) return {IoStatus::Ok, 0, 0};
     int n = ::send(sock(s), data, len > INT_MAX ? INT_MAX : static_cast<int>(len), 0);

@@ -101,10 +101,31 @@ STREAM_HEAD = (b'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: 
                b'8\r\ndata: a\n\r\n')
 
 
+# A complete response followed by bytes nobody asked for: an unsolicited response the
+# next request on that connection must never receive (RFC 9112 section 6.3). Each case
+# leaves the extra bytes in the socket behind a read that filled what it asked for.
+SMUGGLED = b'HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nSMUGGLED'
+# A 204 head of exactly 1024 bytes, the size of the proxy's first read (-buffer-size).
+_HEAD_204 = b'HTTP/1.1 204 No Content\r\nX-Pad: '
+_HEAD_204 += b'p' * (1024 - len(_HEAD_204) - 4) + b'\r\n\r\n'
+assert len(_HEAD_204) == 1024
+EXTRA_AFTER = {
+    # The body, read up to its Content-Length, arrives later together with the extra.
+    'body-then-extra': [(0, b'HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n'), (0.3, b'hello' + SMUGGLED)],
+    # A head that ends exactly where the first read did.
+    'head-at-read-size': [(0, _HEAD_204 + SMUGGLED)],
+    # The extra in a write (a TLS record) of its own, right behind the body.
+    'extra-in-own-write': [(0, b'HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n'), (0.3, b'hello'),
+                           (0, SMUGGLED)],
+}
+
+
 def script(target):
     """What the scripted upstream writes for each request; it keeps the connection open
     afterwards, so a proxy that wrongly pooled it would send the next request there."""
     parts = target.split('/')  # /bad/<name> or /tail/<name>
+    if len(parts) == 3 and parts[1] == 'extra':
+        return EXTRA_AFTER[parts[2]]
     if len(parts) == 3 and parts[1] == 'bad':
         status_line, fields, body = BAD_HEADS.get(parts[2]) or BAD_FIRST_CHUNK[parts[2]]
         return raw_head(status_line, fields) + body  # one write: head and body together
@@ -206,6 +227,37 @@ class StrictResponses(ProxyTestCase):
             self.assertTrue(r.complete, r)
             self.assertEqual(r.body, b'hello')
         self.assertEqual(up.accepted, 1, 'an HTTP/1.2 upstream connection was not kept alive')
+
+    def run_extra_after_response(self, tls):
+        """The second of two pipelined requests gets its own answer, never the bytes the
+        upstream sent after the first answer; that connection is closed, not pooled."""
+        up, proxy = self.start(tls)
+        for name in EXTRA_AFTER:
+            with self.subTest(name, tls=tls):
+                before = len(up.requests)
+                c = self.client(proxy)
+                self.addCleanup(c.close)
+                c.send(c.build('GET', '/extra/' + name) + c.build('GET', '/v1/second'))
+                first = c.read_response(timeout=10)
+                self.assertIn(first.status, (200, 204), first)
+                self.assertTrue(first.complete, first)
+                self.assertIn(first.body, (b'hello', b''))
+                second = c.read_response(timeout=10)
+                self.assertNotIn(b'SMUGGLED', second.body, 'bytes sent after a complete response were '
+                                 'relayed as the answer to the next request')
+                self.assertEqual(second.status, 200, second)
+                self.assertEqual(second.body, b'ok /v1/second')
+                bad_conn = up.requests[before][0]
+                self.assertEqual(up.requests[-1][1], '/v1/second')
+                self.assertIsNot(up.requests[-1][0], bad_conn, 'the connection with extra bytes was reused')
+                self.assertTrue(wait_until(lambda: bad_conn.closed_at is not None, 5),
+                                'the proxy left the connection with extra bytes open')
+
+    def test_bytes_after_a_complete_response_are_not_the_next_answer_over_plain_tcp(self):
+        self.run_extra_after_response(False)
+
+    def test_bytes_after_a_complete_response_are_not_the_next_answer_over_tls(self):
+        self.run_extra_after_response(True)
 
     def test_valid_responses_are_pooled(self):
         # Control: the same upstream, valid answers, one connection reused.
