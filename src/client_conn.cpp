@@ -889,12 +889,18 @@ void ClientConn::upstream_ended(bool error, const std::string& detail) {
         answer_error({502, "proxy_error", "upstream_bad_response", attempts_ > 1 ? msg + failover_summary() : msg});
         return;
     }
-    if (resp_kind_ == BodyKind::UntilClose && !error) {
+    // A body that runs to the close is complete at the close; over TLS only at a close
+    // the peer announced with close_notify (RFC 9112 section 9.8), since a cut
+    // connection looks the same as an end otherwise.
+    bool ragged = up_ && up_->ended_without_close_notify();
+    if (resp_kind_ == BodyKind::UntilClose && !error && !ragged) {
         response_complete();
         return;
     }
     std::string msg = "upstream " + plan_.target.authority + " closed the connection mid-body" +
-                      (error ? " (" + detail + ")" : "");
+                      (error                                  ? " (" + detail + ")"
+                       : ragged && resp_kind_ == BodyKind::UntilClose ? " (without TLS close_notify: the body may be cut short)"
+                                                                      : "");
     log_line("Error processing request: %s", msg.c_str());
     if (retract_response()) answer_error({502, "proxy_error", "upstream_bad_response", msg});
     else abort_midstream(msg);

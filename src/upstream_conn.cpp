@@ -381,7 +381,10 @@ IoResult UpstreamConn::read(char* buf, std::size_t cap) {
             error_ = tls_->error();
             return {IoStatus::Error, 0, 0};
         }
-        if (socket_eof_) return {IoStatus::Eof, 0, 0};  // peer closed without close_notify
+        if (socket_eof_) {  // the peer closed without close_notify
+            ragged_eof_ = true;
+            return {IoStatus::Eof, 0, 0};
+        }
         if (!socket_readable_) return {IoStatus::WouldBlock, 0, 0};
         IoResult r = read_ciphertext();
         if (r.status != IoStatus::Ok) return r;

@@ -87,6 +87,10 @@ public:
     // when the last read filled what it asked for). Bytes after a complete response
     // are never the next request's answer (RFC 9112 section 6.3).
     bool nothing_unread();
+    // After read() said Eof: whether a TLS connection ended without the peer's
+    // close_notify, which leaves a body that runs to the close unproven (RFC 9112
+    // section 9.8). Never for plain TCP, where the close is the only end there is.
+    bool ended_without_close_notify() const { return ragged_eof_; }
 
     void want_read(bool on);
 
@@ -135,6 +139,7 @@ private:
     unsigned interest_ = 0;
     bool owner_wants_read_ = true;
     bool socket_eof_ = false;
+    bool ragged_eof_ = false;  // over TLS, read() said Eof for a TCP end without close_notify
     bool write_blocked_ = false;
     bool broken_ = false;  // a write failed; read() reports it once input is drained
     bool restricted_ = false;

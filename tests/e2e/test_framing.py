@@ -41,6 +41,11 @@ def handler(req):
     if t == '/abort/length':
         return Resp(200, chunks=[b'part1 ' * 100, b'part2 ' * 100], framing='length', content_length=5000,
                     delay=0.05, abort_after=2)
+    if t == '/close/clean':  # a body that runs to the close, ended with TLS close_notify
+        return Resp(200, chunks=[b'part1 ' * 100, b'part2 ' * 100], framing='close', delay=0.05)
+    if t == '/close/cut':  # the same, but the TCP connection just ends: no close_notify
+        return Resp(200, chunks=[b'part1 ' * 100, b'part2 ' * 100, b'never'], framing='close', delay=0.05,
+                    abort_after=2)
     body = ('%s %s %s' % (req.method, t, req.sha256)).encode()
     return Resp(200, [('Content-Type', 'text/plain')], body=body)
 
@@ -174,6 +179,18 @@ class Framing(ProxyTestCase):
         r = self.check_cut('/abort/length', 'length')
         self.assertEqual(r.header('Content-Length'), '5000')
         self.assertLess(len(r.body), 5000)
+
+    def test_a_body_to_the_close_is_complete_over_tls_only_with_close_notify(self):
+        # RFC 9112 section 9.8: without Content-Length or chunked coding, a response over
+        # TLS is complete only if a closure alert was received; a bare TCP end may be a
+        # cut. Relayed chunked to this HTTP/1.1 client, so the difference must show.
+        c = self.client(self.proxy)
+        c.request('GET', '/close/clean')
+        r = c.read_response()
+        self.assertEqual((r.status, r.framing), (200, 'chunked'))
+        self.assertTrue(r.complete, r)
+        self.assertEqual(r.body, b'part1 ' * 100 + b'part2 ' * 100)
+        self.check_cut('/close/cut', 'chunked')
 
     def test_proxy_still_serves_after_cut_bodies(self):
         self.check_cut('/abort/chunked', 'chunked')
