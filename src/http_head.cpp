@@ -171,6 +171,7 @@ struct Framing {
     bool te_seen = false;
     std::size_t te_chunked = 0;  // "chunked" list elements over all Transfer-Encoding fields
     std::size_t te_other = 0;    // other codings
+    bool te_last_chunked = false;  // the final coding of them all is "chunked"
     bool te_empty_element = false;
 };
 
@@ -377,8 +378,10 @@ ParseResult parse_field(std::string_view line, HeadCommon& head, RequestHead* re
                 framing.te_empty_element = true;
             } else if (same_ci(e, "chunked")) {
                 ++framing.te_chunked;
+                framing.te_last_chunked = true;
             } else {
                 ++framing.te_other;
+                framing.te_last_chunked = false;
             }
             return true;
         });
@@ -408,6 +411,10 @@ ParseResult judge_framing(HeadCommon& head, const Framing& framing, bool is_requ
     if (!framing.te_seen) return ParseResult{};
     if (head.has_content_length) return invalid(400, "both Content-Length and Transfer-Encoding");
     if (head.version_minor == 0) return invalid(400, "Transfer-Encoding in an HTTP/1.0 message");
+    // A request whose final coding is not chunked has no length that can be known: 400
+    // (RFC 9112 section 6.3, rule 4). Only with chunked last is an unknown coding
+    // before it (gzip, chunked) a 501. A response is a 502 either way.
+    if (is_request && !framing.te_last_chunked) return invalid(400, "chunked is not the final transfer coding");
     if (framing.te_other > 0) {
         return invalid(is_request ? 501 : 502, "unsupported transfer coding");
     }
