@@ -13,13 +13,15 @@ namespace {
 bool is_absolute_form(std::string_view t) { return !t.empty() && t[0] != '/' && t != "*"; }
 
 // "http://host:port/path?q" -> authority "host:port", path "/path?q" ("/" when the
-// target has none; "?q" when it has a query only).
-void split_absolute(std::string_view t, std::string_view& authority, std::string_view& path) {
+// target has none; "?q" when it has a query only). An OPTIONS request whose target has
+// neither path nor query asks about the server as a whole: "*" (RFC 9112 section 3.2.4).
+void split_absolute(std::string_view t, bool options, std::string_view& authority, std::string_view& path) {
     std::size_t s = t.find("://");
     std::string_view rest = s == std::string_view::npos ? t : t.substr(s + 3);
     std::size_t end = rest.find_first_of("/?");
     authority = rest.substr(0, end);
-    path = end == std::string_view::npos ? std::string_view("/") : rest.substr(end);
+    if (end != std::string_view::npos) path = rest.substr(end);
+    else path = options ? std::string_view("*") : std::string_view("/");
 }
 
 bool refuse(RequestPlan& plan, int status, const char* code, std::string message) {
@@ -58,7 +60,7 @@ bool plan_request(const RequestHead& head, const Config& config, const Router& r
     }
     std::string_view host = head.host;
     std::string_view path = head.target;
-    if (is_absolute_form(head.target)) split_absolute(head.target, host, path);
+    if (is_absolute_form(head.target)) split_absolute(head.target, head.method == "OPTIONS", host, path);
 
     RouteResult route = router.route(has_x_target, x_target, host);
     if (route.outcome == RouteOutcome::BadHeader) return refuse(plan, 400, "invalid_target_host", std::move(route.error));
@@ -83,8 +85,8 @@ bool plan_request(const RequestHead& head, const Config& config, const Router& r
     plan.origin = route.origin;
     plan.restricted = restricted;
     build_pool_key(plan, config);
-    if (head.target == "*") {
-        plan.upstream_target = OutgoingTarget{false, head.target};
+    if (path == "*") {  // asterisk-form, or OPTIONS in absolute-form without a path
+        plan.upstream_target = OutgoingTarget{false, path};
     } else {
         std::string_view rest = strip_stage_prefix(path);
         plan.upstream_target = OutgoingTarget{rest.empty() || rest[0] != '/', rest};

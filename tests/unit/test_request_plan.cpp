@@ -306,6 +306,26 @@ TEST_CASE("plan: OPTIONS * keeps its target") {
     CHECK(plan.upstream_target.rest == "*");
 }
 
+TEST_CASE("plan: OPTIONS in absolute-form without a path goes on as * (RFC 9112 section 3.2.4)") {
+    Proxy p;
+    RequestPlan plan;
+    struct Case {
+        const char* request;
+        const char* upstream_target;
+    } cases[] = {
+        {"OPTIONS http://oa.example.com HTTP/1.1\r\nHost: oa.example.com\r\n\r\n", "*"},
+        {"OPTIONS https://oa.example.com:443 HTTP/1.1\r\nHost: oa.example.com\r\n\r\n", "*"},
+        {"OPTIONS http://oa.example.com/ HTTP/1.1\r\nHost: oa.example.com\r\n\r\n", "/"},
+        {"OPTIONS http://oa.example.com?x=1 HTTP/1.1\r\nHost: oa.example.com\r\n\r\n", "/?x=1"},
+        {"GET http://oa.example.com HTTP/1.1\r\nHost: oa.example.com\r\n\r\n", "/"},
+    };
+    for (const Case& c : cases) {
+        INFO(c.request);
+        REQUIRE(p.plan(c.request, plan));
+        CHECK(upstream_target(plan) == c.upstream_target);
+    }
+}
+
 TEST_CASE("plan: the upstream target is a view into the request, not a copy") {
     Proxy p;
     RequestPlan plan;
