@@ -81,8 +81,16 @@ constexpr bool is_digit(char c) { return c >= '0' && c <= '9'; }
 // 0-15 for a hex digit (either case), -1 for any other byte.
 constexpr int hex_value(char c) { return static_cast<int>(detail::kHexPlusOne.of[detail::byte(c)]) - 1; }
 
-// A request-target byte: visible ASCII (what RFC 3986 allows; '%' escapes unchecked).
-constexpr bool is_target_char(char c) { return detail::byte(c) >= 0x21 && detail::byte(c) <= 0x7e; }
+// A request-target byte: visible ASCII but for five that RFC 3986 never allows there and
+// no well-behaved client sends unescaped: '#' (a fragment is never sent; a proxy and an
+// origin that cut the target at different places route it differently), '"', '<', '>'
+// (markup in a URL) and the backslash (which some servers take for '/'). The others outside
+// RFC 3986 ('{', '}', '|', '^', '`') are sent raw by browsers and SDKs in queries and are
+// let through, as RFC 9112 section 3 allows; '%' escapes are not checked.
+constexpr bool is_target_char(char c) {
+    return detail::byte(c) >= 0x21 && detail::byte(c) <= 0x7e && c != '#' && c != '"' && c != '<' && c != '>' &&
+           c != '\\';
+}
 
 // field-vchar, SP and HTAB (RFC 9110 section 5.5): everything but CTLs and DEL;
 // obs-text (0x80-0xFF) included.
