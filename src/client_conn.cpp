@@ -958,7 +958,15 @@ void ClientConn::on_response_bytes(const char* p, std::size_t n) {
                 answer_error({502, "proxy_error", "upstream_bad_response", msg});
                 return;
             }
-            resp_head_.consume(r.consumed);  // interim response (100, 103): not relayed
+            // An interim response (102, 103 Early Hints, ...): a proxy forwards it (RFC 9110
+            // section 15.2), but never to an HTTP/1.0 client, which knows no 1xx, nor after
+            // -json-keepalive's 200 head. A 100 Continue the proxy already sent the client
+            // itself (it answers Expect and does not forward it) is not sent twice.
+            if (client_minor_ >= 1 && !keepalive_head_sent_ && state_ == State::Exchange &&
+                !(head.status == 100 && plan_.send_continue)) {
+                write_response_head(out_, head, ResponseFraming{});
+            }
+            resp_head_.consume(r.consumed);
             continue;
         }
         if (failover_ && state_ == State::Exchange && !keepalive_head_sent_) {

@@ -31,7 +31,8 @@ def handler(req):
         return Resp(200, chunks=[b'part1 ' * 100, b'part2 ' * 100], delay=0.05, abort_after=2,
                     abort_tail=b'100\r\npart3 part3')
     if t == '/interim':
-        return Resp(raw=b'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n'
+        return Resp(raw=b'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n'
+                        b'Connection: keep-alive\r\nKeep-Alive: timeout=5\r\n\r\n'
                         b'HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nfinal')
     if t == '/trailers':
         return Resp(raw=b'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\nConnection: close\r\n\r\n'
@@ -123,12 +124,24 @@ class Framing(ProxyTestCase):
         self.assertEqual(self.up.accept_count, 1)
 
     def test_interim_responses_then_final(self):
+        # RFC 9110 section 15.2: a proxy forwards 1xx responses it did not ask for, to
+        # HTTP/1.1 clients only; their hop-by-hop fields are not relayed.
         c = self.client(self.proxy)
         c.request('GET', '/interim')
         r = c.read_response()
         self.assertEqual((r.status, r.body, r.complete), (200, b'final', True))
+        self.assertEqual([status for status, _ in r.interim], [100, 103])
+        self.assertEqual([v for n, v in r.interim[1][1] if n.lower() == 'link'], ['</s.css>; rel=preload'])
+        self.assertEqual([n for n, _ in r.interim[1][1] if n.lower() in ('connection', 'keep-alive')], [])
         c.request('GET', '/after')
         self.expect_echo(c.read_response(), 'GET', '/after')
+
+    def test_interim_responses_are_not_sent_to_http10_clients(self):
+        c = self.client(self.proxy)
+        c.request('GET', '/interim', version='HTTP/1.0')
+        r = c.read_response()
+        self.assertEqual((r.status, r.body, r.complete), (200, b'final', True))
+        self.assertEqual(r.interim, [])
 
     def test_upstream_trailers_do_not_break_framing(self):
         c = self.client(self.proxy)
