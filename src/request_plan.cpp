@@ -64,11 +64,13 @@ bool plan_request(const RequestHead& head, const Config& config, const Router& r
 
     RouteResult route = router.route(has_x_target, x_target, host);
     if (route.outcome == RouteOutcome::BadHeader) return refuse(plan, 400, "invalid_target_host", std::move(route.error));
+    // Off means off: a header naming a configured origin would also move the request away
+    // from the route its Host chose (and to that origin's keys).
+    if (has_x_target && config.disable_target_header)
+        return refuse(plan, 403, "target_not_allowed", "X-Target-Host is disabled on this proxy");
     if (route.outcome == RouteOutcome::NoRoute) return refuse(plan, 404, "unknown_route", std::move(route.error));
     bool restricted = false;
     if (route.outcome == RouteOutcome::HeaderChosen) {
-        if (config.disable_target_header)
-            return refuse(plan, 403, "target_not_allowed", "X-Target-Host is disabled on this proxy");
         if (!config.allow_hosts.empty() && !host_allowed(config.allow_hosts, route.target.host))
             return refuse(plan, 403, "target_not_allowed", "X-Target-Host names a host that is not in -allow-hosts");
         restricted = !config.allow_private;

@@ -7,8 +7,9 @@ connected. Non-loopback internal addresses are only checked for a quick 403 (the
 refuses before connecting, so no packet leaves the machine).
 -allow-private lifts the rule; -allow-hosts restricts which names the header may choose
 (tested through a loopback CONNECT proxy, so no name is ever resolved);
--disable-target-header refuses the header; targets configured with -targets are trusted,
-by Host and when the header names the same origin. Upstream redirects reach the client
+-disable-target-header refuses the header, also one naming a configured origin; otherwise
+targets configured with -targets are trusted, by Host and when the header names the same
+origin. Upstream redirects reach the client
 unchanged and are never followed.
 
 The proxy runs WITHOUT -allow-private here unless a test passes it (StrictProxy)."""
@@ -166,11 +167,15 @@ class OpenRelay(ProxyTestCase):
     def test_disable_target_header(self):
         up = self.start_upstream()
         other = self.start_upstream()
-        p = self.strict_proxy(self.targets(('a', up)) + ['-disable-target-header', '-allow-private'])
-        for value in (other.url, other.authority, 'api.example.test'):
+        configured = self.start_upstream()
+        p = self.strict_proxy(self.targets(('a', up), ('b', configured)) + ['-disable-target-header', '-allow-private'])
+        # Refused altogether: a configured origin named in the header included, which
+        # would otherwise move the request away from its Host route.
+        for value in (other.url, other.authority, 'api.example.test', configured.url, configured.authority):
             with self.subTest(value):
                 self.assert_forbidden(p, value)
         self.assertEqual(other.accept_count, 0)
+        self.assertEqual(configured.accept_count, 0)
         r = self.get(p, '/v1/by-host')
         self.assertEqual(r.status, 200, r)
         self.assertEqual(up.requests[-1].target, '/v1/by-host')

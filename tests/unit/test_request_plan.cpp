@@ -130,15 +130,25 @@ TEST_CASE("plan: X-Target-Host chooses any origin, restricted unless -allow-priv
     CHECK(plan.pool_key == "http://10.0.0.5:8080");
 }
 
-TEST_CASE("plan: X-Target-Host naming a configured origin is trusted, even when the header is disabled") {
+TEST_CASE("plan: X-Target-Host naming a configured origin is trusted, -allow-hosts or not") {
     Proxy p;
-    p.config.disable_target_header = true;
     p.config.allow_hosts = {"nothing.example"};
     RequestPlan plan;
     const std::string req = get("/v1/x", "nomatch.example.com", "X-Target-Host: https://API.openai.com/\r\n");
     REQUIRE(p.plan(req, plan));
     CHECK(plan.target == target("api.openai.com"));
     CHECK_FALSE(plan.restricted);
+}
+
+TEST_CASE("plan: -disable-target-header refuses the header also when it names a configured origin") {
+    Proxy p;
+    p.config.disable_target_header = true;
+    RequestPlan plan;
+    const std::string req = get("/v1/x", "oa.example.com", "X-Target-Host: https://api.openai.com/\r\n");
+    CHECK_FALSE(p.plan(req, plan));
+    check_refused(plan, 403, "target_not_allowed", "X-Target-Host is disabled on this proxy");
+    // Without the header the same request takes its Host route.
+    REQUIRE(p.plan(get("/v1/x", "oa.example.com"), plan));
 }
 
 TEST_CASE("plan: a malformed X-Target-Host is 400") {
