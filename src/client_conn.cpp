@@ -617,8 +617,9 @@ void ClientConn::begin_exchange(const RequestHead& head, std::size_t head_len) {
         head_edit_at_ = v.find("\r\n") + 2;
         head_edit_end_ = v.find("\r\n", head_edit_at_) + 2;
         if (key_) head_edit_end_ = v.find("\r\n", head_edit_end_) + 2;
-        replay_limit_ = plan_.route->failover.replay_limit + up_out_.size();
-        if (replay_limit_ < kReplayLimit) replay_limit_ = kReplayLimit;
+        failover_limit_ = plan_.route->failover.replay_limit + up_out_.size();
+        failover_fits_ = !(head.has_content_length && head.content_length > plan_.route->failover.replay_limit);
+        replay_limit_ = failover_limit_ < kReplayLimit ? kReplayLimit : failover_limit_;
     }
     if (cfg().local_mode) {
         const OutgoingTarget& t = plan_.upstream_target;
@@ -717,6 +718,7 @@ void ClientConn::move_request() {
             if (step.status == ChunkedDecoder::Status::NeedMore) break;
         }
         if (replayable_ && up_out_.size() > replay_limit_) replayable_ = false;
+        if (failover_fits_ && up_out_.size() > failover_limit_) failover_fits_ = false;
         // Upstream buffer -> upstream connection.
         if (up_ && up_->state() == UpstreamConn::State::Ready && up_sent_ < up_out_.size()) {
             std::size_t n = up_->write(up_out_.data() + up_sent_, up_out_.size() - up_sent_);
@@ -1224,6 +1226,8 @@ void ClientConn::reset_exchange() {
     attempts_ = 1;
     tried_ = 0;
     replay_limit_ = kReplayLimit;
+    failover_limit_ = 0;
+    failover_fits_ = true;
     head_deadline_ms_ = 0;
     if (!attempt_notes_.empty()) attempt_notes_.clear();
 }
@@ -1345,7 +1349,7 @@ bool ClientConn::try_next(AttemptFailure why, const std::string& detail, std::in
 
     RetryCheck check;
     check.response_sent = response_started_ || keepalive_head_sent_;
-    check.replayable = replayable_;
+    check.replayable = replayable_ && failover_fits_;
     check.attempts = attempts_;
     check.max_attempts = route.failover.max_attempts;
     RetryVerdict verdict = may_retry(check);

@@ -277,6 +277,11 @@ private:
     unsigned attempts_ = 1;
     std::uint32_t tried_ = 0;         // origins tried in this exchange (bit per origin)
     std::size_t replay_limit_ = kReplayLimit;  // up_out_ kept for a replay up to this
+    // Failover to another origin: only while the request is within retry-body-limit
+    // (plus its head). replay_limit_ keeps at least kReplayLimit for the stale-connection
+    // replay to the same origin, which a smaller retry-body-limit does not change.
+    std::size_t failover_limit_ = 0;
+    bool failover_fits_ = true;
     std::size_t head_edit_at_ = 0;    // up_out_: the Host line starts here ...
     std::size_t head_edit_end_ = 0;   // ... and it (and the injected credential) ends here
     std::int64_t head_deadline_ms_ = 0;  // this attempt's head-timeout; 0: none
