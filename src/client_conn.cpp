@@ -87,8 +87,9 @@ bool ClientConn::may_enter(State from, State to) {
         case State::Exchange:
             return to == State::Idle || to == State::ReadingHead || to == State::Draining || to == State::Flushing ||
                    to == State::Orphaned || to == State::Tunnel;
-        case State::Tunnel: return to == State::Flushing;
+        case State::Tunnel: return to == State::Flushing || to == State::TunnelClosing;
         case State::Draining: return to == State::Lingering;
+        case State::TunnelClosing:
         case State::Orphaned:
         case State::Flushing:
         case State::Lingering:
@@ -112,6 +113,14 @@ void ClientConn::enter(State next) {
             last_emit_ms_ = now;
             break;
         case State::Tunnel: deadline_ms = now + ms(cfg().idle_timeout); break;
+        case State::TunnelClosing:
+            // The client is gone: its socket closes now; the upstream, once it has taken
+            // what the client sent (or the clock runs out). Nothing more is read from it.
+            close_socket();
+            out_.release();
+            if (up_) up_->want_read(false);
+            deadline_ms = now + kDrainTimeoutMs;
+            break;
         case State::Orphaned:
             // The client's socket is closed with the rest (Closed), after the upstream's:
             // the upstream is the one waiting to learn that nobody reads any more.
@@ -232,9 +241,11 @@ void ClientConn::client_left() {
     // 50 ms to arrive, which kept a few TLS handshakes after a benchmark's burst of
     // clients stopping at once but left every other upstream working 50 ms for nobody.
     if (state_ == State::Tunnel) {
-        // What the client sent last (a WebSocket close frame, often) goes on if it can.
+        // What the client sent last (a WebSocket close frame, often) goes on first; a
+        // slow upstream gets it from TunnelClosing, as the other way round from Flushing.
         if (up_) tunnel_to_upstream();
-        close_client();
+        if (!closed && up_ && (!in_.empty() || up_->has_pending_output())) enter(State::TunnelClosing);
+        else close_client();
         return;
     }
     if (state_ != State::Exchange || !up_ || up_->state() != UpstreamConn::State::Ready || response_started_ ||
@@ -420,6 +431,7 @@ bool ClientConn::wants_client_bytes() const {
             return in_.size() < limit && (req_done_ || pending_up < kHighWater);
         }
         case State::Tunnel: return in_.size() < kHighWater;
+        case State::TunnelClosing:
         case State::Flushing:
         case State::Draining:  // only writing now
         case State::Orphaned:
@@ -429,7 +441,7 @@ bool ClientConn::wants_client_bytes() const {
 }
 
 void ClientConn::update_interest() {
-    if (state_ == State::Orphaned || state_ == State::Closed) {
+    if (state_ == State::Orphaned || state_ == State::TunnelClosing || state_ == State::Closed) {
         assert(!"no socket to poll");
         return;
     }
@@ -513,6 +525,11 @@ void ClientConn::on_timeout() {
             close_client();
             return;
         case State::Orphaned:  // not reached: an orphan is closed within the event that made it
+        case State::TunnelClosing:
+            log_line("Error processing request: %s took no more of the WebSocket in %llds after the client left",
+                     plan_.target.authority.c_str(), static_cast<long long>(kDrainTimeoutMs / 1000));
+            close_client();
+            return;
         case State::Idle:
         case State::Flushing:
         case State::Draining:
@@ -741,10 +758,25 @@ void ClientConn::move_request() {
 void ClientConn::upstream_ready() { settle(); }
 
 void ClientConn::upstream_writable() {
+    if (state_ == State::TunnelClosing) {
+        finish_tunnel();
+        return;
+    }
     if (state_ != State::Orphaned) settle();  // an orphan's request went out whole
 }
 
+// TunnelClosing: the client's last bytes to the upstream; once all are on the wire, the
+// close (over TLS with close_notify, UpstreamConn::close).
+void ClientConn::finish_tunnel() {
+    tunnel_to_upstream();
+    if (!closed && (!up_ || (in_.empty() && !up_->has_pending_output()))) close_client();
+}
+
 void ClientConn::upstream_readable() {
+    if (state_ == State::TunnelClosing) {  // read interest is off: only an error or the end
+        close_client();
+        return;
+    }
     if (state_ == State::Orphaned) {
         drain_orphan();
         return;
@@ -755,7 +787,7 @@ void ClientConn::upstream_readable() {
 
 void ClientConn::upstream_failed(UpstreamFailure why, const std::string& detail) {
     up_ = nullptr;  // it closed itself
-    if (state_ == State::Orphaned) {
+    if (state_ == State::Orphaned || state_ == State::TunnelClosing) {
         close_client();
         return;
     }

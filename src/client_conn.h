@@ -13,7 +13,8 @@
 //                                                    whole, nothing of the answer relayed
 //                                                  Tunnel: a WebSocket upgrade accepted (101)
 //   Tunnel       -idle-timeout, restarted by       Flushing: the upstream ended it
-//                every event
+//                every event                       TunnelClosing: the client ended it
+//   TunnelClosing 30 s to deliver to the upstream  -
 //   Orphaned     none: ends within its event       -
 //   Flushing     30 s to deliver                   -
 //   Draining     30 s to deliver                   Lingering: delivered, write side shut
@@ -21,7 +22,7 @@
 //
 // Closed is reached from any state: client gone, write error, timeout, shutdown while
 // Idle; from Orphaned once what the upstream already sent is read (the connection
-// pooled if that was the whole answer); from Flushing once flushed. enter() is the one
+// pooled if that was the whole answer); from Flushing and TunnelClosing once flushed. enter() is the one
 // place that changes the state: it checks the transition against this table and starts
 // the clock of the state it enters; settle() restarts the clocks that activity restarts
 // (Idle, Exchange).
@@ -129,6 +130,7 @@ private:
         ReadingHead,  // part of a head is in: header clock, from its first byte
         Exchange,     // relaying a request and its answer: response / idle clock
         Tunnel,       // WebSocket: bytes both ways, unparsed, until either side closes
+        TunnelClosing,  // the client left a tunnel: what it sent goes on, then the close
         Orphaned,     // the client left; the upstream may still finish (client_left)
         Flushing,     // the answer failed midway: deliver what is buffered, then close
         Draining,     // a final answer: deliver it, then linger
@@ -162,6 +164,7 @@ private:
     void response_complete();
     void start_tunnel(const ResponseHead& head);
     void tunnel_to_upstream();
+    void finish_tunnel();
     void upstream_ended(bool error, const std::string& detail);
     void answer_error(const ProxyError& e);
     void abort_midstream(const std::string& why);

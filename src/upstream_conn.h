@@ -87,6 +87,8 @@ public:
     // when the last read filled what it asked for). Bytes after a complete response
     // are never the next request's answer (RFC 9112 section 6.3).
     bool nothing_unread();
+    // Bytes accepted by write() and not yet on the wire (plain, or TLS records).
+    bool has_pending_output() const { return !out_.empty() || (tls_ && tls_->pending_ciphertext() > 0); }
     // After read() said Eof: whether a TLS connection ended without the peer's
     // close_notify, which leaves a body that runs to the close unproven (RFC 9112
     // section 9.8). Never for plain TCP, where the close is the only end there is.

@@ -17,6 +17,7 @@ import threading
 import time
 
 from harness import ProxyTestCase, RawClient, certs, main, now, parse_head, wait_until
+from hardening_util import needs_linux_proc
 
 GUID = b'258EAFA5-E914-47DA-95CA-C5AB0DC85B11'
 
@@ -144,6 +145,8 @@ class WsUpstream(TlsWsServer):
     def __init__(self):
         self.heads = []
         self.closed_at = []
+        self.stalled = {}    # 'stall' connections: peer port -> the frames read after the stall
+        self.resume = threading.Event()
         super().__init__()
 
     @property
@@ -188,6 +191,18 @@ class WsUpstream(TlsWsServer):
                     s.sendall(frame(0x8, struct.pack('!H', 1000) + b'bye', mask=False))
                     s.close()
                     return
+                if op == 0x1 and payload == b'stall':
+                    # Busy: reads nothing until resume is set, then records every frame
+                    # up to and including a close frame.
+                    got = self.stalled.setdefault(s.getpeername()[1], [])
+                    self.resume.wait(60)
+                    while True:
+                        fin, op, payload = read_frame(s)
+                        got.append((op, payload))
+                        if op == 0x8:
+                            s.close()
+                            self.closed_at.append(now())
+                            return
                 if op == 0x1 and payload == b'reset-now':
                     s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
                     s.close()
@@ -325,6 +340,63 @@ class WebSocket(ProxyTestCase):
         ws.close()
         self.assertTrue(wait_until(lambda: len(self.up.closed_at) > seen, 5))
         self.assertLess(self.up.closed_at[seen] - t0, 1.0)
+
+    @needs_linux_proc  # watches the kernel's socket queues in /proc/net/tcp
+    def test_what_the_client_sent_before_leaving_reaches_a_slow_upstream(self):
+        # README: either side's close ends the tunnel, and what the closing side sent
+        # last, its close frame included, is delivered first. The client leaves while the
+        # upstream reads nothing and the proxy itself holds some of the client's bytes.
+        p = self.proxy()
+        ws = self.open(p)
+        ws.send(0x1, b'stall')
+        self.assertTrue(wait_until(lambda: len(self.up.stalled) == 1, 5))
+        proxy_port = next(iter(self.up.stalled))
+        client_port = ws.sock.getsockname()[1]
+
+        def queued(local, remote):
+            """Bytes in the kernel between two loopback ports: the sender's send queue
+            and the receiver's receive queue."""
+            total = 0
+            with open('/proc/net/tcp') as f:
+                for line in f.readlines()[1:]:
+                    parts = line.split()
+                    lp, rp = int(parts[1].split(':')[1], 16), int(parts[2].split(':')[1], 16)
+                    tx, rx = (int(x, 16) for x in parts[4].split(':'))
+                    if (lp, rp) == (local, remote):
+                        total += tx
+                    if (lp, rp) == (remote, local):
+                        total += rx
+            return total
+
+        # 16 KiB frames until the way to the upstream takes no more (its queue stays the
+        # same) while the proxy has read all the client sent: the last frames are then
+        # in the proxy's own buffers.
+        sent = []
+        last_q = -1
+        deadline = now() + 30
+        while now() < deadline:
+            payload = bytes([len(sent) % 256]) * 16384
+            ws.sock.settimeout(5)
+            ws.send(0x2, payload)
+            sent.append(payload)
+            time.sleep(0.03)
+            q = queued(proxy_port, self.up.port)
+            if q == last_q and queued(client_port, p.port) == 0:
+                time.sleep(0.2)
+                if queued(proxy_port, self.up.port) == q and queued(client_port, p.port) == 0:
+                    break
+            last_q = q
+        else:
+            self.fail('the upstream side never filled up')
+        ws.send(0x8, struct.pack('!H', 1000) + b'done')
+        ws.close()
+        time.sleep(0.5)
+        self.up.resume.set()
+        got = self.up.stalled[proxy_port]
+        self.assertTrue(wait_until(lambda: got and got[-1][0] == 0x8, 20),
+                        'the upstream got %d of %d frames and no close frame' % (len(got), len(sent) + 1))
+        self.assertEqual([payload for op, payload in got[:-1]], sent)
+        self.assertEqual(got[-1], (0x8, struct.pack('!H', 1000) + b'done'))
 
     def test_idle_timeout_and_pings_keep_it_alive(self):
         p = self.proxy(['-idle-timeout', '1s'])
