@@ -1068,7 +1068,9 @@ void ClientConn::start_response(const ResponseHead& head) {
     } else if (head.has_content_length && (head_request_ || head.status == 304)) {
         pass_length = true;  // describes the representation, not this (empty) body
     }
-    if (!client_keep_alive_ || !req_done_) close_after_ = true;
+    // A stopping proxy keeps no connection, and says so (RFC 9112 section 9.6), so the
+    // client does not send its next request into a close.
+    if (!client_keep_alive_ || !req_done_ || ctx_.stopping) close_after_ = true;
 
     response_at_ = client_written_ + out_.size();
     ResponseFraming framing;
@@ -1177,7 +1179,7 @@ void ClientConn::response_complete() {
     bool reusable = resp_keep_alive_ && all_sent && !resp_extra_ && resp_kind_ != BodyKind::UntilClose;
     release_upstream(reusable);
     if (!req_done_) close_after_ = true;  // the rest of the request body was never read
-    bool close = close_after_ || !client_keep_alive_;
+    bool close = close_after_ || !client_keep_alive_ || ctx_.stopping;
     reset_exchange();
     end_exchange(close);
 }
@@ -1201,7 +1203,7 @@ void ClientConn::answer_error(const ProxyError& e) {
     release_upstream(false);
     // The connection stays open only when the whole request was read and the client
     // wants more; after a malformed request nothing that follows is trusted.
-    bool close = !req_done_ || !client_keep_alive_ || e.status == 408;
+    bool close = !req_done_ || !client_keep_alive_ || e.status == 408 || ctx_.stopping;
     if (!meter_.active()) meter_.begin(ctx_, nullptr, 0, nullptr, out_mark());  // no head parsed
     if (keepalive_head_sent_) write_error_chunk(out_, e);  // the 200 head is out: the error is its body
     else write_error_response(out_, e, close, cors());
@@ -1485,7 +1487,8 @@ bool ClientConn::begin_cors(const RequestHead& head, std::size_t head_len) {
         answer_error({403, "invalid_request_error", "origin_not_allowed", std::move(msg)});
         return true;
     }
-    bool close = !req_done_ || !client_keep_alive_;  // a preflight has no body; one that does is not trusted
+    // A preflight has no body; one that does is not trusted.
+    bool close = !req_done_ || !client_keep_alive_ || ctx_.stopping;
     write_preflight_response(out_, cors_answer_, request_headers, close);
     in_.consume(head_len);  // `head` views die here
     reset_exchange();
@@ -1528,7 +1531,7 @@ void ClientConn::send_keepalive() {
     } else {
         if (!keepalive_head_sent_) {
             keepalive_head_sent_ = true;
-            close_after_ = !client_keep_alive_;  // the request was read whole (keepalive_due_ms)
+            close_after_ = !client_keep_alive_ || ctx_.stopping;  // the request was read whole (keepalive_due_ms)
             write_keepalive_head(out_, cors(), close_after_);
         }
         write_chunk(out_, kJsonWhitespace);

@@ -77,6 +77,22 @@ class Shutdown(ProxyTestCase):
         self.assertEqual(p.proc.returncode, 0, 'exit status %s; stderr:\n%s' % (p.proc.returncode, p.stderr()))
         self.assertLess(now() - t_signal, 3.0 + 3.0, 'the proxy lingered after the stream ended')
 
+    def test_an_answer_sent_during_shutdown_says_connection_close(self):
+        # RFC 9112 section 9.6: the stopping proxy keeps no connection, so an answer whose
+        # head leaves after the signal says so; the client then does not send its next
+        # request (a POST it could not safely retry) into a closing connection.
+        up = self.start_upstream(lambda req: Resp(200, [('Content-Type', 'application/json')], body=b'{}',
+                                                  head_delay=0.8))
+        p = self.launch(up)
+        c = self.client(p, timeout=10)
+        c.request('POST', '/v1/chat/completions', [('Content-Type', 'application/json')], b'{}')
+        time.sleep(0.2)
+        p.proc.send_signal(signal.SIGTERM)
+        r = c.read_response(timeout=10)
+        self.assertEqual((r.status, r.body, r.complete), (200, b'{}', True))
+        self.assertEqual((r.header('Connection') or '').lower(), 'close', r.headers)
+        self.assertTrue(c.wait_closed(5)[0], 'the connection stayed open after a Connection: close answer')
+
     def test_grace_expiry_cuts_a_long_stream_and_exits_0(self):
         up = self.start_upstream(stream_handler)
         p = self.launch(up, ['-shutdown-grace', '1s'])
