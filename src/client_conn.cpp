@@ -1055,6 +1055,9 @@ void ClientConn::start_response(const ResponseHead& head) {
         // as chunks (an HTTP/1.1 client and a completely read request: see begin_exchange).
         client_chunked_ = true;
         response_at_ = client_written_ + out_.size();
+        // Logged and counted with the upstream's status and head time, and its body
+        // scanned for usage, as any relayed answer (the 200 the client saw was ours).
+        meter_.response_head(ctx_, &head, head.status, StatusSource::Upstream);
         if (resp_kind_ == BodyKind::None) response_complete();
         return;
     }

@@ -13,10 +13,11 @@ the JSON body; "stream": true, GET and fast answers are untouched."""
 import json
 import os
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import ProxyTestCase, Resp, main, now  # noqa: E402
+from harness import ProxyTestCase, Resp, main, new_tmp_path, now  # noqa: E402
 
 # -sse-keepalive / -json-keepalive in these tests. The proxy checks deadlines every 250 ms,
 # so a keep-alive goes out 100-350 ms after the last byte; GAP leaves room beyond that.
@@ -200,6 +201,32 @@ class JsonKeepalive(ProxyTestCase):
         self.assertEqual(json.loads(data), json.loads(body))  # whitespace before JSON is JSON
         c.request('GET', '/v1/models')  # the connection is kept
         self.assertEqual(c.read_response().status, 200)
+
+    def test_logged_and_counted_with_the_upstreams_status_and_usage(self):
+        # The 200 head is the proxy's; the access log and the metrics still carry the
+        # upstream's status and head time, and the usage of its JSON body.
+        body = json.dumps({'id': 'chatcmpl-1', 'object': 'chat.completion',
+                           'usage': {'prompt_tokens': 11, 'completion_tokens': 7}}).encode()
+        up = self.start_upstream(lambda req: Resp(200, [('Content-Type', 'application/json')], body=body,
+                                                  head_delay=GAP))
+        log = new_tmp_path('keepalive-access.log')
+        p = self.start_proxy(self.targets(('a', up)) + ['-json-keepalive', PERIOD_ARG, '-access-log', log])
+        c, r, _h, chunks = self.post(p)
+        self.assertEqual(r.status, 200)
+        self.assertEqual(json.loads(b''.join(pl for _t, pl in chunks)), json.loads(body))
+        c.request('GET', '/v1/models')  # a second exchange: the first one's line is written
+        self.assertEqual(c.read_response().status, 200)
+        deadline = now() + 5
+        lines = []
+        while now() < deadline and len(lines) < 2:
+            with open(log) as f:
+                lines = [json.loads(line) for line in f if line.strip()]
+            time.sleep(0.05)
+        entry = lines[0]
+        self.assertEqual((entry['status'], entry['source']), (200, 'upstream'), entry)
+        self.assertIsNotNone(entry['head_ms'], entry)
+        self.assertGreaterEqual(entry['head_ms'], int(GAP * 1000) - 50, entry)
+        self.assertEqual((entry['prompt_tokens'], entry['completion_tokens']), (11, 7), entry)
 
     def test_upstream_error_arrives_inside_200(self):
         up, body = self.slow(status=503)
