@@ -71,11 +71,18 @@ public:
 // among the usual distro paths (Debian/Ubuntu, RHEL/Fedora, Alpine, OpenWrt, SUSE,
 // Android), else the first existing directory of hashed certificates. ca_file is taken
 // as given (create() fails naming it if unusable); SSL_CERT_FILE and SSL_CERT_DIR
-// count only when they exist, and may both be used. The existence checks are
-// injectable for tests. Returns an empty file and dir when nothing is found.
+// count only when they exist, and may both be used. SSL_CERT_DIR may list several
+// directories, as OpenSSL and Go read it (kCertDirSeparator between them); those that
+// exist are kept. The existence checks are injectable for tests. Returns an empty file
+// and dir when nothing is found.
+#ifdef _WIN32
+inline constexpr char kCertDirSeparator = ';';
+#else
+inline constexpr char kCertDirSeparator = ':';
+#endif
 struct TrustChoice {
     std::string file;
-    std::string dir;
+    std::string dir;  // one directory, or several joined by kCertDirSeparator
     bool os_store = false;  // the system's store (sys::os_trust_store), and nothing else
 };
 TrustChoice choose_trust_store(const TrustSettings& trust,

@@ -14,7 +14,7 @@ import socket
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import ProxyTestCase, Resp, certs, main, wait_until  # noqa: E402
+from harness import WINDOWS, ProxyTestCase, Resp, certs, main, wait_until  # noqa: E402
 
 # mbedTLS 2.28 speaks TLS 1.2 at most; OpenSSL and the test upstreams speak 1.3.
 EXPECTED_VERSION = 'TLSv1.2' if os.environ.get('OP_TLS') == 'mbedtls' else 'TLSv1.3'
@@ -127,6 +127,15 @@ class Verification(ProxyTestCase):
     def test_ssl_cert_dir_is_used_without_ca_file(self):
         up = self.start_upstream()
         p = self.start_proxy(self.targets(('a', up)), ca_file=None, env={'SSL_CERT_DIR': certs().ca_dir})
+        self.accepted(p, up)
+
+    def test_ssl_cert_dir_may_list_directories(self):
+        # As OpenSSL and Go read it: ':'-separated (';' on Windows); a missing one is skipped.
+        sep = ';' if WINDOWS else ':'
+        up = self.start_upstream()
+        missing = os.path.join(os.path.dirname(certs().ca_dir), 'no-such-dir')
+        p = self.start_proxy(self.targets(('a', up)), ca_file=None,
+                             env={'SSL_CERT_DIR': missing + sep + certs().ca_dir})
         self.accepted(p, up)
 
     def test_ca_file_wins_over_ssl_cert_file(self):

@@ -833,6 +833,24 @@ TEST_CASE("trust store: SSL_CERT_FILE and SSL_CERT_DIR come next, when they exis
     CHECK_FALSE(c.os_store);
 }
 
+TEST_CASE("trust store: SSL_CERT_DIR may list directories; those that exist are kept") {
+    everything_exists();
+    g_dirs.insert("/envdir2");
+    const std::string sep(1, op::kCertDirSeparator);
+    TrustSettings trust;
+    trust.env_cert_dir = "/envdir" + sep + "/nodir" + sep + sep + "/envdir2";
+    TrustChoice c = choose(trust);
+    CHECK(c.dir == "/envdir" + sep + "/envdir2");
+    CHECK(c.file.empty());
+    trust.env_cert_dir = "/nodir" + sep + "/envdir2";
+    CHECK(choose(trust).dir == "/envdir2");
+    // None of them exists: the system store, as for one missing directory.
+    trust.env_cert_dir = "/nodir" + sep + "/other";
+    c = choose(trust);
+    CHECK(c.dir.empty());
+    CHECK(c.file == "/etc/ssl/certs/ca-certificates.crt");
+}
+
 TEST_CASE("trust store: a system store outside files is loaded by ready(); POSIX has none to load") {
     // Windows' side is tests/unit/win/test_os_trust_store.cpp.
     TrustSettings trust;
