@@ -177,9 +177,9 @@ void ClientConn::close_socket() {
 // ---- client side -------------------------------------------------------------------
 
 void ClientConn::on_ready(unsigned ready) {
-    if (state_ == State::Orphaned) return;  // the client left; only the upstream's events matter now
+    if (client_gone()) return;  // only the upstream's events matter now
     if (ready & kReadable) read_client();
-    if (closed || state_ == State::Orphaned) return;
+    if (closed || client_gone()) return;
     if (ready & kWritable) flush_client();
     if (closed) return;
     settle();
@@ -278,7 +278,7 @@ void ClientConn::drain_orphan() {
 }
 
 void ClientConn::flush_client() {
-    assert(state_ != State::Orphaned && state_ != State::Closed);  // no socket
+    assert(!client_gone() && state_ != State::Closed);  // no socket
     while (!out_.empty()) {
         IoResult r = client_write(out_.data(), out_.size());
         if (r.status == IoStatus::Ok) {
@@ -407,7 +407,7 @@ void ClientConn::settle_rounds() {
         if (!progress && tls_ && state_ != State::Orphaned && wants_client_bytes() && tls_->has_buffered_input()) {
             std::size_t before = in_.size();
             read_client();
-            if (closed) return;
+            if (closed || client_gone()) return;  // the client left (a tunnel closing)
             progress = in_.size() != before;
         }
         if (!progress) break;
@@ -441,7 +441,7 @@ bool ClientConn::wants_client_bytes() const {
 }
 
 void ClientConn::update_interest() {
-    if (state_ == State::Orphaned || state_ == State::TunnelClosing || state_ == State::Closed) {
+    if (client_gone() || state_ == State::Closed) {
         assert(!"no socket to poll");
         return;
     }

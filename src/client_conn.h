@@ -143,6 +143,8 @@ private:
     void end_exchange(bool close);
     bool before_exchange() const { return state_ == State::Idle || state_ == State::ReadingHead; }
     bool in_exchange() const { return state_ == State::Exchange || state_ == State::Orphaned; }
+    // The client left (its socket unused or closed); the upstream still has a part.
+    bool client_gone() const { return state_ == State::Orphaned || state_ == State::TunnelClosing; }
 
     // After any event: makes what progress the buffers allow (parsing, relaying,
     // flushing, backpressure), then sets the poll interest and restarts the activity
