@@ -66,9 +66,10 @@ void ClientConn::start() {
         return;
     }
     refresh_clock();
-    // The handshake and then the request head must come within -header-timeout: the
-    // Idle clock, restarted by every event, does not run until the handshake is done.
-    if (tls_) deadline_ms = ctx_.loop.now_ms() + ms(cfg().header_timeout);
+    // The handshake and then the first request head must come within -header-timeout of
+    // the connection: neither the Idle clock (restarted by every event) nor the head's
+    // own clock (from its first byte) starts it anew.
+    if (tls_) deadline_ms = first_head_deadline_ms_ = ctx_.loop.now_ms() + ms(cfg().header_timeout);
 }
 
 ClientConn::~ClientConn() {
@@ -107,8 +108,12 @@ void ClientConn::enter(State next) {
         case State::Idle: deadline_ms = now + ms(cfg().keepalive_timeout); break;
         // The header clock starts with the first byte and is not reset by later ones,
         // so a client trickling bytes cannot hold the connection forever.
-        case State::ReadingHead: deadline_ms = now + ms(cfg().header_timeout); break;
+        case State::ReadingHead:
+            deadline_ms = now + ms(cfg().header_timeout);
+            if (first_head_deadline_ms_ != 0 && first_head_deadline_ms_ < deadline_ms) deadline_ms = first_head_deadline_ms_;
+            break;
         case State::Exchange:
+            first_head_deadline_ms_ = 0;  // the first head is in
             activity_deadline_ms_ = deadline_ms = now + ms(cfg().response_timeout);
             last_emit_ms_ = now;
             break;
@@ -462,7 +467,9 @@ void ClientConn::update_interest() {
 void ClientConn::refresh_clock() {
     std::int64_t now = ctx_.loop.now_ms();
     if (tls_ && !tls_->handshake_done()) return;  // the handshake's clock runs from accept (start)
-    if (state_ == State::Idle) {
+    if (state_ == State::Idle && first_head_deadline_ms_ != 0) {
+        deadline_ms = first_head_deadline_ms_;  // not the keep-alive clock before the first request
+    } else if (state_ == State::Idle) {
         deadline_ms = now + ms(cfg().keepalive_timeout);
     } else if (state_ == State::Tunnel) {
         deadline_ms = now + ms(cfg().idle_timeout);  // WebSocket pings count

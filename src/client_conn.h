@@ -266,6 +266,9 @@ private:
     CorsAnswer cors_answer_;
     // Keep-alives.
     std::int64_t activity_deadline_ms_ = 0;  // the activity clock; deadline_ms may be earlier
+    // Over TLS: the handshake and then the first request head are due by this (accept +
+    // -header-timeout); 0 once that head is in, and for plain connections.
+    std::int64_t first_head_deadline_ms_ = 0;
     std::int64_t last_emit_ms_ = 0;          // when the client was last given bytes (exchange start)
     bool sse_ = false;                       // -sse-keepalive applies to this answer
     std::uint32_t sse_tail_ = 0;             // its last relayed bytes, newest lowest

@@ -9,6 +9,7 @@ import subprocess
 
 from harness import (ProxyTestCase, RawClient, Resp, certs, echo_handler, main, new_tmp_path, now, run_cli,
                      sha256, wait_until, windows_skip)
+import time
 import unittest
 
 NO_SERVER_SIDE = 'has no TLS server side'
@@ -140,6 +141,32 @@ class TlsListener(ProxyTestCase):
             except ConnectionResetError:
                 pass
             self.assertLess(now() - start, 5)
+
+    def test_first_head_after_the_handshake_is_bounded_by_the_header_timeout(self):
+        # The handshake and then the request head are due within -header-timeout of the
+        # connection: a client silent after its handshake is not kept for
+        # -keepalive-timeout, and one byte after a pause does not start the clock anew.
+        up = self.start_upstream(echo_handler)
+        p = self.start_tls_proxy(up, extra=['-header-timeout', '2s', '-keepalive-timeout', '30s'])
+        # (Closed at 2 s plus the 250 ms tick; a clock started anew by the byte at 1.8 s
+        # would close at 3.8 s, the keep-alive clock at 30 s.)
+        for pause_then_byte, bound in ((None, 5.0), (1.8, 3.3)):
+            with self.subTest(pause_then_byte=pause_then_byte):
+                c = self.tls_client(p, timeout=15)
+                start = now()
+                if pause_then_byte is not None:
+                    time.sleep(pause_then_byte)
+                    c.send(b'G')
+                closed, _ = c.wait_closed(10)
+                self.assertTrue(closed, 'still open 10 s after the handshake')
+                self.assertLess(now() - start, bound, 'closed %.1f s after the handshake' % (now() - start))
+        # After a first request the keep-alive clock applies between requests as before.
+        c = self.tls_client(p, timeout=15)
+        c.request('GET', '/first')
+        self.assertEqual(c.read_response().status, 200)
+        time.sleep(3)
+        c.request('GET', '/second')
+        self.assertEqual(c.read_response().status, 200)
 
     def test_errors_at_start(self):
         up = self.start_upstream(echo_handler)
