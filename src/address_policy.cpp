@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "tls_internal.h"
+
 namespace op {
 namespace {
 
@@ -37,6 +39,18 @@ bool is_internal_address(const SockAddr& addr) {
     unsigned char ip[16];
     std::size_t len = 0;
     return !addr.ip_bytes(ip, len) || is_internal_ip(ip, len);
+}
+
+bool remote_name_allowed(std::string_view host) {
+    const std::string bare = tls_internal::bare_host(host);
+    tls_internal::IpAddress ip;
+    if (tls_internal::parse_ip_literal(bare, ip)) return !is_internal_ip(ip.bytes, ip.len);
+    if (bare.empty() || bare.find(':') != std::string::npos) return false;  // not a name either
+    std::string_view name = bare;
+    if (name.back() == '.') name.remove_suffix(1);  // the root's dot
+    std::size_t dot = name.rfind('.');
+    std::string_view last = dot == std::string_view::npos ? name : name.substr(dot + 1);
+    return !last.empty() && !(last[0] >= '0' && last[0] <= '9');
 }
 
 }  // namespace op

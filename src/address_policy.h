@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <string_view>
 
 #include "socket.h"
 
@@ -19,5 +20,13 @@ bool is_internal_ip(const unsigned char* ip, std::size_t len);
 
 // The same for a resolved address; one that is neither IPv4 nor IPv6 is internal.
 bool is_internal_address(const SockAddr& addr);
+
+// For an egress proxy that resolves the origin's name itself (http://, socks5h://), the
+// host as the client wrote it, since no address of it is ever seen here: an IP literal
+// is judged as an address; a host whose last label starts with a digit is some other
+// numeric form ("2130706433", "0x7f.1", "127.1") that resolvers take for an address, so
+// it cannot be judged and is refused. A name is allowed (the egress proxy's own rules,
+// -allow-hosts or -disable-target-header are what restrict names there). true: allowed.
+bool remote_name_allowed(std::string_view host);
 
 }  // namespace op

@@ -43,6 +43,16 @@ UpstreamConn::~UpstreamConn() {
 void UpstreamConn::start() {
     uses_ = 1;
     set_deadline(loop_.now_ms() + upstreams_.settings().connect_timeout.count() * 1000);
+    // Through an http:// or socks5h:// proxy the origin's name is resolved there, out of
+    // reach of the address rule (resolved_target); an address written as the host is not
+    // a name, though, and is judged here.
+    if (restricted_ && !egress_.direct() && egress_.kind != Egress::Kind::Socks5 &&
+        !remote_name_allowed(target_.host)) {
+        fail(UpstreamFailure::Forbidden, "X-Target-Host " + target_.host +
+                                             " is an internal or numeric address, which " + egress_.describe() +
+                                             " would connect to; see -allow-private");
+        return;
+    }
     // socks5:// sends the origin's address, so its name is resolved here first.
     resolving_origin_ = egress_.kind == Egress::Kind::Socks5;
     bool origin = egress_.direct() || resolving_origin_;

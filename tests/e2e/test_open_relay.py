@@ -146,6 +146,29 @@ class OpenRelay(ProxyTestCase):
         self.assertEqual(r.status, 200, r)
         self.assertEqual(up.requests[-1].target, '/v1/via-allowed')
 
+    def test_addresses_written_as_the_host_are_judged_before_an_egress_proxy(self):
+        # Through an http:// (or socks5h://) proxy the proxy resolves names, so only what
+        # the client wrote can be judged: an internal IP literal, or a numeric host the
+        # egress proxy's resolver would take for an address, is refused without a CONNECT.
+        up = self.start_upstream()
+        canary = Canary('127.0.0.1')
+        self.addCleanup(canary.close)
+        cproxy = self.start_connect_proxy()
+        p = self.strict_proxy(self.targets(('a', up)) + ['-upstream-proxy', cproxy.url])
+        for value in ('127.0.0.1:%d' % canary.port, 'http://169.254.169.254', '10.1.2.3:8080', '[::1]:%d' % canary.port):
+            with self.subTest(value):
+                self.assert_forbidden(p, value)
+        # The header's parser already refuses these as hosts (400); either way, no CONNECT.
+        for value in ('http://2130706433:%d' % canary.port, '0x7f.1:%d' % canary.port):
+            with self.subTest(value):
+                self.assert_forbidden(p, value, statuses=(400, 403))
+        self.assertEqual(cproxy.connects, [], 'an internal address went to the egress proxy')
+        self.assertEqual(canary.accepted, 0)
+        # A name still goes to the egress proxy, which resolves it (and answers 502 here).
+        r = self.get(p, '/v1/models', headers=[('X-Target-Host', 'api.example.test')], timeout=10)
+        self.assertNotEqual(r.status, 403, r)
+        self.assertEqual([c.lower() for c in cproxy.connects], ['api.example.test:443'])
+
     def test_allow_hosts_does_not_lift_the_address_rule(self):
         up = self.start_upstream()
         canary = Canary('127.0.0.1')

@@ -110,6 +110,31 @@ TEST_CASE("address policy: what cannot be classified is internal") {
     CHECK(op::is_internal_address(op::SockAddr{}));
 }
 
+TEST_CASE("address policy: a host an egress proxy resolves is judged as written") {
+    using op::remote_name_allowed;
+    // Names: allowed (the egress proxy resolves them).
+    CHECK(remote_name_allowed("api.openai.com"));
+    CHECK(remote_name_allowed("x.openai.azure.com."));
+    CHECK(remote_name_allowed("localhost"));  // a name; the egress proxy's rules apply
+    CHECK(remote_name_allowed("3com.example"));
+    // IP literals: judged as addresses.
+    CHECK(remote_name_allowed("8.8.8.8"));
+    CHECK(remote_name_allowed("[2606:4700::6810:6c0]"));
+    CHECK_FALSE(remote_name_allowed("127.0.0.1"));
+    CHECK_FALSE(remote_name_allowed("10.1.2.3"));
+    CHECK_FALSE(remote_name_allowed("169.254.169.254"));
+    CHECK_FALSE(remote_name_allowed("[::1]"));
+    CHECK_FALSE(remote_name_allowed("[::ffff:127.0.0.1]"));
+    CHECK_FALSE(remote_name_allowed("[fd00::1]"));
+    // Other numeric forms resolvers accept: refused, whatever they stand for.
+    CHECK_FALSE(remote_name_allowed("2130706433"));
+    CHECK_FALSE(remote_name_allowed("0x7f.1"));
+    CHECK_FALSE(remote_name_allowed("127.1"));
+    CHECK_FALSE(remote_name_allowed("0177.0.0.1"));
+    CHECK_FALSE(remote_name_allowed("134744072"));  // 8.8.8.8 too: cannot be judged as written
+    CHECK_FALSE(remote_name_allowed(""));
+}
+
 TEST_CASE("address policy: resolved addresses are judged by their IP") {
     CHECK(op::is_internal_address(resolved("127.0.0.1")));
     CHECK(op::is_internal_address(resolved("10.20.30.40")));
