@@ -290,7 +290,15 @@ void UpstreamConn::proxy_connect_readable() {
         in_.commit(r.bytes);
         ResponseHead head;
         HeadLimits limits;
-        ParseResult pr = parse_response_head(in_.view(), limits, head);
+        ParseResult pr;
+        for (;;) {
+            pr = parse_response_head(in_.view(), limits, head);
+            // An interim answer (1xx but 101) before the final one is skipped, as a
+            // client must (RFC 9110 section 15.2); the connect timeout bounds a flood.
+            if (pr.status != ParseStatus::Complete || head.status < 100 || head.status > 199 || head.status == 101)
+                break;
+            in_.consume(pr.consumed);
+        }
         if (pr.status == ParseStatus::Incomplete) continue;
         if (pr.status == ParseStatus::Invalid) {
             fail(UpstreamFailure::Proxy, std::string("invalid answer from upstream proxy: ") + pr.error);

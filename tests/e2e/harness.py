@@ -844,11 +844,13 @@ class ConnectProxy:
     connects     the CONNECT request targets, e.g. ['127.0.0.1:4433']
     requests     (request line, headers) for every request it received
     status       the status to answer (200 tunnels; anything else refuses)
+    interim      raw bytes (1xx answers) sent before the 200
     Only loopback targets are tunnelled (others get 403): tests never leave the machine.
     """
 
-    def __init__(self, status=200, port=0):
+    def __init__(self, status=200, port=0, interim=b''):
         self.status = status
+        self.interim = interim
         self.connects = []
         self.requests = []
         self.errors = []
@@ -919,7 +921,7 @@ class ConnectProxy:
             self._socks.append(up)
             up.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            s.sendall(b'HTTP/1.1 200 Connection established\r\n\r\n')
+            s.sendall(self.interim + b'HTTP/1.1 200 Connection established\r\n\r\n')
             if rd.buf:
                 up.sendall(bytes(rd.buf))
             self._pipe(s, up)

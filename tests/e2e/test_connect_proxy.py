@@ -28,6 +28,17 @@ class Tunnel(ProxyTestCase):
         self.assertIsNone(up.conns[0].sni)
         self.assertEqual(cp.errors, [])
 
+    def test_interim_answers_before_the_200_are_skipped(self):
+        # RFC 9110 section 15.2: a client parses 1xx answers before the final one.
+        up = self.start_upstream()
+        cp = self.start_connect_proxy(interim=b'HTTP/1.1 100 Continue\r\n\r\n'
+                                              b'HTTP/1.1 102 Processing\r\nX-A: 1\r\n\r\n')
+        p = self.start_proxy(self.targets(('a', up)) + ['-upstream-proxy', cp.url])
+        r = self.get(p, '/v1/models')
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(cp.connects, ['127.0.0.1:%d' % up.port])
+        self.assertEqual(cp.errors, [])
+
     def test_proxy_credentials_sent_as_basic_authorization(self):
         up = self.start_upstream()
         cp = self.start_connect_proxy()
