@@ -1491,6 +1491,8 @@ bool ClientConn::begin_cors(const RequestHead& head, std::size_t head_len) {
     if (head.method != "OPTIONS" || !has_origin || !find_field(head, "access-control-request-method", method))
         return false;
     find_field(head, "access-control-request-headers", request_headers);
+    // Logged and counted as any exchange, with no target (none is asked).
+    meter_.begin(ctx_, &head, head_len, nullptr, out_mark());
     if (cors_answer_.allow_origin.empty()) {
         std::string msg = "origin " + std::string(origin) + " is not allowed (-cors-origins)";
         in_.consume(head_len);  // `head` views die here
@@ -1499,6 +1501,7 @@ bool ClientConn::begin_cors(const RequestHead& head, std::size_t head_len) {
     }
     // A preflight has no body; one that does is not trusted.
     bool close = !req_done_ || !client_keep_alive_ || ctx_.stopping;
+    meter_.response_head(ctx_, nullptr, 204, StatusSource::Proxy);
     write_preflight_response(out_, cors_answer_, request_headers, close);
     in_.consume(head_len);  // `head` views die here
     reset_exchange();

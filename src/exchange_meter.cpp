@@ -120,7 +120,7 @@ void ExchangeMeter::end(ClientContext& ctx, std::uint64_t out_mark) {
     if (cls < 0) cls = 0;
     if (cls > 4) cls = 4;
     t.requests[static_cast<int>(source_)][cls].add();
-    t.head_latency.observe(head_ms_ >= 0 ? head_ms_ : duration);
+    if (head_ms_ >= 0) t.head_latency.observe(head_ms_);  // only exchanges that had a head
     t.total_latency.observe(duration);
     const bool usage = scan_response_;
     std::int64_t prompt = usage ? response_scan_.prompt_tokens() : -1;

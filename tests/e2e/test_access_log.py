@@ -118,6 +118,23 @@ class AccessLog(ProxyTestCase):
         self.assertEqual((line['model'], line['prompt_tokens'], line['completion_tokens']), ('split-model', 8, 13))
         self.assertEqual(line['bytes_in'], len(raw))
 
+    def test_cors_preflights_are_logged(self):
+        # Answered by the proxy itself (204, or 403 for an origin not allowed), each is
+        # still one line with its method and path, and one count in the metrics.
+        up = self.start_upstream(handler)
+        log = new_tmp_path('access.log')
+        p = self.start_proxy(self.targets(('a', up)) + ['-access-log', log, '-cors-origins', 'https://app.example'])
+        for origin, status in (('https://app.example', 204), ('https://evil.example', 403)):
+            r = self.get(p, '/v1/chat/completions', method='OPTIONS',
+                         headers=[('Origin', origin), ('Access-Control-Request-Method', 'POST')])
+            self.assertEqual(r.status, status, r)
+        lines = read_lines(log, 2)
+        self.assertEqual(sorted((line['method'], line['path'], line['status'], line['source']) for line in lines),
+                         [('OPTIONS', '/v1/chat/completions', 204, 'proxy'),
+                          ('OPTIONS', '/v1/chat/completions', 403, 'proxy')])
+        self.assertTrue(all(line['bytes_in'] > 0 for line in lines), lines)
+        self.assertEqual(up.request_count, 0)
+
     def test_standard_output(self):
         up = self.start_upstream(handler)
         p = self.start_proxy(self.targets(('a', up)) + ['-access-log', '-'])

@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (Proxy, ProxyTestCase, Resp, free_port, main, now, request_once,  # noqa: E402
@@ -29,6 +30,8 @@ def handler(req):
                   b'data: {"choices":[],"usage":{"prompt_tokens":7,"completion_tokens":11}}\n\n',
                   b'data: [DONE]\n\n']
         return Resp(200, [('Content-Type', 'text/event-stream')], chunks=events)
+    if req.target == '/v1/slow-head':
+        return Resp(200, [('Content-Type', 'application/json')], body=b'{}', head_delay=1.0)
     if req.target.startswith('/stream/'):
         return Resp(200, [('Content-Type', 'text/event-stream')], chunks=[b'data: %d\n\n' % i for i in range(6)],
                     delay=0.4)
@@ -132,6 +135,23 @@ class Metrics(ProxyTestCase):
             self.assertEqual(pub.status, 404, pub)
             self.assertEqual(pub.body, b'upstream 404 for ' + path.encode())
         self.assertTrue(up.wait_requests(7))  # 5 above and these 2
+
+    def test_an_exchange_without_a_head_is_not_a_head_time(self):
+        # A client that leaves before the answer's head: counted as 499/client, and in
+        # the duration histogram, but it had no head to time.
+        up = self.start_upstream(handler)
+        p = self.launch(up)
+        c = self.client(p)
+        c.request('GET', '/v1/slow-head')
+        time.sleep(0.3)
+        c.close()
+        target = up.url
+        ok = wait_until(lambda: value(parse_metrics(scrape(self.admin_port).body.decode()),
+                                      'openai_proxy_requests_total', target=target, code='4xx', source='client'), 5)
+        self.assertTrue(ok, 'the abort was not counted')
+        s = parse_metrics(scrape(self.admin_port).body.decode())
+        self.assertEqual(value(s, 'openai_proxy_request_duration_seconds_count', target=target), 1)
+        self.assertEqual(value(s, 'openai_proxy_response_head_seconds_count', target=target), 0)
 
     def test_tls_handshakes_and_resumptions(self):
         # Each answer closes its connection: three handshakes, the last two resumed (as
