@@ -632,6 +632,18 @@ void ClientConn::begin_exchange(const RequestHead& head, std::size_t head_len) {
             credentials.secret = key_->secret;
         }
     }
+    if (failover_ && key_ && !access_keys) {
+        // Left out for this origin's server key, kept for a later origin without keys
+        // (rewrite_request_head).
+        for (std::size_t i = 0; i < head.field_count; ++i) {
+            const HeaderField& f = head.fields[i];
+            if (f.kind != FieldKind::Other || !(iequals(f.name, "authorization") || iequals(f.name, "api-key"))) continue;
+            client_credentials_.append(f.name.data(), f.name.size());
+            client_credentials_.append(": ");
+            client_credentials_.append(f.value.data(), f.value.size());
+            client_credentials_.append("\r\n");
+        }
+    }
     write_request_head(up_out_, head, plan_.upstream_target, plan_.target.authority,
                        websocket_ ? std::string_view("websocket") : std::string_view(),
                        strip_credentials_ ? &credentials : nullptr);
@@ -1265,6 +1277,7 @@ void ClientConn::reset_exchange() {
     keepalive_head_sent_ = false;
     access_label_ = nullptr;
     strip_credentials_ = false;
+    client_credentials_.clear();
     failover_ = false;
     key_ = nullptr;
     attempts_ = 1;
@@ -1450,6 +1463,11 @@ bool ClientConn::try_next(AttemptFailure why, const std::string& detail, std::in
 
 // The kept request, its Host line and injected credential rewritten for this attempt's
 // origin and key (between head_edit_at_ and head_edit_end_, see begin_exchange).
+//
+// A first attempt to an origin without keys passed the client's own credential on
+// (Authorization, api-key). An origin with a server key gets that key in place of
+// whatever the client sent, so the client's lines leave the head then: kept aside in
+// client_credentials_ and written in the edited lines again for a later keyless origin.
 void ClientConn::rewrite_request_head() {
     ByteBuffer next;
     next.append(up_out_.data(), head_edit_at_);
@@ -1463,9 +1481,27 @@ void ClientConn::rewrite_request_head() {
         c.prefix = bearer ? std::string_view("Bearer ") : std::string_view();
         c.secret = key_->secret;
         write_credential_line(next, c);
+    } else {
+        next.append(client_credentials_);
     }
     std::size_t end = next.size();
-    next.append(up_out_.data() + head_edit_end_, up_out_.size() - head_edit_end_);
+    std::string_view rest(up_out_.data() + head_edit_end_, up_out_.size() - head_edit_end_);
+    if (key_ && !strip_credentials_) {
+        // Our own head, well-formed: field lines "name: value" CRLF up to the empty line.
+        std::size_t at = 0;
+        while (at < rest.size() && rest.compare(at, 2, "\r\n") != 0) {
+            std::size_t eol = rest.find("\r\n", at);
+            if (eol == std::string_view::npos) break;  // cannot happen: the head is whole
+            std::string_view line = rest.substr(at, eol + 2 - at);
+            std::string_view name = line.substr(0, line.find(':'));
+            if (iequals(name, "authorization") || iequals(name, "api-key")) client_credentials_.append(line);
+            else next.append(line.data(), line.size());
+            at = eol + 2;
+        }
+        rest.remove_prefix(at);
+        strip_credentials_ = true;  // the head holds no credential of the client's any more
+    }
+    next.append(rest.data(), rest.size());
     up_out_.swap(next);
     head_edit_end_ = end;
 }

@@ -292,6 +292,7 @@ private:
     bool failover_fits_ = true;
     std::size_t head_edit_at_ = 0;    // up_out_: the Host line starts here ...
     std::size_t head_edit_end_ = 0;   // ... and it (and the injected credential) ends here
+    std::string client_credentials_;  // the client's own credential lines, moved out for a server key
     std::int64_t head_deadline_ms_ = 0;  // this attempt's head-timeout; 0: none
     std::string attempt_notes_;       // the failed attempts, for the last error
 };

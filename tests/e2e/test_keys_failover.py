@@ -218,6 +218,31 @@ class KeysFailover(ProxyTestCase):
         self.assertEqual(good.request_count, 1)
         self.assertIn('Not retried: the request body is larger than the retry-body-limit', p.stderr())
 
+    def test_failover_never_gives_the_clients_credential_to_a_keyed_origin(self):
+        # A keyless origin gets the client's own credential; one with a server key gets
+        # that key in place of whatever the client sent, also on a failover between them.
+        for key_header, client_field in (('authorization', ('Authorization', 'Bearer sk-client-own')),
+                                         ('api-key', ('api-key', 'sk-client-own'))):
+            server_field = 'Bearer sk-server-b' if key_header == 'authorization' else 'sk-server-b'
+            for keyed_first in (False, True):
+                with self.subTest(key_header=key_header, keyed_first=keyed_first):
+                    failing = self.start_upstream(status(503))
+                    good = self.start_upstream(healthy)
+                    if keyed_first:  # the keyed origin fails, the keyless one answers
+                        text = ('[default]\nkey-header = %s\norigin = %s\nkey = sk-server-b\norigin = %s\n'
+                                % (key_header, failing.url, good.url))
+                    else:  # the keyless origin fails, the keyed one answers
+                        text = ('[default]\nkey-header = %s\norigin = %s\norigin = %s\nkey = sk-server-b\n'
+                                % (key_header, failing.url, good.url))
+                    p = self.launch(text)
+                    r = request_once(p.port, 'POST', '/v1/chat/completions',
+                                     [('Content-Type', 'application/json'), client_field], chat_body())
+                    self.assertEqual(r.status, 200, r)
+                    got_failing, got_good = failing.requests[0], good.requests[0]
+                    creds = lambda req: req.header_all('Authorization') + req.header_all('api-key')  # noqa: E731
+                    self.assertEqual(creds(got_failing), [server_field] if keyed_first else [client_field[1]])
+                    self.assertEqual(creds(got_good), [client_field[1]] if keyed_first else [server_field])
+
     def test_a_retry_body_limit_below_64_kib_is_kept(self):
         # 64 KiB is what the proxy keeps anyway to replay a request on a fresh connection
         # when a pooled one was stale; that must not stretch a smaller retry-body-limit.
