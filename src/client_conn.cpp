@@ -477,6 +477,10 @@ void ClientConn::refresh_clock() {
         // Only silence ends an exchange. Connecting and the TLS handshake carry their
         // own, shorter deadlines in UpstreamConn.
         activity_deadline_ms_ = now + ms(response_started_ ? cfg().idle_timeout : cfg().response_timeout);
+        // A route's head-timeout counts from the request's end: an origin is not asked
+        // to answer what it has not all received (a long upload).
+        if (head_deadline_ms_ != 0 && !response_started_ && !request_all_sent())
+            head_deadline_ms_ = now + plan_.route->failover.head_timeout.count();
         arm_exchange_clock();
     }
 }
@@ -485,7 +489,8 @@ void ClientConn::arm_exchange_clock() {
     deadline_ms = activity_deadline_ms_;
     std::int64_t due = keepalive_due_ms();
     if (due != 0 && due < deadline_ms) deadline_ms = due;
-    if (head_deadline_ms_ != 0 && !response_started_ && head_deadline_ms_ < deadline_ms) deadline_ms = head_deadline_ms_;
+    if (head_deadline_ms_ != 0 && !response_started_ && request_all_sent() && head_deadline_ms_ < deadline_ms)
+        deadline_ms = head_deadline_ms_;
 }
 
 void ClientConn::on_timeout() {
@@ -498,7 +503,17 @@ void ClientConn::on_timeout() {
             answer_error({408, "invalid_request_error", "request_timeout", "timed out reading the request head"});
             break;
         case State::Exchange:
-            if (head_deadline_ms_ != 0 && !response_started_ && ctx_.loop.now_ms() >= head_deadline_ms_) {
+            if (!response_started_ && !req_done_ && up_sent_ == up_out_.size() &&
+                ctx_.loop.now_ms() >= activity_deadline_ms_) {
+                // The request body stopped coming while the upstream took all of it: the
+                // client's silence, not the upstream's (no failover, no origin marked).
+                log_line("Error processing request: the request body to %s stopped arriving for %llds",
+                         plan_.target.authority.c_str(), static_cast<long long>(cfg().response_timeout.count()));
+                answer_error({408, "invalid_request_error", "request_timeout", "the request body stopped arriving"});
+                break;
+            }
+            if (head_deadline_ms_ != 0 && !response_started_ && request_all_sent() &&
+                ctx_.loop.now_ms() >= head_deadline_ms_) {
                 // The route's head-timeout: the next origin, else the 504 below.
                 std::string msg = "no response head within " +
                                   std::to_string(plan_.route->failover.head_timeout.count()) + "ms";

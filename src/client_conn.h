@@ -143,6 +143,8 @@ private:
     void end_exchange(bool close);
     bool before_exchange() const { return state_ == State::Idle || state_ == State::ReadingHead; }
     bool in_exchange() const { return state_ == State::Exchange || state_ == State::Orphaned; }
+    // The whole request is read and on its way (nothing of it left for the upstream to take).
+    bool request_all_sent() const { return req_done_ && up_sent_ == up_out_.size(); }
     // The client left (its socket unused or closed); the upstream still has a part.
     bool client_gone() const { return state_ == State::Orphaned || state_ == State::TunnelClosing; }
 

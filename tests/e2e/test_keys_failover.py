@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -242,6 +243,25 @@ class KeysFailover(ProxyTestCase):
                     creds = lambda req: req.header_all('Authorization') + req.header_all('api-key')  # noqa: E731
                     self.assertEqual(creds(got_failing), [server_field] if keyed_first else [client_field[1]])
                     self.assertEqual(creds(got_good), [client_field[1]] if keyed_first else [server_field])
+
+    def test_head_timeout_counts_from_the_end_of_the_upload(self):
+        # A steady upload longer than head-timeout: the origin is not asked for a head
+        # before it has the whole request, so no failover and no 504.
+        first = self.start_upstream(healthy)
+        second = self.start_upstream(healthy)
+        p = self.launch('[target oa]\nhead-timeout = 1s\norigin = %s\norigin = %s\n' % (first.url, second.url))
+        body = os.urandom(200 * 1024)
+        c = self.client(p, timeout=30)
+        c.send(b'POST /v1/files HTTP/1.1\r\nHost: oa.example.test\r\nContent-Type: application/octet-stream\r\n'
+               b'Content-Length: %d\r\n\r\n' % len(body))
+        for i in range(0, len(body), 8192):  # 25 pieces, 0.1 s apart: 2.5 s
+            c.send(body[i:i + 8192])
+            time.sleep(0.1)
+        r = c.read_response(timeout=15)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json()['sha256'], hashlib.sha256(body).hexdigest())
+        self.assertEqual((first.request_count, second.request_count), (1, 0))
+        self.assertNotIn('Failover:', p.stderr())
 
     def test_a_retry_body_limit_below_64_kib_is_kept(self):
         # 64 KiB is what the proxy keeps anyway to replay a request on a fresh connection

@@ -165,6 +165,20 @@ class Timeouts(ProxyTestCase):
         self.assertEqual(r.status, 200, r)
         self.assertEqual(r.json()['length'], 24)
 
+    def test_a_request_body_that_stops_is_408_not_the_upstreams_fault(self):
+        # The client stops halfway through its body; the upstream took all it was given.
+        # That silence is the client's: 408, and the upstream is not blamed (no 504).
+        up = self.start_upstream()
+        p = self.proxy(up, '-response-timeout', '1s')
+        c = self.client(p)
+        c.send(b'POST /v1/upload HTTP/1.1\r\nHost: %s\r\nContent-Length: 100\r\n\r\n' % HOST.encode() + b'x' * 50)
+        t0 = now()
+        r = c.read_response(timeout=10)
+        self.assertJsonError(r, 408)
+        self.assertLess(now() - t0, 1 + SLACK)
+        self.assertTrue(c.wait_closed(5)[0], 'the connection stayed open after a cut request')
+        self.assertIn('the request body to', p.stderr())
+
     def test_connect_timeout_504(self):
         lsock = socket.socket()
         self.addCleanup(lsock.close)
