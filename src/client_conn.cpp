@@ -668,8 +668,8 @@ void ClientConn::begin_exchange(const RequestHead& head, std::size_t head_len) {
         head_edit_at_ = v.find("\r\n") + 2;
         head_edit_end_ = v.find("\r\n", head_edit_at_) + 2;
         if (key_) head_edit_end_ = v.find("\r\n", head_edit_end_) + 2;
-        failover_limit_ = plan_.route->failover.replay_limit + up_out_.size();
-        failover_fits_ = !(head.has_content_length && head.content_length > plan_.route->failover.replay_limit);
+        failover_limit_ = plan_.route->failover.replay_limit;
+        failover_fits_ = !(head.has_content_length && head.content_length > failover_limit_);
         replay_limit_ = failover_limit_ < kReplayLimit ? kReplayLimit : failover_limit_;
     }
     if (cfg().local_mode) {
@@ -719,6 +719,7 @@ void ClientConn::move_request() {
                     note_request_body(in_.data(), w);
                     meter_.request_body(in_.data(), w);
                     in_.consume(w);
+                    req_body_bytes_ += w;
                     req_remaining_ -= w;
                     req_done_ = req_remaining_ == 0;
                     progress = true;
@@ -728,6 +729,7 @@ void ClientConn::move_request() {
                 up_out_.append(in_.data(), n);
                 meter_.request_body(in_.data(), n);
                 in_.consume(n);
+                req_body_bytes_ += n;
                 req_remaining_ -= n;
                 req_done_ = req_remaining_ == 0;
                 progress = true;
@@ -768,8 +770,10 @@ void ClientConn::move_request() {
             if (step.consumed > 0) progress = true;
             if (step.status == ChunkedDecoder::Status::NeedMore) break;
         }
-        if (replayable_ && up_out_.size() > replay_limit_) replayable_ = false;
-        if (failover_fits_ && up_out_.size() > failover_limit_) failover_fits_ = false;
+        // The limits are on the body as the client sent it (decoded from chunked framing),
+        // as the README states them; the kept copy adds the head and any chunk framing.
+        if (replayable_ && req_body_bytes_ > replay_limit_) replayable_ = false;
+        if (failover_fits_ && req_body_bytes_ > failover_limit_) failover_fits_ = false;
         // Upstream buffer -> upstream connection.
         if (up_ && up_->state() == UpstreamConn::State::Ready && up_sent_ < up_out_.size()) {
             std::size_t n = up_->write(up_out_.data() + up_sent_, up_out_.size() - up_sent_);

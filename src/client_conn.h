@@ -95,9 +95,10 @@ class ClientConn final : public Pollable, public UpstreamOwner {
 public:
     static constexpr std::size_t kHighWater = 64 * 1024;
     static constexpr std::size_t kLowWater = 16 * 1024;
-    // While the whole request (head and body) fits in this many bytes it is kept
-    // until the first response byte, so it can be replayed on a fresh connection
-    // when a pooled one turns out to have been closed by the upstream.
+    // While the request's body (as the client sent it, without chunk framing) is within
+    // this many bytes, the request is kept until the first response byte, so it can be
+    // replayed on a fresh connection when a pooled one turns out to have been closed by
+    // the upstream.
     static constexpr std::size_t kReplayLimit = 64 * 1024;
 
     // Takes over the accepted socket `fd`; start() registers it (adopt first: a
@@ -243,7 +244,7 @@ private:
 
     BodyKind req_kind_ = BodyKind::None;
     std::uint64_t req_remaining_ = 0;
-    std::uint64_t req_body_bytes_ = 0;  // decoded so far (chunked), against -max-body-size
+    std::uint64_t req_body_bytes_ = 0;  // body bytes read so far (decoded from chunked framing)
     ChunkedDecoder req_chunks_;
     bool req_done_ = true;
     ByteBuffer up_out_;        // request bytes for the upstream; [0, up_sent_) already sent
@@ -286,10 +287,10 @@ private:
     const ApiKey* key_ = nullptr;     // the server-side key of this attempt
     unsigned attempts_ = 1;
     std::uint32_t tried_ = 0;         // origins tried in this exchange (bit per origin)
-    std::size_t replay_limit_ = kReplayLimit;  // up_out_ kept for a replay up to this
-    // Failover to another origin: only while the request is within retry-body-limit
-    // (plus its head). replay_limit_ keeps at least kReplayLimit for the stale-connection
-    // replay to the same origin, which a smaller retry-body-limit does not change.
+    std::size_t replay_limit_ = kReplayLimit;  // up_out_ kept for a replay while the body is within this
+    // Failover to another origin: only while the request body is within retry-body-limit.
+    // replay_limit_ keeps at least kReplayLimit for the stale-connection replay to the
+    // same origin, which a smaller retry-body-limit does not change.
     std::size_t failover_limit_ = 0;
     bool failover_fits_ = true;
     std::size_t head_edit_at_ = 0;    // up_out_: the Host line starts here ...

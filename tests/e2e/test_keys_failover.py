@@ -263,6 +263,21 @@ class KeysFailover(ProxyTestCase):
         self.assertEqual((first.request_count, second.request_count), (1, 0))
         self.assertNotIn('Failover:', p.stderr())
 
+    def test_a_chunked_body_within_the_retry_body_limit_is_replayed(self):
+        # The limit is on the body, not on its chunk framing: 8,000 bytes in 100-byte
+        # chunks (about 500 bytes of framing) under an 8 KiB limit.
+        bad503 = self.start_upstream(status(503))
+        good = self.start_upstream(healthy)
+        p = self.launch('[target oa]\nretry-body-limit = 8KiB\norigin = %s\norigin = %s\n' % (bad503.url, good.url))
+        body = os.urandom(8000)
+        c = self.client(p)
+        c.send(b'POST /v1/files HTTP/1.1\r\nHost: oa.example.test\r\nTransfer-Encoding: chunked\r\n\r\n' +
+               b''.join(b'64\r\n' + body[i:i + 100] + b'\r\n' for i in range(0, len(body), 100)) + b'0\r\n\r\n')
+        r = c.read_response(timeout=10)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json()['sha256'], hashlib.sha256(body).hexdigest())
+        self.assertEqual((bad503.request_count, good.request_count), (1, 1))
+
     def test_a_retry_body_limit_below_64_kib_is_kept(self):
         # 64 KiB is what the proxy keeps anyway to replay a request on a fresh connection
         # when a pooled one was stale; that must not stretch a smaller retry-body-limit.

@@ -38,6 +38,32 @@ class Reuse(ProxyTestCase):
         self.assertEqual(up.request_count, 5)
         self.assertEqual(up.accept_count, 1, 'each request opened a new upstream connection')
 
+    def test_a_stale_pooled_connection_replays_a_body_up_to_64_kib(self):
+        # The upstream reads the second request on its kept-alive connection whole, then
+        # closes without answering (the idle-close race, made certain). A body of up to
+        # 64 KiB is replayed on a fresh connection, whatever the head adds; a larger one
+        # is not (502).
+        from hardening_util import ScriptedUpstream
+        seen = []
+
+        def script(target):
+            seen.append(target)
+            if target.startswith('/v1/embeddings') and seen.count(target) == 1:
+                return None  # read whole, closed unanswered
+            return b'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'
+        up = ScriptedUpstream(script, tls=False)
+        self.addCleanup(up.close)
+        p = self.start_proxy(['-default-target', up.url, '-workers', '1'])
+        padding = [('X-Pad-%d' % i, 'p' * 100) for i in range(10)]  # a 1 KiB-plus head
+        for size, status in ((64 * 1024 - 100, 200), (64 * 1024 + 100, 502)):
+            with self.subTest(size=size):
+                c = self.client(p)
+                c.request('GET', '/v1/models')
+                self.assertEqual(c.read_response().status, 200)
+                c.request('POST', '/v1/embeddings?size=%d' % size, padding, b'x' * size)
+                r = c.read_response(timeout=10)
+                self.assertEqual(r.status, status, r)
+
     def test_sequential_client_connections_reuse_one_upstream_connection(self):
         up = self.start_upstream()
         p = self.start_proxy(self.targets(('a', up)) + ONE_WORKER)
