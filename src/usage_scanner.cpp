@@ -107,6 +107,7 @@ void UsageScanner::reset_structure() {
     if (mode_ == Mode::Response) phase_ = Phase::Search;
     in_string_ = false;
     escape_ = 0;
+    high_ = 0;
     capture_ = Capture::None;
     depth_ = 0;
     objects_ = 0;
@@ -120,6 +121,8 @@ void UsageScanner::reset_structure() {
 
 OP_SCANNER_INLINE void UsageScanner::string_byte(char c) {
     unsigned char u = static_cast<unsigned char>(c);
+    // A high surrogate waits for "\u" and a low one; anything else leaves it unpaired.
+    if (high_ != 0 && !(escape_ == 0 && c == '\\') && !(escape_ == 1 && c == 'u') && escape_ < 2) flush_high();
     if (escape_ == 1) {
         escape_ = 0;
         switch (c) {
@@ -171,9 +174,40 @@ void UsageScanner::captured(unsigned char c) {
     }
 }
 
+void UsageScanner::flush_high() {
+    high_ = 0;
+    captured_code_point(0xFFFD);  // an unpaired surrogate half: replaced
+}
+
+// A \uXXXX escape's code point, as UTF-8; a surrogate pair (\uD83D\uDE80) is one code
+// point beyond U+FFFF (RFC 8259 section 7), an unpaired half U+FFFD.
 void UsageScanner::captured_code_point(unsigned cp) {
-    if (capture_ == Capture::None) return;
-    if (cp >= 0xD800 && cp <= 0xDFFF) cp = 0xFFFD;  // surrogate halves are not paired up: replaced
+    if (capture_ == Capture::None) {
+        high_ = 0;
+        return;
+    }
+    if (cp >= 0xD800 && cp <= 0xDBFF) {  // high half: the low one should follow
+        if (high_ != 0) flush_high();
+        high_ = cp;
+        return;
+    }
+    if (cp >= 0xDC00 && cp <= 0xDFFF) {
+        if (high_ == 0) {
+            cp = 0xFFFD;
+        } else {
+            cp = 0x10000 + ((high_ - 0xD800) << 10) + (cp - 0xDC00);
+            high_ = 0;
+        }
+    } else if (high_ != 0) {
+        flush_high();
+    }
+    if (cp >= 0x10000) {
+        captured(static_cast<unsigned char>(0xF0 | (cp >> 18)));
+        captured(static_cast<unsigned char>(0x80 | ((cp >> 12) & 0x3F)));
+        captured(static_cast<unsigned char>(0x80 | ((cp >> 6) & 0x3F)));
+        captured(static_cast<unsigned char>(0x80 | (cp & 0x3F)));
+        return;
+    }
     if (cp < 0x80) {
         captured(static_cast<unsigned char>(cp));
     } else if (cp < 0x800) {
@@ -208,6 +242,7 @@ OP_SCANNER_INLINE UsageScanner::Key UsageScanner::classify(const char* key, std:
 }
 
 OP_SCANNER_INLINE void UsageScanner::end_string() {
+    if (high_ != 0) flush_high();
     in_string_ = false;
     Capture was = capture_;
     capture_ = Capture::None;
@@ -475,6 +510,7 @@ void UsageScanner::feed_structure(const char*& p, const char* end) {
             // a capture, up to what can end the run ('"', '\\', a newline).
             const char* run = p;
             p = run_end(p, end);
+            if (high_ != 0 && p > run) flush_high();  // plain content after a high surrogate
             if (capture_ != Capture::None && p > run) capture_run(run, p);
             if (p == end) return;
         } else if (!in_string_) {

@@ -79,6 +79,7 @@ private:
     void string_byte(char c);
     void captured(unsigned char c);
     void captured_code_point(unsigned cp);
+    void flush_high();
     void end_string();
     Key classify(const char* key, std::size_t len) const;
     void end_number();
@@ -97,6 +98,7 @@ private:
     bool in_string_ = false;
     unsigned char escape_ = 0;  // 0: none; 1: after '\'; 2-5: hex digits of \uXXXX read so far + 2
     unsigned hex_ = 0;
+    unsigned high_ = 0;  // a high surrogate (\uD800-\uDBFF) waiting for its low half
     Capture capture_ = Capture::None;
     int depth_ = 0;
     std::uint64_t objects_ = 0;  // bit d-1 set: the container at depth d is an object

@@ -110,6 +110,16 @@ TEST_CASE("request: escapes in the model are decoded") {
                       model("\xE2\x82\xAC\xEF\xBF\xBD"));
 }
 
+TEST_CASE("request: a surrogate pair is one code point beyond U+FFFF; an unpaired half is U+FFFD") {
+    // U+1F680 (rocket), as JSON writers escape it (RFC 8259 section 7).
+    check_every_split(UsageScanner::Mode::Request, false, R"({"model":"m-\ud83d\ude80-x"})",
+                      model("m-\xF0\x9F\x9A\x80-x"));
+    // A high half followed by something else, a low half alone, two highs in a row.
+    check_every_split(UsageScanner::Mode::Request, false, R"({"model":"\ud83dx\ude80\ud83d\ud83d\ude80"})",
+                      model("\xEF\xBF\xBDx\xEF\xBF\xBD\xEF\xBF\xBD\xF0\x9F\x9A\x80"));
+    check_every_split(UsageScanner::Mode::Request, false, R"({"model":"\ud83d\n"})", model("\xEF\xBF\xBD\n"));
+}
+
 TEST_CASE("request: no model, a model that is not a string, a long model") {
     check_every_split(UsageScanner::Mode::Request, false, R"({"messages":[{"model":"x"}]})", Found{});
     check_every_split(UsageScanner::Mode::Request, false, R"({"model":42,"x":"model"})", Found{});
