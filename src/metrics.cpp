@@ -1,5 +1,6 @@
 #include "metrics.h"
 
+#include <algorithm>
 #include <cinttypes>
 #include <cstdio>
 
@@ -193,12 +194,21 @@ std::string render_metrics(const MetricsRegistry& r) {
     if (!key_names.empty()) {
         header(out, "openai_proxy_key_tokens_total", "counter",
                "Tokens reported in the answers' usage, by access-key label (-access-keys) and type.");
+        // An access key may itself be labelled "other", the overflow's name: one series
+        // for both then, never the same series twice.
+        const std::size_t named_other =
+            static_cast<std::size_t>(std::find(key_names.begin(), key_names.end(), "other") - key_names.begin());
         for (std::size_t i = 0; i <= key_names.size(); ++i) {
+            if (i == key_names.size() && named_other < key_names.size()) break;  // counted with it
             int slot = i < key_names.size() ? static_cast<int>(i) : TargetLabels::kOther;
             std::uint64_t p = 0, c = 0;
             for (const WorkerMetrics* w : r.workers) {
                 p += w->key_tokens[slot].prompt.get();
                 c += w->key_tokens[slot].completion.get();
+                if (i == named_other) {
+                    p += w->key_tokens[TargetLabels::kOther].prompt.get();
+                    c += w->key_tokens[TargetLabels::kOther].completion.get();
+                }
             }
             if (i == key_names.size() && p == 0 && c == 0) break;
             std::string lbl = "key=\"" + label(i < key_names.size() ? key_names[i] : std::string("other")) + "\"";

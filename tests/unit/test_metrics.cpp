@@ -105,3 +105,20 @@ TEST_CASE("a scrape adds the workers up, with cumulative buckets and escaped lab
     CHECK(has_line(text, "openai_proxy_access_log_dropped_total 0"));
     CHECK(has_line(text, "openai_proxy_requests_total{target=\"none\",code=\"4xx\",source=\"proxy\"} 1"));
 }
+
+TEST_CASE("an access key labelled \"other\" and the overflow share one series") {
+    MetricsRegistry r;
+    WorkerMetrics a(r.labels, &r.key_labels);
+    r.workers = {&a};
+    int named = a.key_slot("other");  // a key whose label is "other"
+    for (int i = 0; i < TargetLabels::kMaxTargets; ++i) a.key_slot("k" + std::to_string(i));
+    int overflow = a.key_slot("beyond");
+    REQUIRE(overflow == TargetLabels::kOther);
+    REQUIRE(named != overflow);
+    a.key_tokens[named].prompt.add(3);
+    a.key_tokens[overflow].prompt.add(4);
+    std::string text = "\n" + op::render_metrics(r);
+    const std::string line = "openai_proxy_key_tokens_total{key=\"other\",type=\"prompt\"}";
+    CHECK(has_line(text, line + " 7"));
+    CHECK(text.find(line) == text.rfind(line));  // once
+}
