@@ -278,30 +278,28 @@ class KeysFailover(ProxyTestCase):
         self.assertEqual(r.json()['sha256'], hashlib.sha256(body).hexdigest())
         self.assertEqual((bad503.request_count, good.request_count), (1, 1))
 
+    def post_to_503_then_healthy(self, limit, size):
+        """A POST of `size` bytes to a fresh pair of origins (503, then healthy) under this
+        retry-body-limit: (the answer, the two origins, the proxy)."""
+        bad503 = self.start_upstream(status(503))
+        good = self.start_upstream(healthy)
+        p = self.launch('[target oa]\nretry-body-limit = %s\norigin = %s\norigin = %s\n' % (limit, bad503.url, good.url))
+        r = request_once(p.port, 'POST', '/v1/files', [('Content-Type', 'application/octet-stream')], os.urandom(size),
+                         host='oa.example.test')
+        return r, bad503, good, p
+
     def test_a_retry_body_limit_below_64_kib_is_kept(self):
         # 64 KiB is what the proxy keeps anyway to replay a request on a fresh connection
         # when a pooled one was stale; that must not stretch a smaller retry-body-limit.
         for limit, small, big in (('1KiB', 1000, 8 * 1024), ('0', 0, 10)):
             with self.subTest(limit=limit):
-                bad503 = self.start_upstream(status(503))
-                good = self.start_upstream(healthy)
-                p = self.launch('[target oa]\nretry-body-limit = %s\norigin = %s\norigin = %s\n'
-                                % (limit, bad503.url, good.url))
-                body = os.urandom(big)
-                r = request_once(p.port, 'POST', '/v1/files', [('Content-Type', 'application/octet-stream')], body,
-                                 host='oa.example.test')
+                r, bad503, good, p = self.post_to_503_then_healthy(limit, big)
                 self.assertEqual(r.status, 503, r)
                 self.assertEqual((bad503.request_count, good.request_count), (1, 0))
                 self.assertIn('Not retried: the request body is larger than the retry-body-limit', p.stderr())
-                # Within the limit it is still replayed (the 503 origin is in backoff now,
-                # so a fresh pair of upstreams).
-                bad503 = self.start_upstream(status(503))
-                good = self.start_upstream(healthy)
-                p = self.launch('[target oa]\nretry-body-limit = %s\norigin = %s\norigin = %s\n'
-                                % (limit, bad503.url, good.url))
-                body = os.urandom(small)
-                r = request_once(p.port, 'POST', '/v1/files', [('Content-Type', 'application/octet-stream')], body,
-                                 host='oa.example.test')
+                # Within the limit it is still replayed (fresh origins: the 503 one is in
+                # backoff now).
+                r, bad503, good, p = self.post_to_503_then_healthy(limit, small)
                 self.assertEqual(r.status, 200, r)
                 self.assertEqual((bad503.request_count, good.request_count), (1, 1))
                 self.assertEqual(len(good.requests[0].body), small)
