@@ -503,10 +503,11 @@ void ClientConn::on_timeout() {
             answer_error({408, "invalid_request_error", "request_timeout", "timed out reading the request head"});
             break;
         case State::Exchange:
-            if (!response_started_ && !req_done_ && up_sent_ == up_out_.size() &&
+            if (!response_started_ && !req_done_ && in_.empty() && up_sent_ == up_out_.size() &&
                 ctx_.loop.now_ms() >= activity_deadline_ms_) {
-                // The request body stopped coming while the upstream took all of it: the
-                // client's silence, not the upstream's (no failover, no origin marked).
+                // The request body stopped coming while the upstream took all of it (none
+                // waits in either buffer): the client's silence, not the upstream's (no
+                // failover, no origin marked).
                 log_line("Error processing request: the request body to %s stopped arriving for %llds",
                          plan_.target.authority.c_str(), static_cast<long long>(cfg().response_timeout.count()));
                 answer_error({408, "invalid_request_error", "request_timeout", "the request body stopped arriving"});
