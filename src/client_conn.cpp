@@ -653,7 +653,7 @@ void ClientConn::begin_exchange(const RequestHead& head, std::size_t head_len) {
         // (rewrite_request_head).
         for (std::size_t i = 0; i < head.field_count; ++i) {
             const HeaderField& f = head.fields[i];
-            if (f.kind != FieldKind::Other || !(iequals(f.name, "authorization") || iequals(f.name, "api-key"))) continue;
+            if (f.kind != FieldKind::Other || !is_credential_field(f.name)) continue;
             client_credentials_.append(f.name.data(), f.name.size());
             client_credentials_.append(": ");
             client_credentials_.append(f.value.data(), f.value.size());
@@ -1514,7 +1514,7 @@ void ClientConn::rewrite_request_head() {
             if (eol == std::string_view::npos) break;  // cannot happen: the head is whole
             std::string_view line = rest.substr(at, eol + 2 - at);
             std::string_view name = line.substr(0, line.find(':'));
-            if (iequals(name, "authorization") || iequals(name, "api-key")) client_credentials_.append(line);
+            if (is_credential_field(name)) client_credentials_.append(line);
             else next.append(line.data(), line.size());
             at = eol + 2;
         }

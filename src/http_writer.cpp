@@ -136,6 +136,8 @@ void append_protocols_without_key(ByteBuffer& out, const HeaderField& f) {
 
 }  // namespace
 
+bool is_credential_field(std::string_view name) { return iequals(name, "authorization") || iequals(name, "api-key"); }
+
 void write_request_head(ByteBuffer& out, const RequestHead& head, const OutgoingTarget& target, std::string_view host,
                         std::string_view upgrade, const CredentialEdit* credentials) {
     out.append(head.method);
@@ -156,7 +158,7 @@ void write_request_head(ByteBuffer& out, const RequestHead& head, const Outgoing
             default: break;
         }
         if (strip && f.kind == FieldKind::Other) {
-            if (iequals(f.name, "authorization") || iequals(f.name, "api-key")) continue;
+            if (is_credential_field(f.name)) continue;
             if (iequals(f.name, "sec-websocket-protocol")) {
                 append_protocols_without_key(out, f);
                 continue;

@@ -56,6 +56,8 @@ struct CredentialEdit {
 };
 void write_request_head(ByteBuffer& out, const RequestHead& head, const OutgoingTarget& target, std::string_view host,
                         std::string_view upgrade = {}, const CredentialEdit* credentials = nullptr);
+// A field that carries a client's credential: Authorization or api-key, in any case.
+bool is_credential_field(std::string_view name);
 // The injected credential line alone, as write_request_head writes it.
 void write_credential_line(ByteBuffer& out, const CredentialEdit& credentials);
 

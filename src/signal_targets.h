@@ -20,8 +20,6 @@ namespace op {
 template <class T, unsigned Cap>
 class SignalTargets {
 public:
-    static constexpr unsigned kCapacity = Cap;
-
     // main: from now on handlers reach items[0, n) (at most Cap of them).
     void publish(T* const* items, unsigned n) {
         if (n > Cap) n = Cap;

@@ -80,6 +80,16 @@ inline constexpr char kCertDirSeparator = ';';
 #else
 inline constexpr char kCertDirSeparator = ':';
 #endif
+// The directories of such a list, in order, empty parts left out.
+template <class F>
+void for_each_cert_dir(std::string_view list, F&& f) {
+    while (!list.empty()) {
+        std::size_t end = list.find(kCertDirSeparator);
+        std::string_view dir = list.substr(0, end);
+        list = end == std::string_view::npos ? std::string_view() : list.substr(end + 1);
+        if (!dir.empty()) f(std::string(dir));
+    }
+}
 struct TrustChoice {
     std::string file;
     std::string dir;  // one directory, or several joined by kCertDirSeparator

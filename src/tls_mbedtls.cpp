@@ -673,14 +673,13 @@ std::string MbedTlsContext::build() {
     }
     // Every file of the directory is parsed now (mbedTLS has no lookup by subject
     // hash); files that are not certificates are skipped, as OpenSSL never reads them.
-    for (std::size_t at = 0; at < trust().dir.size();) {  // one directory, or several
-        std::size_t end = trust().dir.find(kCertDirSeparator, at);
-        if (end == std::string::npos) end = trust().dir.size();
-        const std::string dir = trust().dir.substr(at, end - at);
-        at = end + 1;
-        rc = mbedtls_x509_crt_parse_path(&engine->anchors, dir.c_str());
-        if (rc < 0) return "cannot use CA directory " + dir + ": " + mbedtls_reason(rc);
-    }
+    std::string dir_error;
+    for_each_cert_dir(trust().dir, [&](const std::string& dir) {  // one directory, or several
+        if (!dir_error.empty()) return;
+        int parsed = mbedtls_x509_crt_parse_path(&engine->anchors, dir.c_str());
+        if (parsed < 0) dir_error = "cannot use CA directory " + dir + ": " + mbedtls_reason(parsed);
+    });
+    if (!dir_error.empty()) return dir_error;
     if (trust().os_store) {
         std::string error = load_os_store(*engine);
         if (!error.empty()) return error;

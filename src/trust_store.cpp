@@ -6,8 +6,6 @@
 // platform we run on are listed here rather than left to the library's defaults.
 #include "tls.h"
 
-#include <string_view>
-
 namespace op {
 namespace {
 
@@ -45,15 +43,11 @@ TrustChoice choose_trust_store(const TrustSettings& trust,
     // The environment variables count only when they point at something, so a stale
     // SSL_CERT_FILE left by another toolchain does not stop the system store.
     if (!trust.env_cert_file.empty() && file_exists(trust.env_cert_file)) choice.file = trust.env_cert_file;
-    std::string_view dirs = trust.env_cert_dir;
-    while (!dirs.empty()) {
-        std::size_t end = dirs.find(kCertDirSeparator);
-        std::string dir(dirs.substr(0, end));
-        dirs = end == std::string_view::npos ? std::string_view() : dirs.substr(end + 1);
-        if (dir.empty() || !dir_exists(dir)) continue;
+    for_each_cert_dir(trust.env_cert_dir, [&](const std::string& dir) {
+        if (!dir_exists(dir)) return;
         if (!choice.dir.empty()) choice.dir += kCertDirSeparator;
         choice.dir += dir;
-    }
+    });
     if (!choice.file.empty() || !choice.dir.empty()) return choice;
     // Windows keeps its trust anchors in the registry, read through CryptoAPI: no
     // file of the list below is the system's there (under Wine, /etc/ssl/... would even
