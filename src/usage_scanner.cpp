@@ -548,6 +548,7 @@ void UsageScanner::feed_structure(const char*& p, const char* end) {
             if (in_string_) {  // cannot be in a JSON string: out of step, resynchronise
                 in_string_ = false;
                 escape_ = 0;
+                high_ = 0;  // the abandoned string's half surrogate must not reach the next one
                 capture_ = Capture::None;
                 continue;
             }

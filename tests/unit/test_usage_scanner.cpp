@@ -118,6 +118,9 @@ TEST_CASE("request: a surrogate pair is one code point beyond U+FFFF; an unpaire
     check_every_split(UsageScanner::Mode::Request, false, R"({"model":"\ud83dx\ude80\ud83d\ud83d\ude80"})",
                       model("\xEF\xBF\xBDx\xEF\xBF\xBD\xEF\xBF\xBD\xF0\x9F\x9A\x80"));
     check_every_split(UsageScanner::Mode::Request, false, R"({"model":"\ud83d\n"})", model("\xEF\xBF\xBD\n"));
+    // A raw newline abandons a string (it cannot be in one); its high half goes with it
+    // and reaches neither the next key nor the model (found by fuzz_body_scanners).
+    check_every_split(UsageScanner::Mode::Request, false, "{\"\\udaaa\n,\"model\":\"gpt\"}", model("gpt"));
 }
 
 TEST_CASE("request: no model, a model that is not a string, a long model") {
