@@ -3,7 +3,8 @@
 # Builds the fuzz targets, then runs each for SECONDS seconds over a scratch copy of its
 # seed corpus (fuzz/corpus/<target>/ is never modified). Exits non-zero if any target
 # crashes, leaks or breaks an invariant; the crashing input is left in the scratch
-# directory (printed) as crash-*, to be turned into a named regression test.
+# directory (printed) as crash-*, and printed in base64 in the log, to be turned into a
+# named regression test (fuzz/corpus/<target>/regress-*, and a unit test).
 set -eu
 seconds=${1:?usage: fuzz/run.sh SECONDS [BUILD_DIR]}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -24,6 +25,13 @@ for target in fuzz_request_head fuzz_response_head fuzz_chunked fuzz_body_scanne
         echo "!! $target FAILED; log: $work/$target/log; artifacts:"
         ls -l "$work/$target/artifacts/"
         tail -n 40 "$work/$target/log"
+        # The input itself, so that a failure on a machine since gone (CI) can be replayed:
+        # base64 -d > crash && build/fuzz/TARGET crash
+        for a in "$work/$target/artifacts/"*; do
+            if [ -f "$a" ]; then
+                printf 'input %s (base64): %s\n' "$(basename "$a")" "$(head -c 4096 "$a" | base64 -w0)"
+            fi
+        done
     fi
 done
 if [ "$status" -eq 0 ]; then
