@@ -1,7 +1,10 @@
 #include "admin_conn.h"
 
+#include <cstdint>
+#include <ctime>
 #include <memory>
 
+#include "http_date.h"
 #include "http_head.h"
 #include "log.h"
 
@@ -112,7 +115,10 @@ void AdminConn::answer() {
             status = 404, reason = "Not Found", body = "not found: the admin listener serves /healthz and /metrics\n";
         }
     }
-    out_ = "HTTP/1.1 " + std::to_string(status) + " " + reason + "\r\nContent-Type: " + type +
+    char date[kHttpDateSize];
+    format_http_date(static_cast<std::int64_t>(std::time(nullptr)), date);
+    out_ = "HTTP/1.1 " + std::to_string(status) + " " + reason + "\r\nDate: " + std::string(date, sizeof date) +
+           "\r\nContent-Type: " + type +
            "\r\nContent-Length: " + std::to_string(body.size()) +
            "\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n";
     if (!head_only) out_ += body;

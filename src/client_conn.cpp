@@ -1248,7 +1248,7 @@ void ClientConn::answer_error(const ProxyError& e) {
     bool close = !req_done_ || !client_keep_alive_ || e.status == 408 || ctx_.stopping;
     if (!meter_.active()) meter_.begin(ctx_, nullptr, 0, nullptr, out_mark());  // no head parsed
     if (keepalive_head_sent_) write_error_chunk(out_, e);  // the 200 head is out: the error is its body
-    else write_error_response(out_, e, close, cors());
+    else write_error_response(out_, e, close, cors(), ctx_.date.now());
     meter_.response_head(ctx_, nullptr, e.status, StatusSource::Proxy);
     reset_exchange();
     end_exchange(close);
@@ -1558,7 +1558,7 @@ bool ClientConn::begin_cors(const RequestHead& head, std::size_t head_len) {
     // A preflight has no body; one that does is not trusted.
     bool close = !req_done_ || !client_keep_alive_ || ctx_.stopping;
     meter_.response_head(ctx_, nullptr, 204, StatusSource::Proxy);
-    write_preflight_response(out_, cors_answer_, request_headers, close);
+    write_preflight_response(out_, cors_answer_, request_headers, close, ctx_.date.now());
     in_.consume(head_len);  // `head` views die here
     reset_exchange();
     end_exchange(close);
@@ -1601,7 +1601,7 @@ void ClientConn::send_keepalive() {
         if (!keepalive_head_sent_) {
             keepalive_head_sent_ = true;
             close_after_ = !client_keep_alive_ || ctx_.stopping;  // the request was read whole (keepalive_due_ms)
-            write_keepalive_head(out_, cors(), close_after_);
+            write_keepalive_head(out_, cors(), close_after_, ctx_.date.now());
         }
         write_chunk(out_, kJsonWhitespace);
     }

@@ -11,6 +11,7 @@
 #include "config.h"
 #include "config_snapshot.h"
 #include "event_loop.h"
+#include "http_date.h"
 #include "http_head.h"
 #include "listener_tls.h"
 #include "metrics.h"
@@ -54,6 +55,7 @@ struct ClientContext {
     AccessLogRing* access_log = nullptr;
     bool scan_bodies = false;
     std::string access_line;  // per-loop scratch for formatting a log line
+    HttpDateClock date;       // the Date of the proxy's own answers
 
     // A per-loop scratch buffer of at least n bytes, valid until the next call.
     char* scratch(std::size_t n) {

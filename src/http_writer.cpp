@@ -231,9 +231,11 @@ void write_cors_fields(ByteBuffer& out, const CorsAnswer* cors) {
     write_cors_grant(out, *cors);
 }
 
-void write_preflight_response(ByteBuffer& out, const CorsAnswer& cors, std::string_view request_headers, bool close) {
-    out.append("HTTP/1.1 204 No Content\r\n"
-               "Vary: Origin, Access-Control-Request-Method, Access-Control-Request-Headers\r\n");
+void write_preflight_response(ByteBuffer& out, const CorsAnswer& cors, std::string_view request_headers, bool close,
+                              std::string_view date) {
+    out.append("HTTP/1.1 204 No Content\r\n");
+    append_field(out, "Date", date);
+    out.append("Vary: Origin, Access-Control-Request-Method, Access-Control-Request-Headers\r\n");
     append_field(out, "Access-Control-Allow-Origin", cors.allow_origin);
     if (cors.credentials) out.append("Access-Control-Allow-Credentials: true\r\n");
     append_field(out, "Access-Control-Allow-Methods", kCorsAllowMethods);
@@ -250,8 +252,10 @@ void write_preflight_response(ByteBuffer& out, const CorsAnswer& cors, std::stri
     out.append(kCrlf);
 }
 
-void write_keepalive_head(ByteBuffer& out, const CorsAnswer* cors, bool close) {
-    out.append("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n");
+void write_keepalive_head(ByteBuffer& out, const CorsAnswer* cors, bool close, std::string_view date) {
+    out.append("HTTP/1.1 200 OK\r\n");
+    append_field(out, "Date", date);
+    out.append("Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n");
     write_cors_fields(out, cors);
     if (close) out.append("Connection: close\r\n");
     out.append(kCrlf);
@@ -281,13 +285,16 @@ void write_error_body(ByteBuffer& out, const ProxyError& e) {
 
 }  // namespace
 
-void write_error_response(ByteBuffer& out, const ProxyError& e, bool close, const CorsAnswer* cors) {
+void write_error_response(ByteBuffer& out, const ProxyError& e, bool close, const CorsAnswer* cors,
+                          std::string_view date) {
     assert(e.status >= 100 && e.status <= 999);
     out.append("HTTP/1.1 ");
     append_decimal(out, static_cast<std::uint64_t>(e.status));
     out.append(" ", 1);
     out.append(reason_phrase(e.status));
-    out.append("\r\nContent-Type: application/json\r\nContent-Length: ");
+    out.append(kCrlf);
+    append_field(out, "Date", date);
+    out.append("Content-Type: application/json\r\nContent-Length: ");
     append_decimal(out, error_body_size(e));
     out.append(kCrlf);
     write_cors_fields(out, cors);

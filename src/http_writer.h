@@ -98,30 +98,35 @@ void write_response_head(ByteBuffer& out, const ResponseHead& head, const Respon
 // they name it already, or are "*").
 void write_cors_fields(ByteBuffer& out, const CorsAnswer* cors);
 
+// The proxy's own answers below carry "Date: " <date> CRLF right after the status line:
+// `date` is the current IMF-fixdate (http_date.h; RFC 9110 6.6.1).
+//
 // The proxy's own answer to a CORS preflight (an OPTIONS with Origin and
 // Access-Control-Request-Method) from a granted origin:
-//   "HTTP/1.1 204 No Content" CRLF
+//   "HTTP/1.1 204 No Content" CRLF "Date: " <date> CRLF
 //   "Vary: Origin, Access-Control-Request-Method, Access-Control-Request-Headers" CRLF
 //   "Access-Control-Allow-Origin: " <origin> CRLF [credentials CRLF]
 //   "Access-Control-Allow-Methods: " kCorsAllowMethods CRLF
 //   ["Access-Control-Allow-Headers: " <the tokens of `request_headers` (the
 //     Access-Control-Request-Headers value) that cors_header_allowed() grants, ", "-joined> CRLF]
 //   "Access-Control-Max-Age: " kCorsMaxAge CRLF ["Connection: close" CRLF] CRLF
-void write_preflight_response(ByteBuffer& out, const CorsAnswer& cors, std::string_view request_headers, bool close);
+void write_preflight_response(ByteBuffer& out, const CorsAnswer& cors, std::string_view request_headers, bool close,
+                              std::string_view date);
 
 // The head -json-keepalive sends before the upstream's answer has a head:
-//   "HTTP/1.1 200 OK" CRLF "Content-Type: application/json" CRLF
+//   "HTTP/1.1 200 OK" CRLF "Date: " <date> CRLF "Content-Type: application/json" CRLF
 //   "Transfer-Encoding: chunked" CRLF, the CORS fields (write_cors_fields),
 //   ["Connection: close" CRLF] CRLF
-void write_keepalive_head(ByteBuffer& out, const CorsAnswer* cors, bool close);
+void write_keepalive_head(ByteBuffer& out, const CorsAnswer* cors, bool close, std::string_view date);
 
 // The interim answer to "Expect: 100-continue": "HTTP/1.1 100 Continue\r\n\r\n".
 void write_continue(ByteBuffer& out);
 
-// An error answer of the proxy's own: head (status, Content-Type: application/json,
+// An error answer of the proxy's own: head (status, Date, Content-Type: application/json,
 // Content-Length, the CORS fields of write_cors_fields(), "Connection: close" when
 // `close`) and the JSON body of error_response.h.
-void write_error_response(ByteBuffer& out, const ProxyError& e, bool close, const CorsAnswer* cors = nullptr);
+void write_error_response(ByteBuffer& out, const ProxyError& e, bool close, const CorsAnswer* cors,
+                          std::string_view date);
 
 // The same JSON body as one chunk, then the last chunk: the end of an answer whose
 // head already went out (-json-keepalive's 200).

@@ -15,6 +15,7 @@ Every wait is bounded in time, every loop in count or time.
 """
 import atexit
 import hashlib
+import email.utils
 import json
 import os
 import re
@@ -1484,7 +1485,17 @@ class ProxyTestCase(unittest.TestCase):
         self.assertIsInstance(err.get('type'), str, doc)
         self.assertTrue(err['type'], doc)
         self.assertIn('code', err, doc)
+        self.assertDateNow(resp)
         return err
+
+    def assertDateNow(self, resp, slack=120):
+        """A Date field (RFC 9110 6.6.1) in IMF-fixdate form, within `slack` seconds of now."""
+        value = resp.header('Date')
+        self.assertIsNotNone(value, 'no Date field: %r' % resp)
+        self.assertRegex(value, r'^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d\d (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)'
+                                r' \d{4} \d\d:\d\d:\d\d GMT$')
+        when = email.utils.parsedate_to_datetime(value).timestamp()
+        self.assertLess(abs(when - time.time()), slack, value)
 
 
 def main():

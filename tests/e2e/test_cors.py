@@ -55,6 +55,7 @@ class Cors(ProxyTestCase):
         self.assertEqual(vary_tokens(r), ['origin', 'access-control-request-method',
                                           'access-control-request-headers'])
         self.assertIsNone(r.header('Content-Length'))  # a 204 has none
+        self.assertDateNow(r)  # the proxy's own answer (RFC 9110 6.6.1)
         # Answered here, the connection kept: the next request on it is forwarded.
         c.request('GET', '/v1/models', [('Origin', APP)])
         r2 = c.read_response()

@@ -193,6 +193,7 @@ class JsonKeepalive(ProxyTestCase):
         self.assertEqual(r.header('Content-Type'), 'application/json')
         self.assertLess(head_after, GAP, 'the head waited for the upstream')
         self.assertIsNone(r.header('x-request-id'))  # the upstream's head is not relayed
+        self.assertDateNow(r)  # the 200 head is the proxy's own
         whitespace = [pl for _t, pl in chunks if pl.strip() == b'']
         self.assertGreaterEqual(len(whitespace), 1)
         self.assertTrue(all(pl == b'\n' for pl in whitespace), chunks)

@@ -126,6 +126,7 @@ class Metrics(ProxyTestCase):
 
         health = scrape(self.admin_port, '/healthz')
         self.assertEqual((health.status, health.body), (200, b'ok\n'))
+        self.assertDateNow(health)
         self.assertEqual(scrape(self.admin_port, '/health').status, 200)
         self.assertEqual(scrape(self.admin_port, '/v1/models').status, 404)
 

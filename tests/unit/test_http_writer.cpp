@@ -43,9 +43,12 @@ std::string response_head(const std::string& text, ResponseFraming framing) {
     return std::string(out.view());
 }
 
+// The Date the proxy's own answers carry, fixed here (http_date.h formats the clock's).
+constexpr std::string_view kDate = "Sun, 06 Nov 1994 08:49:37 GMT";
+
 std::string error_response(const op::ProxyError& e, bool close) {
     ByteBuffer out;
-    op::write_error_response(out, e, close);
+    op::write_error_response(out, e, close, nullptr, kDate);
     return std::string(out.view());
 }
 
@@ -259,8 +262,8 @@ TEST_CASE("response head with CORS: the upstream's Access-Control-* replaced, Va
 TEST_CASE("preflight response: the grant, and only allowed request headers") {
     ByteBuffer out;
     const op::CorsAnswer granted{"http://localhost:5173", false};
-    op::write_preflight_response(out, granted, "authorization, x-secret,content-type ,X-Stainless-OS", false);
-    CHECK(out.view() == "HTTP/1.1 204 No Content\r\n"
+    op::write_preflight_response(out, granted, "authorization, x-secret,content-type ,X-Stainless-OS", false, kDate);
+    CHECK(out.view() == "HTTP/1.1 204 No Content\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
                         "Vary: Origin, Access-Control-Request-Method, Access-Control-Request-Headers\r\n"
                         "Access-Control-Allow-Origin: http://localhost:5173\r\n"
                         "Access-Control-Allow-Methods: GET, POST, PUT, PATCH, DELETE, OPTIONS\r\n"
@@ -268,8 +271,8 @@ TEST_CASE("preflight response: the grant, and only allowed request headers") {
                         "Access-Control-Max-Age: 7200\r\n\r\n");
     ByteBuffer none;
     const op::CorsAnswer cred{"https://a.test", true};
-    op::write_preflight_response(none, cred, "x-secret", true);
-    CHECK(none.view() == "HTTP/1.1 204 No Content\r\n"
+    op::write_preflight_response(none, cred, "x-secret", true, kDate);
+    CHECK(none.view() == "HTTP/1.1 204 No Content\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
                          "Vary: Origin, Access-Control-Request-Method, Access-Control-Request-Headers\r\n"
                          "Access-Control-Allow-Origin: https://a.test\r\nAccess-Control-Allow-Credentials: true\r\n"
                          "Access-Control-Allow-Methods: GET, POST, PUT, PATCH, DELETE, OPTIONS\r\n"
@@ -282,8 +285,9 @@ TEST_CASE("error response with CORS fields; the error as the last chunk of a bod
         "{\"error\":{\"message\":\"down\",\"type\":\"proxy_error\",\"code\":\"upstream_unreachable\"}}\n";
     const op::CorsAnswer granted{"https://app.test", false};
     ByteBuffer out;
-    op::write_error_response(out, e, false, &granted);
-    CHECK(out.view() == "HTTP/1.1 502 Bad Gateway\r\nContent-Type: application/json\r\nContent-Length: " +
+    op::write_error_response(out, e, false, &granted, kDate);
+    CHECK(out.view() == "HTTP/1.1 502 Bad Gateway\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
+                        "Content-Type: application/json\r\nContent-Length: " +
                             std::to_string(body.size()) +
                             "\r\nVary: Origin\r\nAccess-Control-Allow-Origin: https://app.test\r\n" + kExpose +
                             "\r\n" + body);
@@ -296,12 +300,14 @@ TEST_CASE("error response with CORS fields; the error as the last chunk of a bod
 
 TEST_CASE("keep-alive head: 200, JSON, chunked, CORS, close") {
     ByteBuffer out;
-    op::write_keepalive_head(out, nullptr, false);
-    CHECK(out.view() == "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n");
+    op::write_keepalive_head(out, nullptr, false, kDate);
+    CHECK(out.view() == "HTTP/1.1 200 OK\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
+                        "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n");
     ByteBuffer with;
     const op::CorsAnswer not_granted{};
-    op::write_keepalive_head(with, &not_granted, true);
-    CHECK(with.view() == "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+    op::write_keepalive_head(with, &not_granted, true, kDate);
+    CHECK(with.view() == "HTTP/1.1 200 OK\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
+                         "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
                          "Vary: Origin\r\nConnection: close\r\n\r\n");
 }
 
@@ -318,9 +324,11 @@ TEST_CASE("error response: exact bytes, with and without Connection: close") {
         "{\"error\":{\"message\":\"no target for host \\\"x\\\"\",\"type\":\"invalid_request_error\","
         "\"code\":\"unknown_route\"}}\n";
     const op::ProxyError e{404, "invalid_request_error", "unknown_route", "no target for host \"x\""};
-    CHECK(error_response(e, false) == "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: " +
+    CHECK(error_response(e, false) == "HTTP/1.1 404 Not Found\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
+                                      "Content-Type: application/json\r\nContent-Length: " +
                                           std::to_string(body.size()) + "\r\n\r\n" + body);
-    CHECK(error_response(e, true) == "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: " +
+    CHECK(error_response(e, true) == "HTTP/1.1 404 Not Found\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
+                                     "Content-Type: application/json\r\nContent-Length: " +
                                          std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body);
 }
 
@@ -334,7 +342,8 @@ TEST_CASE("error response: JSON escaping and a Content-Length that matches") {
         "\"type\":\"proxy_error\",\"code\":\"upstream_bad_response\"}}\n";
     const std::size_t split = text.find("\r\n\r\n") + 4;
     CHECK(text.substr(split) == expected_body);
-    CHECK(text.substr(0, split) == "HTTP/1.1 502 Bad Gateway\r\nContent-Type: application/json\r\nContent-Length: " +
+    CHECK(text.substr(0, split) == "HTTP/1.1 502 Bad Gateway\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
+                                   "Content-Type: application/json\r\nContent-Length: " +
                                        std::to_string(expected_body.size()) + "\r\nConnection: close\r\n\r\n");
     CHECK(op::json_escaped_size(message) == 40);
 }
