@@ -773,8 +773,8 @@ void ClientConn::move_request() {
         }
         // The limits are on the body as the client sent it (decoded from chunked framing),
         // as the README states them; the kept copy adds the head and any chunk framing.
-        if (replayable_ && req_body_bytes_ > replay_limit_) replayable_ = false;
-        if (failover_fits_ && req_body_bytes_ > failover_limit_) failover_fits_ = false;
+        if (replayable_ && (req_body_bytes_ > replay_limit_ || up_out_.size() > kMaxKept)) replayable_ = false;
+        if (failover_fits_ && (req_body_bytes_ > failover_limit_ || up_out_.size() > kMaxKept)) failover_fits_ = false;
         // Upstream buffer -> upstream connection.
         if (up_ && up_->state() == UpstreamConn::State::Ready && up_sent_ < up_out_.size()) {
             std::size_t n = up_->write(up_out_.data() + up_sent_, up_out_.size() - up_sent_);

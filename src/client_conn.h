@@ -100,6 +100,10 @@ public:
     // replayed on a fresh connection when a pooled one turns out to have been closed by
     // the upstream.
     static constexpr std::size_t kReplayLimit = 64 * 1024;
+    // The kept request (head, body and any chunk framing) never grows past this, whatever
+    // the limits above (a body of tiny chunks is several times its size with framing):
+    // well inside ByteBuffer::kMaxCapacity, so keeping it never fails.
+    static constexpr std::size_t kMaxKept = 96 * 1024 * 1024;
 
     // Takes over the accepted socket `fd`; start() registers it (adopt first: a
     // refusal closes the connection at once).

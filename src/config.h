@@ -45,6 +45,9 @@ struct Origin {
 // Where a server-side key goes: "Authorization: Bearer KEY", or "api-key: KEY" (Azure).
 enum class KeyHeader : std::uint8_t { Authorization, ApiKey };
 
+// The largest retry-body-limit: every request in flight may keep that much in memory.
+constexpr std::size_t kMaxRetryBodyLimit = 64u << 20;
+
 // When a request moves on to the next origin (README "Failover").
 struct FailoverPolicy {
     unsigned max_attempts = 3;                              // attempts in all

@@ -404,7 +404,9 @@ bool build_route(const ConfigSection& section, const std::string& file, const En
             if (ok) r.failover.statuses = std::move(statuses);
         } else if (s.name == "retry-body-limit") {
             std::uint64_t n = 0;
-            if (!parse_size(v, 1ull << 30, n)) bad("must be a size from 0 to 1GiB, such as 1MiB or 65536");
+            if (!parse_size(v, kMaxRetryBodyLimit, n))
+                bad("must be a size from 0 to 64MiB (each request in flight keeps that much in memory), "
+                    "such as 1MiB or 65536");
             else r.failover.replay_limit = static_cast<std::size_t>(n);
         } else if (s.name == "head-timeout") {
             std::int64_t ms = 0;

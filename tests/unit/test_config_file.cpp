@@ -171,6 +171,10 @@ TEST_CASE("config file: retry-on, attempts, limits") {
     one_error(conf("[target a]\norigin = h\nretry-on = 600\n"), "p.conf:3: ", {"not an HTTP status"});
     one_error(conf("[target a]\norigin = h\nattempts = 0\n"), "p.conf:3: ", {"attempts", "1 to 100"});
     one_error(conf("[target a]\norigin = h\nretry-body-limit = 2GiB\n"), "p.conf:3: ", {"retry-body-limit"});
+    // Kept in memory per request in flight: at most 64 MiB (ByteBuffer's bound is far above).
+    CHECK(conf("[target a]\norigin = h\nretry-body-limit = 64MiB\n").ok().routes[0].failover.replay_limit == 64u << 20);
+    one_error(conf("[target a]\norigin = h\nretry-body-limit = 65MiB\n"), "p.conf:3: ",
+              {"retry-body-limit", "0 to 64MiB"});
     one_error(conf("[target a]\norigin = h\nhead-timeout = soon\n"), "p.conf:3: ", {"head-timeout"});
     one_error(conf("[target a]\norigin = h\nkey-header = bearer\n"), "p.conf:3: ",
               {"authorization or api-key"});
