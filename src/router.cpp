@@ -41,17 +41,21 @@ RouteResult Router::route(bool has_header, std::string_view x_target_host, std::
             return r;
         }
         r.outcome = RouteOutcome::HeaderChosen;
-        for (const auto& kv : routes_) {
-            const std::vector<Origin>& origins = kv.second->origins;
+        auto names_origin_of = [&](const Route* route) {
+            const std::vector<Origin>& origins = route->origins;
             for (unsigned i = 0; i < origins.size(); ++i) {
                 if (origins[i].target == r.target) {
                     r.outcome = RouteOutcome::Configured;  // names a trusted, configured origin
-                    r.route = kv.second;
+                    r.route = route;
                     r.origin = i;
-                    return r;
+                    return true;
                 }
             }
-        }
+            return false;
+        };
+        for (const auto& kv : routes_)
+            if (names_origin_of(kv.second)) return r;
+        if (default_) names_origin_of(default_);  // -default-target's origins are as trusted
         return r;
     }
     std::string label = lower_copy(host_label(host));

@@ -49,12 +49,6 @@ std::unordered_set<std::string> configured_pool_keys(const Config& c) {
     return keys;
 }
 
-bool same_egress(const std::optional<Egress>& a, const std::optional<Egress>& b) {
-    std::string ka, kb;
-    if (a) a->append_key(ka);
-    if (b) b->append_key(kb);
-    return ka == kb && (!a || a->password == b->password);
-}
 }  // namespace
 
 // The worker's registration of its listening socket. Retired through destroy_later
@@ -148,16 +142,13 @@ void Worker::publish(SnapshotPtr next) {
 // In the loop's thread: new exchanges use `next`; those in flight keep theirs (each
 // ClientConn holds its own reference until its exchange ends).
 void Worker::adopt(SnapshotPtr next) {
-    const Config& old = cfg();
     const Config& now = next->config;
-    // Idle connections to origins the new configuration no longer has (or reaches by
-    // another egress) are closed; those an X-Target-Host chose stay unless the
-    // -upstream-proxy they were made through changed.
-    std::unordered_set<std::string> before = configured_pool_keys(old), after = configured_pool_keys(now);
-    const bool proxy_changed = !same_egress(old.upstream_proxy, now.upstream_proxy);
-    upstreams_.close_idle_if([&](const std::string& key) {
-        return !after.count(key) && (before.count(key) || proxy_changed);
-    });
+    // Idle connections to origins the new configuration does not have (or reaches by
+    // another egress) are closed, those an X-Target-Host chose among them: the address
+    // rule (-allow-private, -allow-hosts) was checked when they connected, under the old
+    // configuration, and a pooled connection is not checked again.
+    const std::unordered_set<std::string> after = configured_pool_keys(now);
+    upstreams_.close_idle_if([&](const std::string& key) { return !after.count(key); });
     upstreams_.reconfigure(upstream_settings(now), pool_limits(now));
     upstreams_.failover().forget_keys();
     clients_.snapshot = std::move(next);

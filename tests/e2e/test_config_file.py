@@ -8,6 +8,7 @@ import signal
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from hardening_util import StrictProxy  # noqa: E402
 from harness import (ProxyTestCase, Resp, free_port, main, new_tmp_path, run_cli, wait_until,  # noqa: E402
                      windows_skip)
 
@@ -123,6 +124,31 @@ class ConfigFile(ProxyTestCase):
         self.assertIn('reload: -workers changed; restart to apply', p.stderr())
         self.assertNotIn('-listen changed', p.stderr())
         self.assertTrue(wait_until(lambda: status_of('a') == 200))
+
+    @windows_skip('Windows has no SIGHUP; a new configuration is taken by a restart')
+    def test_reload_that_turns_allow_private_off_closes_pooled_connections(self):
+        # The address rule is checked when an X-Target-Host connection is made; one left in
+        # the pool would skip it. A reload closes every idle connection it does not configure.
+        a = self.start_upstream(answer(b'from a'))
+        internal = self.start_upstream(answer(b'internal'), tls=False)
+        conf = write('allow-private = true\n[target a]\norigin = %s\n' % a.url)
+        p = StrictProxy(['-config', conf], allow_no_route=True)  # no -allow-private flag: the file decides
+        p.start()
+        self.addCleanup(p.stop_and_check)
+
+        def via_header():
+            return self.get(p, headers=[('X-Target-Host', 'http://' + internal.authority)], host='x.example.test')
+        self.assertEqual(via_header().body, b'internal')
+        self.assertEqual(internal.accept_count, 1)
+        write('allow-private = false\n[target a]\norigin = %s\n' % a.url, path=conf)
+        p.proc.send_signal(signal.SIGHUP)
+        self.assertTrue(wait_until(lambda: 'configuration reloaded' in p.stderr()), p.stderr())
+        r = via_header()
+        self.assertEqual(r.status, 403, r)
+        self.assertJsonError(r)
+        self.assertEqual(internal.request_count, 1)
+        self.assertTrue(wait_until(lambda: internal.closed_count == 1), 'the pooled connection was kept')
+        self.assertEqual(self.get(p, host='a.example.test').body, b'from a')
 
     @windows_skip('Windows has no SIGHUP; a new configuration is taken by a restart')
     def test_reload_applies_to_the_next_head_on_an_open_connection(self):

@@ -229,6 +229,18 @@ class OpenRelay(ProxyTestCase):
         r = self.get(p, '/v1/default', host='anything.example.test')
         self.assertEqual(r.status, 200, r)
 
+    def test_default_target_named_in_the_header_is_trusted(self):
+        # Like -targets' origins, on a fresh proxy (nothing pooled yet); it was refused 403
+        # until a request routed by Host had pooled a connection, then served.
+        up = self.start_upstream()
+        p = self.strict_proxy(['-default-target', up.url])
+        for value in (up.url, up.authority):
+            with self.subTest(value):
+                r = self.get(p, '/v1/by-header', headers=[('X-Target-Host', value)], host='anything.example.test')
+                self.assertEqual(r.status, 200, r)
+        self.assertEqual(up.request_count, 2)
+        self.assert_forbidden(p, 'http://' + up.authority)  # another origin: not trusted
+
     def test_redirects_are_passed_through_not_followed(self):
         other = self.start_upstream()
         location = other.url + '/v1/stolen'

@@ -124,6 +124,17 @@ TEST_CASE("router: X-Target-Host naming a configured origin is Configured") {
     CHECK(r.route(true, "api.openai.com:8443", "x").outcome == RouteOutcome::HeaderChosen);
 }
 
+TEST_CASE("router: X-Target-Host naming the -default-target origin is Configured, with its route") {
+    // Trusted as -targets' origins are (README "No open relay"), whatever the pool holds.
+    const op::Route* fallback = test::default_route(target("fallback.example"));
+    Router r(two_targets(), fallback);
+    RouteResult res = r.route(true, "fallback.example", "x");
+    CHECK(res.outcome == RouteOutcome::Configured);
+    CHECK(res.route == fallback);
+    CHECK(res.origin == 0);
+    CHECK(r.route(true, "https://fallback.example:8443", "x").outcome == RouteOutcome::HeaderChosen);
+}
+
 TEST_CASE("router: X-Target-Host naming another origin is HeaderChosen") {
     Router r(two_targets(), nullptr);
     RouteResult res = r.route(true, "https://other.example:8443", "oa.example.com");
