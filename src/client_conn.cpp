@@ -648,16 +648,20 @@ void ClientConn::begin_exchange(const RequestHead& head, std::size_t head_len) {
             credentials.secret = key_->secret;
         }
     }
-    if (failover_ && key_ && !access_keys) {
+    if (failover_ && !access_keys) {
         // Left out for this origin's server key, kept for a later origin without keys
-        // (rewrite_request_head).
+        // (rewrite_request_head); a WebSocket's subprotocols, for any later origin.
+        auto keep = [](std::string& into, const HeaderField& f) {
+            into.append(f.name.data(), f.name.size());
+            into.append(": ");
+            into.append(f.value.data(), f.value.size());
+            into.append("\r\n");
+        };
         for (std::size_t i = 0; i < head.field_count; ++i) {
             const HeaderField& f = head.fields[i];
-            if (f.kind != FieldKind::Other || !is_credential_field(f.name)) continue;
-            client_credentials_.append(f.name.data(), f.name.size());
-            client_credentials_.append(": ");
-            client_credentials_.append(f.value.data(), f.value.size());
-            client_credentials_.append("\r\n");
+            if (f.kind != FieldKind::Other) continue;
+            if (key_ && is_credential_field(f.name)) keep(client_credentials_, f);
+            else if (websocket_ && is_protocols_field(f.name)) keep(client_protocols_, f);
         }
     }
     write_request_head(up_out_, head, plan_.upstream_target, plan_.target.authority,
@@ -1298,6 +1302,8 @@ void ClientConn::reset_exchange() {
     access_label_ = nullptr;
     strip_credentials_ = false;
     client_credentials_.clear();
+    client_protocols_.clear();
+    protocols_moved_ = false;
     failover_ = false;
     key_ = nullptr;
     attempts_ = 1;
@@ -1488,6 +1494,9 @@ bool ClientConn::try_next(AttemptFailure why, const std::string& detail, std::in
 // (Authorization, api-key). An origin with a server key gets that key in place of
 // whatever the client sent, so the client's lines leave the head then: kept aside in
 // client_credentials_ and written in the edited lines again for a later keyless origin.
+// A WebSocket's Sec-WebSocket-Protocol lines (client_protocols_) move into the edited
+// lines at the first rewrite: as sent to an origin without keys, without the
+// "openai-insecure-api-key.*" element to one with a key.
 void ClientConn::rewrite_request_head() {
     ByteBuffer next;
     next.append(up_out_.data(), head_edit_at_);
@@ -1504,9 +1513,21 @@ void ClientConn::rewrite_request_head() {
     } else {
         next.append(client_credentials_);
     }
+    for (std::string_view lines = client_protocols_; !lines.empty();) {
+        const std::size_t eol = lines.find("\r\n") + 2;  // each line ends so (begin_exchange)
+        const std::string_view line = lines.substr(0, eol);
+        lines.remove_prefix(eol);
+        if (!key_) {
+            next.append(line);
+        } else {
+            const std::size_t colon = line.find(':');
+            write_protocols_without_key(next, line.substr(0, colon), line.substr(colon + 2, line.size() - colon - 4));
+        }
+    }
     std::size_t end = next.size();
     std::string_view rest(up_out_.data() + head_edit_end_, up_out_.size() - head_edit_end_);
-    if (key_ && !strip_credentials_) {
+    const bool move_credentials = key_ && !strip_credentials_;
+    if (move_credentials || (!client_protocols_.empty() && !protocols_moved_)) {
         // Our own head, well-formed: field lines "name: value" CRLF up to the empty line.
         std::size_t at = 0;
         while (at < rest.size() && rest.compare(at, 2, "\r\n") != 0) {
@@ -1514,12 +1535,14 @@ void ClientConn::rewrite_request_head() {
             if (eol == std::string_view::npos) break;  // cannot happen: the head is whole
             std::string_view line = rest.substr(at, eol + 2 - at);
             std::string_view name = line.substr(0, line.find(':'));
-            if (is_credential_field(name)) client_credentials_.append(line);
-            else next.append(line.data(), line.size());
+            if (move_credentials && is_credential_field(name)) client_credentials_.append(line);
+            else if (client_protocols_.empty() || !is_protocols_field(name)) next.append(line.data(), line.size());
+            // (the protocols lines are written above, from client_protocols_)
             at = eol + 2;
         }
         rest.remove_prefix(at);
-        strip_credentials_ = true;  // the head holds no credential of the client's any more
+        if (move_credentials) strip_credentials_ = true;  // no credential of the client's left in the head
+        protocols_moved_ = true;
     }
     next.append(rest.data(), rest.size());
     up_out_.swap(next);

@@ -300,6 +300,11 @@ private:
     std::size_t head_edit_at_ = 0;    // up_out_: the Host line starts here ...
     std::size_t head_edit_end_ = 0;   // ... and it (and the injected credential) ends here
     std::string client_credentials_;  // the client's own credential lines, moved out for a server key
+    // A WebSocket failover without access keys: the client's Sec-WebSocket-Protocol lines
+    // as sent, written by each attempt in the edited lines (its key element only to
+    // origins without keys).
+    std::string client_protocols_;
+    bool protocols_moved_ = false;  // ... and they are no longer in the head's other lines
     std::int64_t head_deadline_ms_ = 0;  // this attempt's head-timeout; 0: none
     std::string attempt_notes_;       // the failed attempts, for the last error
 };

@@ -105,13 +105,9 @@ void write_credential_line(ByteBuffer& out, const CredentialEdit& c) {
     out.append(kCrlf);
 }
 
-namespace {
-
-// Sec-WebSocket-Protocol without its "openai-insecure-api-key.*" element; nothing when
-// no other element is left.
-void append_protocols_without_key(ByteBuffer& out, const HeaderField& f) {
+void write_protocols_without_key(ByteBuffer& out, std::string_view name, std::string_view value) {
     constexpr std::string_view kKeyPrefix = "openai-insecure-api-key.";
-    std::string_view v = f.value;
+    std::string_view v = value;
     bool first = true;
     while (!v.empty()) {
         std::size_t comma = v.find(',');
@@ -120,7 +116,7 @@ void append_protocols_without_key(ByteBuffer& out, const HeaderField& f) {
         while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
         if (!item.empty() && !(item.size() >= kKeyPrefix.size() && item.substr(0, kKeyPrefix.size()) == kKeyPrefix)) {
             if (first) {
-                out.append(f.name);
+                out.append(name);
                 out.append(": ", 2);
                 first = false;
             } else {
@@ -134,9 +130,9 @@ void append_protocols_without_key(ByteBuffer& out, const HeaderField& f) {
     if (!first) out.append(kCrlf);
 }
 
-}  // namespace
-
 bool is_credential_field(std::string_view name) { return iequals(name, "authorization") || iequals(name, "api-key"); }
+
+bool is_protocols_field(std::string_view name) { return iequals(name, "sec-websocket-protocol"); }
 
 void write_request_head(ByteBuffer& out, const RequestHead& head, const OutgoingTarget& target, std::string_view host,
                         std::string_view upgrade, const CredentialEdit* credentials) {
@@ -159,8 +155,8 @@ void write_request_head(ByteBuffer& out, const RequestHead& head, const Outgoing
         }
         if (strip && f.kind == FieldKind::Other) {
             if (is_credential_field(f.name)) continue;
-            if (iequals(f.name, "sec-websocket-protocol")) {
-                append_protocols_without_key(out, f);
+            if (is_protocols_field(f.name)) {
+                write_protocols_without_key(out, f.name, f.value);
                 continue;
             }
         }

@@ -58,6 +58,11 @@ void write_request_head(ByteBuffer& out, const RequestHead& head, const Outgoing
                         std::string_view upgrade = {}, const CredentialEdit* credentials = nullptr);
 // A field that carries a client's credential: Authorization or api-key, in any case.
 bool is_credential_field(std::string_view name);
+// Sec-WebSocket-Protocol, in any case: a browser's Realtime key travels in it.
+bool is_protocols_field(std::string_view name);
+// The field "<name>: <value>" CRLF without its "openai-insecure-api-key.*" elements (as
+// write_request_head strips it); nothing when no element is left.
+void write_protocols_without_key(ByteBuffer& out, std::string_view name, std::string_view value);
 // The injected credential line alone, as write_request_head writes it.
 void write_credential_line(ByteBuffer& out, const CredentialEdit& credentials);
 

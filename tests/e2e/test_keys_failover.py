@@ -244,6 +244,31 @@ class KeysFailover(ProxyTestCase):
                     self.assertEqual(creds(got_failing), [server_field] if keyed_first else [client_field[1]])
                     self.assertEqual(creds(got_good), [client_field[1]] if keyed_first else [server_field])
 
+    def test_failover_never_gives_the_clients_websocket_key_to_a_keyed_origin(self):
+        # A browser's Realtime key travels as a subprotocol: the same rule as for the
+        # fields above, also on a failover between a keyless origin and a keyed one.
+        own = 'openai-insecure-api-key.sk-client-own'
+        sent = 'realtime, %s, openai-beta.realtime-v1' % own
+        for keyed_first in (False, True):
+            with self.subTest(keyed_first=keyed_first):
+                failing = self.start_upstream(status(503))
+                good = self.start_upstream(healthy)
+                if keyed_first:
+                    text = '[default]\norigin = %s\nkey = sk-server-b\norigin = %s\n' % (failing.url, good.url)
+                else:
+                    text = '[default]\norigin = %s\norigin = %s\nkey = sk-server-b\n' % (failing.url, good.url)
+                p = self.launch(text)
+                request_once(p.port, 'GET', '/v1/realtime?model=gpt-realtime',
+                             [('Connection', 'Upgrade'), ('Upgrade', 'websocket'), ('Sec-WebSocket-Version', '13'),
+                              ('Sec-WebSocket-Key', 'dGhlIHNhbXBsZSBub25jZQ=='), ('Sec-WebSocket-Protocol', sent)])
+                self.assertEqual((failing.request_count, good.request_count), (1, 1))
+                protocols = lambda req: req.header_all('Sec-WebSocket-Protocol')  # noqa: E731
+                keyed, keyless = (failing, good) if keyed_first else (good, failing)
+                self.assertEqual(protocols(keyed.requests[0]), ['realtime, openai-beta.realtime-v1'])
+                self.assertEqual(keyed.requests[0].header_all('Authorization'), ['Bearer sk-server-b'])
+                self.assertEqual(protocols(keyless.requests[0]), [sent])
+                self.assertEqual(keyless.requests[0].header_all('Authorization'), [])
+
     def test_head_timeout_counts_from_the_end_of_the_upload(self):
         # A steady upload longer than head-timeout: the origin is not asked for a head
         # before it has the whole request, so no failover and no 504.
