@@ -163,7 +163,7 @@ bool FailoverState::key_available(const ApiKey* key, std::int64_t now_ms) const 
 const ApiKey* FailoverState::pick_key(const Origin& origin, std::int64_t now_ms) {
     const std::size_t n = origin.keys.size();
     if (n == 0) return nullptr;
-    unsigned first = next_key_++;
+    const unsigned first = turns_[&origin]++;
     for (std::size_t step = 0; step < n; ++step) {
         const ApiKey* k = &origin.keys[(first + step) % n];
         if (key_available(k, now_ms)) return k;

@@ -97,8 +97,9 @@ int choose_origin(const OriginStanding* origins, unsigned count, unsigned start)
 // Per-worker state of keys and origins.
 class FailoverState {
 public:
-    // The key an attempt on `origin` uses: the next in turn that is not set aside at
-    // `now_ms`; nullptr when the origin has none or all are set aside.
+    // The key an attempt on `origin` uses: the next in turn (each origin its own turn)
+    // that is not set aside at `now_ms`; nullptr when the origin has none or all are set
+    // aside.
     const ApiKey* pick_key(const Origin& origin, std::int64_t now_ms);
     // Sets `key` aside: until `until_ms` (429), or for good (401/403: until_ms < 0); a
     // later end never shortens a running set-aside. True when the key was available at
@@ -109,7 +110,10 @@ public:
     // comparison safe: a set-aside key is compared by address (and label), and an address
     // can only be reused once the configuration holding it is freed, which is after the
     // worker adopted the one after it, that is, after this call.
-    void forget_keys() { aside_.clear(); }
+    void forget_keys() {
+        aside_.clear();
+        turns_.clear();
+    }
 
     bool origin_down(const std::string& pool_key, std::int64_t now_ms) const;
     std::int64_t origin_last_failure(const std::string& pool_key) const;
@@ -135,7 +139,9 @@ private:
     const SetAside* find(const ApiKey* key) const;
     std::vector<SetAside> aside_;
     std::unordered_map<std::string, Health> origins_;
-    unsigned next_key_ = 0;
+    // Each keyed origin's next key, by the origin's address in the configuration (cleared
+    // with the set-asides when a new one is adopted: forget_keys()).
+    std::unordered_map<const Origin*, unsigned> turns_;
 };
 
 }  // namespace op

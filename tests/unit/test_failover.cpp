@@ -66,6 +66,23 @@ TEST_CASE("keys are used in turn, and a set-aside key is skipped until it return
     CHECK(fs.pick_key(bare, 0) == nullptr);
 }
 
+TEST_CASE("each origin's keys take their own turn") {
+    // Requests alternating between two targets (or one failover touching two origins)
+    // used to share one counter: each origin then only ever sent one of its two keys.
+    FailoverState fs;
+    Origin a = origin_with_keys("https://a.example", {{"a1", "s1"}, {"a2", "s2"}});
+    Origin b = origin_with_keys("https://b.example", {{"b1", "s3"}, {"b2", "s4"}});
+    std::vector<std::string> seen;
+    for (int i = 0; i < 4; ++i) {
+        seen.push_back(fs.pick_key(a, 0)->label);
+        seen.push_back(fs.pick_key(b, 0)->label);
+    }
+    CHECK(seen == std::vector<std::string>{"a1", "b1", "a2", "b2", "a1", "b1", "a2", "b2"});
+    // A new configuration starts every origin's turn afresh.
+    fs.forget_keys();
+    CHECK(fs.pick_key(a, 0)->label == "a1");
+}
+
 TEST_CASE("a reload's new key objects are not set aside") {
     FailoverState fs;
     std::vector<ApiKey> before{{"k1", "s1"}};
