@@ -1,5 +1,6 @@
 #include "client_conn.h"
 
+#include <algorithm>
 #include <cassert>
 #include <chrono>
 #include <utility>
@@ -1367,14 +1368,17 @@ bool ClientConn::first_attempt() {
 }
 
 // The next origin to try and its key (failover.h's choose_origin over the untried
-// origins); an origin whose keys are all set aside counts as failing. -1: none left.
+// origins); an origin whose keys are all set aside is passed over, without a backoff: it
+// may serve another target's keys well. -1: none left.
 int ClientConn::next_origin(const ApiKey*& key) {
     FailoverState& fs = ctx_.upstreams.failover();
     const Route& route = *plan_.route;
     const std::int64_t now = ctx_.loop.now_ms();
-    const unsigned n = route.origins.size() < 32 ? static_cast<unsigned>(route.origins.size()) : 32u;
-    OriginStanding standing[32];
-    std::string keys[32];
+    static_assert(kMaxOrigins <= 32, "tried_ holds a bit per origin");
+    assert(route.origins.size() <= kMaxOrigins);  // config_file.cpp refuses more
+    const unsigned n = static_cast<unsigned>(std::min<std::size_t>(route.origins.size(), kMaxOrigins));
+    OriginStanding standing[kMaxOrigins];
+    std::string keys[kMaxOrigins];
     RequestPlan probe;
     probe.route = plan_.route;
     for (unsigned i = 0; i < n; ++i) {
@@ -1390,10 +1394,9 @@ int ClientConn::next_origin(const ApiKey*& key) {
         const Origin& o = route.origins[static_cast<unsigned>(next)];
         key = o.keys.empty() ? nullptr : fs.pick_key(o, now);
         if (o.keys.empty() || key) return next;
-        // Every key of it set aside: it counts as failing.
+        // Every key of it set aside: not this exchange's to try.
         standing[next].tried = true;
         tried_ |= 1u << next;
-        fs.origin_failed(keys[next], now);
     }
 }
 

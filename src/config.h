@@ -45,6 +45,9 @@ struct Origin {
 // Where a server-side key goes: "Authorization: Bearer KEY", or "api-key: KEY" (Azure).
 enum class KeyHeader : std::uint8_t { Authorization, ApiKey };
 
+// The most origins a target may have: an exchange tracks the ones it tried in 32 bits.
+constexpr unsigned kMaxOrigins = 32;
+
 // The largest retry-body-limit: every request in flight may keep that much in memory.
 constexpr std::size_t kMaxRetryBodyLimit = 64u << 20;
 

@@ -324,6 +324,8 @@ bool build_route(const ConfigSection& section, const std::string& file, const En
             Target t;
             std::string why;
             if (!parse_target(v, t, why)) bad(why);
+            if (r.origins.size() == kMaxOrigins)
+                errors.push_back(where + title + " has more than " + std::to_string(kMaxOrigins) + " origins");
             r.origins.push_back(Origin{std::move(t), std::nullopt, {}});
             origin_line = s.line;
             origin_has_egress = false;

@@ -269,6 +269,23 @@ class KeysFailover(ProxyTestCase):
                 self.assertEqual(protocols(keyless.requests[0]), [sent])
                 self.assertEqual(keyless.requests[0].header_all('Authorization'), [])
 
+    def test_one_targets_refused_keys_do_not_push_a_shared_origin_into_backoff(self):
+        # Target a's only key is refused at U; target b's key works there. U is passed over
+        # for a, but stays b's first choice (no backoff: U itself answered).
+        u = self.start_upstream(keyed)
+        v = self.start_upstream(healthy)
+        p = self.launch('[target a]\norigin = %s\nkey = %s\n[target b]\norigin = %s\nkey = %s\norigin = %s\n'
+                        % (u.url, SERVER_KEYS['oa#1'], u.url, SERVER_KEYS['good-a'], v.url))
+        self.assertEqual(self.post(p, chat_body(), host='a.example.test').status, 401)
+        for _ in range(3):
+            r = self.post(p, chat_body(), host='a.example.test')
+            self.assertEqual(r.status, 503, r)
+            self.assertEqual(self.assertJsonError(r)['code'], 'upstream_keys_unavailable')
+        for _ in range(3):
+            r = self.post(p, chat_body(), host='b.example.test')
+            self.assertEqual((r.status, r.json()['auth']), (200, 'Bearer ' + SERVER_KEYS['good-a']), r)
+        self.assertEqual((u.request_count, v.request_count), (4, 0))
+
     def test_head_timeout_counts_from_the_end_of_the_upload(self):
         # A steady upload longer than head-timeout: the origin is not asked for a head
         # before it has the whole request, so no failover and no 504.

@@ -217,6 +217,11 @@ TEST_CASE("config file: sections and origins") {
     one_error(conf("[upstream]\norigin = a\n"), "p.conf:1: ", {"unknown section [upstream]"});
     one_error(conf("[target oa\n"), "p.conf:1: ", {"end with ]"});
     one_error(conf("\n[target oa]\nattempts = 2\n"), "p.conf:2: ", {"[target oa] has no origin line"});
+    // 32 origins at most (an exchange marks those it tried in 32 bits); the 33rd is an error.
+    std::string many = "[target oa]\n";
+    for (int i = 1; i <= 32; ++i) many += "origin = https://o" + std::to_string(i) + ".example\n";
+    CHECK(conf(many).ok().routes[0].origins.size() == 32);
+    one_error(conf(many + "origin = https://o33.example\n"), "p.conf:34: ", {"[target oa] has more than 32 origins"});
     one_error(conf("[target oa]\nkey = k\norigin = a\n"), "p.conf:2: ", {"key before any origin line"});
     one_error(conf("[target oa]\negress = direct\norigin = a\n"), "p.conf:2: ", {"egress before any origin"});
     one_error(conf("[target oa]\norigin = ftp://a\n"), "p.conf:2: ", {"invalid value \"ftp://a\" for origin"});
