@@ -254,8 +254,10 @@ void ClientConn::client_left() {
         else close_client();
         return;
     }
+    // An orphan's answer is read to its end so that its connection can be pooled; an
+    // upgrade's never can (its 101 would start a tunnel to nobody).
     if (state_ != State::Exchange || !up_ || up_->state() != UpstreamConn::State::Ready || response_started_ ||
-        keepalive_head_sent_ || !req_done_ || up_sent_ != up_out_.size() || ctx_.stopping) {
+        keepalive_head_sent_ || !req_done_ || up_sent_ != up_out_.size() || ctx_.stopping || websocket_) {
         close_client();
         return;
     }

@@ -10,13 +10,14 @@ certificate); the client speaks the protocol byte by byte."""
 import base64
 import hashlib
 import os
+import signal
 import socket
 import ssl
 import struct
 import threading
 import time
 
-from harness import ProxyTestCase, RawClient, certs, main, now, parse_head, wait_until
+from harness import ProxyTestCase, RawClient, certs, main, now, parse_head, wait_until, windows_skip
 from hardening_util import needs_linux_proc
 
 GUID = b'258EAFA5-E914-47DA-95CA-C5AB0DC85B11'
@@ -340,6 +341,55 @@ class WebSocket(ProxyTestCase):
         ws.close()
         self.assertTrue(wait_until(lambda: len(self.up.closed_at) > seen, 5))
         self.assertLess(self.up.closed_at[seen] - t0, 1.0)
+
+    @windows_skip('SIGSTOP orders the events')
+    def test_a_client_leaving_before_the_101_ends_both_sides(self):
+        # The client's close is seen before the upstream's 101 (the proxy is stopped
+        # while both happen): no tunnel to nobody, and no orphan waiting for an answer
+        # to pool (an assertion stopped the proxy here, in builds that keep them).
+        # A plain-TCP upstream here: its 101 is readable as soon as the proxy looks.
+        lsock = socket.socket()
+        lsock.bind(('127.0.0.1', 0))
+        lsock.listen(4)
+        self.addCleanup(lsock.close)
+        asked, go, upstream_closed = threading.Event(), threading.Event(), threading.Event()
+
+        def serve():
+            s, _ = lsock.accept()
+            s.settimeout(10)
+            with s:
+                data = b''
+                while b'\r\n\r\n' not in data:
+                    data += s.recv(4096)
+                asked.set()
+                go.wait(10)
+                s.sendall(b'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n'
+                          b'Sec-WebSocket-Accept: %s\r\n\r\n' % accept_key('dGhlIHNhbXBsZSBub25jZQ==').encode())
+                try:
+                    while s.recv(4096):
+                        pass
+                    upstream_closed.set()
+                except OSError:
+                    upstream_closed.set()
+        threading.Thread(target=serve, daemon=True).start()
+        p = self.start_proxy(['-targets', 'a:http://127.0.0.1:%d' % lsock.getsockname()[1], '-workers', '1'])
+        c = RawClient(p.port, timeout=10)
+        c.request('GET', '/v1/realtime', [('Connection', 'Upgrade'), ('Upgrade', 'websocket'),
+                                          ('Sec-WebSocket-Version', '13'),
+                                          ('Sec-WebSocket-Key', 'dGhlIHNhbXBsZSBub25jZQ==')], host='a.example.test')
+        self.assertTrue(asked.wait(5))
+        time.sleep(0.1)
+        os.kill(p.pid, signal.SIGSTOP)
+        try:
+            c.close()
+            time.sleep(0.2)
+            go.set()
+            time.sleep(0.3)
+        finally:
+            os.kill(p.pid, signal.SIGCONT)
+        self.assertTrue(upstream_closed.wait(5), 'the upstream was left open')
+        time.sleep(0.2)
+        self.assertIsNone(p.proc.poll(), 'the proxy died')
 
     @needs_linux_proc  # watches the kernel's socket queues in /proc/net/tcp
     def test_what_the_client_sent_before_leaving_reaches_a_slow_upstream(self):
