@@ -780,8 +780,9 @@ void ClientConn::move_request() {
         }
         // The limits are on the body as the client sent it (decoded from chunked framing),
         // as the README states them; the kept copy adds the head and any chunk framing.
-        if (replayable_ && (req_body_bytes_ > replay_limit_ || up_out_.size() > kMaxKept)) replayable_ = false;
-        if (failover_fits_ && (req_body_bytes_ > failover_limit_ || up_out_.size() > kMaxKept)) failover_fits_ = false;
+        if (up_out_.size() > kMaxKept && replayable_) kept_too_big_ = true;
+        if (replayable_ && (req_body_bytes_ > replay_limit_ || kept_too_big_)) replayable_ = false;
+        if (failover_fits_ && (req_body_bytes_ > failover_limit_ || kept_too_big_)) failover_fits_ = false;
         // Upstream buffer -> upstream connection.
         if (up_ && up_->state() == UpstreamConn::State::Ready && up_sent_ < up_out_.size()) {
             std::size_t n = up_->write(up_out_.data() + up_sent_, up_out_.size() - up_sent_);
@@ -1314,6 +1315,7 @@ void ClientConn::reset_exchange() {
     replay_limit_ = kReplayLimit;
     failover_limit_ = 0;
     failover_fits_ = true;
+    kept_too_big_ = false;
     head_deadline_ms_ = 0;
     if (!attempt_notes_.empty()) attempt_notes_.clear();
 }
@@ -1441,10 +1443,15 @@ bool ClientConn::try_next(AttemptFailure why, const std::string& detail, std::in
     check.attempts = attempts_;
     check.max_attempts = route.failover.max_attempts;
     RetryVerdict verdict = may_retry(check);
-    if (verdict == RetryVerdict::NotReplayable) {
+    if (verdict == RetryVerdict::NotReplayable && !kept_too_big_) {
         log_line("Not retried: the request body is larger than the retry-body-limit of %llu bytes (target %s, %s: %s)",
                  static_cast<unsigned long long>(route.failover.replay_limit), target_name,
                  plan_.target.authority.c_str(), failure_name(why));
+    } else if (verdict == RetryVerdict::NotReplayable) {
+        log_line("Not retried: the request with its chunk framing is larger than the %llu bytes kept for a retry "
+                 "(target %s, %s: %s)",
+                 static_cast<unsigned long long>(kMaxKept), target_name, plan_.target.authority.c_str(),
+                 failure_name(why));
     }
     if (verdict != RetryVerdict::Retry) {
         if (aside) meter_.key_set_aside(ctx_);

@@ -297,6 +297,7 @@ private:
     // same origin, which a smaller retry-body-limit does not change.
     std::size_t failover_limit_ = 0;
     bool failover_fits_ = true;
+    bool kept_too_big_ = false;  // the kept request outgrew kMaxKept (tiny chunks) within the limits
     std::size_t head_edit_at_ = 0;    // up_out_: the Host line starts here ...
     std::size_t head_edit_end_ = 0;   // ... and it (and the injected credential) ends here
     std::string client_credentials_;  // the client's own credential lines, moved out for a server key
