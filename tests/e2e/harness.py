@@ -130,14 +130,16 @@ def _make_ca(d, name, cn):
 
 
 def _make_leaf(d, name, cn, san, ca):
+    """san: an openssl subjectAltName value, or None for a certificate without the extension."""
     ext = os.path.join(d, name + '.ext')
     with open(ext, 'w') as f:
         f.write('basicConstraints=critical,CA:FALSE\n'
                 'keyUsage=critical,digitalSignature\n'
                 'extendedKeyUsage=serverAuth\n'
                 'subjectKeyIdentifier=hash\n'
-                'authorityKeyIdentifier=keyid,issuer\n'
-                'subjectAltName=%s\n' % san)
+                'authorityKeyIdentifier=keyid,issuer\n')
+        if san is not None:
+            f.write('subjectAltName=%s\n' % san)
     _openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
               '-keyout', name + '.key', '-out', name + '.csr', '-subj', '/CN=' + cn], d)
     serial = str(int.from_bytes(os.urandom(8), 'big'))
@@ -169,6 +171,18 @@ def certs():
                 setattr(c, leaf, (os.path.join(d, leaf + '.pem'), os.path.join(d, leaf + '.key')))
             _certs = c
         return _certs
+
+
+def leaf_cert(name, cn, san):
+    """One more leaf signed by certs().ca, made once per process: CN `cn`, subjectAltName
+    `san` (openssl syntax, e.g. 'DNS:*.test' or 'IP:127.0.0.1'; None: no such extension).
+    Returns `name`, for Upstream(cert=name)."""
+    c = certs()
+    with _certs_lock:
+        if not hasattr(c, name):
+            _make_leaf(c.dir, name, cn, san, 'ca')
+            setattr(c, name, (os.path.join(c.dir, name + '.pem'), os.path.join(c.dir, name + '.key')))
+    return name
 
 
 # --------------------------------------------------------------------------------------
@@ -846,12 +860,15 @@ class ConnectProxy:
     requests     (request line, headers) for every request it received
     status       the status to answer (200 tunnels; anything else refuses)
     interim      raw bytes (1xx answers) sent before the 200
+    any_name     tunnel every name to 127.0.0.1 at the port asked, without resolving it
+                 (for targets such as example.test or localhost.: tests of certificate names)
     Only loopback targets are tunnelled (others get 403): tests never leave the machine.
     """
 
-    def __init__(self, status=200, port=0, interim=b''):
+    def __init__(self, status=200, port=0, interim=b'', any_name=False):
         self.status = status
         self.interim = interim
+        self.any_name = any_name
         self.connects = []
         self.requests = []
         self.errors = []
@@ -910,7 +927,7 @@ class ConnectProxy:
                 s.sendall(b'HTTP/1.1 %d Refused\r\nContent-Length: 0\r\nConnection: close\r\n\r\n' % self.status)
                 return
             host, _, port = target.rpartition(':')
-            host = host.strip('[]')
+            host = '127.0.0.1' if self.any_name else host.strip('[]')
             if host not in ('127.0.0.1', '::1', 'localhost'):
                 s.sendall(b'HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n')
                 return
