@@ -7,8 +7,9 @@
 //
 // Verification is always on: certificate chain against the trust store, and the
 // peer's name (DNS name or IP address) against `server_name`, which is also sent as
-// SNI when it is a DNS name. Sessions are resumed per "host:port" from a cache in the
-// TlsClientContext (TLS 1.2 sessions and TLS 1.3 tickets alike).
+// SNI when it is a DNS name; an absolute name's trailing dot is left out of both.
+// Sessions are resumed per "host:port" from a cache in the TlsClientContext (TLS 1.2
+// sessions and TLS 1.3 tickets alike).
 //
 // Two implementations, one per build, picked by CMake's OP_TLS: tls_openssl.cpp
 // (OpenSSL, the default on desktop and server builds) and tls_mbedtls.cpp (mbed TLS

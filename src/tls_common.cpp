@@ -261,6 +261,12 @@ std::string bare_host(std::string_view name) {
     return host;
 }
 
+std::string tls_host(std::string_view name) {
+    std::string host = bare_host(name);
+    if (!host.empty() && host.back() == '.') host.pop_back();
+    return host;
+}
+
 bool parse_ip_literal(std::string_view host, IpAddress& out) {
     out = IpAddress{};
     if (host.find(':') != std::string_view::npos) {
@@ -702,7 +708,7 @@ std::unique_ptr<TlsClientContext> TlsClientContext::create(const TrustSettings& 
 
 std::unique_ptr<TlsSession> TlsSession::create(TlsClientContext& ctx, std::string_view server_name,
                                                unsigned short port) {
-    std::string host = bare_host(server_name);
+    std::string host = tls_host(server_name);
     if (host.empty()) return nullptr;  // nothing to verify against: never connect unverified
     // Every context comes from TlsClientContext::create, hence from new_tls_context().
     auto& context = static_cast<TlsContextBase&>(ctx);

@@ -158,6 +158,13 @@ protected:
 // interface, not anything a certificate can carry; neither takes part in verification.
 std::string bare_host(std::string_view name);
 
+// The name a session sends as SNI and verifies the certificate against: bare_host()'s,
+// less the one trailing dot of an absolute name ("api.openai.com."). RFC 6066 section 3
+// sends SNI without it, and a certificate names the host without it (Go and curl drop
+// it too). Only TLS sees this form: the Host field, the CONNECT request and the pool
+// keep the name as written.
+std::string tls_host(std::string_view name);
+
 // An IP address in network byte order, as a certificate's iPAddress SAN holds it.
 struct IpAddress {
     unsigned char bytes[16] = {};
@@ -285,7 +292,7 @@ public:
     const std::string& trust_source() const final { return trust_source_; }
     bool ready(std::string& error) final;
 
-    // A session for `host` (bare_host()'s form, not empty), resuming from the cache
+    // A session for `host` (tls_host()'s form, not empty), resuming from the cache
     // entry `cache_key` ("host:port") when it can. Only after ready() returned true;
     // nullptr when the library cannot allocate or configure it.
     virtual std::unique_ptr<TlsSession> new_session(const std::string& host, std::string cache_key) = 0;

@@ -6,6 +6,7 @@ SSL_CERT_FILE / SSL_CERT_DIR, else the system bundle (first match wins); SNI is 
 names. The bundle is read on the first upstream TLS connection: one whose certificates do
 not parse is a 502 naming it (a file with no PEM certificate at all is refused at
 start-up: test_cli.py). New connections to an upstream resume its TLS session.
+A target's trailing dot ("localhost.") is left out of SNI and of the name check.
 
 Runs against either TLS backend (OP_TLS, set by ctest: openssl or mbedtls); the reasons
 are worded the same by both."""
@@ -14,7 +15,7 @@ import socket
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import WINDOWS, ProxyTestCase, Resp, certs, main, wait_until  # noqa: E402
+from harness import WINDOWS, ProxyTestCase, Resp, certs, leaf_cert, main, wait_until  # noqa: E402
 
 # mbedTLS 2.28 speaks TLS 1.2 at most; OpenSSL and the test upstreams speak 1.3.
 EXPECTED_VERSION = 'TLSv1.2' if os.environ.get('OP_TLS') == 'mbedtls' else 'TLSv1.3'
@@ -103,6 +104,22 @@ class Verification(ProxyTestCase):
         self.accepted(p, good, host='g.example.test')
         self.assertIsNone(good.conns[-1].sni, 'an IP literal was sent as SNI (RFC 6066 forbids it)')
         self.refused(p, wrong, host='w.example.test', reason='IP address mismatch')
+
+    def test_trailing_dot_is_left_out_of_sni_and_the_name_check(self):
+        # "localhost." is the same host as "localhost": RFC 6066 section 3 sends SNI without
+        # the dot, and the certificate's DNS:localhost matches it (as in Go and curl). The
+        # CONNECT request and the Host field keep the name as written. The name is never
+        # resolved: the CONNECT proxy sends every tunnel to 127.0.0.1.
+        good = self.start_upstream()
+        wrong = self.start_upstream(cert='wrong')
+        cp = self.start_connect_proxy(any_name=True)
+        p = self.start_proxy(self.targets(('d', 'localhost.:%d' % good.port), ('w', 'localhost.:%d' % wrong.port))
+                             + ['-upstream-proxy', cp.url])
+        self.accepted(p, good, host='d.example.test')
+        self.assertEqual(good.conns[-1].sni, 'localhost')
+        self.assertEqual(good.requests[-1].header('Host'), 'localhost.:%d' % good.port)
+        self.assertIn('localhost.:%d' % good.port, cp.connects)
+        self.refused(p, wrong, host='w.example.test', reason='hostname mismatch')
 
     def test_new_connections_resume_the_tls_session(self):
         # Each answer closes its connection, so every request needs a new handshake.

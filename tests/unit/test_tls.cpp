@@ -1649,6 +1649,24 @@ TEST_CASE("tls: IP literals match iPAddress SANs as addresses, never DNS names o
     }
 }
 
+TEST_CASE("tls: host names as OpenSSL matches them, on either backend") {
+    Pki pki;
+    auto ctx = client_context(pki.ca_file);
+    const std::string mismatch = verify_error(X509_V_ERR_HOSTNAME_MISMATCH);
+    std::string error;
+    SUBCASE("an absolute name's trailing dot is neither sent as SNI nor matched") {
+        TestServer server(pki, TLS1_3_VERSION);  // DNS:localhost
+        ServerConn conn(server);
+        auto client = TlsSession::create(*ctx, "localhost.", 443);
+        REQUIRE(client);
+        CHECK(run_handshake(*client, conn) == TlsStatus::Ok);
+        const char* sni = SSL_get_servername(conn.ssl, TLSEXT_NAMETYPE_host_name);
+        REQUIRE(sni != nullptr);
+        CHECK(std::string(sni) == "localhost");
+        CHECK(handshake_with_leaf(*ctx, pki, pki.server, "127.0.0.1.") == TlsStatus::Ok);  // IP:127.0.0.1
+    }
+}
+
 TEST_CASE("tls: validity period and purpose failures name OpenSSL's reason") {
     Pki pki;
     auto ctx = client_context(pki.ca_file);
@@ -1760,6 +1778,16 @@ TEST_CASE("tls internal: IP literals, as OpenSSL's a2i_IPADDRESS reads them") {
     REQUIRE(parse_ip_literal("192.0.2.33", v4));
     CHECK(v4.len == 4);
     CHECK(std::string(reinterpret_cast<const char*>(v4.bytes), 4) == std::string("\xc0\x00\x02\x21", 4));
+}
+
+TEST_CASE("tls internal: tls_host also drops one trailing dot") {
+    using op::tls_internal::tls_host;
+    CHECK(tls_host("api.openai.com.") == "api.openai.com");
+    CHECK(tls_host("localhost.") == "localhost");
+    CHECK(tls_host("localhost") == "localhost");
+    CHECK(tls_host("127.0.0.1.") == "127.0.0.1");
+    CHECK(tls_host("[::1]") == "::1");
+    CHECK(tls_host(".").empty());
 }
 
 TEST_CASE("tls internal: bare_host strips brackets and zone ids") {
