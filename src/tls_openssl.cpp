@@ -434,6 +434,22 @@ int get_issuer_from_bundle(X509** issuer, X509_STORE_CTX* store_ctx, X509* cert)
     return X509_STORE_CTX_get1_issuer(issuer, store_ctx, cert);
 }
 
+// The chain's verification (SSL_CTX_set_cert_verify_callback), run as OpenSSL would
+// run it, with one flag more for a server certificate that has a subjectAltName:
+// X509_check_host falls back to the subject's CN whenever the certificate has no DNS
+// name, even when it names the server by address or URI only. RFC 6125 6.4.4 matches
+// such a certificate against its subjectAltName alone, as Go and mbedTLS do; the CN
+// still counts for a certificate without one (mbedTLS reads it then too).
+int verify_chain(X509_STORE_CTX* store_ctx, void*) {
+    X509* leaf = X509_STORE_CTX_get0_cert(store_ctx);
+    if (leaf && X509_get_ext_by_NID(leaf, NID_subject_alt_name, -1) >= 0) {
+        X509_VERIFY_PARAM* param = X509_STORE_CTX_get0_param(store_ctx);
+        X509_VERIFY_PARAM_set_hostflags(param,
+                                        X509_VERIFY_PARAM_get_hostflags(param) | X509_CHECK_FLAG_NEVER_CHECK_SUBJECT);
+    }
+    return X509_verify_cert(store_ctx);
+}
+
 }  // namespace
 
 std::string OpenSslContext::build() {
@@ -450,6 +466,7 @@ std::string OpenSslContext::build() {
         return fail("cannot require TLS 1.2: " + take_openssl_error("unsupported"));
     }
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+    SSL_CTX_set_cert_verify_callback(ctx, verify_chain, nullptr);
     // RELEASE_BUFFERS: record buffers exist only while a record is in flight.
     // Partial writes stay off: SSL_write_ex encrypts everything into the queue.
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);

@@ -7,6 +7,7 @@ names. The bundle is read on the first upstream TLS connection: one whose certif
 not parse is a 502 naming it (a file with no PEM certificate at all is refused at
 start-up: test_cli.py). New connections to an upstream resume its TLS session.
 A target's trailing dot ("localhost.") is left out of SNI and of the name check.
+The subject's CN counts only in a certificate without a subjectAltName.
 
 Runs against either TLS backend (OP_TLS, set by ctest: openssl or mbedtls); the reasons
 are worded the same by both."""
@@ -120,6 +121,19 @@ class Verification(ProxyTestCase):
         self.assertEqual(good.requests[-1].header('Host'), 'localhost.:%d' % good.port)
         self.assertIn('localhost.:%d' % good.port, cp.connects)
         self.refused(p, wrong, host='w.example.test', reason='hostname mismatch')
+
+    def test_subject_cn_counts_only_without_subject_alt_names(self):
+        # RFC 6125 6.4.4: a certificate with a subjectAltName is matched against it alone,
+        # whatever its types (here an address or a URI and no DNS name at all), as Go
+        # does; only a certificate without one is matched against its CN.
+        ip_san = self.start_upstream(cert=leaf_cert('cn_and_ip_san', 'localhost', 'IP:127.0.0.1'))
+        uri_san = self.start_upstream(cert=leaf_cert('cn_and_uri_san', 'localhost', 'URI:https://svc.example/'))
+        cn_only = self.start_upstream(cert=leaf_cert('cn_only', 'localhost', None))
+        p = self.start_proxy(self.targets(('i', 'localhost:%d' % ip_san.port), ('u', 'localhost:%d' % uri_san.port),
+                                          ('c', 'localhost:%d' % cn_only.port)))
+        self.refused(p, ip_san, host='i.example.test', reason='hostname mismatch')
+        self.refused(p, uri_san, host='u.example.test', reason='hostname mismatch')
+        self.accepted(p, cn_only, host='c.example.test')
 
     def test_new_connections_resume_the_tls_session(self):
         # Each answer closes its connection, so every request needs a new handshake.

@@ -1665,6 +1665,18 @@ TEST_CASE("tls: host names as OpenSSL matches them, on either backend") {
         CHECK(std::string(sni) == "localhost");
         CHECK(handshake_with_leaf(*ctx, pki, pki.server, "127.0.0.1.") == TlsStatus::Ok);  // IP:127.0.0.1
     }
+    SUBCASE("the CN counts only in a certificate without a subjectAltName (RFC 6125 6.4.4)") {
+        for (const char* san : {"IP:127.0.0.1", "URI:https://svc.example/", "email:a@localhost"}) {
+            CAPTURE(san);
+            X509* leaf = make_leaf(pki, "localhost", san);
+            CHECK(handshake_with_leaf(*ctx, pki, leaf, "localhost", &error) == TlsStatus::Error);
+            CHECK(error == mismatch);
+            X509_free(leaf);
+        }
+        X509* leaf = make_leaf(pki, "localhost", nullptr);
+        CHECK(handshake_with_leaf(*ctx, pki, leaf, "localhost") == TlsStatus::Ok);
+        X509_free(leaf);
+    }
 }
 
 TEST_CASE("tls: validity period and purpose failures name OpenSSL's reason") {
