@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <iterator>
 
+#include "http_chars.h"  // http_chars::to_lower
 #include "sys.h"  // sys::file_exists, sys::dir_exists
 
 namespace op {
@@ -265,6 +266,24 @@ std::string tls_host(std::string_view name) {
     std::string host = bare_host(name);
     if (!host.empty() && host.back() == '.') host.pop_back();
     return host;
+}
+
+bool dns_name_matches(std::string_view pattern, std::string_view host) {
+    auto same = [](std::string_view a, std::string_view b) {
+        if (a.size() != b.size()) return false;
+        for (std::size_t i = 0; i < a.size(); ++i)
+            if (http_chars::to_lower(a[i]) != http_chars::to_lower(b[i])) return false;
+        return true;
+    };
+    if (same(pattern, host)) return true;
+    if (pattern.substr(0, 2) != "*.") return false;
+    const std::string_view parent = pattern.substr(1);  // ".example.test"
+    const std::size_t second_dot = parent.find('.', 1);
+    if (second_dot == std::string_view::npos || second_dot + 1 == parent.size()) return false;  // one label
+    if (parent.find('*') != std::string_view::npos) return false;  // one wildcard, leftmost
+    const std::size_t first_dot = host.find('.');
+    if (first_dot == 0 || first_dot == std::string_view::npos) return false;  // no first label to stand for
+    return same(parent, host.substr(first_dot));
 }
 
 bool parse_ip_literal(std::string_view host, IpAddress& out) {

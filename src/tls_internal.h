@@ -165,6 +165,14 @@ std::string bare_host(std::string_view name);
 // keep the name as written.
 std::string tls_host(std::string_view name);
 
+// Whether `pattern`, a DNS name from a certificate, names `host` (tls_host()'s form) as
+// OpenSSL matches them (X509_check_host with X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS): the
+// same name, ASCII case aside; or a wildcard "*." followed by at least two labels,
+// the "*" standing for the whole first label of `host`. "*.test" names nothing (it
+// would stand for every name under a top-level domain), nor do "f*.example.test" and
+// "*.*.example.test" (but "*.example.test" is "a.example.test", not "a.b.example.test").
+bool dns_name_matches(std::string_view pattern, std::string_view host);
+
 // An IP address in network byte order, as a certificate's iPAddress SAN holds it.
 struct IpAddress {
     unsigned char bytes[16] = {};

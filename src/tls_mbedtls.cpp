@@ -8,6 +8,9 @@
 // library:
 //   - it cannot match IP addresses against iPAddress SANs (it lists only DNS names):
 //     the verify callback does it (certificate_has_ip_san), failing as a name mismatch;
+//   - its wildcards may stand for the first label of a two-label name ("*.test" for
+//     "example.test"), where OpenSSL wants two labels after the "*": the verify callback
+//     refuses such a match (names_host), as a name mismatch;
 //   - a CA bundle is read on first use, and each certificate parsed once then; a
 //     certificate mbedTLS cannot parse (an algorithm it lacks) is not trusted, which is
 //     what such a certificate is to OpenSSL too. With MBEDTLS_X509_TRUSTED_CERTIFICATE_
@@ -51,6 +54,7 @@
 #include <mbedtls/ctr_drbg.h>
 #include <mbedtls/entropy.h>
 #include <mbedtls/error.h>
+#include <mbedtls/oid.h>  // MBEDTLS_OID_AT_CN
 #include <mbedtls/platform.h>
 #include <mbedtls/pk.h>
 #include <mbedtls/platform_util.h>
@@ -506,9 +510,35 @@ private:
             if (self->ip_.len != 0 && !certificate_has_ip_san(cert->raw.p, cert->raw.len, self->ip_)) {
                 *flags |= MBEDTLS_X509_BADCERT_CN_MISMATCH;
             }
+            if (self->ip_.len == 0 && (*flags & MBEDTLS_X509_BADCERT_CN_MISMATCH) == 0 &&
+                (self->ssl_.hostname == nullptr || !names_host(*cert, self->ssl_.hostname))) {
+                *flags |= MBEDTLS_X509_BADCERT_CN_MISMATCH;
+            }
             self->leaf_flags_ = *flags;
         }
         return 0;
+    }
+
+    // Whether a DNS name of `cert` names `host` by dns_name_matches(), looked for where
+    // mbedTLS looks (x509_crt_verify_name): the dNSName entries of the subjectAltName, or
+    // the CNs of a certificate without one. Asked once mbedTLS found the name: its own
+    // matching lets "*" stand for the first label of a two-label name ("*.test" for
+    // "example.test"), which OpenSSL refuses; this refuses it too.
+    static bool names_host(const mbedtls_x509_crt& cert, std::string_view host) {
+        auto names = [host](const mbedtls_x509_buf& name) {
+            return dns_name_matches(std::string_view(reinterpret_cast<const char*>(name.p), name.len), host);
+        };
+        if (cert.ext_types & MBEDTLS_X509_EXT_SUBJECT_ALT_NAME) {
+            for (const mbedtls_x509_sequence* san = &cert.subject_alt_names; san != nullptr; san = san->next) {
+                if ((san->buf.tag & MBEDTLS_ASN1_TAG_VALUE_MASK) == MBEDTLS_X509_SAN_DNS_NAME && names(san->buf))
+                    return true;
+            }
+            return false;
+        }
+        for (const mbedtls_x509_name* attr = &cert.subject; attr != nullptr; attr = attr->next) {
+            if (MBEDTLS_OID_CMP(MBEDTLS_OID_AT_CN, &attr->oid) == 0 && names(attr->val)) return true;
+        }
+        return false;
     }
 
     // The one reason OpenSSL would give, in its order of checks: the chain first,

@@ -8,6 +8,7 @@ not parse is a 502 naming it (a file with no PEM certificate at all is refused a
 start-up: test_cli.py). New connections to an upstream resume its TLS session.
 A target's trailing dot ("localhost.") is left out of SNI and of the name check.
 The subject's CN counts only in a certificate without a subjectAltName.
+A wildcard needs two labels after it ("*.test" names nothing).
 
 Runs against either TLS backend (OP_TLS, set by ctest: openssl or mbedtls); the reasons
 are worded the same by both."""
@@ -121,6 +122,27 @@ class Verification(ProxyTestCase):
         self.assertEqual(good.requests[-1].header('Host'), 'localhost.:%d' % good.port)
         self.assertIn('localhost.:%d' % good.port, cp.connects)
         self.refused(p, wrong, host='w.example.test', reason='hostname mismatch')
+
+    def test_wildcard_needs_two_labels_after_it(self):
+        # "*.test" would stand for every name under a top-level domain: refused, as by
+        # OpenSSL, in a subjectAltName and in the CN of a certificate without one alike;
+        # "*.example.test" covers one label to its left.
+        tld = self.start_upstream(cert=leaf_cert('wild_tld', 'wild', 'DNS:*.test'))
+        local = self.start_upstream(cert=leaf_cert('wild_localhost', 'wild', 'DNS:*.localhost'))
+        cn_tld = self.start_upstream(cert=leaf_cert('wild_tld_cn', '*.test', None))
+        two = self.start_upstream(cert=leaf_cert('wild_two_labels', 'wild', 'DNS:*.example.test'))
+        two_deep = self.start_upstream(cert='wild_two_labels')
+        cp = self.start_connect_proxy(any_name=True)
+        p = self.start_proxy(self.targets(('t', 'example.test:%d' % tld.port), ('l', 'a.localhost:%d' % local.port),
+                                          ('c', 'example.test:%d' % cn_tld.port),
+                                          ('w', 'a.example.test:%d' % two.port),
+                                          ('x', 'a.b.example.test:%d' % two_deep.port))
+                             + ['-upstream-proxy', cp.url])
+        self.refused(p, tld, host='t.example.test', reason='hostname mismatch')
+        self.refused(p, local, host='l.example.test', reason='hostname mismatch')
+        self.refused(p, cn_tld, host='c.example.test', reason='hostname mismatch')
+        self.accepted(p, two, host='w.example.test')
+        self.refused(p, two_deep, host='x.example.test', reason='hostname mismatch')
 
     def test_subject_cn_counts_only_without_subject_alt_names(self):
         # RFC 6125 6.4.4: a certificate with a subjectAltName is matched against it alone,

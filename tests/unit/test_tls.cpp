@@ -1665,6 +1665,33 @@ TEST_CASE("tls: host names as OpenSSL matches them, on either backend") {
         CHECK(std::string(sni) == "localhost");
         CHECK(handshake_with_leaf(*ctx, pki, pki.server, "127.0.0.1.") == TlsStatus::Ok);  // IP:127.0.0.1
     }
+    SUBCASE("a wildcard stands for one whole label, with two labels at least after it") {
+        const struct {
+            const char* pattern;
+            const char* host;
+            bool matches;
+        } kCases[] = {
+            {"*.example.test", "a.example.test", true},   {"*.EXAMPLE.test", "a.example.test", true},
+            {"*.example.test", "a.example.test.", true},  {"*.test", "example.test", false},
+            {"*.localhost", "a.localhost", false},        {"*.test.", "example.test", false},
+            {"*.example.test", "a.b.example.test", false}, {"*.example.test", "example.test", false},
+            {"f*.example.test", "foo.example.test", false},
+        };
+        for (const auto& c : kCases) {
+            CAPTURE(c.pattern);
+            CAPTURE(c.host);
+            const std::string san = std::string("DNS:") + c.pattern;
+            X509* in_san = make_leaf(pki, "wild", san.c_str());
+            X509* in_cn = make_leaf(pki, c.pattern, nullptr);  // no subjectAltName: the CN counts
+            for (X509* leaf : {in_san, in_cn}) {
+                CHECK(handshake_with_leaf(*ctx, pki, leaf, c.host, &error) ==
+                      (c.matches ? TlsStatus::Ok : TlsStatus::Error));
+                CHECK(error == (c.matches ? std::string() : mismatch));
+            }
+            X509_free(in_san);
+            X509_free(in_cn);
+        }
+    }
     SUBCASE("the CN counts only in a certificate without a subjectAltName (RFC 6125 6.4.4)") {
         for (const char* san : {"IP:127.0.0.1", "URI:https://svc.example/", "email:a@localhost"}) {
             CAPTURE(san);
@@ -1800,6 +1827,27 @@ TEST_CASE("tls internal: tls_host also drops one trailing dot") {
     CHECK(tls_host("127.0.0.1.") == "127.0.0.1");
     CHECK(tls_host("[::1]") == "::1");
     CHECK(tls_host(".").empty());
+}
+
+TEST_CASE("tls internal: dns_name_matches as OpenSSL with X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS") {
+    using op::tls_internal::dns_name_matches;
+    CHECK(dns_name_matches("api.example.test", "api.example.test"));
+    CHECK(dns_name_matches("API.Example.TEST", "api.example.test"));
+    CHECK(dns_name_matches("localhost", "localhost"));
+    CHECK_FALSE(dns_name_matches("localhost", "localhost2"));
+    CHECK(dns_name_matches("*.example.test", "a.example.test"));
+    CHECK(dns_name_matches("*.example.test", "xn--bcher-kva.example.test"));
+    CHECK_FALSE(dns_name_matches("*.example.test", "a.b.example.test"));
+    CHECK_FALSE(dns_name_matches("*.example.test", "example.test"));
+    CHECK_FALSE(dns_name_matches("*.example.test", ".example.test"));
+    CHECK_FALSE(dns_name_matches("*.test", "example.test"));
+    CHECK_FALSE(dns_name_matches("*.localhost", "a.localhost"));
+    CHECK_FALSE(dns_name_matches("*.test.", "example.test."));
+    CHECK_FALSE(dns_name_matches("*", "localhost"));
+    CHECK_FALSE(dns_name_matches("*.", "localhost."));
+    CHECK_FALSE(dns_name_matches("f*.example.test", "foo.example.test"));
+    CHECK_FALSE(dns_name_matches("*.*.example.test", "a.b.example.test"));
+    CHECK_FALSE(dns_name_matches("a.*.example.test", "a.b.example.test"));
 }
 
 TEST_CASE("tls internal: bare_host strips brackets and zone ids") {
