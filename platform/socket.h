@@ -32,11 +32,19 @@ struct SockAddr {
 
 namespace net {
 
+// How a listener shares its port with the other workers' (SO_REUSEPORT, where the
+// kernel spreads connections over them: reuseport_balances()).
+enum class PortShare : std::uint8_t {
+    Alone,  // no SO_REUSEPORT: the only socket on the port
+    First,  // the first of a group: the port must be free of every other socket (another
+            // process's SO_REUSEPORT group too: a second proxy on the port would otherwise
+            // start and take part of the connections), then bound with SO_REUSEPORT
+    Join,   // SO_REUSEPORT, joining the group the first made
+};
 // Listening socket bound to host:port ("" = all interfaces, dual-stack when possible),
-// non-blocking, SO_REUSEADDR, and SO_REUSEPORT when `shared` (one listener per worker
-// loop on the same port, the kernel spreading connections). Returns kInvalidSocket and
+// non-blocking, SO_REUSEADDR, and SO_REUSEPORT as `share` says. Returns kInvalidSocket and
 // sets error text on failure.
-SocketHandle listen_tcp(const std::string& host, std::uint16_t port, int backlog, bool shared,
+SocketHandle listen_tcp(const std::string& host, std::uint16_t port, int backlog, PortShare share,
                         std::string& error);
 // Whether SO_REUSEPORT spreads incoming connections over every socket bound to the
 // port: Linux does, so each worker binds its own listener (`shared`). Where it does not

@@ -222,8 +222,10 @@ int main(int argc, char** argv) {
     std::shared_ptr<op::ListenSocket> socket;
     for (auto& w : worker_list) {
         if (!socket || socket_per_worker) {
-            op::SocketHandle fd =
-                op::net::listen_tcp(config.listen.host, port, 1024, workers > 1 && socket_per_worker, error);
+            const op::net::PortShare share = workers == 1 || !socket_per_worker ? op::net::PortShare::Alone
+                                             : socket                        ? op::net::PortShare::Join
+                                                                             : op::net::PortShare::First;
+            op::SocketHandle fd = op::net::listen_tcp(config.listen.host, port, 1024, share, error);
             if (fd == op::kInvalidSocket) {
                 op::log_line("Error: cannot listen on %s: %s", config.listen.text.c_str(), error.c_str());
                 return 1;
@@ -239,7 +241,7 @@ int main(int argc, char** argv) {
     socket.reset();  // the workers hold it now
     if (config.admin_listen) {
         const op::ListenAddress& a = *config.admin_listen;
-        op::SocketHandle fd = op::net::listen_tcp(a.host, a.port, 64, false, error);
+        op::SocketHandle fd = op::net::listen_tcp(a.host, a.port, 64, op::net::PortShare::Alone, error);
         if (fd == op::kInvalidSocket || !worker_list[0]->listen_admin(fd, error)) {
             op::log_line("Error: cannot listen on %s (-admin-listen): %s", a.text.c_str(), error.c_str());
             return 1;

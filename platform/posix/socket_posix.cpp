@@ -37,8 +37,9 @@ namespace net {
 
 namespace {
 
-// One listening socket for `ai`: -1 and error text when the OS refuses.
-int open_listener(const addrinfo& ai, bool dual_stack, int backlog, bool shared, std::string& error) {
+// A socket for `ai` with the options of a listener, bound (not listening); -1 and error
+// text when the OS refuses.
+int bind_stream(const addrinfo& ai, bool dual_stack, bool reuse_port, std::string& error) {
     int fd = os::open_stream(ai.ai_family);
     if (fd < 0) {
         error = std::strerror(errno);
@@ -46,9 +47,33 @@ int open_listener(const addrinfo& ai, bool dual_stack, int backlog, bool shared,
     }
     int one = 1, zero = 0;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (shared) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    if (reuse_port) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
     if (dual_stack && ai.ai_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
-    if (bind(fd, ai.ai_addr, ai.ai_addrlen) == 0 && listen(fd, backlog) == 0) return fd;
+    if (bind(fd, ai.ai_addr, ai.ai_addrlen) == 0) return fd;
+    error = std::strerror(errno);
+    ::close(fd);
+    return -1;
+}
+
+bool port_is_zero(const addrinfo& ai) {
+    if (ai.ai_family == AF_INET) return reinterpret_cast<const sockaddr_in*>(ai.ai_addr)->sin_port == 0;
+    if (ai.ai_family == AF_INET6) return reinterpret_cast<const sockaddr_in6*>(ai.ai_addr)->sin6_port == 0;
+    return false;
+}
+
+// One listening socket for `ai`: -1 and error text when the OS refuses.
+int open_listener(const addrinfo& ai, bool dual_stack, int backlog, PortShare share, std::string& error) {
+    if (share == PortShare::First && !port_is_zero(ai)) {
+        // Bound once without SO_REUSEPORT, which any socket already on the port refuses
+        // (EADDRINUSE), then let go for the group: a moment in which another process could
+        // take the port, against one in which it always could.
+        int probe = bind_stream(ai, dual_stack, false, error);
+        if (probe < 0) return -1;
+        ::close(probe);
+    }
+    int fd = bind_stream(ai, dual_stack, share != PortShare::Alone, error);
+    if (fd < 0) return -1;
+    if (listen(fd, backlog) == 0) return fd;
     error = std::strerror(errno);
     ::close(fd);
     return -1;
@@ -56,7 +81,7 @@ int open_listener(const addrinfo& ai, bool dual_stack, int backlog, bool shared,
 
 }  // namespace
 
-SocketHandle listen_tcp(const std::string& host, std::uint16_t port, int backlog, bool shared,
+SocketHandle listen_tcp(const std::string& host, std::uint16_t port, int backlog, PortShare share,
                         std::string& error) {
     std::string service = std::to_string(port);
     const char* node = host.empty() ? nullptr : host.c_str();
@@ -75,7 +100,7 @@ SocketHandle listen_tcp(const std::string& host, std::uint16_t port, int backlog
             continue;
         }
         int fd = -1;
-        for (addrinfo* ai = res; ai && fd < 0; ai = ai->ai_next) fd = open_listener(*ai, !node, backlog, shared, error);
+        for (addrinfo* ai = res; ai && fd < 0; ai = ai->ai_next) fd = open_listener(*ai, !node, backlog, share, error);
         freeaddrinfo(res);
         if (fd >= 0) return fd;
     }

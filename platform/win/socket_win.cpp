@@ -111,7 +111,7 @@ SOCKET open_listener(const addrinfo& ai, bool dual_stack, int backlog, std::stri
 
 }  // namespace
 
-SocketHandle listen_tcp(const std::string& host, std::uint16_t port, int backlog, bool /*shared*/,
+SocketHandle listen_tcp(const std::string& host, std::uint16_t port, int backlog, PortShare /*share: no SO_REUSEPORT*/,
                         std::string& error) {
     // `shared` (SO_REUSEPORT) never comes: reuseport_balances() is false here.
     std::string service = std::to_string(port);

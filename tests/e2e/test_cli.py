@@ -130,6 +130,20 @@ class StartAndServe(ProxyTestCase):
         self.assertIsNotNone(m, p.stderr())
         self.assertEqual(m.group(1), p.addr)
 
+    def test_a_second_proxy_on_a_busy_port_does_not_start(self):
+        # As the Go original (and any server) does: exit with "address already in use",
+        # whatever the worker counts; with SO_REUSEPORT listeners it used to start and take
+        # about half the connections.
+        up = self.start_upstream()
+        for first, second in (('2', '2'), ('1', '2'), ('2', '1')):
+            with self.subTest(first=first, second=second):
+                p = self.start_proxy(self.targets(('a', up)) + ['-workers', first])
+                status, out, err, _ = run_cli(self.targets(('a', up)) +
+                                              ['-workers', second, '-listen', p.addr], timeout=5)
+                self.assertEqual(status, 1, err)
+                self.assertIn('cannot listen on %s: ' % p.addr, err)  # then the OS's words (EADDRINUSE)
+                self.serves(p, up)
+
     def test_go_flag_syntax_variants(self):
         up = self.start_upstream()
         for style in ('-x=v', '--x=v', '--x v', '-x v'):

@@ -34,7 +34,7 @@ struct LoopbackListener {
 
     LoopbackListener() {
         std::string error;
-        fd = op::net::listen_tcp("127.0.0.1", 0, 16, false, error);
+        fd = op::net::listen_tcp("127.0.0.1", 0, 16, op::net::PortShare::Alone, error);
         REQUIRE_MESSAGE(fd != op::kInvalidSocket, error);
         port = op::net::local_port(fd);
         REQUIRE(port != 0);

@@ -19,7 +19,7 @@ struct SocketPair {
     SocketHandle b = kInvalidSocket;
     SocketPair() {
         std::string error;
-        SocketHandle l = net::listen_tcp("127.0.0.1", 0, 4, false, error);
+        SocketHandle l = net::listen_tcp("127.0.0.1", 0, 4, net::PortShare::Alone, error);
         REQUIRE(l != kInvalidSocket);
         SockAddr addr;
         REQUIRE(net::resolve("127.0.0.1", net::local_port(l), &addr, 1, error) == 1);
