@@ -49,14 +49,17 @@ void plan_origin(RequestPlan& plan, const Config& config, unsigned origin) {
 }
 
 bool plan_request(const RequestHead& head, const Config& config, const Router& router, RequestPlan& plan) {
-    // The last X-Target-Host field counts, as a later field overrides an earlier one.
+    // An empty X-Target-Host is no header (the Go original read it with Header.Get, for
+    // which empty and absent are one). Given twice, the values must agree: which one a
+    // proxy in front of this one took is unknowable, so two different ones are refused.
     std::string_view x_target;
     bool has_x_target = false;
     for (std::size_t i = 0; i < head.field_count; ++i) {
-        if (head.fields[i].kind == FieldKind::XTargetHost) {
-            x_target = head.fields[i].value;
-            has_x_target = true;
-        }
+        if (head.fields[i].kind != FieldKind::XTargetHost || head.fields[i].value.empty()) continue;
+        if (has_x_target && head.fields[i].value != x_target)
+            return refuse(plan, 400, "invalid_target_host", "X-Target-Host is given twice, with different values");
+        x_target = head.fields[i].value;
+        has_x_target = true;
     }
     std::string_view host = head.host;
     std::string_view path = head.target;
