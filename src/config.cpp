@@ -260,7 +260,7 @@ const Option kOptions[] = {
      [](Config& c, std::string_view v, std::string& why) {
          return set_number<std::size_t, 1, 10000000>(c.max_connections, v, why);
      }},
-    {"max-body-size", nullptr, Kind::Text, "bytes", "128MiB", "largest request body; 413 beyond",
+    {"max-body-size", nullptr, Kind::Text, "bytes", "512MiB", "largest request body; 413 beyond",
      [](Config& c, std::string_view v, std::string& why) {
          return set_number<std::uint64_t, 0, (1ull << 50)>(c.max_body_bytes, v, why);
      }},

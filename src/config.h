@@ -103,7 +103,7 @@ struct Config {
 
     // Limits (each answered with its own status).
     std::size_t max_connections = 10000;                   // -max-connections: client connections
-    std::uint64_t max_body_bytes = 128ull << 20;           // -max-body-size: request body; beyond: 413
+    std::uint64_t max_body_bytes = 512ull << 20;           // -max-body-size: request body; beyond: 413
     std::size_t max_header_bytes = 64 * 1024;              // -max-header-size: request head; beyond: 431
     std::size_t max_request_line = 8 * 1024;               // -max-request-line: beyond: 414
     std::size_t max_header_count = 100;                    // -max-header-count: beyond: 431

@@ -331,6 +331,7 @@ TEST_CASE("config: keep-alive periods keep milliseconds") {
 }
 
 TEST_CASE("config: sizes and counts") {
+    CHECK(ok({}).max_body_bytes == (512ull << 20));  // OpenAI takes files of 512 MB
     CHECK(ok({"-max-body-size", "100MiB"}).max_body_bytes == 104857600ull);
     CHECK(ok({"-max-body-size", "1g"}).max_body_bytes == 1073741824ull);
     CHECK(ok({"-max-body-size", "64k"}).max_body_bytes == 65536ull);
