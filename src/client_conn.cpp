@@ -621,6 +621,9 @@ void ClientConn::begin_exchange(const RequestHead& head, std::size_t head_len) {
     meter_.begin(ctx_, &head, head_len, planned ? &plan_ : nullptr, out_mark());
     if (access_label_) meter_.set_key(access_label_);
     if (!planned) {
+        // Logged as the Go original logged its "target not found" (the message names the
+        // Host key or the header's fault, never a credential).
+        log_line("Error processing request: %s", plan_.refusal->message.c_str());
         in_.consume(head_len);
         answer_error(*plan_.refusal);
         return;

@@ -7,7 +7,7 @@ import socket
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import PeerClosed, ProxyTestCase, Resp, main, sha256  # noqa: E402
+from harness import PeerClosed, ProxyTestCase, Resp, main, sha256, wait_until  # noqa: E402
 
 
 class Routing(ProxyTestCase):
@@ -121,6 +121,9 @@ class Routing(ProxyTestCase):
             with self.subTest(host=host):
                 r = self.get(p, '/v1/models', host=host)
                 self.assertJsonError(r, 404)
+                # Logged as the Go original logged its "target not found".
+                self.assertTrue(wait_until(lambda: 'Error processing request: no target for host "%s"' % host
+                                           in p.stderr(), timeout=5), p.stderr())
         self.assertEqual(up.accept_count, 0)
         self.assertEqual(self.get(p, host='a.example.test').status, 200)
 
