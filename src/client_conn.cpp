@@ -851,7 +851,16 @@ void ClientConn::upstream_failed(UpstreamFailure why, const std::string& detail)
         }
     }
     log_line("Error processing request: %s", detail.c_str());
-    ProxyError e{502, "proxy_error", "upstream_unreachable", attempts_ > 1 ? detail + failover_summary() : detail};
+    // The egress proxy's address is the operator's business: it stays in the log line.
+    std::string told = detail;
+    if (plan_.egress && !plan_.egress->direct()) {
+        for (const std::string& name : {plan_.egress->describe(), plan_.egress->proxy.host}) {
+            const std::string named = "upstream proxy " + name;
+            for (std::size_t at; (at = told.find(named)) != std::string::npos;)
+                told.replace(at, named.size(), "the upstream proxy");
+        }
+    }
+    ProxyError e{502, "proxy_error", "upstream_unreachable", attempts_ > 1 ? told + failover_summary() : told};
     switch (why) {
         case UpstreamFailure::Timeout: e.status = 504; e.code = "upstream_timeout"; break;
         case UpstreamFailure::Resolve: e.code = "upstream_dns_error"; break;
@@ -859,7 +868,7 @@ void ClientConn::upstream_failed(UpstreamFailure why, const std::string& detail)
         case UpstreamFailure::Proxy: e.code = "upstream_proxy_error"; break;
         case UpstreamFailure::Tls: e.code = "upstream_tls_error"; break;
         case UpstreamFailure::Forbidden:
-            e = {403, "invalid_request_error", "target_not_allowed", detail};
+            e = {403, "invalid_request_error", "target_not_allowed", told};
             break;
     }
     if (response_started_) {
