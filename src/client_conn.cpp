@@ -1127,8 +1127,11 @@ void ClientConn::start_response(const ResponseHead& head) {
         else close_after_ = true;  // HTTP/1.0: the close delimits the body
     } else if (resp_kind_ == BodyKind::ContentLength) {
         pass_length = true;
-    } else if (head.has_content_length && (head_request_ || head.status == 304)) {
-        pass_length = true;  // describes the representation, not this (empty) body
+    } else if (head.has_content_length && head.status != 204) {
+        // "Content-Length: 0": without it a keep-alive client would read until the close.
+        // After a HEAD or in a 304 it describes the representation, not this empty body.
+        // A 204 never has one (RFC 9110 section 8.6).
+        pass_length = true;
     }
     // A stopping proxy keeps no connection, and says so (RFC 9112 section 9.6), so the
     // client does not send its next request into a close.

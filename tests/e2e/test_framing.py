@@ -19,6 +19,9 @@ def handler(req):
         return Resp(204, [('X-After', '204')])
     if t == '/304':
         return Resp(304, [('ETag', '"v1"'), ('X-After', '304')])
+    if t.startswith('/empty/'):  # "/empty/201": that status, an empty body of Content-Length 0
+        status = int(t.split('/')[2])
+        return Resp(raw=b'HTTP/1.1 %d X\r\nContent-Length: 0\r\nX-After: empty\r\n\r\n' % status)
     if t == '/chunked':
         return Resp(200, chunks=[b'alpha ', b'beta ', b'gamma'])
     if t == '/length':
@@ -122,6 +125,25 @@ class Framing(ProxyTestCase):
         closed, extra = c.wait_closed(0.3)
         self.assertEqual((closed, extra), (False, b''))
         self.assertEqual(self.up.accept_count, 1)
+
+    def test_an_empty_body_keeps_its_content_length_0(self):
+        # Without it a keep-alive client reads until the close (RFC 9112 6.3): an empty 200,
+        # a 201, a DELETE's answer hung until the connection timed out.
+        c = self.client(self.proxy)
+        for method, status in (('DELETE', 200), ('POST', 201), ('GET', 404)):
+            with self.subTest(method=method, status=status):
+                c.request(method, '/empty/%d' % status, body=b'x' if method == 'POST' else b'')
+                r = c.read_response(timeout=5)
+                self.assertEqual((r.status, r.body, r.header('Content-Length'), r.header('X-After')),
+                                 (status, b'', '0', 'empty'))
+                self.assertEqual(r.framing, 'length', r)
+        # An HTTP/1.0 client that keeps the connection needs the length as much.
+        c.request('GET', '/empty/200', [('Connection', 'keep-alive')], version='HTTP/1.0')
+        r = c.read_response(timeout=5)
+        self.assertEqual((r.status, r.header('Content-Length'), (r.header('Connection') or '').lower()),
+                         (200, '0', 'keep-alive'))
+        c.request('GET', '/after')  # all on one client connection
+        self.expect_echo(c.read_response(timeout=5), 'GET', '/after')
 
     def test_interim_responses_then_final(self):
         # RFC 9110 section 15.2: a proxy forwards 1xx responses it did not ask for, to
