@@ -22,7 +22,8 @@
 //        ("http://..." or "https://...", scheme case-insensitive) or "*" with OPTIONS.
 //        CONNECT and its authority-form are refused with 400 (the proxy tunnels
 //        nothing; 405 would oblige an Allow field).
-//        fields: obs-fold, whitespace before the colon, no colon, empty or non-token
+//        fields: obs-fold, whitespace before the colon (in a request; a response's is
+//        removed, RFC 9112 section 5.1), no colon, empty or non-token
 //        name, control bytes other than HTAB in a value (this includes NUL, DEL and a
 //        bare CR), a bare CR anywhere.
 //        framing: Content-Length not 1*DIGIT, a comma list or repeated fields with
@@ -353,12 +354,18 @@ ParseResult parse_status_line(std::string_view line, ResponseHead& out) {
 ParseResult parse_field(std::string_view line, HeadCommon& head, RequestHead* request, Framing& framing) {
     std::size_t i = 0;
     while (i < line.size() && is_tchar(line[i])) ++i;
+    const std::size_t name_end = i;
+    // Whitespace before the colon: a request is refused (RFC 9112 section 5.1: it is how
+    // requests are smuggled past a lenient parser), a response's is removed, as a proxy
+    // must, and the field passed on under its name.
+    if (!request && i > 0)
+        while (i < line.size() && is_ows(line[i])) ++i;
     if (i == line.size() || line[i] != ':') {
         if (i == 0 && is_ows(line[0])) return invalid(400, "obsolete line folding");
         return invalid(400, i < line.size() && is_ows(line[i]) ? "whitespace before colon" : "invalid field name");
     }
     if (i == 0) return invalid(400, "empty field name");
-    std::string_view name = line.substr(0, i);
+    std::string_view name = line.substr(0, name_end);
     std::string_view value = trim_ows(line.substr(i + 1));
     if (!all_value_chars(value)) return invalid(400, "control byte in field value");
     // locate_head() already bounded the count, and fields[] holds kMaxHeaderFields.

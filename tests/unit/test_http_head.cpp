@@ -619,6 +619,20 @@ TEST_CASE("response head: keep-alive by version and Connection") {
     CHECK(head.keep_alive());
 }
 
+TEST_CASE("response head: whitespace before a field's colon is removed, the field kept") {
+    // RFC 9112 section 5.1: a proxy MUST remove it from a response before forwarding (a
+    // request with it is refused: 400 above).
+    ResponseHead head;
+    REQUIRE(parse_resp("HTTP/1.1 200 OK\r\nX-Id : 7\r\nContent-Length\t: 3\r\n\r\n", head).status ==
+            ParseStatus::Complete);
+    REQUIRE(head.field_count == 2);
+    CHECK(head.fields[0].name == "X-Id");
+    CHECK(head.fields[0].value == "7");
+    CHECK(head.fields[1].name == "Content-Length");
+    CHECK(head.has_content_length);
+    CHECK(head.content_length == 3);
+}
+
 TEST_CASE("response head: every invalid head is 502") {
     std::vector<std::string> cases = {
         "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
@@ -640,7 +654,7 @@ TEST_CASE("response head: every invalid head is 502") {
         "HTTP/1.1 200 OK\rX: 1\r\n\r\n",
         "HTTP/1.1\r\n\r\n",
         "\r\nHTTP/1.1 200 OK\r\n\r\n",
-        "HTTP/1.1 200 OK\r\nX : 1\r\n\r\n",
+        "HTTP/1.1 200 OK\r\n : 1\r\n\r\n",
         "HTTP/1.1 200 OK\r\nX: 1\r\n folded\r\n\r\n",
         "HTTP/1.1 200 OK\r\nNo colon\r\n\r\n",
         "HTTP/1.1 200 OK\r\nX: a\x7f\r\n\r\n",
