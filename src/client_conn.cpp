@@ -637,7 +637,12 @@ void ClientConn::begin_exchange(const RequestHead& head, std::size_t head_len) {
         std::string msg = "every server-side key of target " + (name.empty() ? std::string("default") : name) +
                           " is set aside (refused, or rate-limited until its Retry-After)";
         log_line("Error processing request: %s", msg.c_str());
-        answer_error({503, "proxy_error", "upstream_keys_unavailable", msg});
+        ProxyError e{503, "proxy_error", "upstream_keys_unavailable", msg};
+        // Rate-limited keys: the client's SDK is told when the first is back.
+        const std::int64_t now = ctx_.loop.now_ms();
+        const std::int64_t back = ctx_.upstreams.failover().first_key_back_ms(*plan_.route, now);
+        if (back > now) e.retry_after_s = static_cast<unsigned>((back - now + 999) / 1000);
+        answer_error(e);
         return;
     }
     // The upstream request head: re-serialised, so nothing malformed passes through.

@@ -17,6 +17,7 @@ struct ProxyError {
     const char* type;        // "invalid_request_error", "proxy_error"
     const char* code;        // machine-readable, e.g. "upstream_unreachable"
     std::string message;     // one line for humans; never internals
+    unsigned retry_after_s = 0;  // > 0: "Retry-After: N" (when the proxy knows; SDKs wait that long)
 };
 
 // JSON string escaping (quotes not included): '"' and '\' get a backslash, control

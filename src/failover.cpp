@@ -160,6 +160,18 @@ bool FailoverState::key_available(const ApiKey* key, std::int64_t now_ms) const 
     return !s || (s->until_ms >= 0 && s->until_ms <= now_ms);
 }
 
+std::int64_t FailoverState::first_key_back_ms(const Route& route, std::int64_t now_ms) const {
+    std::int64_t first = 0;
+    for (const Origin& o : route.origins) {
+        for (const ApiKey& k : o.keys) {
+            const SetAside* s = find(&k);
+            if (!s || (s->until_ms >= 0 && s->until_ms <= now_ms)) return 0;  // available now
+            if (s->until_ms >= 0 && (first == 0 || s->until_ms < first)) first = s->until_ms;
+        }
+    }
+    return first;
+}
+
 const ApiKey* FailoverState::pick_key(const Origin& origin, std::int64_t now_ms) {
     const std::size_t n = origin.keys.size();
     if (n == 0) return nullptr;

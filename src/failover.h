@@ -106,6 +106,9 @@ public:
     // `now_ms` (the caller logs it then, once per set-aside).
     bool set_aside(const ApiKey* key, std::int64_t until_ms, std::int64_t now_ms);
     bool key_available(const ApiKey* key, std::int64_t now_ms) const;
+    // When the first of `route`'s set-aside keys comes back (ms, after `now_ms`); 0 when
+    // none will before a reload (every one refused) or one is available already.
+    std::int64_t first_key_back_ms(const Route& route, std::int64_t now_ms) const;
     // A new configuration was adopted: its keys start fresh. Also what makes the pointer
     // comparison safe: a set-aside key is compared by address (and label), and an address
     // can only be reused once the configuration holding it is freed, which is after the

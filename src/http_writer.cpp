@@ -293,6 +293,11 @@ void write_error_response(ByteBuffer& out, const ProxyError& e, bool close, cons
     out.append("Content-Type: application/json\r\nContent-Length: ");
     append_decimal(out, error_body_size(e));
     out.append(kCrlf);
+    if (e.retry_after_s > 0) {
+        out.append("Retry-After: ");
+        append_decimal(out, e.retry_after_s);
+        out.append(kCrlf);
+    }
     write_cors_fields(out, cors);
     if (close) out.append("Connection: close\r\n");
     out.append(kCrlf);

@@ -128,7 +128,7 @@ void write_keepalive_head(ByteBuffer& out, const CorsAnswer* cors, bool close, s
 void write_continue(ByteBuffer& out);
 
 // An error answer of the proxy's own: head (status, Date, Content-Type: application/json,
-// Content-Length, the CORS fields of write_cors_fields(), "Connection: close" when
+// Content-Length, Retry-After when e.retry_after_s, the CORS fields of write_cors_fields(), "Connection: close" when
 // `close`) and the JSON body of error_response.h.
 void write_error_response(ByteBuffer& out, const ProxyError& e, bool close, const CorsAnswer* cors,
                           std::string_view date);

@@ -286,6 +286,17 @@ class KeysFailover(ProxyTestCase):
             self.assertEqual((r.status, r.json()['auth']), (200, 'Bearer ' + SERVER_KEYS['good-a']), r)
         self.assertEqual((u.request_count, v.request_count), (4, 0))
 
+    def test_keys_rate_limited_give_the_client_a_retry_after(self):
+        # The only key answered 429 with Retry-After: 30; until it is back, the proxy's own
+        # 503 says when to come back, as the SDKs read it.
+        u = self.start_upstream(keyed)
+        p = self.launch('[target oa]\norigin = %s\nkey = %s\n' % (u.url, SERVER_KEYS['oa#2']))
+        self.assertEqual(self.post(p, chat_body()).status, 429)
+        r = self.post(p, chat_body())
+        self.assertEqual(self.assertJsonError(r, 503)['code'], 'upstream_keys_unavailable')
+        self.assertIn(int(r.header('Retry-After') or 0), range(25, 31), r)
+        self.assertEqual(u.request_count, 1)
+
     def test_head_timeout_counts_from_the_end_of_the_upload(self):
         # A steady upload longer than head-timeout: the origin is not asked for a head
         # before it has the whole request, so no failover and no 504.
@@ -437,6 +448,7 @@ class KeysFailover(ProxyTestCase):
         r = self.post(p, chat_body(), [('api-key', ACCESS['bob'])], host='rv.example.test')
         err = self.assertJsonError(r, 503)
         self.assertEqual(err['code'], 'upstream_keys_unavailable')
+        self.assertIsNone(r.header('Retry-After'))  # refused until reload: no time to give
         self.assertEqual(up.request_count, n + 1)
         self.assertIn('Key rv#1 of target rv set aside until reload', p.stderr())
         # The access log's key labels and attempts; tokens by key in the metrics come from the same meter.

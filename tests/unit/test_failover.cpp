@@ -83,6 +83,23 @@ TEST_CASE("each origin's keys take their own turn") {
     CHECK(fs.pick_key(a, 0)->label == "a1");
 }
 
+TEST_CASE("when the first set-aside key of a route comes back") {
+    FailoverState fs;
+    Route r;
+    r.origins.push_back(origin_with_keys("https://a.example", {{"a1", "s1"}, {"a2", "s2"}}));
+    r.origins.push_back(origin_with_keys("https://b.example", {{"b1", "s3"}}));
+    CHECK(fs.first_key_back_ms(r, 0) == 0);  // all available
+    fs.set_aside(&r.origins[0].keys[0], 9000, 0);
+    fs.set_aside(&r.origins[0].keys[1], -1, 0);
+    CHECK(fs.first_key_back_ms(r, 0) == 0);  // b1 still is
+    fs.set_aside(&r.origins[1].keys[0], 5000, 0);
+    CHECK(fs.first_key_back_ms(r, 100) == 5000);  // b1 first, then a1; a2 never
+    CHECK(fs.first_key_back_ms(r, 5000) == 0);    // b1 is back
+    fs.set_aside(&r.origins[1].keys[0], -1, 6000);
+    fs.set_aside(&r.origins[0].keys[0], -1, 6000);
+    CHECK(fs.first_key_back_ms(r, 6000) == 0);  // every one refused: none comes back before a reload
+}
+
 TEST_CASE("a reload's new key objects are not set aside") {
     FailoverState fs;
     std::vector<ApiKey> before{{"k1", "s1"}};

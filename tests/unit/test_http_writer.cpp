@@ -332,6 +332,16 @@ TEST_CASE("error response: exact bytes, with and without Connection: close") {
                                          std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body);
 }
 
+TEST_CASE("error response: Retry-After when the proxy knows when to retry") {
+    op::ProxyError e{503, "proxy_error", "upstream_keys_unavailable", "later"};
+    e.retry_after_s = 30;
+    const std::string text = error_response(e, false);
+    CHECK(text.find("\r\nRetry-After: 30\r\n") != std::string::npos);
+    CHECK(text.find("\r\n\r\n") > text.find("Retry-After"));  // in the head
+    e.retry_after_s = 0;
+    CHECK(error_response(e, false).find("Retry-After") == std::string::npos);
+}
+
 TEST_CASE("error response: JSON escaping and a Content-Length that matches") {
     // Quote, backslash, control bytes and DEL escaped (lower-case hex); UTF-8 passes.
     const std::string message = std::string("a\"b\\c\x01\x1f\x7f\td\n\xc3\xa9", 13);
