@@ -293,6 +293,10 @@ void ClientConn::flush_client() {
             out_.consume(r.bytes);
             client_written_ += r.bytes;
             ctx_.metrics->bytes_to_clients.add(r.bytes);
+            // The last answer's end has kDrainTimeoutMs between two writes, not in all: a
+            // slow reader still taking bytes is not cut off (nginx's send_timeout too).
+            if (state_ == State::Flushing || state_ == State::Draining)
+                deadline_ms = ctx_.loop.now_ms() + kDrainTimeoutMs;
             continue;
         }
         if (r.status == IoStatus::WouldBlock) return;
