@@ -250,7 +250,20 @@ void UpstreamConn::start_tls() {
 void UpstreamConn::drive_handshake() {
     TlsStatus st = tls_->handshake();
     if (!flush_out()) {
-        fail(UpstreamFailure::Tls, "TLS handshake with " + target_.authority + " failed: " + error_);
+        // A server that refuses the handshake sends its alert and closes, so our next
+        // write fails (EPIPE); the alert is what says why. Read what is there, and let
+        // the TLS engine name it.
+        std::string why = error_;
+        char cipher[kCipherRead];
+        bool fed = false;
+        for (int i = 0; i < 4; ++i) {
+            IoResult r = net::read(fd_, cipher, sizeof cipher);
+            if (r.status != IoStatus::Ok) break;
+            tls_->feed_ciphertext(cipher, r.bytes);
+            fed = true;
+        }
+        if (fed && tls_->handshake() == TlsStatus::Error && !tls_->error().empty()) why = tls_->error();
+        fail(UpstreamFailure::Tls, "TLS handshake with " + target_.authority + " failed: " + why);
         return;
     }
     if (st == TlsStatus::Ok) {
