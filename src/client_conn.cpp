@@ -1075,7 +1075,18 @@ void ClientConn::on_response_bytes(const char* p, std::size_t n) {
             AttemptFailure why = AttemptFailure::Status;
             bool moves_on = false;
             std::int64_t aside_ms = 0;
-            if (key_ && (head.status == 401 || head.status == 403)) {
+            if (key_ && (head.status == 401 || head.status == 403) && refused_key_) {
+                // A second key refused for the same request: the request is at fault (a
+                // restricted key's missing scope, a model none may use), not the keys. The
+                // first is put back, and this answer goes to the client.
+                if (ctx_.upstreams.failover().restore(refused_key_)) {
+                    const std::string& name = plan_.route->name;
+                    log_line("Key %s of target %s back in use: key %s was refused the same request (%s answered %d)",
+                             refused_key_->label.c_str(), name.empty() ? "default" : name.c_str(), key_->label.c_str(),
+                             plan_.target.authority.c_str(), head.status);
+                }
+                refused_key_ = nullptr;
+            } else if (key_ && (head.status == 401 || head.status == 403)) {
                 why = AttemptFailure::KeyRefused;
                 moves_on = true;
             } else if (key_ && head.status == 429) {
@@ -1340,6 +1351,7 @@ void ClientConn::reset_exchange() {
     failover_limit_ = 0;
     failover_fits_ = true;
     kept_too_big_ = false;
+    refused_key_ = nullptr;
     head_deadline_ms_ = 0;
     if (!attempt_notes_.empty()) attempt_notes_.clear();
 }
@@ -1440,6 +1452,7 @@ bool ClientConn::try_next(AttemptFailure why, const std::string& detail, std::in
     bool aside = false;
     if (key_failure) {
         aside = fs.set_aside(key_, why == AttemptFailure::KeyRefused ? -1 : now + key_aside_ms, now);
+        if (aside && why == AttemptFailure::KeyRefused) refused_key_ = key_;
         if (aside) {
             if (why == AttemptFailure::KeyRefused)
                 log_line("Key %s of target %s set aside until reload: %s answered %s", key_->label.c_str(), target_name,

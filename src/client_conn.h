@@ -289,6 +289,7 @@ private:
     bool strip_credentials_ = false;  // the client's credential fields are not forwarded
     bool failover_ = false;           // the route may try another key or origin
     const ApiKey* key_ = nullptr;     // the server-side key of this attempt
+    const ApiKey* refused_key_ = nullptr;  // a key this exchange set aside for a 401/403
     unsigned attempts_ = 1;
     std::uint32_t tried_ = 0;         // origins tried in this exchange (bit per origin)
     std::size_t replay_limit_ = kReplayLimit;  // up_out_ kept for a replay while the body is within this

@@ -160,6 +160,16 @@ bool FailoverState::key_available(const ApiKey* key, std::int64_t now_ms) const 
     return !s || (s->until_ms >= 0 && s->until_ms <= now_ms);
 }
 
+bool FailoverState::restore(const ApiKey* key) {
+    for (auto it = aside_.begin(); it != aside_.end(); ++it) {
+        if (it->key == key && it->label == key->label && it->until_ms < 0) {
+            aside_.erase(it);
+            return true;
+        }
+    }
+    return false;
+}
+
 std::int64_t FailoverState::first_key_back_ms(const Route& route, std::int64_t now_ms) const {
     std::int64_t first = 0;
     for (const Origin& o : route.origins) {

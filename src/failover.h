@@ -106,6 +106,8 @@ public:
     // `now_ms` (the caller logs it then, once per set-aside).
     bool set_aside(const ApiKey* key, std::int64_t until_ms, std::int64_t now_ms);
     bool key_available(const ApiKey* key, std::int64_t now_ms) const;
+    // Takes back a set-aside for good (401/403) of `key`: true when there was one.
+    bool restore(const ApiKey* key);
     // When the first of `route`'s set-aside keys comes back (ms, after `now_ms`); 0 when
     // none will before a reload (every one refused) or one is available already.
     std::int64_t first_key_back_ms(const Route& route, std::int64_t now_ms) const;

@@ -286,6 +286,29 @@ class KeysFailover(ProxyTestCase):
             self.assertEqual((r.status, r.json()['auth']), (200, 'Bearer ' + SERVER_KEYS['good-a']), r)
         self.assertEqual((u.request_count, v.request_count), (4, 0))
 
+    def test_a_request_every_key_is_refused_does_not_take_the_keys_away(self):
+        # Restricted keys: chat is allowed, files are not (OpenAI answers 401 "Missing
+        # scopes"). One files request used to set every key aside until reload, and every
+        # chat request after it got 503. A second key refused for the same request now
+        # shows the request is at fault: its 401 is relayed and the keys stay in use.
+        def scoped(req):
+            if req.target.startswith('/v1/files'):
+                return status(401)(req)
+            return healthy(req)
+        u = self.start_upstream(scoped)
+        p = self.launch('[target oa]\norigin = %s\nkey = %s\nkey = %s\n'
+                        % (u.url, SERVER_KEYS['good-a'], SERVER_KEYS['good-b']))
+        r = self.post(p, b'{}', target='/v1/files')
+        self.assertEqual((r.status, r.json()['error']['message']), (401, 'upstream says 401'), r)
+        self.assertEqual(u.request_count, 2)  # both keys tried
+        self.assertTrue(wait_until(lambda: 'back in use' in p.stderr(), timeout=5), p.stderr())
+        used = set()
+        for _ in range(4):
+            r = self.post(p, chat_body())
+            self.assertEqual(r.status, 200, r)
+            used.add(r.json()['auth'])
+        self.assertEqual(used, {'Bearer ' + SERVER_KEYS['good-a'], 'Bearer ' + SERVER_KEYS['good-b']})
+
     def test_keys_rate_limited_give_the_client_a_retry_after(self):
         # The only key answered 429 with Retry-After: 30; until it is back, the proxy's own
         # 503 says when to come back, as the SDKs read it.
