@@ -3,7 +3,7 @@
 nothing forwarded:
   -max-request-line   414        -max-header-size / -max-header-count / one huge field: 431
   -max-body-size      413 for a Content-Length over it and for a chunked body growing
-                      over it (never completed upstream); the default admits 100 MiB
+                      over it (never completed upstream); the default admits 512 MB (OpenAI's files)
   -max-connections    connections beyond it wait in the backlog until one closes
   descriptor exhaustion (prlimit --nofile=64): accept backs off instead of spinning,
                       and serves again once descriptors free up."""
@@ -133,15 +133,15 @@ class Limits(ProxyTestCase):
         r = self.ok(p, b'POST /v1/x HTTP/1.1\r\n' + H + b'Transfer-Encoding: chunked\r\n\r\n' + at_limit)
         self.assertEqual(r.json()['length'], 1024)
 
-    def test_default_body_limit_admits_100_mib_and_refuses_over_128_mib(self):
+    def test_default_body_limit_admits_a_512_mb_file_and_refuses_over_512_mib(self):
         up = self.start_upstream()
         p = self.start_proxy(self.targets(('a', up)))
-        self.rejected(p, up, b'POST /v1/x HTTP/1.1\r\n' + H + b'Content-Length: %d\r\n\r\n' % (128 * 2 ** 20 + 1), 413)
-        # 100 MiB announced: accepted and forwarded (only the head and a little body is
-        # sent here; no answer can come, and none must be a 413).
+        self.rejected(p, up, b'POST /v1/x HTTP/1.1\r\n' + H + b'Content-Length: %d\r\n\r\n' % (512 * 2 ** 20 + 1), 413)
+        # 512 MB announced (OpenAI's largest file): accepted and forwarded (only the head and
+        # a little body is sent here; no answer can come, and none must be a 413).
         c = self.client(p)
-        c.send(b'POST /v1/x HTTP/1.1\r\n' + H + b'Content-Length: %d\r\n\r\n' % (100 * 2 ** 20) + b'x' * 1000)
-        self.assertTrue(wait_until(lambda: up.accept_count == 1, 10), 'a 100 MiB body was not forwarded')
+        c.send(b'POST /v1/files HTTP/1.1\r\n' + H + b'Content-Length: %d\r\n\r\n' % (512 * 10 ** 6) + b'x' * 1000)
+        self.assertTrue(wait_until(lambda: up.accept_count == 1, 10), 'a 512 MB body was not forwarded')
         closed, got = c.wait_closed(1.0)
         self.assertFalse(closed, 'connection closed: %r' % got[:300])
         self.assertEqual(got, b'')
@@ -151,7 +151,7 @@ class Limits(ProxyTestCase):
         p = self.start_proxy(self.targets(('a', up)) + ['-max-body-size', '200MiB'])
         c = self.client(p)
         c.send(b'POST /v1/x HTTP/1.1\r\n' + H + b'Content-Length: %d\r\n\r\n' % (150 * 2 ** 20) + b'x' * 1000)
-        self.assertTrue(wait_until(lambda: up.accept_count == 1, 10), 'the lifted limit did not admit 150 MiB')
+        self.assertTrue(wait_until(lambda: up.accept_count == 1, 10), '-max-body-size 200MiB did not admit 150 MiB')
         self.rejected(p, up, b'POST /v1/x HTTP/1.1\r\n' + H + b'Content-Length: %d\r\n\r\n' % (200 * 2 ** 20 + 1), 413)
 
     def connect_and_serve(self, p, path):
